@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "config.hh"
+
+#include <toml++/toml.h>
+
+#include <functional>
+#include <vector>
+
+#include "reactor/socket.hh"
+#include "util/strings.hh"
+
+namespace rp {
+
+using util::Errc;
+using util::Error;
+using util::Result;
+
+namespace {
+
+enum class Kind { string, uint, boolean };
+
+struct Key {
+    const char* section;
+    const char* name;
+    Kind kind;
+    std::uint64_t min;
+    std::uint64_t max;
+    const char* help;
+    std::string Config::*s = nullptr;
+    std::uint64_t Config::*u = nullptr;
+    bool Config::*b = nullptr;
+    const char* registry_env = nullptr; // Distribution's name for the same setting
+};
+
+Key str_key(const char* sec, const char* name, std::string Config::*m, const char* help,
+            const char* reg = nullptr) {
+    Key k{sec, name, Kind::string, 0, 0, help};
+    k.s = m;
+    k.registry_env = reg;
+    return k;
+}
+
+Key uint_key(const char* sec, const char* name, std::uint64_t Config::*m, std::uint64_t min,
+             std::uint64_t max, const char* help, const char* reg = nullptr) {
+    Key k{sec, name, Kind::uint, min, max, help};
+    k.u = m;
+    k.registry_env = reg;
+    return k;
+}
+
+Key bool_key(const char* sec, const char* name, bool Config::*m, const char* help,
+             const char* reg = nullptr) {
+    Key k{sec, name, Kind::boolean, 0, 0, help};
+    k.b = m;
+    k.registry_env = reg;
+    return k;
+}
+
+const std::vector<Key>& keys() {
+    static const std::vector<Key> k = {
+        str_key("http", "listen", &Config::http_listen,
+                "address to listen on: HOST:PORT, [V6]:PORT or :PORT (all interfaces)",
+                "REGISTRY_HTTP_ADDR"),
+        uint_key("http", "shards", &Config::http_shards, 0, 256,
+                 "reactor threads, each with its own io_uring; 0 means one per core"),
+        uint_key("http", "connections_per_shard_max", &Config::http_connections_per_shard_max, 1,
+                 1u << 20, "open connections per shard; more are answered 503 and closed"),
+        uint_key("http", "header_bytes_max", &Config::http_header_bytes_max, 1024, 1u << 24,
+                 "largest request head (request line and headers); larger gets 431"),
+        uint_key("http", "url_bytes_max", &Config::http_url_bytes_max, 256, 1u << 20,
+                 "longest request target; longer gets 414"),
+        uint_key("http", "idle_timeout_ms", &Config::http_idle_timeout_ms, 1, 86400000,
+                 "a keep-alive connection with no request for this long is closed"),
+        uint_key("http", "header_timeout_ms", &Config::http_header_timeout_ms, 1, 86400000,
+                 "a request head must arrive within this time of its first byte (408)"),
+        uint_key("http", "body_timeout_ms", &Config::http_body_timeout_ms, 1, 86400000,
+                 "a body or a response that makes no progress for this long is cut"),
+        uint_key("http", "drain_timeout_ms", &Config::http_drain_timeout_ms, 0, 86400000,
+                 "on SIGTERM, in-flight requests get this long to finish"),
+        bool_key("http", "access_log", &Config::http_access_log, "one log line per request"),
+        str_key("storage", "root", &Config::storage_root,
+                "registry root; the tree is <root>/docker/registry/v2 as Distribution lays it out",
+                "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY"),
+        bool_key("storage", "delete_enabled", &Config::storage_delete_enabled,
+                 "allow manifest, tag and blob deletes (off: 405 UNSUPPORTED)",
+                 "REGISTRY_STORAGE_DELETE_ENABLED"),
+        uint_key("storage", "manifest_bytes_max", &Config::storage_manifest_bytes_max, 1024,
+                 1u << 30, "largest manifest accepted (413 SIZE_INVALID)"),
+        uint_key("storage", "blob_bytes_max", &Config::storage_blob_bytes_max, 1, UINT64_MAX,
+                 "largest blob accepted (413 SIZE_INVALID)"),
+        uint_key("storage", "uploads_max", &Config::storage_uploads_max, 1, 1u << 20,
+                 "open upload sessions at once (429 TOOMANYREQUESTS)"),
+        uint_key("storage", "upload_purge_age_hours", &Config::storage_upload_purge_age_hours, 1,
+                 1u << 20, "unfinished uploads older than this are removed"),
+        uint_key("storage", "manifest_cache_bytes_max", &Config::storage_manifest_cache_bytes_max,
+                 0, UINT64_MAX, "manifest bytes kept in memory; the rest is read from disk"),
+        uint_key("catalog", "max_entries", &Config::catalog_max_entries, 1, 1u << 20,
+                 "largest catalog page; a larger n is clamped", "REGISTRY_CATALOG_MAXENTRIES"),
+        str_key("log", "level", &Config::log_level, "debug, info, warn or error",
+                "REGISTRY_LOG_LEVEL"),
+    };
+    return k;
+}
+
+std::string key_path(const Key& k) { return std::string(k.section) + "." + k.name; }
+
+std::string env_name(const Key& k) {
+    std::string s = "RINGPORT_" + std::string(k.section) + "_" + k.name;
+    for (char& c : s) {
+        c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
+    }
+    return s;
+}
+
+Result<void> set_from_string(Config& cfg, const Key& k, std::string_view v, const std::string& where) {
+    switch (k.kind) {
+    case Kind::string: cfg.*(k.s) = std::string(v); return util::Ok{};
+    case Kind::boolean: {
+        std::string l = util::to_lower(util::trim(v));
+        if (l == "true" || l == "1" || l == "yes" || l == "on") {
+            cfg.*(k.b) = true;
+        } else if (l == "false" || l == "0" || l == "no" || l == "off") {
+            cfg.*(k.b) = false;
+        } else {
+            return Error::of(Errc::invalid, where + ": expected true or false, got '" + std::string(v) + "'");
+        }
+        return util::Ok{};
+    }
+    case Kind::uint: {
+        auto n = util::parse_u64(util::trim(v));
+        if (!n || *n < k.min || *n > k.max) {
+            return Error::of(Errc::invalid, where + ": expected an integer in [" + std::to_string(k.min) +
+                                                ", " + std::to_string(k.max) + "], got '" + std::string(v) + "'");
+        }
+        cfg.*(k.u) = *n;
+        return util::Ok{};
+    }
+    }
+    return util::Ok{};
+}
+
+Result<void> set_from_toml(Config& cfg, const Key& k, const toml::node& node) {
+    std::string where = "config key " + key_path(k);
+    switch (k.kind) {
+    case Kind::string:
+        if (auto v = node.value<std::string>()) {
+            cfg.*(k.s) = *v;
+            return util::Ok{};
+        }
+        return Error::of(Errc::invalid, where + ": expected a string");
+    case Kind::boolean:
+        if (auto v = node.value<bool>(); v && node.is_boolean()) {
+            cfg.*(k.b) = *v;
+            return util::Ok{};
+        }
+        return Error::of(Errc::invalid, where + ": expected true or false");
+    case Kind::uint:
+        if (auto v = node.value<std::int64_t>(); v && node.is_integer() && *v >= 0) {
+            return set_from_string(cfg, k, std::to_string(*v), where);
+        }
+        return Error::of(Errc::invalid, where + ": expected a non-negative integer");
+    }
+    return util::Ok{};
+}
+
+const Key* find_key(std::string_view section, std::string_view name) {
+    for (const Key& k : keys()) {
+        if (section == k.section && name == k.name) {
+            return &k;
+        }
+    }
+    return nullptr;
+}
+
+Result<void> apply_file(Config& cfg, const std::string& path) {
+    toml::table tbl;
+    try {
+        tbl = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+        std::string msg = "config file " + path + ": " + std::string(e.description());
+        const auto& src = e.source();
+        msg += " (line " + std::to_string(src.begin.line) + ", column " +
+               std::to_string(src.begin.column) + ")";
+        return Error::of(Errc::invalid, msg);
+    } catch (const std::exception& e) {
+        return Error::of(Errc::invalid, "config file " + path + ": " + e.what());
+    }
+    for (auto&& [section, node] : tbl) {
+        const toml::table* t = node.as_table();
+        if (t == nullptr) {
+            return Error::of(Errc::invalid, "config file " + path + ": unknown key '" +
+                                                std::string(section.str()) + "'");
+        }
+        for (auto&& [name, value] : *t) {
+            const Key* k = find_key(section.str(), name.str());
+            if (k == nullptr) {
+                return Error::of(Errc::invalid, "config file " + path + ": unknown key '" +
+                                                    std::string(section.str()) + "." +
+                                                    std::string(name.str()) + "'");
+            }
+            auto r = set_from_toml(cfg, *k, value);
+            if (!r) {
+                return r;
+            }
+        }
+    }
+    return util::Ok{};
+}
+
+Result<void> apply_env(Config& cfg, const std::map<std::string, std::string>& env) {
+    for (const Key& k : keys()) {
+        if (k.registry_env != nullptr) {
+            auto it = env.find(k.registry_env);
+            if (it != env.end()) {
+                auto r = set_from_string(cfg, k, it->second, std::string("environment ") + k.registry_env);
+                if (!r) {
+                    return r;
+                }
+            }
+        }
+    }
+    for (const auto& [name, value] : env) {
+        if (name.rfind("RINGPORT_", 0) != 0) {
+            continue;
+        }
+        const Key* hit = nullptr;
+        for (const Key& k : keys()) {
+            if (env_name(k) == name) {
+                hit = &k;
+            }
+        }
+        if (hit == nullptr) {
+            return Error::of(Errc::invalid, "unknown environment setting " + name);
+        }
+        auto r = set_from_string(cfg, *hit, value, "environment " + name);
+        if (!r) {
+            return r;
+        }
+    }
+    return util::Ok{};
+}
+
+Result<void> validate(const Config& cfg) {
+    auto a = reactor::parse_listen_addr(cfg.http_listen);
+    if (!a) {
+        return Error::of(Errc::invalid, "http.listen '" + cfg.http_listen + "': " + a.error().detail);
+    }
+    if (cfg.storage_root.empty()) {
+        return Error::of(Errc::invalid, "storage.root must not be empty");
+    }
+    const std::string& l = cfg.log_level;
+    if (l != "debug" && l != "info" && l != "warn" && l != "error") {
+        return Error::of(Errc::invalid, "log.level '" + l + "': expected debug, info, warn or error");
+    }
+    return util::Ok{};
+}
+
+} // namespace
+
+Result<Config> load_config(const CliOverrides& cli, const std::map<std::string, std::string>& env) {
+    Config cfg;
+    if (cli.config_file) {
+        auto r = apply_file(cfg, *cli.config_file);
+        if (!r) {
+            return std::move(r).error();
+        }
+    }
+    auto e = apply_env(cfg, env);
+    if (!e) {
+        return std::move(e).error();
+    }
+    if (cli.listen) {
+        cfg.http_listen = *cli.listen;
+    }
+    if (cli.root) {
+        cfg.storage_root = *cli.root;
+    }
+    if (cli.shards) {
+        cfg.http_shards = *cli.shards;
+    }
+    auto v = validate(cfg);
+    if (!v) {
+        return std::move(v).error();
+    }
+    return cfg;
+}
+
+std::string example_config() {
+    Config d;
+    std::string out = "# ringport configuration. Every key, with its default.\n"
+                      "# Precedence: command-line flags, then environment, then this file,\n"
+                      "# then defaults. Environment: RINGPORT_<SECTION>_<KEY>, e.g.\n"
+                      "# RINGPORT_HTTP_LISTEN; Distribution's REGISTRY_* names are accepted\n"
+                      "# where noted.\n";
+    std::string section;
+    for (const Key& k : keys()) {
+        if (section != k.section) {
+            section = k.section;
+            out += "\n[" + section + "]\n";
+        }
+        out += "# " + std::string(k.help) + "\n# env: " + env_name(k);
+        if (k.registry_env != nullptr) {
+            out += ", " + std::string(k.registry_env);
+        }
+        out += "\n";
+        std::string value;
+        switch (k.kind) {
+        case Kind::string: value = "\"" + d.*(k.s) + "\""; break;
+        case Kind::uint: value = std::to_string(d.*(k.u)); break;
+        case Kind::boolean: value = d.*(k.b) ? "true" : "false"; break;
+        }
+        out += k.name + std::string(" = ") + value + "\n";
+    }
+    return out;
+}
+
+} // namespace rp

@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "util/result.hh"
+
+namespace rp {
+
+// Every setting, with its default. docs/configuration.md and
+// ringport.example.toml list the same keys; a test keeps them in step.
+struct Config {
+    // [http]
+    std::string http_listen = "127.0.0.1:5000";
+    std::uint64_t http_shards = 0; // 0: one per core
+    std::uint64_t http_connections_per_shard_max = 4096;
+    std::uint64_t http_header_bytes_max = 65536;
+    std::uint64_t http_url_bytes_max = 8192;
+    std::uint64_t http_idle_timeout_ms = 60000;
+    std::uint64_t http_header_timeout_ms = 10000;
+    std::uint64_t http_body_timeout_ms = 30000;
+    std::uint64_t http_drain_timeout_ms = 10000;
+    bool http_access_log = true;
+    // [storage]
+    std::string storage_root = "/var/lib/registry";
+    bool storage_delete_enabled = true;
+    std::uint64_t storage_manifest_bytes_max = 4u << 20;
+    std::uint64_t storage_blob_bytes_max = 64ull << 30;
+    std::uint64_t storage_uploads_max = 1024;
+    std::uint64_t storage_upload_purge_age_hours = 168;
+    std::uint64_t storage_manifest_cache_bytes_max = 256u << 20;
+    // [catalog]
+    std::uint64_t catalog_max_entries = 1000;
+    // [log]
+    std::string log_level = "info";
+};
+
+struct CliOverrides {
+    std::optional<std::string> config_file;
+    std::optional<std::string> listen;
+    std::optional<std::string> root;
+    std::optional<std::uint64_t> shards;
+};
+
+// Defaults, then the TOML file, then the environment (RINGPORT_<SECTION>_<KEY>
+// and Distribution's REGISTRY_* names), then CLI flags. An unknown key (in
+// the file or as a RINGPORT_* variable) or a bad value is an error that names it.
+util::Result<Config> load_config(const CliOverrides& cli, const std::map<std::string, std::string>& env);
+
+// The documented key list, rendered as a commented TOML file.
+std::string example_config();
+
+} // namespace rp

@@ -1,0 +1,452 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "http/connection.hh"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "http/server.hh"
+#include "reactor/ops.hh"
+#include "util/assert.hh"
+
+namespace rp::http {
+
+using reactor::Task;
+using util::Errc;
+using util::Error;
+using util::Result;
+
+namespace {
+
+std::uint64_t now_us() noexcept {
+    timespec ts{};
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000u +
+           static_cast<std::uint64_t>(ts.tv_nsec) / 1000u;
+}
+
+Error recv_error(int n) {
+    if (n == 0) {
+        return Error::of(Errc::closed, "peer closed the connection");
+    }
+    if (n == -ECANCELED || n == -ETIME) {
+        return Error::of(Errc::timeout, "peer made no progress in time");
+    }
+    return Error::sys(n, "recv");
+}
+
+} // namespace
+
+// ---- Exchange ---------------------------------------------------------
+
+const Request& Exchange::request() const noexcept { return conn_.parser_.request(); }
+Task<Result<std::span<const char>>> Exchange::read_body() noexcept { return conn_.read_body(); }
+bool Exchange::body_done() const noexcept { return conn_.body_done_; }
+std::uint64_t Exchange::body_bytes() const noexcept { return conn_.body_bytes_; }
+Task<Result<void>> Exchange::respond(Response r) noexcept { return conn_.respond(std::move(r)); }
+bool Exchange::responded() const noexcept { return conn_.responded_; }
+unsigned Exchange::shard_id() const noexcept { return conn_.srv_.shard().id(); }
+
+// ---- Connection -------------------------------------------------------
+
+Connection::Connection(ShardServer& srv, int fd, std::string peer) noexcept
+    : srv_(srv), fd_(fd), peer_(std::move(peer)), parser_(srv.config().limits) {
+    buf_.cap = srv.config().head_buffer_bytes;
+    buf_.data = std::make_unique<char[]>(buf_.cap);
+    srv_.link(this);
+}
+
+Connection::~Connection() {
+    release_big_buffer();
+    srv_.unlink(this);
+}
+
+void Connection::drain() noexcept {
+    drain_requested_ = true;
+    if (state_ == ConnState::reading_head && !parser_.message_started() &&
+        buf_.begin == buf_.end) {
+        force_close();
+    }
+}
+
+void Connection::force_close() noexcept {
+    if (!cut_ && fd_.valid()) {
+        cut_ = true;
+        (void)::shutdown(fd_.get(), SHUT_RDWR);
+    }
+}
+
+void Connection::use_big_buffer() noexcept {
+    if (big_ || buf_.cap >= srv_.config().body_buffer_bytes) {
+        return;
+    }
+    big_ = srv_.take_big_buffer();
+    std::size_t n = buf_.end - buf_.begin;
+    std::memcpy(big_.get(), buf_.data.get() + buf_.begin, n);
+    small_ = std::move(buf_.data);
+    small_cap_ = buf_.cap;
+    buf_.data.reset(big_.release());
+    buf_.cap = srv_.config().body_buffer_bytes;
+    buf_.begin = 0;
+    buf_.end = n;
+}
+
+void Connection::release_big_buffer() noexcept {
+    if (!small_) {
+        return;
+    }
+    std::size_t n = buf_.end - buf_.begin;
+    if (n > small_cap_) {
+        return; // pipelined bytes still need the big buffer; try again later
+    }
+    std::memcpy(small_.get(), buf_.data.get() + buf_.begin, n);
+    srv_.give_big_buffer(std::move(buf_.data));
+    buf_.data = std::move(small_);
+    buf_.cap = small_cap_;
+    buf_.begin = 0;
+    buf_.end = n;
+}
+
+Task<Connection::HeadResult> Connection::read_head() noexcept {
+    const ServerConfig& cfg = srv_.config();
+    std::uint64_t first_byte_us = 0;
+    for (;;) {
+        if (buf_.begin < buf_.end) {
+            if (first_byte_us == 0) {
+                first_byte_us = now_us();
+            }
+            auto step = parser_.feed(buf_.data.get() + buf_.begin, buf_.end - buf_.begin);
+            if (step.status == RequestParser::Status::error) {
+                co_return HeadResult::error;
+            }
+            buf_.begin += step.consumed;
+            if (step.status == RequestParser::Status::head_done) {
+                co_return HeadResult::ok;
+            }
+            RP_ASSERT(buf_.begin == buf_.end); // llhttp consumes all head bytes
+        }
+        buf_.begin = buf_.end = 0;
+        int timeout = cfg.idle_timeout_ms;
+        if (first_byte_us != 0) {
+            std::uint64_t spent_ms = (now_us() - first_byte_us) / 1000;
+            if (spent_ms >= static_cast<std::uint64_t>(cfg.header_timeout_ms)) {
+                co_return HeadResult::timeout;
+            }
+            timeout = cfg.header_timeout_ms - static_cast<int>(spent_ms);
+        } else if (drain_requested_) {
+            co_return HeadResult::closed;
+        }
+        int n = co_await reactor::recv(fd_.get(), buf_.data.get(), buf_.cap, timeout);
+        if (n <= 0) {
+            bool partial = first_byte_us != 0;
+            if ((n == -ECANCELED || n == -ETIME) && partial) {
+                co_return HeadResult::timeout;
+            }
+            co_return HeadResult::closed;
+        }
+        buf_.end = static_cast<std::size_t>(n);
+    }
+}
+
+Task<Result<void>> Connection::fill_for_body() noexcept {
+    const Request& req = parser_.request();
+    bool large = req.chunked ||
+                 (req.content_length && *req.content_length - body_bytes_ > buf_.cap);
+    if (large) {
+        use_big_buffer();
+    }
+    if (req.expect_continue && !continue_sent_ && !responded_) {
+        continue_sent_ = true;
+        static constexpr char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        auto r = co_await send_all(cont, sizeof cont - 1);
+        if (!r) {
+            co_return std::move(r).error();
+        }
+    }
+    buf_.begin = buf_.end = 0;
+    int n = co_await reactor::recv(fd_.get(), buf_.data.get(), buf_.cap, srv_.config().body_timeout_ms);
+    if (n <= 0) {
+        cut_ = true;
+        co_return recv_error(n);
+    }
+    buf_.end = static_cast<std::size_t>(n);
+    co_return util::Ok{};
+}
+
+Task<Result<std::span<const char>>> Connection::read_body() noexcept {
+    for (;;) {
+        auto& spans = parser_.body_spans();
+        while (span_idx_ < spans.size()) {
+            auto s = spans[span_idx_++];
+            if (!s.empty()) {
+                body_bytes_ += s.size();
+                co_return s;
+            }
+        }
+        if (parser_.message_complete() || body_done_) {
+            body_done_ = true;
+            co_return std::span<const char>{};
+        }
+        if (cut_) {
+            co_return Error::of(Errc::closed, "connection closed");
+        }
+        // Every span handed out was consumed: forget them before the buffer
+        // is parsed again or refilled.
+        spans.clear();
+        span_idx_ = 0;
+        if (buf_.begin < buf_.end || !parser_.request().has_body()) {
+            auto step = parser_.feed(buf_.data.get() + buf_.begin, buf_.end - buf_.begin);
+            if (step.status == RequestParser::Status::error) {
+                cut_ = true;
+                co_return Error::of(Errc::invalid, parser_.failure_reason());
+            }
+            buf_.begin += step.consumed;
+            continue;
+        }
+        auto r = co_await fill_for_body();
+        if (!r) {
+            co_return std::move(r).error();
+        }
+    }
+}
+
+} // namespace rp::http
+
+namespace rp::http {
+
+bool Connection::decide_keep_alive() const noexcept {
+    const Request& req = parser_.request();
+    if (!req.keep_alive || drain_requested_ || cut_ || srv_.draining()) {
+        return false;
+    }
+    if (body_done_ || parser_.message_complete() || !req.has_body()) {
+        return true;
+    }
+    if (req.expect_continue && !continue_sent_) {
+        return false; // the client holds the body back: we cannot find the next request
+    }
+    if (req.content_length) {
+        return *req.content_length - body_bytes_ <= srv_.config().drain_body_bytes_max;
+    }
+    return req.chunked; // drained with a cap, closed if it runs over
+}
+
+Task<Result<void>> Connection::send_all(const char* data, std::size_t len) noexcept {
+    std::size_t off = 0;
+    while (off < len) {
+        int n = co_await reactor::send(fd_.get(), data + off, len - off, srv_.config().body_timeout_ms);
+        if (n <= 0) {
+            cut_ = true;
+            co_return n == 0 ? Error::of(Errc::closed) : recv_error(n);
+        }
+        off += static_cast<std::size_t>(n);
+        bytes_out_ += static_cast<std::uint64_t>(n);
+    }
+    co_return util::Ok{};
+}
+
+Result<void> Connection::ensure_pipe() noexcept {
+    if (pipe_r_.valid()) {
+        return util::Ok{};
+    }
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) {
+        return Error::sys(errno, "pipe2");
+    }
+    pipe_r_.reset(p[0]);
+    pipe_w_.reset(p[1]);
+    int sz = ::fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
+    if (sz < 0) {
+        sz = ::fcntl(p[1], F_GETPIPE_SZ);
+    }
+    pipe_size_ = sz > 0 ? static_cast<std::size_t>(sz) : 65536;
+    return util::Ok{};
+}
+
+// Moves `len` bytes from the pipe to the socket. The socket is non-blocking,
+// so a splice into a full socket returns -EAGAIN instead of parking an
+// io-wq worker on a slow reader; then we wait for POLLOUT with a timeout.
+Task<Result<void>> Connection::splice_out(std::size_t len) noexcept {
+    int timeout = srv_.config().body_timeout_ms;
+    for (int idle = 0; len > 0;) {
+        int n = co_await reactor::splice(pipe_r_.get(), -1, fd_.get(), -1,
+                                         static_cast<unsigned>(len),
+                                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n == -EAGAIN) {
+            int p = co_await reactor::poll(fd_.get(), POLLOUT, timeout);
+            if (p < 0 || (p & (POLLERR | POLLHUP)) != 0 || ++idle > 1000000) {
+                cut_ = true;
+                co_return p < 0 ? recv_error(p) : Error::of(Errc::closed);
+            }
+            continue;
+        }
+        if (n <= 0) {
+            cut_ = true;
+            co_return n == 0 ? Error::of(Errc::closed) : Error::sys(n, "splice to socket");
+        }
+        len -= static_cast<std::size_t>(n);
+        bytes_out_ += static_cast<std::uint64_t>(n);
+    }
+    co_return util::Ok{};
+}
+
+Task<Result<void>> Connection::send_file(int fd, std::uint64_t off, std::uint64_t len) noexcept {
+    auto pr = ensure_pipe();
+    if (!pr) {
+        co_return std::move(pr).error();
+    }
+    while (len > 0) {
+        std::uint64_t want = len < pipe_size_ ? len : pipe_size_;
+        int n = co_await reactor::splice(fd, static_cast<std::int64_t>(off), pipe_w_.get(), -1,
+                                         static_cast<unsigned>(want), SPLICE_F_MOVE);
+        if (n <= 0) {
+            // The pipe may hold bytes we can no longer account for: drop it.
+            pipe_r_.reset();
+            pipe_w_.reset();
+            cut_ = true;
+            co_return n == 0 ? Error::of(Errc::size_mismatch, "file shorter than expected")
+                             : Error::sys(n, "splice from file");
+        }
+        auto r = co_await splice_out(static_cast<std::size_t>(n));
+        if (!r) {
+            pipe_r_.reset();
+            pipe_w_.reset();
+            co_return std::move(r).error();
+        }
+        off += static_cast<std::uint64_t>(n);
+        len -= static_cast<std::uint64_t>(n);
+    }
+    co_return util::Ok{};
+}
+
+Task<Result<void>> Connection::respond(Response r) noexcept {
+    RP_ASSERT(!responded_);
+    RP_ASSERT(state_ == ConnState::handling);
+    responded_ = true;
+    state_ = ConnState::writing;
+    status_ = r.status;
+    const Request& req = parser_.request();
+    if (req.method == "HEAD") {
+        r.omit_body = true;
+    }
+    for (const Header& h : srv_.config().default_headers) {
+        r.headers.push_back(h);
+    }
+    keep_alive_ = decide_keep_alive();
+    bool http10 = req.http_major == 1 && req.http_minor == 0;
+    std::string head = render_head(r, keep_alive_, http10, srv_.date());
+    bool file = r.file_fd >= 0 && !r.omit_body && r.file_length > 0;
+    if (!r.omit_body && !file) {
+        head += r.body;
+    }
+    auto s = co_await send_all(head.data(), head.size());
+    if (!s || !file) {
+        co_return s;
+    }
+    co_return co_await send_file(r.file_fd, r.file_offset, r.file_length);
+}
+
+Task<void> Connection::send_error(int status, const char* reason) noexcept {
+    state_ = ConnState::writing;
+    Response r;
+    r.status = status;
+    r.add("Content-Type", "text/plain; charset=utf-8");
+    r.body = std::string(status_reason(status)) + ": " + reason + "\n";
+    for (const Header& h : srv_.config().default_headers) {
+        r.headers.push_back(h);
+    }
+    std::string out = render_head(r, false, false, srv_.date());
+    out += r.body;
+    (void)co_await send_all(out.data(), out.size());
+}
+
+// After the response: consume what is left of the request body so the next
+// request can be parsed, within a byte cap. False means close the connection.
+Task<bool> Connection::finish_body() noexcept {
+    if (!keep_alive_ || cut_) {
+        co_return false;
+    }
+    std::uint64_t drained = 0;
+    for (int i = 0; i < 1000000; ++i) {
+        if (body_done_ || parser_.message_complete()) {
+            co_return true;
+        }
+        auto r = co_await read_body();
+        if (!r) {
+            co_return false;
+        }
+        if (r->empty()) {
+            co_return true;
+        }
+        drained += r->size();
+        if (drained > srv_.config().drain_body_bytes_max) {
+            co_return false;
+        }
+    }
+    co_return false;
+}
+
+Task<void> Connection::serve_one() noexcept {
+    std::uint64_t start = now_us();
+    state_ = ConnState::handling;
+    responded_ = false;
+    continue_sent_ = false;
+    body_done_ = false;
+    body_bytes_ = 0;
+    span_idx_ = 0;
+    bytes_out_ = 0;
+    status_ = 0;
+    Exchange ex(*this);
+    co_await srv_.handler().handle(ex);
+    if (!responded_ && !cut_) {
+        Response r;
+        r.status = 500;
+        r.add("Content-Type", "application/json");
+        r.body = R"({"errors":[{"code":"UNKNOWN","message":"handler gave no response"}]})";
+        (void)co_await respond(std::move(r));
+    }
+    bool again = co_await finish_body();
+    const Request& req = parser_.request();
+    AccessRecord rec{peer_, req.method, req.target, status_, body_bytes_, bytes_out_,
+                     now_us() - start, srv_.shard().id()};
+    srv_.handler().log_access(rec);
+    keep_alive_ = again;
+    state_ = again ? ConnState::reading_head : ConnState::closing;
+    release_big_buffer();
+}
+
+Task<void> Connection::run() noexcept {
+    for (std::uint64_t n = 0; !cut_; ++n) {
+        state_ = ConnState::reading_head;
+        HeadResult h = co_await read_head();
+        if (h == HeadResult::closed) {
+            break;
+        }
+        if (h == HeadResult::timeout) {
+            co_await send_error(408, "request head not received in time");
+            break;
+        }
+        if (h == HeadResult::error) {
+            auto f = parser_.failure();
+            int status = f == RequestParser::Failure::header_too_large ? 431
+                         : f == RequestParser::Failure::url_too_long   ? 414
+                                                                       : 400;
+            co_await send_error(status, parser_.failure_reason());
+            break;
+        }
+        co_await serve_one();
+        if (!keep_alive_) {
+            break;
+        }
+    }
+    state_ = ConnState::closing;
+    int fd = fd_.release();
+    (void)co_await reactor::close(fd);
+}
+
+} // namespace rp::http

@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "http/request_parser.hh"
+#include "http/response.hh"
+#include "reactor/task.hh"
+#include "util/result.hh"
+#include "util/unique_fd.hh"
+
+namespace rp::http {
+
+class ShardServer;
+class Connection;
+
+// One request/response on a connection, handed to the Handler. It borrows the
+// connection, which outlives the handler (the connection awaits it).
+class Exchange {
+  public:
+    explicit Exchange(Connection& c) noexcept : conn_(c) {}
+    const Request& request() const noexcept;
+    // The next piece of the request body; an empty span at its end. The span
+    // borrows the connection's receive buffer until the next call.
+    reactor::Task<util::Result<std::span<const char>>> read_body() noexcept;
+    bool body_done() const noexcept;
+    std::uint64_t body_bytes() const noexcept;
+    reactor::Task<util::Result<void>> respond(Response r) noexcept;
+    bool responded() const noexcept;
+    unsigned shard_id() const noexcept;
+
+  private:
+    Connection& conn_;
+};
+
+// Connection state, asserted at each transition.
+enum class ConnState { reading_head, handling, writing, closing };
+
+// One accepted TCP connection on one shard. Lives in the frame of
+// `serve_connection` and is linked into the shard's table while it runs.
+class Connection {
+  public:
+    Connection(ShardServer& srv, int fd, std::string peer) noexcept;
+    ~Connection();
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    reactor::Task<void> run() noexcept;
+    // Drain: close now if idle between requests, else after this response.
+    void drain() noexcept;
+    // Force: cut the socket; in-flight operations fail and the flow unwinds.
+    void force_close() noexcept;
+
+    Connection* prev_ = nullptr; // shard table links
+    Connection* next_ = nullptr;
+
+  private:
+    friend class Exchange;
+    struct Buffer {
+        std::unique_ptr<char[]> data;
+        std::size_t cap = 0;
+        std::size_t begin = 0;
+        std::size_t end = 0;
+    };
+    enum class HeadResult { ok, closed, timeout, error };
+
+    reactor::Task<HeadResult> read_head() noexcept;
+    reactor::Task<void> serve_one() noexcept;
+    reactor::Task<util::Result<std::span<const char>>> read_body() noexcept;
+    reactor::Task<util::Result<void>> fill_for_body() noexcept;
+    reactor::Task<util::Result<void>> respond(Response r) noexcept;
+    reactor::Task<util::Result<void>> send_all(const char* data, std::size_t len) noexcept;
+    reactor::Task<util::Result<void>> send_file(int fd, std::uint64_t off, std::uint64_t len) noexcept;
+    reactor::Task<util::Result<void>> splice_out(std::size_t len) noexcept;
+    reactor::Task<void> send_error(int status, const char* reason) noexcept;
+    reactor::Task<bool> finish_body() noexcept;
+    bool decide_keep_alive() const noexcept;
+    void use_big_buffer() noexcept;
+    void release_big_buffer() noexcept;
+    util::Result<void> ensure_pipe() noexcept;
+
+    ShardServer& srv_;
+    util::UniqueFd fd_;
+    std::string peer_;
+    ConnState state_ = ConnState::reading_head;
+    RequestParser parser_;
+    Buffer buf_;
+    std::unique_ptr<char[]> big_;   // lent by the shard while a large body streams
+    std::unique_ptr<char[]> small_; // the head buffer, parked while big_ is in use
+    std::size_t small_cap_ = 0;
+    std::size_t span_idx_ = 0;
+    bool body_done_ = false;
+    std::uint64_t body_bytes_ = 0;
+    bool continue_sent_ = false;
+    bool responded_ = false;
+    bool keep_alive_ = true;
+    bool drain_requested_ = false;
+    bool cut_ = false;
+    int status_ = 0;
+    std::uint64_t bytes_out_ = 0;
+    util::UniqueFd pipe_r_;
+    util::UniqueFd pipe_w_;
+    std::size_t pipe_size_ = 0;
+};
+
+} // namespace rp::http

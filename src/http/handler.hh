@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "reactor/task.hh"
+
+namespace rp::http {
+
+class Exchange;
+
+// What the connection reports after each request, for an access log.
+struct AccessRecord {
+    std::string_view peer;
+    std::string_view method;
+    std::string_view target;
+    int status = 0;
+    std::uint64_t body_bytes_in = 0;
+    std::uint64_t bytes_out = 0;
+    std::uint64_t duration_us = 0;
+    unsigned shard = 0;
+};
+
+// The application behind the HTTP layer (the registry). handle() must call
+// Exchange::respond exactly once; the connection answers 500 if it did not.
+class Handler {
+  public:
+    virtual ~Handler() = default;
+    virtual reactor::Task<void> handle(Exchange& ex) noexcept = 0;
+    virtual void log_access(const AccessRecord& rec) noexcept = 0;
+};
+
+} // namespace rp::http

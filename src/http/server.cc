@@ -1,0 +1,300 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "http/server.hh"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <ctime>
+
+#include "http/connection.hh"
+#include "reactor/ops.hh"
+#include "util/assert.hh"
+#include "util/strings.hh"
+
+namespace rp::http {
+
+using reactor::Task;
+
+namespace {
+
+std::string peer_name(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+        return "-";
+    }
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (ss.ss_family == AF_INET) {
+        auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+        (void)inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
+        return std::string(buf) + ":" + std::to_string(ntohs(a->sin_port));
+    }
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    (void)inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
+    return "[" + std::string(buf) + "]:" + std::to_string(ntohs(a->sin6_port));
+}
+
+// Owns one connection for its whole life: the Connection lives in this frame.
+Task<void> serve_connection(ShardServer* srv, int fd) {
+    Connection conn(*srv, fd, peer_name(fd));
+    co_await conn.run();
+}
+
+// Refuses a connection over the per-shard limit with a 503 and closes it.
+Task<void> refuse_connection(int fd, int timeout_ms) {
+    static const std::string msg = [] {
+        std::string body =
+            R"({"errors":[{"code":"TOOMANYREQUESTS","message":"too many connections on this shard"}]})";
+        return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+               "Docker-Distribution-API-Version: registry/2.0\r\nConnection: close\r\n"
+               "Content-Length: " +
+               std::to_string(body.size()) + "\r\n\r\n" + body;
+    }();
+    (void)co_await reactor::send(fd, msg.data(), msg.size(), timeout_ms);
+    (void)co_await reactor::close(fd);
+}
+
+Task<void> accept_loop(Server* server) {
+    for (std::uint64_t i = 0;; ++i) {
+        int fd = co_await reactor::accept(server->listen_fd());
+        if (fd < 0) {
+            if (fd == -EINTR || fd == -EAGAIN || fd == -ECONNABORTED) {
+                continue;
+            }
+            if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+                (void)co_await reactor::sleep_ms(50); // out of fds: back off, keep serving
+                continue;
+            }
+            break; // listener shut down (EINVAL) or cancelled
+        }
+        int one = 1;
+        (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        unsigned target = server->pick_shard();
+        if (target == 0) {
+            server->shard_server(0).adopt(fd);
+        } else {
+            server->shard_server(target).shard().post(reactor::Message{
+                [](void* arg, std::uint64_t v) noexcept {
+                    static_cast<ShardServer*>(arg)->adopt(static_cast<int>(v));
+                },
+                &server->shard_server(target), static_cast<std::uint64_t>(fd)});
+        }
+    }
+    server->acceptor_exited();
+}
+
+} // namespace
+
+// ---- ShardServer ------------------------------------------------------
+
+ShardServer::ShardServer(Server& server, reactor::Shard& shard) noexcept
+    : server_(server), shard_(shard) {}
+
+const ServerConfig& ShardServer::config() const noexcept { return server_.config(); }
+Handler& ShardServer::handler() noexcept { return server_.handler(); }
+
+void ShardServer::adopt(int fd) noexcept {
+    if (draining_ || active() >= config().connections_per_shard_max) {
+        reactor::spawn(refuse_connection(fd, config().body_timeout_ms));
+        return;
+    }
+    reactor::spawn(serve_connection(this, fd));
+}
+
+void ShardServer::link(Connection* c) noexcept {
+    c->next_ = head_;
+    c->prev_ = nullptr;
+    if (head_ != nullptr) {
+        head_->prev_ = c;
+    }
+    head_ = c;
+    active_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void ShardServer::unlink(Connection* c) noexcept {
+    if (c->prev_ != nullptr) {
+        c->prev_->next_ = c->next_;
+    } else {
+        RP_ASSERT(head_ == c);
+        head_ = c->next_;
+    }
+    if (c->next_ != nullptr) {
+        c->next_->prev_ = c->prev_;
+    }
+    c->prev_ = c->next_ = nullptr;
+    active_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void ShardServer::drain_all() noexcept {
+    draining_ = true;
+    for (Connection* c = head_; c != nullptr;) {
+        Connection* next = c->next_; // drain() never unlinks synchronously
+        c->drain();
+        c = next;
+    }
+}
+
+void ShardServer::force_all() noexcept {
+    draining_ = true;
+    for (Connection* c = head_; c != nullptr; c = c->next_) {
+        c->force_close();
+    }
+}
+
+std::unique_ptr<char[]> ShardServer::take_big_buffer() {
+    if (!big_free_.empty()) {
+        auto b = std::move(big_free_.back());
+        big_free_.pop_back();
+        return b;
+    }
+    return std::make_unique<char[]>(config().body_buffer_bytes);
+}
+
+void ShardServer::give_big_buffer(std::unique_ptr<char[]> b) noexcept {
+    if (big_free_.size() < config().big_buffers_cached_max) {
+        big_free_.push_back(std::move(b));
+    }
+}
+
+const std::string& ShardServer::date() noexcept {
+    std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+    if (now != date_sec_) {
+        date_sec_ = now;
+        date_ = util::http_date(now);
+    }
+    return date_;
+}
+
+// ---- Server -----------------------------------------------------------
+
+Server::Server(ServerConfig cfg, Handler& handler) : cfg_(std::move(cfg)), handler_(handler) {
+    RP_ASSERT(cfg_.shards >= 1);
+}
+
+Server::~Server() {
+    for (auto& t : threads_) {
+        if (t.joinable()) {
+            t.join();
+        }
+    }
+}
+
+util::Result<std::string> Server::listen() {
+    auto addr = reactor::parse_listen_addr(cfg_.listen);
+    if (!addr) {
+        return std::move(addr).error();
+    }
+    std::string bound;
+    auto fd = reactor::listen_tcp(*addr, 4096, &bound);
+    if (!fd) {
+        return std::move(fd).error();
+    }
+    listen_fd_ = std::move(*fd);
+    return bound;
+}
+
+unsigned Server::pick_shard() noexcept {
+    unsigned n = shard_count();
+    unsigned best = rr_ % n;
+    unsigned best_active = servers_[best]->active();
+    for (unsigned k = 1; k < n; ++k) {
+        unsigned i = (rr_ + k) % n;
+        unsigned a = servers_[i]->active();
+        if (a < best_active) {
+            best = i;
+            best_active = a;
+        }
+    }
+    rr_ = best + 1;
+    return best;
+}
+
+void Server::shard_main(unsigned i) noexcept {
+    reactor::Shard& shard = *shards_[i];
+    auto r = shard.init();
+    if (!r) {
+        start_error_.store(r.error().sys_errno == 0 ? EIO : r.error().sys_errno);
+        started_.fetch_add(1);
+        return;
+    }
+    started_.fetch_add(1);
+    if (i == 0) {
+        reactor::spawn(accept_loop(this));
+    }
+    shard.run();
+}
+
+util::Result<void> Server::start() {
+    for (unsigned i = 0; i < cfg_.shards; ++i) {
+        shards_.push_back(std::make_unique<reactor::Shard>(i, cfg_.ring_entries));
+        servers_.push_back(std::make_unique<ShardServer>(*this, *shards_.back()));
+    }
+    for (unsigned i = 0; i < cfg_.shards; ++i) {
+        threads_.emplace_back([this, i] { shard_main(i); });
+    }
+    for (int i = 0; i < 10000 && started_.load() < cfg_.shards; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (started_.load() < cfg_.shards) {
+        return util::Error::of(util::Errc::timeout, "shards did not start");
+    }
+    if (int e = start_error_.load(); e != 0) {
+        return util::Error::sys(e, "io_uring setup");
+    }
+    return util::Ok{};
+}
+
+std::uint64_t Server::total_active() const noexcept {
+    std::uint64_t n = 0;
+    for (const auto& s : servers_) {
+        n += s->active();
+    }
+    return n;
+}
+
+void Server::stop() noexcept {
+    using namespace std::chrono;
+    if (shards_.empty()) {
+        return;
+    }
+    // 1. Stop accepting: shutting the listener down fails the pending accept.
+    shards_[0]->post(reactor::Message{[](void* arg, std::uint64_t) noexcept {
+                                          (void)::shutdown(static_cast<Server*>(arg)->listen_fd(),
+                                                           SHUT_RDWR);
+                                      },
+                                      this, 0});
+    // 2. Drain: idle connections close now, busy ones after their response.
+    for (auto& s : servers_) {
+        s->shard().post(reactor::Message{
+            [](void* arg, std::uint64_t) noexcept { static_cast<ShardServer*>(arg)->drain_all(); },
+            s.get(), 0});
+    }
+    auto deadline = steady_clock::now() + milliseconds(cfg_.drain_timeout_ms);
+    while ((total_active() > 0 || !acceptor_done_.load()) && steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(milliseconds(10));
+    }
+    // 3. Cut whatever is left; their flows unwind through failed operations.
+    for (int round = 0; round < 500 && total_active() > 0; ++round) {
+        for (auto& s : servers_) {
+            s->shard().post(reactor::Message{
+                [](void* arg, std::uint64_t) noexcept { static_cast<ShardServer*>(arg)->force_all(); },
+                s.get(), 0});
+        }
+        std::this_thread::sleep_for(milliseconds(10));
+    }
+    for (auto& s : shards_) {
+        s->request_stop();
+    }
+    for (auto& t : threads_) {
+        t.join();
+    }
+    threads_.clear();
+    listen_fd_.reset();
+}
+
+} // namespace rp::http

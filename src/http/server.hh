@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "http/handler.hh"
+#include "http/request.hh"
+#include "http/request_parser.hh"
+#include "reactor/shard.hh"
+#include "reactor/socket.hh"
+#include "util/result.hh"
+#include "util/unique_fd.hh"
+
+namespace rp::http {
+
+class Connection;
+
+struct ServerConfig {
+    std::string listen = "127.0.0.1:5000";
+    unsigned shards = 1;
+    unsigned ring_entries = 1024;
+    unsigned connections_per_shard_max = 4096;
+    RequestParser::Limits limits;
+    int idle_timeout_ms = 60000;
+    int header_timeout_ms = 10000;
+    int body_timeout_ms = 30000;
+    int drain_timeout_ms = 10000;
+    std::size_t head_buffer_bytes = 16384;
+    std::size_t body_buffer_bytes = 262144;
+    std::size_t big_buffers_cached_max = 32;
+    std::size_t drain_body_bytes_max = 1u << 20;
+    std::vector<Header> default_headers; // added to every response
+};
+
+class Server;
+
+// The per-shard half of the server: the connection table and buffers.
+// Touched only by its shard's thread, except `active_` (read by the acceptor).
+class ShardServer {
+  public:
+    ShardServer(Server& server, reactor::Shard& shard) noexcept;
+    Server& server() noexcept { return server_; }
+    const ServerConfig& config() const noexcept;
+    Handler& handler() noexcept;
+    reactor::Shard& shard() noexcept { return shard_; }
+
+    void adopt(int fd) noexcept; // takes ownership of an accepted socket
+    void link(Connection* c) noexcept;
+    void unlink(Connection* c) noexcept;
+    void drain_all() noexcept;
+    void force_all() noexcept;
+    bool draining() const noexcept { return draining_; }
+    unsigned active() const noexcept { return active_.load(std::memory_order_relaxed); }
+
+    std::unique_ptr<char[]> take_big_buffer();
+    void give_big_buffer(std::unique_ptr<char[]> b) noexcept;
+    const std::string& date() noexcept; // HTTP Date, refreshed once a second
+
+  private:
+    Server& server_;
+    reactor::Shard& shard_;
+    Connection* head_ = nullptr;
+    std::atomic<unsigned> active_{0};
+    bool draining_ = false;
+    std::vector<std::unique_ptr<char[]>> big_free_;
+    std::string date_;
+    std::int64_t date_sec_ = 0;
+};
+
+// N shards, one thread each, one acceptor (on shard 0) that hands each new
+// connection to the shard with the fewest, so load spreads evenly.
+class Server {
+  public:
+    Server(ServerConfig cfg, Handler& handler);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Binds and listens; returns the bound "host:port".
+    util::Result<std::string> listen();
+    // Starts the shard threads; returns once every ring is up.
+    util::Result<void> start();
+    // Graceful stop: stop accepting, drain for drain_timeout_ms, then cut.
+    void stop() noexcept;
+
+    const ServerConfig& config() const noexcept { return cfg_; }
+    Handler& handler() noexcept { return handler_; }
+    unsigned shard_count() const noexcept { return static_cast<unsigned>(shards_.size()); }
+    ShardServer& shard_server(unsigned i) noexcept { return *servers_[i]; }
+    // Chooses a shard for a new connection (fewest active, round robin on ties).
+    unsigned pick_shard() noexcept;
+    int listen_fd() const noexcept { return listen_fd_.get(); }
+    void acceptor_exited() noexcept { acceptor_done_.store(true); }
+
+  private:
+    void shard_main(unsigned i) noexcept;
+    std::uint64_t total_active() const noexcept;
+
+    ServerConfig cfg_;
+    Handler& handler_;
+    util::UniqueFd listen_fd_;
+    std::vector<std::unique_ptr<reactor::Shard>> shards_;
+    std::vector<std::unique_ptr<ShardServer>> servers_;
+    std::vector<std::thread> threads_;
+    std::atomic<unsigned> started_{0};
+    std::atomic<int> start_error_{0};
+    std::atomic<bool> acceptor_done_{false};
+    unsigned rr_ = 0;
+};
+
+} // namespace rp::http

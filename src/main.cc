@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: Apache-2.0
+// ringport: an OCI / Docker registry on io_uring. CLI, startup and shutdown.
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "serve.hh"
+#include "ringport_build_config.hh"
+
+extern char** environ;
+
+namespace rp {
+namespace {
+
+constexpr const char* usage_text =
+    "usage: ringport <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  serve [--config FILE] [--listen ADDR] [--root DIR] [--shards N]\n"
+    "        run the registry (defaults: 127.0.0.1:5000, /var/lib/registry)\n"
+    "  config-example   print every configuration key with its default\n"
+    "  version          print the version\n"
+    "  help             print this help\n"
+    "\n"
+    "Configuration precedence: flags, then RINGPORT_* / REGISTRY_* environment,\n"
+    "then the TOML file, then defaults. See docs/configuration.md.\n";
+
+int usage_error(const std::string& msg) {
+    std::fprintf(stderr, "ringport: %s\n\n%s", msg.c_str(), usage_text);
+    return 2;
+}
+
+std::map<std::string, std::string> environment() {
+    std::map<std::string, std::string> env;
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+        std::string kv = *e;
+        auto eq = kv.find('=');
+        if (eq != std::string::npos) {
+            env[kv.substr(0, eq)] = kv.substr(eq + 1);
+        }
+    }
+    return env;
+}
+
+// Parses `serve` flags; returns an exit code on error, -1 to go on.
+int parse_serve_flags(int argc, char** argv, CliOverrides& cli) {
+    for (int i = 2; i < argc; ++i) {
+        std::string a = argv[i];
+        auto value = [&](const char* flag) -> const char* {
+            if (i + 1 >= argc) {
+                return nullptr;
+            }
+            (void)flag;
+            return argv[++i];
+        };
+        if (a == "--help" || a == "-h") {
+            std::fputs(usage_text, stdout);
+            return 0;
+        }
+        const char* v = nullptr;
+        if (a == "--config" || a == "--listen" || a == "--root" || a == "--shards") {
+            v = value(a.c_str());
+            if (v == nullptr) {
+                return usage_error(a + " needs a value");
+            }
+        } else {
+            return usage_error("unknown option " + a);
+        }
+        if (a == "--config") {
+            cli.config_file = v;
+        } else if (a == "--listen") {
+            cli.listen = v;
+        } else if (a == "--root") {
+            cli.root = v;
+        } else {
+            char* end = nullptr;
+            unsigned long n = std::strtoul(v, &end, 10);
+            if (end == v || *end != '\0' || n > 256) {
+                return usage_error("--shards expects a number from 0 to 256");
+            }
+            cli.shards = n;
+        }
+    }
+    return -1;
+}
+
+} // namespace
+
+} // namespace rp
+
+int main(int argc, char** argv) {
+    using namespace rp;
+    if (argc < 2) {
+        return usage_error("missing command");
+    }
+    std::string cmd = argv[1];
+    if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+        std::fputs(usage_text, stdout);
+        return 0;
+    }
+    if (cmd == "version" || cmd == "--version") {
+        std::printf("ringport %s\n", RINGPORT_VERSION);
+        return 0;
+    }
+    if (cmd == "config-example") {
+        std::fputs(example_config().c_str(), stdout);
+        return 0;
+    }
+    if (cmd != "serve") {
+        return usage_error("unknown command " + cmd);
+    }
+    CliOverrides cli;
+    if (int rc = parse_serve_flags(argc, argv, cli); rc >= 0) {
+        return rc;
+    }
+    auto cfg = load_config(cli, environment());
+    if (!cfg) {
+        std::fprintf(stderr, "ringport: %s\n", cfg.error().detail.c_str());
+        return 2;
+    }
+    return serve_main(*cfg);
+}

@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <fcntl.h>
+#include <linux/stat.h>
+#include <sys/socket.h>
+
+#include <coroutine>
+#include <cstdint>
+#include <utility>
+
+#include "reactor/shard.hh"
+
+namespace rp::reactor {
+
+// One io_uring operation awaited by a coroutine. The awaiter is a temporary in
+// the awaiting frame, so it (and everything `Prep` captured) lives until the
+// CQE arrives: the frame owns the operation (STYLE §4.2). With a timeout, a
+// linked IORING_OP_LINK_TIMEOUT cancels the operation, which then completes
+// with -ECANCELED; the timeout's own CQE carries no user data and is ignored.
+template <typename Prep> class [[nodiscard]] OpAwaiter final : public Operation {
+  public:
+    OpAwaiter(Prep prep, int timeout_ms) noexcept : prep_(std::move(prep)), timeout_ms_(timeout_ms) {}
+    OpAwaiter(const OpAwaiter&) = delete;
+    OpAwaiter& operator=(const OpAwaiter&) = delete;
+
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) noexcept {
+        h_ = h;
+        shard_ = Shard::current();
+        io_uring_sqe* s = timeout_ms_ >= 0 ? shard_->sqe_pair() : shard_->sqe();
+        prep_(s);
+        io_uring_sqe_set_data(s, static_cast<Operation*>(this));
+        if (timeout_ms_ >= 0) {
+            s->flags |= IOSQE_IO_LINK;
+            ts_.tv_sec = timeout_ms_ / 1000;
+            ts_.tv_nsec = static_cast<long long>(timeout_ms_ % 1000) * 1000000;
+            io_uring_sqe* t = shard_->sqe();
+            io_uring_prep_link_timeout(t, &ts_, 0);
+            io_uring_sqe_set_data(t, nullptr);
+        }
+        shard_->op_started();
+    }
+    int await_resume() const noexcept { return res_; }
+    void complete(int res, std::uint32_t flags) noexcept override {
+        res_ = res;
+        flags_ = flags;
+        shard_->op_finished();
+        h_.resume();
+    }
+
+  private:
+    Prep prep_;
+    int timeout_ms_;
+    int res_ = 0;
+    std::uint32_t flags_ = 0;
+    __kernel_timespec ts_{};
+    std::coroutine_handle<> h_;
+    Shard* shard_ = nullptr;
+};
+
+template <typename Prep> OpAwaiter<Prep> make_op(Prep p, int timeout_ms = -1) noexcept {
+    return OpAwaiter<Prep>(std::move(p), timeout_ms);
+}
+
+// Every function below returns an awaitable yielding the CQE's res
+// (a negative errno on failure). Buffers are borrowed from the caller's frame.
+
+inline auto accept(int fd) noexcept {
+    return make_op([fd](io_uring_sqe* s) {
+        io_uring_prep_accept(s, fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    });
+}
+
+inline auto recv(int fd, void* buf, std::size_t len, int timeout_ms) noexcept {
+    return make_op([=](io_uring_sqe* s) { io_uring_prep_recv(s, fd, buf, len, 0); }, timeout_ms);
+}
+
+inline auto send(int fd, const void* buf, std::size_t len, int timeout_ms) noexcept {
+    return make_op(
+        [=](io_uring_sqe* s) { io_uring_prep_send(s, fd, buf, len, MSG_NOSIGNAL); }, timeout_ms);
+}
+
+inline auto poll(int fd, unsigned mask, int timeout_ms) noexcept {
+    return make_op([=](io_uring_sqe* s) { io_uring_prep_poll_add(s, fd, mask); }, timeout_ms);
+}
+
+inline auto read(int fd, void* buf, unsigned len, std::uint64_t off) noexcept {
+    return make_op([=](io_uring_sqe* s) { io_uring_prep_read(s, fd, buf, len, off); });
+}
+
+inline auto write(int fd, const void* buf, unsigned len, std::uint64_t off) noexcept {
+    return make_op([=](io_uring_sqe* s) { io_uring_prep_write(s, fd, buf, len, off); });
+}
+
+inline auto fsync(int fd, bool datasync = false) noexcept {
+    return make_op([=](io_uring_sqe* s) {
+        io_uring_prep_fsync(s, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
+    });
+}
+
+inline auto close(int fd) noexcept {
+    return make_op([=](io_uring_sqe* s) { io_uring_prep_close(s, fd); });
+}
+
+// Path-taking operations borrow the path: it must live in the awaiting
+// frame (a by-value coroutine parameter or local) until the CQE arrives. The
+// awaiter itself holds only trivially copyable state because GCC 12 may
+// relocate a co_await temporary bitwise, which breaks a std::string's SSO
+// pointer (seen as a bad free under ASan).
+inline auto openat(int dirfd, const char* path, int flags, mode_t mode = 0) noexcept {
+    return make_op([=](io_uring_sqe* s) {
+        io_uring_prep_openat(s, dirfd, path, flags | O_CLOEXEC, mode);
+    });
+}
+
+inline auto statx(int dirfd, const char* path, int flags, unsigned mask,
+                  struct statx* out) noexcept {
+    return make_op([=](io_uring_sqe* s) { io_uring_prep_statx(s, dirfd, path, flags, mask, out); });
+}
+
+inline auto renameat(int olddir, const char* from, int newdir, const char* to,
+                     unsigned flags = 0) noexcept {
+    return make_op([=](io_uring_sqe* s) {
+        io_uring_prep_renameat(s, olddir, from, newdir, to, flags);
+    });
+}
+
+inline auto unlinkat(int dirfd, const char* path, int flags) noexcept {
+    return make_op([=](io_uring_sqe* s) { io_uring_prep_unlinkat(s, dirfd, path, flags); });
+}
+
+inline auto mkdirat(int dirfd, const char* path, mode_t mode) noexcept {
+    return make_op([=](io_uring_sqe* s) { io_uring_prep_mkdirat(s, dirfd, path, mode); });
+}
+
+inline auto splice(int fd_in, std::int64_t off_in, int fd_out, std::int64_t off_out,
+                   unsigned len, unsigned flags) noexcept {
+    return make_op([=](io_uring_sqe* s) {
+        io_uring_prep_splice(s, fd_in, off_in, fd_out, off_out, len, flags);
+    });
+}
+
+// Sleeps; resolves to -ETIME when the time passed.
+class [[nodiscard]] Sleep final : public Operation {
+  public:
+    explicit Sleep(std::uint64_t ms) noexcept {
+        ts_.tv_sec = static_cast<long long>(ms / 1000);
+        ts_.tv_nsec = static_cast<long long>(ms % 1000) * 1000000;
+    }
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) noexcept {
+        h_ = h;
+        shard_ = Shard::current();
+        io_uring_sqe* s = shard_->sqe();
+        io_uring_prep_timeout(s, &ts_, 0, 0);
+        io_uring_sqe_set_data(s, static_cast<Operation*>(this));
+        shard_->op_started();
+    }
+    int await_resume() const noexcept { return res_; }
+    void complete(int res, std::uint32_t) noexcept override {
+        res_ = res;
+        shard_->op_finished();
+        h_.resume();
+    }
+
+  private:
+    __kernel_timespec ts_{};
+    int res_ = 0;
+    std::coroutine_handle<> h_;
+    Shard* shard_ = nullptr;
+};
+
+inline Sleep sleep_ms(std::uint64_t ms) noexcept { return Sleep(ms); }
+
+} // namespace rp::reactor

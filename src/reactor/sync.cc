@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "reactor/sync.hh"
+
+#include "util/assert.hh"
+
+namespace rp::reactor {
+
+bool AsyncMutex::try_lock() noexcept {
+    std::lock_guard lk(mu_);
+    if (locked_) {
+        return false;
+    }
+    locked_ = true;
+    return true;
+}
+
+bool AsyncMutex::enqueue(std::coroutine_handle<> h) noexcept {
+    std::lock_guard lk(mu_);
+    if (!locked_) {
+        locked_ = true;
+        return false; // got it after all: do not suspend
+    }
+    Shard* s = Shard::current();
+    RP_ASSERT(s != nullptr);
+    waiters_.push_back(Waiter{s, h});
+    return true;
+}
+
+void AsyncMutex::unlock() noexcept {
+    Waiter next{nullptr, {}};
+    {
+        std::lock_guard lk(mu_);
+        RP_ASSERT(locked_);
+        if (waiters_.empty()) {
+            locked_ = false;
+            return;
+        }
+        next = waiters_.front();
+        waiters_.pop_front();
+        // Ownership passes to `next` directly; locked_ stays true.
+    }
+    next.shard->post_resume(next.h);
+}
+
+bool Latch::is_set() const noexcept {
+    std::lock_guard lk(mu_);
+    return set_;
+}
+
+bool Latch::enqueue(std::coroutine_handle<> h) noexcept {
+    std::lock_guard lk(mu_);
+    if (set_) {
+        return false;
+    }
+    Shard* s = Shard::current();
+    RP_ASSERT(s != nullptr);
+    waiters_.emplace_back(s, h);
+    return true;
+}
+
+void Latch::set() noexcept {
+    std::vector<std::pair<Shard*, std::coroutine_handle<>>> w;
+    {
+        std::lock_guard lk(mu_);
+        set_ = true;
+        w.swap(waiters_);
+    }
+    for (auto& [shard, h] : w) {
+        shard->post_resume(h);
+    }
+}
+
+namespace {
+BlockingPool* g_pool = nullptr;
+}
+
+BlockingPool& BlockingPool::global() {
+    RP_ASSERT(g_pool != nullptr);
+    return *g_pool;
+}
+
+void BlockingPool::set_global(BlockingPool* p) noexcept { g_pool = p; }
+
+BlockingPool::BlockingPool(unsigned threads) {
+    for (unsigned i = 0; i < threads; ++i) {
+        threads_.emplace_back([this] { worker(); });
+    }
+}
+
+BlockingPool::~BlockingPool() {
+    {
+        std::lock_guard lk(mu_);
+        stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) {
+        t.join();
+    }
+}
+
+void BlockingPool::submit(std::function<void()> fn) {
+    {
+        std::lock_guard lk(mu_);
+        jobs_.push_back(std::move(fn));
+    }
+    cv_.notify_one();
+}
+
+void BlockingPool::RunAwaiter::await_suspend(std::coroutine_handle<> h) noexcept {
+    Shard* s = Shard::current();
+    RP_ASSERT(s != nullptr);
+    s->op_started(); // shutdown waits for the job like for any ring operation
+    pool.submit([s, h, f = std::move(fn)] {
+        f();
+        s->post(Message{[](void* arg, std::uint64_t) noexcept {
+                            Shard::current()->op_finished();
+                            std::coroutine_handle<>::from_address(arg).resume();
+                        },
+                        h.address(), 0});
+    });
+}
+
+void BlockingPool::worker() noexcept {
+    std::unique_lock lk(mu_);
+    for (;;) {
+        cv_.wait(lk, [&] { return stop_ || !jobs_.empty(); });
+        if (jobs_.empty()) {
+            return; // stop_ and nothing left
+        }
+        auto job = std::move(jobs_.front());
+        jobs_.pop_front();
+        lk.unlock();
+        job();
+        lk.lock();
+    }
+}
+
+} // namespace rp::reactor

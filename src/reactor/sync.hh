@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <condition_variable>
+#include <coroutine>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "reactor/shard.hh"
+
+namespace rp::reactor {
+
+// A mutex for coroutines on any shard. A waiter is resumed on its own shard
+// (through that shard's inbox), never on the unlocking thread. It is never
+// held across an I/O wait by index readers; it serialises writers of one
+// repository, whose critical sections do await I/O (the disk writes that must
+// stay ordered with the index update).
+class AsyncMutex {
+  public:
+    struct [[nodiscard]] LockAwaiter {
+        AsyncMutex& m;
+        bool await_ready() noexcept { return m.try_lock(); }
+        bool await_suspend(std::coroutine_handle<> h) noexcept { return m.enqueue(h); }
+        void await_resume() const noexcept {}
+    };
+    LockAwaiter lock() noexcept { return LockAwaiter{*this}; }
+    bool try_lock() noexcept;
+    void unlock() noexcept;
+
+  private:
+    bool enqueue(std::coroutine_handle<> h) noexcept;
+    struct Waiter {
+        Shard* shard;
+        std::coroutine_handle<> h;
+    };
+    std::mutex mu_;
+    bool locked_ = false;
+    std::deque<Waiter> waiters_;
+};
+
+// RAII unlock for AsyncMutex (after `co_await m.lock()`).
+class AsyncLockGuard {
+  public:
+    explicit AsyncLockGuard(AsyncMutex& m) noexcept : m_(&m) {}
+    AsyncLockGuard(const AsyncLockGuard&) = delete;
+    AsyncLockGuard& operator=(const AsyncLockGuard&) = delete;
+    ~AsyncLockGuard() { m_->unlock(); }
+
+  private:
+    AsyncMutex* m_;
+};
+
+// A one-shot latch: coroutines on any shard wait until some thread sets it.
+class Latch {
+  public:
+    struct [[nodiscard]] WaitAwaiter {
+        Latch& l;
+        bool await_ready() const noexcept { return l.is_set(); }
+        bool await_suspend(std::coroutine_handle<> h) noexcept { return l.enqueue(h); }
+        void await_resume() const noexcept {}
+    };
+    WaitAwaiter wait() noexcept { return WaitAwaiter{*this}; }
+    bool is_set() const noexcept;
+    void set() noexcept;
+
+  private:
+    bool enqueue(std::coroutine_handle<> h) noexcept;
+    mutable std::mutex mu_;
+    bool set_ = false;
+    std::vector<std::pair<Shard*, std::coroutine_handle<>>> waiters_;
+};
+
+// A few helper threads for the blocking calls io_uring cannot do (directory
+// walks, recursive removal). A job runs there; the awaiting coroutine resumes
+// on its own shard.
+class BlockingPool {
+  public:
+    explicit BlockingPool(unsigned threads);
+    ~BlockingPool();
+    BlockingPool(const BlockingPool&) = delete;
+    BlockingPool& operator=(const BlockingPool&) = delete;
+
+    // Runs `fn` on a helper thread; resolves when it returned.
+    struct [[nodiscard]] RunAwaiter {
+        BlockingPool& pool;
+        std::function<void()> fn;
+        bool await_ready() const noexcept { return false; }
+        void await_suspend(std::coroutine_handle<> h) noexcept;
+        void await_resume() const noexcept {}
+    };
+    RunAwaiter run(std::function<void()> fn) noexcept { return RunAwaiter{*this, std::move(fn)}; }
+    // Runs `fn` on a helper thread with no one waiting.
+    void submit(std::function<void()> fn);
+
+    static BlockingPool& global();
+    static void set_global(BlockingPool* p) noexcept;
+
+  private:
+    void worker() noexcept;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<std::function<void()>> jobs_;
+    bool stop_ = false;
+    std::vector<std::thread> threads_;
+};
+
+} // namespace rp::reactor

@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "registry/manifest.hh"
+
+#include <simdjson.h>
+
+#include <memory>
+
+#include "util/strings.hh"
+
+namespace rp::registry {
+
+using storage::Digest;
+using util::Errc;
+using util::Error;
+using util::Result;
+namespace dom = simdjson::dom;
+
+namespace {
+
+Error invalid(std::string detail) { return Error::of(Errc::invalid, std::move(detail)); }
+
+dom::parser& thread_parser() {
+    // One parser per thread (shard or rebuild worker); it keeps its buffers.
+    thread_local dom::parser p;
+    return p;
+}
+
+std::string_view strip_params(std::string_view t) noexcept {
+    auto semi = t.find(';');
+    return util::trim(t.substr(0, semi));
+}
+
+Result<Descriptor> parse_descriptor(dom::element e, const char* what) {
+    dom::object o;
+    if (e.get_object().get(o) != simdjson::SUCCESS) {
+        return invalid(std::string(what) + " is not an object");
+    }
+    Descriptor d;
+    std::string_view mt, dg;
+    if (o["mediaType"].get_string().get(mt) != simdjson::SUCCESS) {
+        return invalid(std::string(what) + " has no mediaType");
+    }
+    if (o["digest"].get_string().get(dg) != simdjson::SUCCESS) {
+        return invalid(std::string(what) + " has no digest");
+    }
+    auto digest = Digest::parse(dg);
+    if (!digest) {
+        return invalid(std::string(what) + " has an invalid digest");
+    }
+    std::int64_t size = 0;
+    if (o["size"].get_int64().get(size) != simdjson::SUCCESS || size < 0) {
+        return invalid(std::string(what) + " has no valid size");
+    }
+    dom::array urls;
+    d.has_urls = o["urls"].get_array().get(urls) == simdjson::SUCCESS && urls.size() > 0;
+    d.media_type = std::string(mt);
+    d.digest = std::move(*digest);
+    d.size = static_cast<std::uint64_t>(size);
+    return d;
+}
+
+Result<std::vector<Descriptor>> parse_descriptors(dom::object o, const char* key, bool required) {
+    std::vector<Descriptor> out;
+    dom::element e;
+    if (o[key].get(e) != simdjson::SUCCESS) {
+        if (required) {
+            return invalid(std::string("manifest has no ") + key);
+        }
+        return out;
+    }
+    dom::array a;
+    if (e.get_array().get(a) != simdjson::SUCCESS) {
+        return invalid(std::string(key) + " is not an array");
+    }
+    for (dom::element item : a) {
+        auto d = parse_descriptor(item, key);
+        if (!d) {
+            return std::move(d).error();
+        }
+        out.push_back(std::move(*d));
+    }
+    return out;
+}
+
+// The media type a manifest is stored and served as: its own mediaType
+// field, else the request's Content-Type when that names a manifest type,
+// else inferred (OCI: "manifests" means an index).
+Result<std::string> media_type_of(dom::object o, std::string_view content_type) {
+    std::string_view mt;
+    bool has_mt = o["mediaType"].get_string().get(mt) == simdjson::SUCCESS;
+    if (!has_mt && o["mediaType"].error() != simdjson::NO_SUCH_FIELD) {
+        return invalid("mediaType is not a string");
+    }
+    std::string_view ct = strip_params(content_type);
+    if (has_mt) {
+        if (is_manifest_media_type(ct) && ct != mt) {
+            return invalid("mediaType does not match the Content-Type");
+        }
+        return std::string(mt);
+    }
+    if (is_manifest_media_type(ct)) {
+        return std::string(ct);
+    }
+    dom::element m;
+    return std::string(o["manifests"].get(m) == simdjson::SUCCESS ? media::oci_index
+                                                                   : media::oci_manifest);
+}
+
+Result<void> fill_common(dom::object o, ParsedManifest& p) {
+    storage::ManifestInfo& info = p.info;
+    dom::element subj;
+    if (o["subject"].get(subj) == simdjson::SUCCESS) {
+        auto d = parse_descriptor(subj, "subject");
+        if (!d) {
+            return std::move(d).error();
+        }
+        info.subject = d->digest;
+    }
+    std::string_view at;
+    if (o["artifactType"].get_string().get(at) == simdjson::SUCCESS) {
+        info.artifact_type = std::string(at);
+    } else if (o["artifactType"].error() != simdjson::NO_SUCH_FIELD) {
+        return invalid("artifactType is not a string");
+    }
+    dom::element ann;
+    if (o["annotations"].get(ann) == simdjson::SUCCESS) {
+        if (!ann.is_object()) {
+            return invalid("annotations is not an object");
+        }
+        info.annotations_json = simdjson::minify(ann);
+    }
+    return util::Ok{};
+}
+
+Result<ParsedManifest> parse_object(dom::object o, std::string_view content_type) {
+    ParsedManifest p;
+    auto mt = media_type_of(o, content_type);
+    if (!mt) {
+        return std::move(mt).error();
+    }
+    p.info.media_type = std::move(*mt);
+    std::int64_t version = 0;
+    if (o["schemaVersion"].get_int64().get(version) != simdjson::SUCCESS) {
+        return invalid("schemaVersion is missing or not a number");
+    }
+    const std::string& t = p.info.media_type;
+    if (version == 1 || t == media::docker_v1 || t == media::docker_v1_signed) {
+        p.schema1 = true;
+        if (t != media::docker_v1 && t != media::docker_v1_signed) {
+            dom::element sig;
+            bool signed_ = o["signatures"].get(sig) == simdjson::SUCCESS;
+            p.info.media_type = std::string(signed_ ? media::docker_v1_signed : media::docker_v1);
+        }
+        return p;
+    }
+    if (version != 2) {
+        return invalid("schemaVersion must be 2");
+    }
+    p.is_index = t == media::oci_index || t == media::docker_list;
+    if (!p.is_index && t != media::oci_manifest && t != media::docker_manifest) {
+        return invalid("unsupported manifest media type " + t);
+    }
+    if (auto c = fill_common(o, p); !c) {
+        return std::move(c).error();
+    }
+    if (p.is_index) {
+        auto ch = parse_descriptors(o, "manifests", true);
+        if (!ch) {
+            return std::move(ch).error();
+        }
+        p.children = std::move(*ch);
+        return p;
+    }
+    dom::element cfg;
+    if (o["config"].get(cfg) != simdjson::SUCCESS) {
+        return invalid("manifest has no config");
+    }
+    auto config = parse_descriptor(cfg, "config");
+    if (!config) {
+        return std::move(config).error();
+    }
+    auto layers = parse_descriptors(o, "layers", t == media::docker_manifest);
+    if (!layers) {
+        return std::move(layers).error();
+    }
+    if (p.info.artifact_type.empty()) {
+        p.info.artifact_type = config->media_type; // the spec's rule for referrers
+    }
+    p.blobs.push_back(std::move(*config));
+    for (Descriptor& d : *layers) {
+        p.blobs.push_back(std::move(d));
+    }
+    return p;
+}
+
+void fill_refs(ParsedManifest& p) {
+    for (const Descriptor& d : p.blobs) {
+        p.info.blobs.push_back(d.digest);
+    }
+    for (const Descriptor& d : p.children) {
+        p.info.children.push_back(d.digest);
+    }
+}
+
+} // namespace
+
+bool is_manifest_media_type(std::string_view t) noexcept {
+    return t == media::oci_manifest || t == media::oci_index || t == media::docker_manifest ||
+           t == media::docker_list || t == media::docker_v1 || t == media::docker_v1_signed;
+}
+
+Result<ParsedManifest> parse_manifest(std::string_view body, std::string_view content_type) {
+    dom::element doc;
+    auto err = thread_parser().parse(body.data(), body.size(), true).get(doc);
+    if (err != simdjson::SUCCESS) {
+        return invalid(std::string("manifest is not valid JSON: ") + simdjson::error_message(err));
+    }
+    dom::object o;
+    if (doc.get_object().get(o) != simdjson::SUCCESS) {
+        return invalid("manifest is not a JSON object");
+    }
+    auto p = parse_object(o, content_type);
+    if (!p) {
+        return p;
+    }
+    fill_refs(*p);
+    p->info.size = body.size();
+    return p;
+}
+
+Result<storage::ManifestInfo> parse_stored_manifest(const Digest& d, std::string body) {
+    auto p = parse_manifest(body, {});
+    if (!p) {
+        return std::move(p).error();
+    }
+    storage::ManifestInfo info = std::move(p->info);
+    info.digest = d;
+    info.size = body.size();
+    info.body = std::make_shared<const std::string>(std::move(body));
+    return info;
+}
+
+} // namespace rp::registry

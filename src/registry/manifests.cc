@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: Apache-2.0
+// Manifest GET/HEAD (content negotiation), PUT (validation) and DELETE.
+#include "registry/manifest.hh"
+#include "registry/registry.hh"
+#include "storage/names.hh"
+#include "util/strings.hh"
+
+namespace rp::registry {
+
+using reactor::Task;
+using storage::Digest;
+using util::Errc;
+
+namespace {
+
+// With no Accept header, or */*, a manifest is served as stored; when Accept
+// lists types and none matches, the client cannot use it (Distribution: 404).
+bool accepts(const http::Request& req, std::string_view media_type) {
+    auto list = req.header_list("Accept");
+    if (list.empty()) {
+        return true;
+    }
+    for (std::string_view item : list) {
+        std::string_view t = util::trim(item.substr(0, item.find(';')));
+        if (t == "*/*" || t == media_type) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool etag_matches(std::string_view if_none_match, const Digest& d) {
+    if (if_none_match.empty()) {
+        return false;
+    }
+    for (std::size_t pos = 0; pos < if_none_match.size();) {
+        auto comma = if_none_match.find(',', pos);
+        std::string_view item = util::trim(if_none_match.substr(pos, comma - pos));
+        if (item.size() >= 2 && item.front() == '"' && item.back() == '"') {
+            item = item.substr(1, item.size() - 2);
+        }
+        if (item == "*" || item == d.str()) {
+            return true;
+        }
+        if (comma == std::string_view::npos) {
+            break;
+        }
+        pos = comma + 1;
+    }
+    return false;
+}
+
+struct Reference {
+    bool is_digest = false;
+    Digest digest;
+    std::string tag;
+};
+
+// A reference is a digest when it has ':' and a tag otherwise.
+util::Result<Reference> parse_reference(std::string_view ref, Code* code) {
+    Reference r;
+    if (ref.find(':') != std::string_view::npos) {
+        auto d = Digest::parse(ref);
+        if (!d) {
+            *code = Code::digest_invalid;
+            return std::move(d).error();
+        }
+        r.is_digest = true;
+        r.digest = std::move(*d);
+        return r;
+    }
+    if (!storage::valid_tag(ref)) {
+        *code = Code::manifest_unknown; // the conformance suite wants 404 here
+        return util::Error::of(Errc::invalid, "invalid tag");
+    }
+    r.tag = std::string(ref);
+    return r;
+}
+
+} // namespace
+
+Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
+    Code code = Code::manifest_invalid;
+    auto ref = parse_reference(r.ref, &code);
+    if (!ref) {
+        co_await fail(ex, code, ref.error().detail);
+        co_return;
+    }
+    storage::Index& idx = store_.index();
+    std::optional<Digest> d = ref->is_digest ? std::optional<Digest>(ref->digest)
+                                             : idx.resolve_tag(r.name, ref->tag);
+    storage::ManifestPtr m = d ? idx.manifest(r.name, *d) : nullptr;
+    if (!m) {
+        co_await fail(ex, Code::manifest_unknown, r.ref);
+        co_return;
+    }
+    const http::Request& req = ex.request();
+    if (!accepts(req, m->media_type)) {
+        co_await fail(ex, Code::manifest_unknown,
+                      "manifest type " + m->media_type + " is not in the Accept header");
+        co_return;
+    }
+    http::Response resp = empty_response(200);
+    resp.add("Content-Type", m->media_type);
+    resp.add("Docker-Content-Digest", m->digest.str());
+    resp.add("ETag", "\"" + m->digest.str() + "\"");
+    if (etag_matches(req.header("If-None-Match"), m->digest)) {
+        resp.status = 304;
+        co_await reply(ex, std::move(resp));
+        co_return;
+    }
+    if (req.method == "HEAD") {
+        resp.content_length = m->size;
+        co_await reply(ex, std::move(resp));
+        co_return;
+    }
+    auto body = co_await store_.manifest_body(m);
+    if (!body) {
+        co_await fail(ex, code_for(body.error(), Code::manifest_unknown), r.ref);
+        co_return;
+    }
+    resp.body = **body;
+    co_await reply(ex, std::move(resp));
+}
+
+Task<util::Result<std::string>> Registry::read_manifest_body(http::Exchange& ex) noexcept {
+    const http::Request& req = ex.request();
+    std::size_t max = store_.config().manifest_bytes_max;
+    if (req.content_length && *req.content_length > max) {
+        co_return util::Error::of(Errc::too_large, "manifest exceeds the size limit");
+    }
+    std::string body;
+    if (req.content_length) {
+        body.reserve(static_cast<std::size_t>(*req.content_length));
+    }
+    for (;;) {
+        auto chunk = co_await ex.read_body();
+        if (!chunk) {
+            co_return std::move(chunk).error();
+        }
+        if (chunk->empty()) {
+            co_return body;
+        }
+        if (body.size() + chunk->size() > max) {
+            co_return util::Error::of(Errc::too_large, "manifest exceeds the size limit");
+        }
+        body.append(chunk->data(), chunk->size());
+    }
+}
+
+} // namespace rp::registry

@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: Apache-2.0
+// Manifest PUT (validation, storage) and DELETE.
+#include "registry/manifest.hh"
+#include "registry/registry.hh"
+#include "storage/names.hh"
+
+namespace rp::registry {
+
+using reactor::Task;
+using storage::Digest;
+using util::Errc;
+
+namespace {
+
+// Every blob a manifest needs must be in the repository (foreign layers,
+// with `urls`, excepted); every child of an index must be a manifest there.
+std::optional<Digest> first_missing(const ParsedManifest& p, const storage::Index& idx,
+                                    std::string_view repo) {
+    for (const Descriptor& d : p.blobs) {
+        if (!d.has_urls && !idx.has_layer(repo, d.digest)) {
+            return d.digest;
+        }
+    }
+    for (const Descriptor& d : p.children) {
+        if (!idx.manifest(repo, d.digest)) {
+            return d.digest;
+        }
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
+Task<void> Registry::put_manifest(http::Exchange& ex, const Route& r) noexcept {
+    bool by_digest = r.ref.find(':') != std::string::npos;
+    std::optional<Digest> want;
+    if (by_digest) {
+        auto d = Digest::parse(r.ref);
+        if (!d) {
+            co_await fail(ex, Code::digest_invalid, "invalid digest");
+            co_return;
+        }
+        want = std::move(*d);
+    } else if (!storage::valid_tag(r.ref)) {
+        co_await fail(ex, Code::tag_invalid, "invalid tag");
+        co_return;
+    }
+    auto body = co_await read_manifest_body(ex);
+    if (!body) {
+        if (body.error().kind == Errc::too_large) {
+            co_await fail(ex, Code::too_large, body.error().detail);
+        } else if (body.error().kind == Errc::invalid) {
+            co_await fail(ex, Code::manifest_invalid, body.error().detail);
+        }
+        co_return; // a peer that went away gets no answer
+    }
+    auto parsed = parse_manifest(*body, ex.request().header("Content-Type"));
+    if (!parsed) {
+        co_await fail(ex, Code::manifest_invalid, parsed.error().detail);
+        co_return;
+    }
+    if (parsed->schema1) {
+        co_await fail(ex, Code::manifest_invalid, "Docker schema 1 manifests are not accepted");
+        co_return;
+    }
+    Digest d = storage::digest_of(want ? want->algorithm() : storage::Algorithm::sha256, *body);
+    if (want && !(d == *want)) {
+        co_await fail(ex, Code::digest_invalid, "manifest does not match digest " + want->str());
+        co_return;
+    }
+    if (auto missing = first_missing(*parsed, store_.index(), r.name)) {
+        co_await fail(ex, Code::manifest_blob_unknown, missing->str());
+        co_return;
+    }
+    auto info = std::make_shared<storage::ManifestInfo>(std::move(parsed->info));
+    info->digest = d;
+    info->size = body->size();
+    info->body = std::make_shared<const std::string>(std::move(*body));
+    std::optional<std::string> subject;
+    if (info->subject) {
+        subject = info->subject->str();
+    }
+    auto put = co_await store_.put_manifest(r.name, info,
+                                            by_digest ? std::nullopt : std::optional(r.ref));
+    if (!put) {
+        co_await fail(ex, code_for(put.error(), Code::manifest_invalid), put.error().detail);
+        co_return;
+    }
+    http::Response resp = empty_response(201);
+    resp.add("Location", "/v2/" + r.name + "/manifests/" + d.str());
+    resp.add("Docker-Content-Digest", d.str());
+    if (subject) {
+        resp.add("OCI-Subject", *subject);
+    }
+    co_await reply(ex, std::move(resp));
+}
+
+Task<void> Registry::delete_manifest(http::Exchange& ex, const Route& r) noexcept {
+    if (!cfg_.delete_enabled) {
+        co_await fail(ex, Code::unsupported, "deletes are disabled");
+        co_return;
+    }
+    if (r.ref.find(':') != std::string::npos) {
+        auto d = Digest::parse(r.ref);
+        if (!d) {
+            co_await fail(ex, Code::digest_invalid, "invalid digest");
+            co_return;
+        }
+        auto del = co_await store_.delete_manifest(r.name, *d);
+        if (!del) {
+            co_await fail(ex, code_for(del.error(), Code::manifest_unknown), r.ref);
+            co_return;
+        }
+        co_await reply(ex, empty_response(202));
+        co_return;
+    }
+    if (!storage::valid_tag(r.ref)) {
+        co_await fail(ex, Code::manifest_unknown, "invalid tag");
+        co_return;
+    }
+    auto del = co_await store_.delete_tag(r.name, r.ref);
+    if (!del) {
+        co_await fail(ex, code_for(del.error(), Code::manifest_unknown), r.ref);
+        co_return;
+    }
+    co_await reply(ex, empty_response(202));
+}
+
+} // namespace rp::registry

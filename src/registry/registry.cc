@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "registry/registry.hh"
+
+#include <cstdio>
+
+#include "storage/names.hh"
+#include "util/log.hh"
+
+namespace rp::registry {
+
+using reactor::Task;
+
+Registry::Registry(RegistryConfig cfg, storage::Store& store, reactor::Latch& ready) noexcept
+    : cfg_(cfg), store_(store), ready_(ready) {}
+
+std::string upload_location(std::string_view name, std::string_view uuid) {
+    return "/v2/" + std::string(name) + "/blobs/uploads/" + std::string(uuid);
+}
+
+std::string upload_range(std::uint64_t offset) {
+    // Distribution's form: "0-<last byte>", and "0-0" for an empty upload.
+    return "0-" + std::to_string(offset == 0 ? 0 : offset - 1);
+}
+
+http::Response empty_response(int status) {
+    http::Response r;
+    r.status = status;
+    return r;
+}
+
+Task<void> Registry::reply(http::Exchange& ex, http::Response r) noexcept {
+    (void)co_await ex.respond(std::move(r));
+}
+
+Task<void> Registry::fail(http::Exchange& ex, Code c, std::string_view detail) noexcept {
+    co_await reply(ex, error_response(c, detail));
+}
+
+void Registry::log_access(const http::AccessRecord& rec) noexcept {
+    if (!cfg_.access_log) {
+        return;
+    }
+    char line[2048];
+    int n = std::snprintf(line, sizeof line, "access %.*s \"%.*s %.*s\" %d in=%llu out=%llu %lluus shard=%u",
+                          static_cast<int>(rec.peer.size()), rec.peer.data(),
+                          static_cast<int>(rec.method.size()), rec.method.data(),
+                          static_cast<int>(rec.target.size() > 512 ? 512 : rec.target.size()),
+                          rec.target.data(), rec.status,
+                          static_cast<unsigned long long>(rec.body_bytes_in),
+                          static_cast<unsigned long long>(rec.bytes_out),
+                          static_cast<unsigned long long>(rec.duration_us), rec.shard);
+    if (n > 0) {
+        util::log_line(util::LogLevel::info,
+                       std::string_view(line, static_cast<std::size_t>(n) < sizeof line
+                                                  ? static_cast<std::size_t>(n)
+                                                  : sizeof line - 1));
+    }
+}
+
+Task<void> Registry::handle(http::Exchange& ex) noexcept {
+    const http::Request& req = ex.request();
+    Route route = match_route(req.path);
+    switch (route.kind) {
+    case RouteKind::healthz:
+        co_await reply(ex, [] {
+            http::Response r = empty_response(200);
+            r.add("Content-Type", "text/plain");
+            r.body = "ok\n";
+            return r;
+        }());
+        co_return;
+    case RouteKind::readyz: {
+        http::Response r = empty_response(ready_.is_set() ? 200 : 503);
+        r.add("Content-Type", "text/plain");
+        r.body = ready_.is_set() ? "ready\n" : "loading index\n";
+        co_await reply(ex, std::move(r));
+        co_return;
+    }
+    case RouteKind::base: {
+        if (req.method != "GET" && req.method != "HEAD") {
+            co_await fail(ex, Code::unsupported);
+            co_return;
+        }
+        http::Response r = empty_response(200);
+        r.add("Content-Type", "application/json; charset=utf-8");
+        r.body = "{}";
+        co_await reply(ex, std::move(r));
+        co_return;
+    }
+    case RouteKind::not_found:
+        co_await fail(ex, Code::not_found, req.path);
+        co_return;
+    default: break;
+    }
+    if (route.kind != RouteKind::catalog && !storage::valid_repo_name(route.name)) {
+        co_await fail(ex, Code::name_invalid, "invalid repository name");
+        co_return;
+    }
+    // No request gets an answer from a half-loaded index: wait for it.
+    co_await ready_.wait();
+    co_await dispatch(ex, std::move(route));
+}
+
+Task<void> Registry::dispatch(http::Exchange& ex, Route route) noexcept {
+    const std::string& m = ex.request().method;
+    bool get = m == "GET" || m == "HEAD";
+    switch (route.kind) {
+    case RouteKind::catalog:
+        if (get) {
+            co_await catalog(ex);
+            co_return;
+        }
+        break;
+    case RouteKind::tags_list:
+        if (get) {
+            co_await tags_list(ex, route);
+            co_return;
+        }
+        break;
+    case RouteKind::referrers:
+        if (get) {
+            co_await referrers(ex, route);
+            co_return;
+        }
+        break;
+    case RouteKind::manifest:
+        if (get) {
+            co_await get_manifest(ex, route);
+            co_return;
+        }
+        if (m == "PUT") {
+            co_await put_manifest(ex, route);
+            co_return;
+        }
+        if (m == "DELETE") {
+            co_await delete_manifest(ex, route);
+            co_return;
+        }
+        break;
+    case RouteKind::blob:
+        if (get) {
+            co_await get_blob(ex, route);
+            co_return;
+        }
+        if (m == "DELETE") {
+            co_await delete_blob(ex, route);
+            co_return;
+        }
+        break;
+    case RouteKind::upload_start:
+        if (m == "POST") {
+            co_await start_upload(ex, route);
+            co_return;
+        }
+        break;
+    case RouteKind::upload:
+        if (m == "PATCH") {
+            co_await patch_upload(ex, route);
+            co_return;
+        }
+        if (m == "PUT") {
+            co_await put_upload(ex, route);
+            co_return;
+        }
+        if (get) {
+            co_await upload_status(ex, route);
+            co_return;
+        }
+        if (m == "DELETE") {
+            co_await cancel_upload(ex, route);
+            co_return;
+        }
+        break;
+    default: break;
+    }
+    co_await fail(ex, Code::unsupported, "method not allowed on this endpoint");
+}
+
+} // namespace rp::registry

@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "http/connection.hh"
+#include "http/handler.hh"
+#include "reactor/sync.hh"
+#include "registry/errors.hh"
+#include "registry/routes.hh"
+#include "storage/store.hh"
+
+namespace rp::registry {
+
+struct RegistryConfig {
+    bool delete_enabled = true;
+    std::size_t catalog_max_entries = 1000;
+    std::size_t catalog_default_entries = 100;
+    bool access_log = true;
+};
+
+// The OCI Distribution API over the store. One instance serves all shards;
+// per-request state lives in the handler coroutines.
+class Registry final : public http::Handler {
+  public:
+    Registry(RegistryConfig cfg, storage::Store& store, reactor::Latch& ready) noexcept;
+    reactor::Task<void> handle(http::Exchange& ex) noexcept override;
+    void log_access(const http::AccessRecord& rec) noexcept override;
+
+  private:
+    using Task = reactor::Task<void>;
+    Task dispatch(http::Exchange& ex, Route route) noexcept;
+    Task reply(http::Exchange& ex, http::Response r) noexcept;
+    Task fail(http::Exchange& ex, Code c, std::string_view detail = {}) noexcept;
+
+    // blobs.cc
+    Task get_blob(http::Exchange& ex, const Route& r) noexcept;
+    Task delete_blob(http::Exchange& ex, const Route& r) noexcept;
+    // uploads.cc
+    Task start_upload(http::Exchange& ex, const Route& r) noexcept;
+    Task monolithic_upload(http::Exchange& ex, const Route& r, storage::Digest d) noexcept;
+    Task mount_or_start(http::Exchange& ex, const Route& r) noexcept;
+    Task patch_upload(http::Exchange& ex, const Route& r) noexcept;
+    Task put_upload(http::Exchange& ex, const Route& r) noexcept;
+    Task upload_status(http::Exchange& ex, const Route& r) noexcept;
+    Task cancel_upload(http::Exchange& ex, const Route& r) noexcept;
+    reactor::Task<util::Result<void>> stream_body(http::Exchange& ex, storage::Upload& u) noexcept;
+    Task upload_failed(http::Exchange& ex, storage::UploadPtr u, util::Error e) noexcept;
+    // manifests.cc
+    Task get_manifest(http::Exchange& ex, const Route& r) noexcept;
+    Task put_manifest(http::Exchange& ex, const Route& r) noexcept;
+    Task delete_manifest(http::Exchange& ex, const Route& r) noexcept;
+    reactor::Task<util::Result<std::string>> read_manifest_body(http::Exchange& ex) noexcept;
+    // listings.cc
+    Task tags_list(http::Exchange& ex, const Route& r) noexcept;
+    Task catalog(http::Exchange& ex) noexcept;
+    Task referrers(http::Exchange& ex, const Route& r) noexcept;
+
+    RegistryConfig cfg_;
+    storage::Store& store_;
+    reactor::Latch& ready_;
+};
+
+// Helpers shared by the handler files.
+std::string upload_location(std::string_view name, std::string_view uuid);
+std::string upload_range(std::uint64_t offset);
+http::Response empty_response(int status);
+
+} // namespace rp::registry

@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "registry/routes.hh"
+
+namespace rp::registry {
+
+namespace {
+
+bool ends_with(std::string_view s, std::string_view suffix) noexcept {
+    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// "<name>/<keyword>/<last>" where <last> has no '/': fills name and ref.
+bool split_keyword(std::string_view rest, std::string_view keyword, Route& r) {
+    std::string needle = "/" + std::string(keyword) + "/";
+    auto at = rest.rfind(needle);
+    if (at == std::string_view::npos || at == 0) {
+        return false;
+    }
+    std::string_view last = rest.substr(at + needle.size());
+    if (last.empty() || last.find('/') != std::string_view::npos) {
+        return false;
+    }
+    r.name = std::string(rest.substr(0, at));
+    r.ref = std::string(last);
+    return true;
+}
+
+} // namespace
+
+Route match_route(std::string_view path) {
+    Route r;
+    if (path == "/healthz") {
+        r.kind = RouteKind::healthz;
+        return r;
+    }
+    if (path == "/readyz") {
+        r.kind = RouteKind::readyz;
+        return r;
+    }
+    if (path == "/v2" || path == "/v2/") {
+        r.kind = RouteKind::base;
+        return r;
+    }
+    constexpr std::string_view prefix = "/v2/";
+    if (path.substr(0, prefix.size()) != prefix) {
+        return r;
+    }
+    std::string_view rest = path.substr(prefix.size());
+    if (rest == "_catalog") {
+        r.kind = RouteKind::catalog;
+        return r;
+    }
+    if (ends_with(rest, "/tags/list") && rest.size() > 10) {
+        r.kind = RouteKind::tags_list;
+        r.name = std::string(rest.substr(0, rest.size() - 10));
+        return r;
+    }
+    for (std::string_view s : {std::string_view("/blobs/uploads/"), std::string_view("/blobs/uploads")}) {
+        if (ends_with(rest, s) && rest.size() > s.size()) {
+            r.kind = RouteKind::upload_start;
+            r.name = std::string(rest.substr(0, rest.size() - s.size()));
+            return r;
+        }
+    }
+    if (split_keyword(rest, "manifests", r)) {
+        r.kind = RouteKind::manifest;
+    } else if (split_keyword(rest, "referrers", r)) {
+        r.kind = RouteKind::referrers;
+    } else if (split_keyword(rest, "blobs/uploads", r)) {
+        r.kind = RouteKind::upload;
+    } else if (split_keyword(rest, "blobs", r)) {
+        r.kind = RouteKind::blob;
+    }
+    return r;
+}
+
+} // namespace rp::registry

@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace rp::registry {
+
+enum class RouteKind {
+    base,         // /v2/
+    catalog,      // /v2/_catalog
+    tags_list,    // /v2/<name>/tags/list
+    manifest,     // /v2/<name>/manifests/<reference>
+    blob,         // /v2/<name>/blobs/<digest>
+    upload_start, // /v2/<name>/blobs/uploads/
+    upload,       // /v2/<name>/blobs/uploads/<uuid>
+    referrers,    // /v2/<name>/referrers/<digest>
+    healthz,
+    readyz,
+    not_found,
+};
+
+struct Route {
+    RouteKind kind = RouteKind::not_found;
+    std::string name; // repository name, unvalidated
+    std::string ref;  // reference, digest or upload id, unvalidated
+};
+
+// Matches a decoded request path. Pure. Names may contain '/', so each
+// endpoint is found from the end of the path (its fixed suffix).
+Route match_route(std::string_view path);
+
+} // namespace rp::registry

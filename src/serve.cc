@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: Apache-2.0
+// `ringport serve`: wires the modules together and owns the process lifecycle.
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+
+#include "serve.hh"
+#include "http/server.hh"
+#include "reactor/sync.hh"
+#include "registry/manifest.hh"
+#include "registry/registry.hh"
+#include "ringport_build_config.hh"
+#include "storage/layout.hh"
+#include "storage/rebuild.hh"
+#include "storage/store.hh"
+#include "util/log.hh"
+#include "util/unique_fd.hh"
+
+namespace rp {
+
+namespace {
+
+util::Result<int> open_v2(const std::string& root) {
+    std::string full = root + "/" + std::string(storage::layout::v2_dir);
+    for (std::size_t i = 1; i <= full.size(); ++i) {
+        if (i == full.size() || full[i] == '/') {
+            std::string path = full.substr(0, i);
+            if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+                return util::Error::sys(errno, "mkdir " + path);
+            }
+        }
+    }
+    int fd = ::open(full.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return util::Error::sys(errno, "open " + full);
+    }
+    return fd;
+}
+
+util::Result<util::UniqueFd> lock_root(const std::string& root) {
+    std::string p = root + "/" + std::string(storage::layout::lock_file);
+    util::UniqueFd fd(::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (!fd.valid()) {
+        return util::Error::sys(errno, "open " + p);
+    }
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK) {
+            return util::Error::of(util::Errc::busy, "another ringport is already serving " + root);
+        }
+        return util::Error::sys(errno, "flock " + p);
+    }
+    return fd;
+}
+
+void raise_fd_limit() {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)::setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+util::LogLevel level_of(const std::string& s) {
+    if (s == "debug") {
+        return util::LogLevel::debug;
+    }
+    if (s == "warn") {
+        return util::LogLevel::warn;
+    }
+    if (s == "error") {
+        return util::LogLevel::error;
+    }
+    return util::LogLevel::info;
+}
+
+http::ServerConfig server_config(const Config& c) {
+    http::ServerConfig s;
+    s.listen = c.http_listen;
+    unsigned cores = std::thread::hardware_concurrency();
+    s.shards = c.http_shards != 0 ? static_cast<unsigned>(c.http_shards) : (cores == 0 ? 1 : cores);
+    s.connections_per_shard_max = static_cast<unsigned>(c.http_connections_per_shard_max);
+    s.limits.header_bytes_max = c.http_header_bytes_max;
+    s.limits.url_bytes_max = c.http_url_bytes_max;
+    s.idle_timeout_ms = static_cast<int>(c.http_idle_timeout_ms);
+    s.header_timeout_ms = static_cast<int>(c.http_header_timeout_ms);
+    s.body_timeout_ms = static_cast<int>(c.http_body_timeout_ms);
+    s.drain_timeout_ms = static_cast<int>(c.http_drain_timeout_ms);
+    s.default_headers.push_back(http::Header{"Docker-Distribution-API-Version", "registry/2.0"});
+    return s;
+}
+
+storage::StoreConfig store_config(const Config& c) {
+    storage::StoreConfig s;
+    s.blob_bytes_max = c.storage_blob_bytes_max;
+    s.manifest_bytes_max = c.storage_manifest_bytes_max;
+    s.uploads_max = c.storage_uploads_max;
+    s.manifest_cache_bytes_max = c.storage_manifest_cache_bytes_max;
+    return s;
+}
+
+// Removes stale uploads once an hour (or sooner for short purge ages).
+class Purger {
+  public:
+    Purger(int v2fd, storage::Store& store, std::int64_t age_s)
+        : thread_([this, v2fd, &store, age_s] { run(v2fd, store, age_s); }) {}
+    ~Purger() {
+        {
+            std::lock_guard lk(mu_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        thread_.join();
+    }
+
+  private:
+    void run(int v2fd, storage::Store& store, std::int64_t age_s) {
+        auto every = std::chrono::seconds(age_s / 4 < 3600 ? (age_s / 4 > 60 ? age_s / 4 : 60) : 3600);
+        std::unique_lock lk(mu_);
+        while (!cv_.wait_for(lk, every, [this] { return stop_; })) {
+            lk.unlock();
+            std::size_t n = storage::purge_stale_uploads(v2fd, store, age_s);
+            if (n != 0) {
+                RP_LOG_INFO("purged %zu stale upload(s)", n);
+            }
+            lk.lock();
+        }
+    }
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool stop_ = false;
+    std::thread thread_;
+};
+
+void rebuild_index(int v2fd, storage::Index& index, storage::Store& store, std::int64_t purge_age_s,
+                   reactor::Latch& ready) {
+    unsigned threads = std::thread::hardware_concurrency();
+    auto stats = storage::rebuild(v2fd, index, store, registry::parse_stored_manifest, purge_age_s,
+                                  threads == 0 ? 2 : threads);
+    if (stats) {
+        RP_LOG_INFO("index ready in %.3f s: %zu repositories, %zu tags, %zu manifests, %zu blob links, "
+                    "%zu unfinished uploads (%zu stale purged), %zu entries skipped",
+                    stats->seconds, stats->repos, stats->tags, stats->manifests, stats->layers,
+                    stats->uploads, stats->uploads_purged, stats->skipped);
+    } else {
+        RP_LOG_ERROR("index rebuild failed: %s", stats.error().describe().c_str());
+    }
+    ready.set();
+}
+
+} // namespace
+
+int serve_main(const Config& cfg) {
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, nullptr); // every thread inherits the mask
+    (void)::signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+    util::log_start(level_of(cfg.log_level));
+
+    auto v2 = open_v2(cfg.storage_root);
+    if (!v2) {
+        std::fprintf(stderr, "ringport: %s\n", v2.error().describe().c_str());
+        util::log_stop();
+        return 1;
+    }
+    util::UniqueFd v2fd(*v2);
+    auto lock = lock_root(cfg.storage_root);
+    if (!lock) {
+        std::fprintf(stderr, "ringport: %s\n", lock.error().detail.empty()
+                                                   ? lock.error().describe().c_str()
+                                                   : lock.error().detail.c_str());
+        util::log_stop();
+        return 1;
+    }
+
+    reactor::BlockingPool pool(2);
+    reactor::BlockingPool::set_global(&pool);
+    storage::Index index;
+    storage::Store store(v2fd.get(), store_config(cfg), index);
+    reactor::Latch ready;
+    registry::RegistryConfig rcfg;
+    rcfg.delete_enabled = cfg.storage_delete_enabled;
+    rcfg.catalog_max_entries = cfg.catalog_max_entries;
+    rcfg.access_log = cfg.http_access_log;
+    registry::Registry reg(rcfg, store, ready);
+    http::Server server(server_config(cfg), reg);
+
+    auto bound = server.listen();
+    if (!bound) {
+        std::fprintf(stderr, "ringport: %s\n", bound.error().describe().c_str());
+        util::log_stop();
+        return 1;
+    }
+    auto started = server.start();
+    if (!started) {
+        std::fprintf(stderr, "ringport: %s\n", started.error().describe().c_str());
+        server.stop();
+        util::log_stop();
+        return 1;
+    }
+    std::printf("ringport: listening on %s\n", bound->c_str());
+    std::fflush(stdout);
+    RP_LOG_INFO("ringport %s serving %s on %s with %u shard(s)", RINGPORT_VERSION,
+                cfg.storage_root.c_str(), bound->c_str(), server.shard_count());
+
+    std::int64_t purge_age_s = static_cast<std::int64_t>(cfg.storage_upload_purge_age_hours) * 3600;
+    std::thread rebuilder(rebuild_index, v2fd.get(), std::ref(index), std::ref(store), purge_age_s,
+                          std::ref(ready));
+    int sig = 0;
+    {
+        Purger purger(v2fd.get(), store, purge_age_s);
+        while (sigwait(&sigs, &sig) != 0) {
+        }
+        RP_LOG_INFO("signal %d: draining (up to %llu ms)", sig,
+                    static_cast<unsigned long long>(cfg.http_drain_timeout_ms));
+        server.stop();
+    }
+    rebuilder.join();
+    RP_LOG_INFO("stopped");
+    util::log_stop();
+    reactor::BlockingPool::set_global(nullptr);
+    return 0;
+}
+
+} // namespace rp

@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "storage/index.hh"
+
+#include <mutex>
+
+namespace rp::storage {
+
+const RepoState* Index::find(std::string_view repo) const {
+    auto it = repos_.find(repo);
+    return it == repos_.end() ? nullptr : it->second.get();
+}
+
+RepoState* Index::find(std::string_view repo) {
+    auto it = repos_.find(repo);
+    return it == repos_.end() ? nullptr : it->second.get();
+}
+
+bool Index::repo_exists(std::string_view repo) const {
+    std::shared_lock lk(mu_);
+    const RepoState* r = find(repo);
+    return r != nullptr && r->listed();
+}
+
+std::optional<Digest> Index::resolve_tag(std::string_view repo, std::string_view tag) const {
+    std::shared_lock lk(mu_);
+    const RepoState* r = find(repo);
+    if (r == nullptr) {
+        return std::nullopt;
+    }
+    auto it = r->tags.find(std::string(tag));
+    if (it == r->tags.end()) {
+        return std::nullopt;
+    }
+    return it->second;
+}
+
+ManifestPtr Index::manifest(std::string_view repo, const Digest& d) const {
+    std::shared_lock lk(mu_);
+    const RepoState* r = find(repo);
+    if (r == nullptr) {
+        return nullptr;
+    }
+    auto it = r->manifests.find(d);
+    return it == r->manifests.end() ? nullptr : it->second;
+}
+
+ManifestPtr Index::any_manifest(const Digest& d) const {
+    std::shared_lock lk(mu_);
+    for (const auto& [name, r] : repos_) {
+        auto it = r->manifests.find(d);
+        if (it != r->manifests.end()) {
+            return it->second;
+        }
+    }
+    return nullptr;
+}
+
+bool Index::has_layer(std::string_view repo, const Digest& d) const {
+    std::shared_lock lk(mu_);
+    const RepoState* r = find(repo);
+    return r != nullptr && r->layers.count(d) != 0;
+}
+
+bool Index::any_repo_has_layer(const Digest& d) const {
+    std::shared_lock lk(mu_);
+    for (const auto& [name, r] : repos_) {
+        if (r->layers.count(d) != 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+std::optional<std::vector<std::string>> Index::tags(std::string_view repo, std::string_view last,
+                                                    std::size_t n, bool* more) const {
+    std::shared_lock lk(mu_);
+    const RepoState* r = find(repo);
+    *more = false;
+    if (r == nullptr || !r->listed()) {
+        return std::nullopt;
+    }
+    std::vector<std::string> out;
+    auto it = last.empty() ? r->tags.begin() : r->tags.upper_bound(std::string(last));
+    for (; it != r->tags.end(); ++it) {
+        if (n != 0 && out.size() == n) {
+            *more = true;
+            break;
+        }
+        out.push_back(it->first);
+    }
+    return out;
+}
+
+std::vector<std::string> Index::tags_pointing_to(std::string_view repo, const Digest& d) const {
+    std::shared_lock lk(mu_);
+    std::vector<std::string> out;
+    const RepoState* r = find(repo);
+    if (r == nullptr) {
+        return out;
+    }
+    for (const auto& [tag, digest] : r->tags) {
+        if (digest == d) {
+            out.push_back(tag);
+        }
+    }
+    return out;
+}
+
+std::vector<std::string> Index::catalog(std::string_view last, std::size_t n, bool* more) const {
+    std::shared_lock lk(mu_);
+    std::vector<std::string> out;
+    *more = false;
+    auto it = last.empty() ? repos_.begin() : repos_.upper_bound(last);
+    for (; it != repos_.end(); ++it) {
+        if (!it->second->listed()) {
+            continue;
+        }
+        if (out.size() == n) {
+            *more = true;
+            break;
+        }
+        out.push_back(it->first);
+    }
+    return out;
+}
+
+std::vector<ManifestPtr> Index::referrers(std::string_view repo, const Digest& subject) const {
+    std::shared_lock lk(mu_);
+    std::vector<ManifestPtr> out;
+    const RepoState* r = find(repo);
+    if (r == nullptr) {
+        return out;
+    }
+    auto it = r->referrers.find(subject);
+    if (it == r->referrers.end()) {
+        return out;
+    }
+    for (const Digest& d : it->second) {
+        auto m = r->manifests.find(d);
+        if (m != r->manifests.end() && m->second) {
+            out.push_back(m->second);
+        }
+    }
+    return out;
+}
+
+RepoState& Index::repo(std::string_view name) {
+    {
+        std::shared_lock lk(mu_);
+        if (RepoState* r = find(name)) {
+            return *r;
+        }
+    }
+    std::unique_lock lk(mu_);
+    auto& slot = repos_[std::string(name)];
+    if (!slot) {
+        slot = std::make_unique<RepoState>();
+    }
+    return *slot;
+}
+
+void Index::add_layer(std::string_view repo_name, const Digest& d) {
+    RepoState& r = repo(repo_name);
+    std::unique_lock lk(mu_);
+    r.layers.insert(d);
+}
+
+void Index::remove_layer(std::string_view repo_name, const Digest& d) {
+    std::unique_lock lk(mu_);
+    if (RepoState* r = find(repo_name)) {
+        r->layers.erase(d);
+    }
+}
+
+void Index::put_manifest(std::string_view repo_name, ManifestPtr m) {
+    RepoState& r = repo(repo_name);
+    std::unique_lock lk(mu_);
+    if (m->subject) {
+        r.referrers[*m->subject].insert(m->digest);
+    }
+    r.manifests[m->digest] = std::move(m);
+}
+
+void Index::set_tag(std::string_view repo_name, std::string_view tag, const Digest& d) {
+    RepoState& r = repo(repo_name);
+    std::unique_lock lk(mu_);
+    r.tags[std::string(tag)] = d;
+}
+
+void Index::remove_tag(std::string_view repo_name, std::string_view tag) {
+    std::unique_lock lk(mu_);
+    if (RepoState* r = find(repo_name)) {
+        r->tags.erase(std::string(tag));
+    }
+}
+
+void Index::remove_manifest(std::string_view repo_name, const Digest& d) {
+    std::unique_lock lk(mu_);
+    RepoState* r = find(repo_name);
+    if (r == nullptr) {
+        return;
+    }
+    auto it = r->manifests.find(d);
+    if (it != r->manifests.end()) {
+        if (it->second && it->second->subject) {
+            auto ref = r->referrers.find(*it->second->subject);
+            if (ref != r->referrers.end()) {
+                ref->second.erase(d);
+                if (ref->second.empty()) {
+                    r->referrers.erase(ref);
+                }
+            }
+        }
+        r->manifests.erase(it);
+    }
+    for (auto t = r->tags.begin(); t != r->tags.end();) {
+        t = t->second == d ? r->tags.erase(t) : std::next(t);
+    }
+}
+
+Index::Counts Index::counts() const {
+    std::shared_lock lk(mu_);
+    Counts c;
+    for (const auto& [name, r] : repos_) {
+        if (!r->listed()) {
+            continue;
+        }
+        ++c.repos;
+        c.tags += r->tags.size();
+        c.manifests += r->manifests.size();
+        c.layers += r->layers.size();
+    }
+    return c;
+}
+
+} // namespace rp::storage

@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "reactor/sync.hh"
+#include "storage/digest.hh"
+#include "storage/names.hh"
+
+namespace rp::storage {
+
+// What the index knows about one manifest, learned once from its bytes.
+// Immutable once built; shared between repositories that hold the same digest.
+struct ManifestInfo {
+    Digest digest;
+    std::string media_type;
+    std::string artifact_type; // for referrers: artifactType, else the config's mediaType
+    std::uint64_t size = 0;
+    std::optional<Digest> subject;
+    std::vector<Digest> blobs;    // config and layers (image manifests)
+    std::vector<Digest> children; // manifests of an index
+    std::string annotations_json; // the raw "annotations" object, or empty
+    std::shared_ptr<const std::string> body;
+};
+using ManifestPtr = std::shared_ptr<const ManifestInfo>;
+
+// One repository's state. Writers of a repository hold `write_mu` across the
+// disk writes and the index update, so the order on disk and in memory agree.
+struct RepoState {
+    std::map<std::string, Digest> tags; // sorted: the tags list is served from here
+    std::unordered_map<Digest, ManifestPtr, DigestHash> manifests;
+    std::unordered_set<Digest, DigestHash> layers;
+    std::unordered_map<Digest, std::set<Digest>, DigestHash> referrers; // subject -> referrers
+    reactor::AsyncMutex write_mu;
+
+    bool listed() const noexcept { return !layers.empty() || !manifests.empty() || !tags.empty(); }
+};
+
+struct RepoSnapshot {
+    std::string name;
+    std::map<std::string, Digest> tags;
+    std::vector<ManifestPtr> manifests;
+    std::vector<Digest> layers;
+};
+
+// The in-memory index of repositories, tags, manifests, blob links and
+// referrers, shared by all shards. Readers take the shared lock briefly and
+// copy out what they need; nothing holds the lock across I/O.
+class Index {
+  public:
+    bool repo_exists(std::string_view repo) const;
+    std::optional<Digest> resolve_tag(std::string_view repo, std::string_view tag) const;
+    ManifestPtr manifest(std::string_view repo, const Digest& d) const;
+    bool has_layer(std::string_view repo, const Digest& d) const;
+    // Any repository that links this blob (for mounts without `from`).
+    bool any_repo_has_layer(const Digest& d) const;
+    // Sorted tags after `last`, at most `n` (0 = all); `more` when cut short.
+    std::optional<std::vector<std::string>> tags(std::string_view repo, std::string_view last,
+                                                 std::size_t n, bool* more) const;
+    std::vector<std::string> tags_pointing_to(std::string_view repo, const Digest& d) const;
+    std::vector<std::string> catalog(std::string_view last, std::size_t n, bool* more) const;
+    std::vector<ManifestPtr> referrers(std::string_view repo, const Digest& subject) const;
+    // A known manifest by digest in any repository (its parsed info).
+    ManifestPtr any_manifest(const Digest& d) const;
+
+    // The repository's state, created if absent (not listed until it holds
+    // something). Stable for the life of the process.
+    RepoState& repo(std::string_view name);
+
+    void add_layer(std::string_view repo, const Digest& d);
+    void remove_layer(std::string_view repo, const Digest& d);
+    void put_manifest(std::string_view repo, ManifestPtr m);
+    void set_tag(std::string_view repo, std::string_view tag, const Digest& d);
+    void remove_tag(std::string_view repo, std::string_view tag);
+    void remove_manifest(std::string_view repo, const Digest& d);
+
+    struct Counts {
+        std::size_t repos = 0, tags = 0, manifests = 0, layers = 0;
+    };
+    Counts counts() const;
+
+  private:
+    const RepoState* find(std::string_view repo) const;
+    RepoState* find(std::string_view repo);
+
+    mutable std::shared_mutex mu_;
+    std::map<std::string, std::unique_ptr<RepoState>, RepoNameLess> repos_;
+};
+
+} // namespace rp::storage

@@ -1,0 +1,351 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "storage/store.hh"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <ctime>
+#include <vector>
+
+#include "reactor/ops.hh"
+#include "storage/layout.hh"
+#include "util/assert.hh"
+#include "util/strings.hh"
+
+namespace rp::storage {
+
+using reactor::Task;
+using util::Errc;
+using util::Error;
+using util::Result;
+
+namespace {
+constexpr std::size_t rehash_chunk_bytes = 1u << 20;
+} // namespace
+
+Store::Store(int v2fd, StoreConfig cfg, Index& index) noexcept
+    : fs_(v2fd), cfg_(cfg), index_(index) {}
+
+bool Store::reserve_cache(std::size_t bytes) noexcept {
+    std::size_t cur = cache_bytes_.load(std::memory_order_relaxed);
+    for (int i = 0; i < 64; ++i) {
+        if (cur + bytes > cfg_.manifest_cache_bytes_max) {
+            return false;
+        }
+        if (cache_bytes_.compare_exchange_weak(cur, cur + bytes, std::memory_order_relaxed)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// ---- blobs --------------------------------------------------------------
+
+Task<Result<std::uint64_t>> Store::stat_blob(std::string repo, Digest d) noexcept {
+    if (!index_.has_layer(repo, d)) {
+        co_return Error::of(Errc::not_found, "blob unknown to repository");
+    }
+    auto st = co_await fs_.stat(layout::blob_data(d));
+    if (!st) {
+        co_return Error::of(Errc::not_found, "blob data missing");
+    }
+    co_return static_cast<std::uint64_t>(st->stx_size);
+}
+
+Task<Result<int>> Store::open_blob(std::string repo, Digest d, std::uint64_t* size) noexcept {
+    if (!index_.has_layer(repo, d)) {
+        co_return Error::of(Errc::not_found, "blob unknown to repository");
+    }
+    auto fd = co_await fs_.open(layout::blob_data(d), O_RDONLY);
+    if (!fd) {
+        co_return Error::of(Errc::not_found, "blob data missing");
+    }
+    auto st = co_await fs_.fstat(*fd);
+    if (!st) {
+        co_await fs_.close(*fd);
+        co_return std::move(st).error();
+    }
+    *size = static_cast<std::uint64_t>(st->stx_size);
+    co_return *fd;
+}
+
+Task<Result<void>> Store::link_layer(const std::string& repo, const Digest& d) noexcept {
+    if (!index_.has_layer(repo, d)) {
+        auto w = co_await fs_.write_atomic(layout::layer_link(repo, d), d.str());
+        if (!w) {
+            co_return w;
+        }
+        index_.add_layer(repo, d);
+    }
+    co_return util::Ok{};
+}
+
+Task<Result<void>> Store::delete_blob(std::string repo, Digest d) noexcept {
+    RepoState& rs = index_.repo(repo);
+    co_await rs.write_mu.lock();
+    reactor::AsyncLockGuard guard(rs.write_mu);
+    if (!index_.has_layer(repo, d)) {
+        co_return Error::of(Errc::not_found, "blob unknown to repository");
+    }
+    std::string link = layout::layer_link(repo, d);
+    auto u = co_await fs_.unlink(link);
+    if (!u && u.error().kind != Errc::not_found) {
+        co_return u;
+    }
+    (void)co_await fs_.rmdir(std::string(layout::parent(link)));
+    (void)co_await fs_.fsync_dir(std::string(layout::parent(layout::parent(link))));
+    index_.remove_layer(repo, d);
+    co_return util::Ok{};
+}
+
+Task<Result<bool>> Store::mount_blob(std::string repo, Digest d, std::optional<std::string> from) noexcept {
+    bool source = from ? index_.has_layer(*from, d) : index_.any_repo_has_layer(d);
+    if (!source) {
+        co_return false;
+    }
+    auto st = co_await fs_.stat(layout::blob_data(d));
+    if (!st) {
+        co_return false;
+    }
+    RepoState& rs = index_.repo(repo);
+    co_await rs.write_mu.lock();
+    reactor::AsyncLockGuard guard(rs.write_mu);
+    auto l = co_await link_layer(repo, d);
+    if (!l) {
+        co_return std::move(l).error();
+    }
+    co_return true;
+}
+
+// ---- uploads ------------------------------------------------------------
+
+std::size_t Store::upload_count() noexcept {
+    std::lock_guard lk(uploads_mu_);
+    return uploads_.size();
+}
+
+bool layout_valid_upload_id(std::string_view id) noexcept { return layout::valid_upload_id(id); }
+
+Task<Result<std::uint64_t>> Store::upload_offset(std::string repo, std::string uuid) noexcept {
+    {
+        std::lock_guard lk(uploads_mu_);
+        auto it = uploads_.find(uuid);
+        if (it != uploads_.end()) {
+            if (it->second->repo != repo) {
+                co_return Error::of(Errc::not_found, "upload unknown");
+            }
+            co_return it->second->offset.load();
+        }
+    }
+    auto st = co_await fs_.stat(layout::upload_data(repo, uuid));
+    if (!st) {
+        co_return Error::of(Errc::not_found, "upload unknown");
+    }
+    co_return static_cast<std::uint64_t>(st->stx_size);
+}
+
+bool Store::upload_active(const std::string& uuid) noexcept {
+    std::lock_guard lk(uploads_mu_);
+    return uploads_.count(uuid) != 0;
+}
+
+void Store::forget_upload(const std::string& uuid) noexcept {
+    std::lock_guard lk(uploads_mu_);
+    uploads_.erase(uuid);
+}
+
+Task<Result<UploadPtr>> Store::start_upload(std::string repo) noexcept {
+    auto u = std::make_shared<Upload>();
+    u->repo = repo;
+    u->uuid = new_uuid();
+    u->started_at = static_cast<std::int64_t>(std::time(nullptr));
+    u->busy = true;
+    {
+        std::lock_guard lk(uploads_mu_);
+        if (uploads_.size() >= cfg_.uploads_max) {
+            co_return Error::of(Errc::limit, "too many upload sessions in progress");
+        }
+        uploads_[u->uuid] = u;
+    }
+    auto m = co_await fs_.mkdirs(layout::upload_dir(repo, u->uuid));
+    Result<int> fd = m ? co_await fs_.open(layout::upload_data(repo, u->uuid),
+                                           O_RDWR | O_CREAT | O_EXCL, 0644)
+                       : Result<int>(std::move(m).error());
+    if (fd) {
+        u->fd = *fd;
+        auto w = co_await fs_.write_atomic(layout::upload_startedat(repo, u->uuid),
+                                           util::rfc3339(u->started_at));
+        if (w) {
+            co_return u;
+        }
+        fd = std::move(w).error();
+    }
+    co_await cancel_upload(u);
+    co_return std::move(fd).error();
+}
+
+void Store::release_upload(const UploadPtr& u) noexcept {
+    std::lock_guard lk(uploads_mu_);
+    u->busy = false;
+}
+
+Task<Result<Digest>> Store::rehash(int fd, Algorithm alg, std::uint64_t size, Hasher* into) noexcept {
+    Hasher local(alg);
+    Hasher& h = into != nullptr ? *into : local;
+    std::vector<char> buf(rehash_chunk_bytes);
+    for (std::uint64_t off = 0; off < size;) {
+        std::uint64_t want = size - off < buf.size() ? size - off : buf.size();
+        int n = co_await reactor::read(fd, buf.data(), static_cast<unsigned>(want), off);
+        if (n < 0) {
+            co_return Error::sys(n, "read upload data");
+        }
+        if (n == 0) {
+            co_return Error::of(Errc::size_mismatch, "upload data shorter than its size");
+        }
+        h.update(buf.data(), static_cast<std::size_t>(n));
+        off += static_cast<std::uint64_t>(n);
+    }
+    co_return h.peek();
+}
+
+Task<Result<UploadPtr>> Store::resume_upload(std::string repo, std::string uuid) noexcept {
+    auto fd = co_await fs_.open(layout::upload_data(repo, uuid), O_RDWR);
+    if (!fd) {
+        co_return Error::of(Errc::not_found, "upload unknown");
+    }
+    auto st = co_await fs_.fstat(*fd);
+    if (!st) {
+        co_await fs_.close(*fd);
+        co_return std::move(st).error();
+    }
+    auto u = std::make_shared<Upload>();
+    u->repo = repo;
+    u->uuid = uuid;
+    u->fd = *fd;
+    u->offset = static_cast<std::uint64_t>(st->stx_size);
+    auto h = co_await rehash(u->fd, Algorithm::sha256, u->offset.load(), &u->sha256);
+    if (!h) {
+        co_await fs_.close(u->fd);
+        co_return std::move(h).error();
+    }
+    auto started = co_await fs_.read_file(layout::upload_startedat(repo, uuid), 128);
+    std::optional<std::int64_t> t = started ? util::parse_rfc3339(*started) : std::nullopt;
+    u->started_at = t ? *t : static_cast<std::int64_t>(std::time(nullptr));
+    u->busy = true;
+    std::lock_guard lk(uploads_mu_);
+    auto [it, inserted] = uploads_.try_emplace(uuid, u);
+    if (!inserted) {
+        // Another request resumed it meanwhile: use theirs.
+        (void)::close(u->fd);
+        if (it->second->busy || it->second->repo != repo) {
+            co_return Error::of(Errc::busy, "upload in use");
+        }
+        it->second->busy = true;
+        co_return it->second;
+    }
+    co_return u;
+}
+
+Task<Result<UploadPtr>> Store::acquire_upload(std::string repo, std::string uuid) noexcept {
+    {
+        std::lock_guard lk(uploads_mu_);
+        auto it = uploads_.find(uuid);
+        if (it != uploads_.end()) {
+            if (it->second->repo != repo) {
+                co_return Error::of(Errc::not_found, "upload unknown");
+            }
+            if (it->second->busy) {
+                co_return Error::of(Errc::busy, "upload in use by another request");
+            }
+            it->second->busy = true;
+            co_return it->second;
+        }
+        if (uploads_.size() >= cfg_.uploads_max) {
+            co_return Error::of(Errc::limit, "too many upload sessions in progress");
+        }
+    }
+    co_return co_await resume_upload(std::move(repo), std::move(uuid));
+}
+
+Task<Result<void>> Store::append(Upload& u, std::span<const char> bytes) noexcept {
+    RP_ASSERT(u.busy);
+    if (u.offset.load() + bytes.size() > cfg_.blob_bytes_max) {
+        co_return Error::of(Errc::too_large, "blob exceeds the configured maximum size");
+    }
+    u.sha256.update(bytes.data(), bytes.size());
+    auto w = co_await fs_.write_all(u.fd, bytes.data(), bytes.size(), u.offset.load());
+    if (!w) {
+        co_return w; // the hash and the file disagree now: the caller cancels
+    }
+    u.offset.fetch_add(bytes.size());
+    co_return util::Ok{};
+}
+
+Task<void> Store::remove_upload_files(std::string repo, std::string uuid) noexcept {
+    (void)co_await fs_.unlink(layout::upload_data(repo, uuid));
+    (void)co_await fs_.unlink(layout::upload_startedat(repo, uuid));
+    auto r = co_await fs_.rmdir(layout::upload_dir(repo, uuid));
+    if (!r && r.error().kind != Errc::not_found) {
+        (void)co_await fs_.remove_tree(layout::upload_dir(repo, uuid)); // Distribution's hashstates/
+    }
+}
+
+Task<void> Store::cancel_upload(UploadPtr u) noexcept {
+    if (u->fd >= 0) {
+        co_await fs_.close(u->fd);
+        u->fd = -1;
+    }
+    co_await remove_upload_files(u->repo, u->uuid);
+    forget_upload(u->uuid);
+}
+
+// Moves the verified upload data to its content address. If the blob is
+// already stored, the upload's copy is simply dropped later.
+Task<Result<void>> Store::move_into_blobs(Upload& u, const Digest& d) noexcept {
+    auto s = co_await fs_.fsync(u.fd);
+    if (!s) {
+        co_return s;
+    }
+    std::string data = layout::blob_data(d);
+    auto exists = co_await fs_.stat(data);
+    if (exists) {
+        co_return util::Ok{};
+    }
+    auto m = co_await fs_.mkdirs(layout::blob_dir(d));
+    if (!m) {
+        co_return m;
+    }
+    co_return co_await fs_.rename_durable(layout::upload_data(u.repo, u.uuid), data);
+}
+
+Task<Result<void>> Store::commit_upload(UploadPtr u, Digest expected,
+                                        std::optional<std::uint64_t> size) noexcept {
+    RP_ASSERT(u->busy);
+    Result<Digest> got = expected.algorithm() == Algorithm::sha256
+                             ? Result<Digest>(u->sha256.peek())
+                             : co_await rehash(u->fd, expected.algorithm(), u->offset.load(), nullptr);
+    if (!got) {
+        co_await cancel_upload(u);
+        co_return std::move(got).error();
+    }
+    if (!(*got == expected)) {
+        co_await cancel_upload(u);
+        co_return Error::of(Errc::digest_mismatch, "content does not match digest " + expected.str());
+    }
+    if (size && *size != u->offset.load()) {
+        co_await cancel_upload(u);
+        co_return Error::of(Errc::size_mismatch, "content length does not match");
+    }
+    auto mv = co_await move_into_blobs(*u, expected);
+    if (mv) {
+        RepoState& rs = index_.repo(u->repo);
+        co_await rs.write_mu.lock();
+        reactor::AsyncLockGuard guard(rs.write_mu);
+        mv = co_await link_layer(u->repo, expected);
+    }
+    co_await cancel_upload(u); // the session ends either way; its files go
+    co_return mv;
+}
+
+} // namespace rp::storage

@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+
+#include "reactor/task.hh"
+#include "storage/digest.hh"
+#include "storage/fs.hh"
+#include "storage/index.hh"
+#include "util/result.hh"
+
+namespace rp::storage {
+
+// Upload ids as the layout accepts them (for handlers validating input).
+bool layout_valid_upload_id(std::string_view id) noexcept;
+
+struct StoreConfig {
+    std::uint64_t blob_bytes_max = 64ull << 30;
+    std::size_t manifest_bytes_max = 4u << 20;
+    std::size_t uploads_max = 1024;
+    std::size_t manifest_cache_bytes_max = 256u << 20;
+};
+
+// An upload session. Its SHA-256 state lives here between requests (OpenSSL
+// can copy a context but not serialise it); after a restart the data file is
+// re-hashed. One request at a time uses a session (`busy`, guarded by the
+// table's mutex); any shard may be the one.
+struct Upload {
+    std::string repo;
+    std::string uuid;
+    int fd = -1; // the data file, O_RDWR; closed when the session ends
+    std::atomic<std::uint64_t> offset{0}; // read by GET status from any shard
+    Hasher sha256{Algorithm::sha256};
+    std::int64_t started_at = 0;
+    bool busy = false;
+};
+using UploadPtr = std::shared_ptr<Upload>;
+
+// Typed storage operations over the layout, the index and the upload table.
+// Only this module knows paths; the registry speaks digests, names and tags.
+class Store {
+  public:
+    Store(int v2fd, StoreConfig cfg, Index& index) noexcept;
+    Index& index() noexcept { return index_; }
+    Fs& fs() noexcept { return fs_; }
+    const StoreConfig& config() const noexcept { return cfg_; }
+
+    // Blobs ----------------------------------------------------------------
+    // Size of a blob the repository links; not_found when it is not linked or
+    // its bytes are gone.
+    reactor::Task<util::Result<std::uint64_t>> stat_blob(std::string repo, Digest d) noexcept;
+    // Opens a linked blob for reading; the caller closes the fd.
+    reactor::Task<util::Result<int>> open_blob(std::string repo, Digest d, std::uint64_t* size) noexcept;
+    reactor::Task<util::Result<void>> delete_blob(std::string repo, Digest d) noexcept;
+    // Links an existing blob into `repo`: from `from` when given and it links
+    // the blob, else from anywhere it is stored. False when there is nothing to link.
+    reactor::Task<util::Result<bool>> mount_blob(std::string repo, Digest d,
+                                                 std::optional<std::string> from) noexcept;
+
+    // Uploads --------------------------------------------------------------
+    reactor::Task<util::Result<UploadPtr>> start_upload(std::string repo) noexcept;
+    // Marks the session busy; resumes it from disk after a restart.
+    reactor::Task<util::Result<UploadPtr>> acquire_upload(std::string repo, std::string uuid) noexcept;
+    void release_upload(const UploadPtr& u) noexcept;
+    reactor::Task<util::Result<void>> append(Upload& u, std::span<const char> bytes) noexcept;
+    // Verifies the digest (and size when given), commits the blob durably,
+    // links it and ends the session. On a digest mismatch the session ends too.
+    reactor::Task<util::Result<void>> commit_upload(UploadPtr u, Digest expected,
+                                                    std::optional<std::uint64_t> size) noexcept;
+    reactor::Task<void> cancel_upload(UploadPtr u) noexcept;
+    std::size_t upload_count() noexcept;
+    bool upload_active(const std::string& uuid) noexcept;
+    // Bytes received so far, without taking the session (GET status).
+    reactor::Task<util::Result<std::uint64_t>> upload_offset(std::string repo, std::string uuid) noexcept;
+
+    // Manifests ------------------------------------------------------------
+    // Stores the manifest bytes as a blob, links the revision and the tag.
+    reactor::Task<util::Result<void>> put_manifest(std::string repo, ManifestPtr m,
+                                                   std::optional<std::string> tag) noexcept;
+    // The manifest's bytes (from memory when cached).
+    reactor::Task<util::Result<std::shared_ptr<const std::string>>> manifest_body(ManifestPtr m) noexcept;
+    reactor::Task<util::Result<void>> delete_manifest(std::string repo, Digest d) noexcept;
+    reactor::Task<util::Result<void>> delete_tag(std::string repo, std::string tag) noexcept;
+    // Whether a body of this size may be kept in memory (manifest cache budget).
+    bool reserve_cache(std::size_t bytes) noexcept;
+
+  private:
+    reactor::Task<util::Result<void>> write_blob_bytes(const Digest& d, std::string bytes) noexcept;
+    reactor::Task<util::Result<void>> link_layer(const std::string& repo, const Digest& d) noexcept;
+    reactor::Task<util::Result<void>> move_into_blobs(Upload& u, const Digest& d) noexcept;
+    reactor::Task<util::Result<Digest>> rehash(int fd, Algorithm alg, std::uint64_t size,
+                                               Hasher* into) noexcept;
+    reactor::Task<void> remove_upload_files(std::string repo, std::string uuid) noexcept;
+    reactor::Task<util::Result<UploadPtr>> resume_upload(std::string repo, std::string uuid) noexcept;
+    void forget_upload(const std::string& uuid) noexcept;
+
+    Fs fs_;
+    StoreConfig cfg_;
+    Index& index_;
+    std::mutex uploads_mu_;
+    std::unordered_map<std::string, UploadPtr> uploads_;
+    std::atomic<std::size_t> cache_bytes_{0};
+};
+
+} // namespace rp::storage

@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: Apache-2.0
+// Manifest and tag operations of Store (blobs and uploads are in store.cc).
+#include <fcntl.h>
+
+#include "storage/layout.hh"
+#include "storage/store.hh"
+#include "util/assert.hh"
+
+namespace rp::storage {
+
+using reactor::Task;
+using util::Errc;
+using util::Error;
+using util::Result;
+
+Task<Result<void>> Store::write_blob_bytes(const Digest& d, std::string bytes) noexcept {
+    std::string data = layout::blob_data(d);
+    auto exists = co_await fs_.stat(data);
+    if (exists) {
+        co_return util::Ok{};
+    }
+    co_return co_await fs_.write_atomic(std::move(data), std::move(bytes));
+}
+
+Task<Result<void>> Store::put_manifest(std::string repo, ManifestPtr m,
+                                       std::optional<std::string> tag) noexcept {
+    RP_ASSERT(m && m->body);
+    RepoState& rs = index_.repo(repo);
+    co_await rs.write_mu.lock();
+    reactor::AsyncLockGuard guard(rs.write_mu);
+    auto w = co_await write_blob_bytes(m->digest, *m->body);
+    if (!w) {
+        co_return w;
+    }
+    if (!index_.manifest(repo, m->digest)) {
+        w = co_await fs_.write_atomic(layout::revision_link(repo, m->digest), m->digest.str());
+        if (!w) {
+            co_return w;
+        }
+    }
+    // A tag's index entry first, then current/link (Distribution's order).
+    if (tag) {
+        w = co_await fs_.write_atomic(layout::tag_index_link(repo, *tag, m->digest), m->digest.str());
+        if (w) {
+            w = co_await fs_.write_atomic(layout::tag_current_link(repo, *tag), m->digest.str());
+        }
+        if (!w) {
+            co_return w;
+        }
+    }
+    ManifestPtr stored = m;
+    if (m->body && !reserve_cache(m->body->size())) {
+        auto copy = std::make_shared<ManifestInfo>(*m);
+        copy->body.reset(); // over the cache budget: read from disk when served
+        stored = std::move(copy);
+    }
+    index_.put_manifest(repo, stored);
+    if (tag) {
+        index_.set_tag(repo, *tag, m->digest);
+    }
+    co_return util::Ok{};
+}
+
+Task<Result<std::shared_ptr<const std::string>>> Store::manifest_body(ManifestPtr m) noexcept {
+    if (m->body) {
+        co_return m->body;
+    }
+    auto b = co_await fs_.read_file(layout::blob_data(m->digest), cfg_.manifest_bytes_max * 4);
+    if (!b) {
+        co_return std::move(b).error();
+    }
+    co_return std::make_shared<const std::string>(std::move(*b));
+}
+
+Task<Result<void>> Store::delete_manifest(std::string repo, Digest d) noexcept {
+    RepoState& rs = index_.repo(repo);
+    co_await rs.write_mu.lock();
+    reactor::AsyncLockGuard guard(rs.write_mu);
+    if (!index_.manifest(repo, d)) {
+        co_return Error::of(Errc::not_found, "manifest unknown");
+    }
+    // Tags that point at it go with it (Distribution v3 does the same).
+    for (const std::string& tag : index_.tags_pointing_to(repo, d)) {
+        auto r = co_await fs_.remove_tree(layout::tag_dir(repo, tag));
+        if (!r) {
+            co_return r;
+        }
+        index_.remove_tag(repo, tag);
+    }
+    std::string link = layout::revision_link(repo, d);
+    auto r = co_await fs_.remove_tree(std::string(layout::parent(link)));
+    if (!r) {
+        co_return r;
+    }
+    (void)co_await fs_.fsync_dir(std::string(layout::parent(layout::parent(link))));
+    index_.remove_manifest(repo, d);
+    co_return util::Ok{};
+}
+
+Task<Result<void>> Store::delete_tag(std::string repo, std::string tag) noexcept {
+    RepoState& rs = index_.repo(repo);
+    co_await rs.write_mu.lock();
+    reactor::AsyncLockGuard guard(rs.write_mu);
+    if (!index_.resolve_tag(repo, tag)) {
+        co_return Error::of(Errc::not_found, "tag unknown");
+    }
+    auto r = co_await fs_.remove_tree(layout::tag_dir(repo, tag));
+    if (!r) {
+        co_return r;
+    }
+    (void)co_await fs_.fsync_dir(layout::tags_dir(repo));
+    index_.remove_tag(repo, tag);
+    co_return util::Ok{};
+}
+
+} // namespace rp::storage

@@ -1,0 +1,26 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <cstdarg>
+#include <string_view>
+
+namespace rp::util {
+
+// Log lines go to stderr through a small dedicated writer thread, so a shard
+// never blocks on a full stderr pipe. Lines beyond the bounded backlog are
+// dropped and counted. Only `main` and `registry` log (library modules return
+// errors instead).
+enum class LogLevel { debug, info, warn, error };
+
+void log_start(LogLevel min_level);
+void log_stop() noexcept; // flushes what is queued
+void log_line(LogLevel level, std::string_view line) noexcept;
+void logf(LogLevel level, const char* fmt, ...) noexcept __attribute__((format(printf, 2, 3)));
+// Appends a raw, already formatted line (access log).
+void log_raw(std::string_view line) noexcept;
+
+} // namespace rp::util
+
+#define RP_LOG_INFO(...) ::rp::util::logf(::rp::util::LogLevel::info, __VA_ARGS__)
+#define RP_LOG_WARN(...) ::rp::util::logf(::rp::util::LogLevel::warn, __VA_ARGS__)
+#define RP_LOG_ERROR(...) ::rp::util::logf(::rp::util::LogLevel::error, __VA_ARGS__)

@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "util/strings.hh"
+
+#include <cstdio>
+#include <ctime>
+
+namespace rp::util {
+
+std::optional<std::uint64_t> parse_u64(std::string_view s) noexcept {
+    if (s.empty() || s.size() > 20) {
+        return std::nullopt;
+    }
+    std::uint64_t v = 0;
+    for (char c : s) {
+        if (c < '0' || c > '9') {
+            return std::nullopt;
+        }
+        std::uint64_t d = static_cast<std::uint64_t>(c - '0');
+        if (v > (UINT64_MAX - d) / 10) {
+            return std::nullopt;
+        }
+        v = v * 10 + d;
+    }
+    return v;
+}
+
+static char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) {
+        return false;
+    }
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        if (lower(a[i]) != lower(b[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::string_view trim(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+        s.remove_prefix(1);
+    }
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
+        s.remove_suffix(1);
+    }
+    return s;
+}
+
+std::string to_lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) {
+        c = lower(c);
+    }
+    return out;
+}
+
+bool is_lower_hex(std::string_view s) noexcept {
+    for (char c : s) {
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int hexval(char c) noexcept {
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c = lower(c);
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    return -1;
+}
+
+std::optional<std::string> percent_decode(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] != '%') {
+            out.push_back(s[i]);
+            continue;
+        }
+        if (i + 2 >= s.size()) {
+            return std::nullopt;
+        }
+        int hi = hexval(s[i + 1]);
+        int lo = hexval(s[i + 2]);
+        if (hi < 0 || lo < 0) {
+            return std::nullopt;
+        }
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+    }
+    return out;
+}
+
+std::string percent_encode(std::string_view s) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(s.size());
+    for (char c : s) {
+        unsigned char u = static_cast<unsigned char>(c);
+        bool plain = (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') ||
+                     u == '-' || u == '_' || u == '.' || u == '~';
+        if (plain) {
+            out.push_back(c);
+        } else {
+            out.push_back('%');
+            out.push_back(hex[u >> 4]);
+            out.push_back(hex[u & 15]);
+        }
+    }
+    return out;
+}
+
+void json_escape(std::string& out, std::string_view s) {
+    static constexpr char hex[] = "0123456789abcdef";
+    for (char c : s) {
+        unsigned char u = static_cast<unsigned char>(c);
+        if (c == '"' || c == '\\') {
+            out.push_back('\\');
+            out.push_back(c);
+        } else if (u < 0x20) {
+            out += "\\u00";
+            out.push_back(hex[u >> 4]);
+            out.push_back(hex[u & 15]);
+        } else {
+            out.push_back(c);
+        }
+    }
+}
+
+std::string rfc3339(std::int64_t epoch_s) {
+    std::time_t t = static_cast<std::time_t>(epoch_s);
+    std::tm tm{};
+    (void)gmtime_r(&t, &tm);
+    char buf[32];
+    std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return std::string(buf, n);
+}
+
+static bool digits(std::string_view s, std::size_t at, std::size_t n, int& out) noexcept {
+    if (at + n > s.size()) {
+        return false;
+    }
+    int v = 0;
+    for (std::size_t i = at; i < at + n; ++i) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+        v = v * 10 + (s[i] - '0');
+    }
+    out = v;
+    return true;
+}
+
+std::optional<std::int64_t> parse_rfc3339(std::string_view s) noexcept {
+    // YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM); Distribution writes RFC3339Nano.
+    std::tm tm{};
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, se = 0;
+    if (!digits(s, 0, 4, y) || s.size() < 20 || s[4] != '-' || !digits(s, 5, 2, mo) ||
+        s[7] != '-' || !digits(s, 8, 2, d) || (s[10] != 'T' && s[10] != 't') ||
+        !digits(s, 11, 2, h) || s[13] != ':' || !digits(s, 14, 2, mi) || s[16] != ':' ||
+        !digits(s, 17, 2, se)) {
+        return std::nullopt;
+    }
+    std::size_t i = 19;
+    if (i < s.size() && s[i] == '.') {
+        ++i;
+        while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+            ++i;
+        }
+    }
+    int offset_s = 0;
+    if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
+        ++i;
+    } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+        int oh = 0, om = 0;
+        if (!digits(s, i + 1, 2, oh) || i + 3 >= s.size() || s[i + 3] != ':' ||
+            !digits(s, i + 4, 2, om)) {
+            return std::nullopt;
+        }
+        offset_s = (oh * 3600 + om * 60) * (s[i] == '+' ? 1 : -1);
+        i += 6;
+    } else {
+        return std::nullopt;
+    }
+    if (i != s.size()) {
+        return std::nullopt;
+    }
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = se;
+    return static_cast<std::int64_t>(timegm(&tm)) - offset_s;
+}
+
+std::string http_date(std::int64_t epoch_s) {
+    std::time_t t = static_cast<std::time_t>(epoch_s);
+    std::tm tm{};
+    (void)gmtime_r(&t, &tm);
+    static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    char buf[40];
+    int n = std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT",
+                          days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
+                          tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+}
+
+} // namespace rp::util

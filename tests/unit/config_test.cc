@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "config.hh"
+
+#include <unistd.h>
+
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+using namespace rp;
+
+namespace {
+
+std::string write_temp(const std::string& text) {
+    char path[] = "/tmp/rp-config-test-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    REQUIRE(write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+    close(fd);
+    return path;
+}
+
+} // namespace
+
+TEST_CASE("with nothing set, the embedded defaults apply") {
+    auto c = load_config({}, {});
+    REQUIRE(c);
+    CHECK(c->http_listen == "127.0.0.1:5000");
+    CHECK(c->storage_root == "/var/lib/registry");
+    CHECK(c->storage_delete_enabled);
+    CHECK(c->catalog_max_entries == 1000);
+}
+
+TEST_CASE("flags beat the environment, which beats the file") {
+    std::string f = write_temp("[http]\nlisten = \"127.0.0.1:1\"\nshards = 3\n[storage]\nroot = \"/f\"\n");
+    CliOverrides cli;
+    cli.config_file = f;
+    cli.root = "/flag";
+    auto c = load_config(cli, {{"RINGPORT_HTTP_LISTEN", "127.0.0.1:2"}, {"RINGPORT_STORAGE_ROOT", "/env"}});
+    REQUIRE(c);
+    CHECK(c->http_listen == "127.0.0.1:2");
+    CHECK(c->http_shards == 3);
+    CHECK(c->storage_root == "/flag");
+    std::remove(f.c_str());
+}
+
+TEST_CASE("Distribution's REGISTRY_* names set the same settings") {
+    auto c = load_config({}, {{"REGISTRY_HTTP_ADDR", ":5001"},
+                              {"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", "/r"},
+                              {"REGISTRY_STORAGE_DELETE_ENABLED", "false"},
+                              {"REGISTRY_CATALOG_MAXENTRIES", "7"}});
+    REQUIRE(c);
+    CHECK(c->http_listen == ":5001");
+    CHECK(c->storage_root == "/r");
+    CHECK_FALSE(c->storage_delete_enabled);
+    CHECK(c->catalog_max_entries == 7);
+}
+
+TEST_CASE("unknown keys and bad values are errors that name them") {
+    std::string f = write_temp("[http]\nlistne = \"x\"\n");
+    CliOverrides cli;
+    cli.config_file = f;
+    auto c = load_config(cli, {});
+    REQUIRE_FALSE(c);
+    CHECK(c.error().detail.find("http.listne") != std::string::npos);
+    std::remove(f.c_str());
+
+    auto e = load_config({}, {{"RINGPORT_HTTP_LISTN", "x"}});
+    REQUIRE_FALSE(e);
+    CHECK(e.error().detail.find("RINGPORT_HTTP_LISTN") != std::string::npos);
+
+    auto v = load_config({}, {{"RINGPORT_HTTP_SHARDS", "many"}});
+    REQUIRE_FALSE(v);
+    CHECK(v.error().detail.find("RINGPORT_HTTP_SHARDS") != std::string::npos);
+
+    auto l = load_config({}, {{"RINGPORT_HTTP_LISTEN", "nowhere"}});
+    REQUIRE_FALSE(l);
+    CHECK(l.error().detail.find("http.listen") != std::string::npos);
+
+    std::string g = write_temp("[http]\nshards = \"two\"\n");
+    cli.config_file = g;
+    auto t = load_config(cli, {});
+    REQUIRE_FALSE(t);
+    CHECK(t.error().detail.find("http.shards") != std::string::npos);
+    std::remove(g.c_str());
+}
+
+TEST_CASE("the example file in the repository is what the binary documents, and it loads") {
+    std::ifstream in(RINGPORT_SOURCE_ROOT "/ringport.example.toml");
+    REQUIRE(in.good());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    CHECK(ss.str() == example_config());
+    CliOverrides cli;
+    cli.config_file = RINGPORT_SOURCE_ROOT "/ringport.example.toml";
+    CHECK(load_config(cli, {}));
+}

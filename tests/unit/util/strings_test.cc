@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "util/strings.hh"
+
+#include <doctest/doctest.h>
+
+using namespace rp::util;
+
+TEST_CASE("decimal parsing refuses signs, spaces and overflow") {
+    CHECK(parse_u64("0").value() == 0);
+    CHECK(parse_u64("18446744073709551615").value() == UINT64_MAX);
+    CHECK_FALSE(parse_u64("18446744073709551616"));
+    CHECK_FALSE(parse_u64("-1"));
+    CHECK_FALSE(parse_u64(" 1"));
+    CHECK_FALSE(parse_u64(""));
+}
+
+TEST_CASE("percent decoding refuses broken escapes") {
+    CHECK(percent_decode("sha256%3Aab").value() == "sha256:ab");
+    CHECK_FALSE(percent_decode("%"));
+    CHECK_FALSE(percent_decode("%4"));
+    CHECK_FALSE(percent_decode("%zz"));
+    CHECK(percent_encode("a/b c") == "a%2Fb%20c");
+}
+
+TEST_CASE("RFC 3339 times round-trip, including Distribution's nanoseconds") {
+    CHECK(rfc3339(0) == "1970-01-01T00:00:00Z");
+    CHECK(parse_rfc3339("2026-01-02T03:04:05Z").value() == 1767323045);
+    CHECK(parse_rfc3339("2026-01-02T03:04:05.123456789Z").value() == 1767323045);
+    CHECK(parse_rfc3339("2026-01-02T04:04:05+01:00").value() == 1767323045);
+    CHECK_FALSE(parse_rfc3339("2026-01-02 03:04:05"));
+    CHECK(http_date(0) == "Thu, 01 Jan 1970 00:00:00 GMT");
+}
+
+TEST_CASE("JSON escaping covers quotes, backslashes and control bytes") {
+    std::string out;
+    json_escape(out, "a\"b\\c\n");
+    CHECK(out == "a\\\"b\\\\c\\u000a");
+}
