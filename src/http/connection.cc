@@ -435,6 +435,7 @@ Task<void> Connection::run() noexcept {
             auto f = parser_.failure();
             int status = f == RequestParser::Failure::header_too_large ? 431
                          : f == RequestParser::Failure::url_too_long   ? 414
+                         : f == RequestParser::Failure::bad_version    ? 505
                                                                        : 400;
             co_await send_error(status, parser_.failure_reason());
             break;

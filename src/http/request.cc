@@ -90,8 +90,10 @@ bool split_target(std::string_view target, std::string& path, std::string& query
     if (hash != std::string::npos) {
         query.resize(hash);
     }
+    // A NUL may come through (%00): every name, tag, digest and id is
+    // validated against a grammar that excludes it before any use.
     auto decoded = util::percent_decode(raw_path);
-    if (!decoded || decoded->find('\0') != std::string::npos) {
+    if (!decoded) {
         return false;
     }
     path = std::move(*decoded);

@@ -41,7 +41,7 @@ struct Request {
 };
 
 // Splits `target` into the decoded path and the raw query. False when the
-// path has a bad percent escape or a NUL.
+// path has a bad percent escape.
 bool split_target(std::string_view target, std::string& path, std::string& query);
 
 } // namespace rp::http

@@ -68,8 +68,39 @@ int RequestParser::on_header_value(llhttp_t* p, const char* at, std::size_t len)
     return 0;
 }
 
+namespace {
+
+// RFC 9110 token characters: what a header name may consist of.
+bool token_char(char c) noexcept {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+        return true;
+    }
+    switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~': return true;
+    default: return false;
+    }
+}
+
+bool is_token(std::string_view s) noexcept {
+    if (s.empty()) {
+        return false;
+    }
+    for (char c : s) {
+        if (!token_char(c)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+} // namespace
+
 int RequestParser::on_header_value_complete(llhttp_t* p) noexcept {
     RequestParser& s = self(p);
+    if (!is_token(s.field_)) {
+        return s.fail(Failure::bad_request, "invalid header name");
+    }
     if (s.req_.headers.size() >= s.limits_.header_count_max) {
         return s.fail(Failure::header_too_large, "too many header fields");
     }
@@ -92,10 +123,19 @@ int RequestParser::finish_head() noexcept {
     }
     std::string_view expect = r.header("Expect");
     r.expect_continue = util::iequals(util::trim(expect), "100-continue");
+    if (r.has_header("Transfer-Encoding")) {
+        // Only plain "chunked": other codings would hand us bytes we cannot store.
+        if (!r.chunked || !util::iequals(util::trim(r.header("Transfer-Encoding")), "chunked") ||
+            r.header_list("Transfer-Encoding").size() != 1) {
+            return fail(Failure::bad_request, "unsupported Transfer-Encoding");
+        }
+    }
     if (!split_target(r.target, r.path, r.query) || r.path.empty() || r.path.front() != '/') {
         return fail(Failure::bad_request, "bad request target");
     }
-    return HPE_PAUSED;
+    // A chunked body is decoded by ChunkedDecoder: llhttp skips it (1), which
+    // completes the message at once and pauses there.
+    return r.chunked ? 1 : HPE_PAUSED;
 }
 
 int RequestParser::on_headers_complete(llhttp_t* p) noexcept {
@@ -114,23 +154,106 @@ int RequestParser::on_message_complete(llhttp_t* p) noexcept {
     return HPE_PAUSED;
 }
 
+void RequestParser::start_next() noexcept {
+    req_.clear();
+    in_head_ = true;
+    started_ = false;
+    complete_ = false;
+    head_bytes_ = 0;
+    field_.clear();
+    value_.clear();
+    value_started_ = false;
+    line_.clear();
+    line_done_ = false;
+}
+
+bool RequestParser::validate_line() noexcept {
+    // method SP request-target SP HTTP-version CRLF, single spaces.
+    std::string_view l = line_;
+    if (l.size() < 2 || l[l.size() - 2] != '\r') {
+        failure_ = Failure::bad_request;
+        reason_ = "request line must end in CRLF";
+        return false;
+    }
+    l.remove_suffix(2);
+    auto sp1 = l.find(' ');
+    auto sp2 = sp1 == std::string_view::npos ? sp1 : l.find(' ', sp1 + 1);
+    if (sp1 == 0 || sp2 == std::string_view::npos || sp2 == sp1 + 1 ||
+        l.find(' ', sp2 + 1) != std::string_view::npos || !is_token(l.substr(0, sp1))) {
+        failure_ = Failure::bad_request;
+        reason_ = "malformed request line";
+        return false;
+    }
+    for (char c : l.substr(sp1 + 1, sp2 - sp1 - 1)) {
+        auto u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u == 0x7f) {
+            failure_ = Failure::bad_request;
+            reason_ = "malformed request target";
+            return false;
+        }
+    }
+    std::string_view v = l.substr(sp2 + 1);
+    if (v == "HTTP/1.1" || v == "HTTP/1.0") {
+        return true;
+    }
+    bool shaped = v.size() == 8 && v.substr(0, 5) == "HTTP/" && v[5] >= '0' && v[5] <= '9' &&
+                  v[6] == '.' && v[7] >= '0' && v[7] <= '9';
+    failure_ = shaped ? Failure::bad_version : Failure::bad_request;
+    reason_ = shaped ? "HTTP version not supported" : "malformed HTTP version";
+    return false;
+}
+
+bool RequestParser::check_request_line(const char* data, std::size_t len) noexcept {
+    for (std::size_t i = 0; i < len && !line_done_; ++i) {
+        line_.push_back(data[i]);
+        if (data[i] != '\n') {
+            if (line_.size() > limits_.url_bytes_max + 32) {
+                failure_ = Failure::url_too_long;
+                reason_ = "request target too long";
+                return false;
+            }
+            continue;
+        }
+        if (line_ == "\r\n") {
+            line_.clear(); // an empty line before a request is tolerated (RFC 9112 §2.2)
+            continue;
+        }
+        line_done_ = true;
+        return validate_line();
+    }
+    return true;
+}
+
+RequestParser::Step RequestParser::feed_chunked(const char* data, std::size_t len) noexcept {
+    auto st = chunked_.feed(data, len, spans_);
+    if (st.status == ChunkedDecoder::Status::error) {
+        failure_ = Failure::bad_body;
+        reason_ = chunked_.error();
+        return Step{Status::error, 0};
+    }
+    if (st.status == ChunkedDecoder::Status::done) {
+        chunk_active_ = false;
+        complete_ = true;
+        return Step{Status::message_done, st.consumed};
+    }
+    return Step{Status::need_more, st.consumed};
+}
+
 RequestParser::Step RequestParser::feed(const char* data, std::size_t len) noexcept {
     spans_.clear();
     if (failure_ != Failure::none) {
         return Step{Status::error, 0};
     }
+    if (chunk_active_) {
+        return feed_chunked(data, len);
+    }
     if (complete_) {
-        // The previous message was handed out: start the next one.
-        req_.clear();
-        in_head_ = true;
-        started_ = false;
-        complete_ = false;
-        head_bytes_ = 0;
-        field_.clear();
-        value_.clear();
-        value_started_ = false;
+        start_next(); // the previous message was handed out
     }
     bool was_in_head = in_head_;
+    if (was_in_head && !line_done_ && !check_request_line(data, len)) {
+        return Step{Status::error, 0};
+    }
     llhttp_errno_t err = llhttp_execute(&parser_, data, len);
     std::size_t consumed = len;
     if (err == HPE_PAUSED) {
@@ -138,8 +261,7 @@ RequestParser::Step RequestParser::feed(const char* data, std::size_t len) noexc
         llhttp_resume(&parser_);
     } else if (err != HPE_OK) {
         if (failure_ == Failure::none) {
-            bool body_err = !in_head_ && (err == HPE_INVALID_CHUNK_SIZE || err == HPE_STRICT);
-            failure_ = body_err ? Failure::bad_body : Failure::bad_request;
+            failure_ = in_head_ ? Failure::bad_request : Failure::bad_body;
             reason_ = llhttp_get_error_reason(&parser_);
         }
         return Step{Status::error, 0};
@@ -152,6 +274,12 @@ RequestParser::Step RequestParser::feed(const char* data, std::size_t len) noexc
             return Step{Status::error, 0};
         }
         if (!in_head_) {
+            if (req_.chunked) {
+                // llhttp completed the message when it skipped the body.
+                complete_ = false;
+                chunk_active_ = true;
+                chunked_.reset();
+            }
             return Step{Status::head_done, consumed};
         }
     }

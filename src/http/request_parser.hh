@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "http/chunked.hh"
 #include "http/request.hh"
 
 namespace rp::http {
@@ -27,7 +28,7 @@ class RequestParser {
         std::size_t header_count_max = 128;
     };
     enum class Status { need_more, head_done, message_done, error };
-    enum class Failure { none, bad_request, header_too_large, url_too_long, bad_body };
+    enum class Failure { none, bad_request, header_too_large, url_too_long, bad_body, bad_version };
     struct Step {
         Status status;
         std::size_t consumed;
@@ -62,6 +63,12 @@ class RequestParser {
     static RequestParser& self(llhttp_t* p) noexcept;
     int fail(Failure f, const char* reason) noexcept;
     int finish_head() noexcept;
+    void start_next() noexcept;
+    Step feed_chunked(const char* data, std::size_t len) noexcept;
+    // Checks the request line ourselves before llhttp sees it: llhttp 8.1
+    // accepts doubled spaces, a missing version (HTTP/0.9) and HTTP/2.0.
+    bool check_request_line(const char* data, std::size_t len) noexcept;
+    bool validate_line() noexcept;
 
     Limits limits_;
     llhttp_t parser_{};
@@ -71,6 +78,10 @@ class RequestParser {
     std::string value_;
     bool value_started_ = false;
     std::vector<std::span<const char>> spans_;
+    ChunkedDecoder chunked_;
+    bool chunk_active_ = false; // decoding a chunked body (llhttp skips it)
+    std::string line_;          // the request line, until its LF
+    bool line_done_ = false;
     std::size_t head_bytes_ = 0;
     bool in_head_ = true;
     bool started_ = false;

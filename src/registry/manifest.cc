@@ -3,7 +3,9 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <memory>
+#include <vector>
 
 #include "util/strings.hh"
 
@@ -193,6 +195,35 @@ Result<ParsedManifest> parse_object(dom::object o, std::string_view content_type
     return p;
 }
 
+// Duplicate keys make JSON ambiguous (parsers disagree on which value wins),
+// so a manifest that has them anywhere is refused.
+bool has_duplicate_keys(dom::element e, int depth) {
+    if (depth > 1100) {
+        return true; // simdjson's depth limit stops real documents well before
+    }
+    dom::object o;
+    if (e.get_object().get(o) == simdjson::SUCCESS) {
+        std::vector<std::string_view> keys;
+        for (dom::key_value_pair kv : o) {
+            keys.push_back(kv.key);
+            if (has_duplicate_keys(kv.value, depth + 1)) {
+                return true;
+            }
+        }
+        std::sort(keys.begin(), keys.end());
+        return std::adjacent_find(keys.begin(), keys.end()) != keys.end();
+    }
+    dom::array a;
+    if (e.get_array().get(a) == simdjson::SUCCESS) {
+        for (dom::element item : a) {
+            if (has_duplicate_keys(item, depth + 1)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 void fill_refs(ParsedManifest& p) {
     for (const Descriptor& d : p.blobs) {
         p.info.blobs.push_back(d.digest);
@@ -218,6 +249,9 @@ Result<ParsedManifest> parse_manifest(std::string_view body, std::string_view co
     dom::object o;
     if (doc.get_object().get(o) != simdjson::SUCCESS) {
         return invalid("manifest is not a JSON object");
+    }
+    if (has_duplicate_keys(doc, 0)) {
+        return invalid("manifest has duplicate keys");
     }
     auto p = parse_object(o, content_type);
     if (!p) {

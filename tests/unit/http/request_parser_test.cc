@@ -133,3 +133,34 @@ TEST_CASE("Expect: 100-continue and HTTP/1.0 keep-alive are recognised") {
     CHECK_FALSE(p.request().keep_alive);
     CHECK(p.request().http_minor == 0);
 }
+
+TEST_CASE("the request line is checked strictly: single spaces, HTTP/1.0 or 1.1") {
+    struct Case {
+        const char* line;
+        RequestParser::Failure want;
+    };
+    for (Case c : {Case{"GET  /v2/ HTTP/1.1\r\n\r\n", RequestParser::Failure::bad_request},
+                   Case{"GET /v2/\r\n\r\n", RequestParser::Failure::bad_request},
+                   Case{"GET /v2/ HTTP/2.0\r\n\r\n", RequestParser::Failure::bad_version},
+                   Case{"GET /v2/ http/1.1\r\n\r\n", RequestParser::Failure::bad_request},
+                   Case{"GET /v2/ HTTP/1.1\n\n", RequestParser::Failure::bad_request},
+                   Case{"GET / HTTP/1.1\r\n: x\r\n\r\n", RequestParser::Failure::bad_request},
+                   Case{"GET / HTTP/1.1\r\nHo st: x\r\n\r\n", RequestParser::Failure::bad_request},
+                   Case{"GET / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                        RequestParser::Failure::bad_request}}) {
+        RequestParser p({});
+        std::string in = c.line;
+        Status last{};
+        (void)parse_one(p, in, 2, &last);
+        CHECK_MESSAGE(last == Status::error, c.line);
+        CHECK_MESSAGE(p.failure() == c.want, c.line);
+    }
+}
+
+TEST_CASE("an empty line before a request is tolerated") {
+    RequestParser p({});
+    std::string in = "\r\nGET /v2/ HTTP/1.1\r\n\r\n";
+    auto st = p.feed(in.data(), in.size());
+    CHECK(st.status == Status::head_done);
+    CHECK(p.request().path == "/v2/");
+}
