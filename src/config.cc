@@ -112,7 +112,8 @@ std::string env_name(const Key& k) {
     return s;
 }
 
-Result<void> set_from_string(Config& cfg, const Key& k, std::string_view v, const std::string& where) {
+Result<void> set_from_string(Config& cfg, const Key& k, std::string_view v,
+                             const std::string& where) {
     switch (k.kind) {
     case Kind::string: cfg.*(k.s) = std::string(v); return util::Ok{};
     case Kind::boolean: {
@@ -122,15 +123,17 @@ Result<void> set_from_string(Config& cfg, const Key& k, std::string_view v, cons
         } else if (l == "false" || l == "0" || l == "no" || l == "off") {
             cfg.*(k.b) = false;
         } else {
-            return Error::of(Errc::invalid, where + ": expected true or false, got '" + std::string(v) + "'");
+            return Error::of(Errc::invalid,
+                             where + ": expected true or false, got '" + std::string(v) + "'");
         }
         return util::Ok{};
     }
     case Kind::uint: {
         auto n = util::parse_u64(util::trim(v));
         if (!n || *n < k.min || *n > k.max) {
-            return Error::of(Errc::invalid, where + ": expected an integer in [" + std::to_string(k.min) +
-                                                ", " + std::to_string(k.max) + "], got '" + std::string(v) + "'");
+            return Error::of(Errc::invalid,
+                             where + ": expected an integer in [" + std::to_string(k.min) + ", " +
+                                 std::to_string(k.max) + "], got '" + std::string(v) + "'");
         }
         cfg.*(k.u) = *n;
         return util::Ok{};
@@ -212,7 +215,8 @@ Result<void> apply_env(Config& cfg, const std::map<std::string, std::string>& en
         if (k.registry_env != nullptr) {
             auto it = env.find(k.registry_env);
             if (it != env.end()) {
-                auto r = set_from_string(cfg, k, it->second, std::string("environment ") + k.registry_env);
+                auto r = set_from_string(cfg, k, it->second,
+                                         std::string("environment ") + k.registry_env);
                 if (!r) {
                     return r;
                 }
@@ -243,14 +247,16 @@ Result<void> apply_env(Config& cfg, const std::map<std::string, std::string>& en
 Result<void> validate(const Config& cfg) {
     auto a = reactor::parse_listen_addr(cfg.http_listen);
     if (!a) {
-        return Error::of(Errc::invalid, "http.listen '" + cfg.http_listen + "': " + a.error().detail);
+        return Error::of(Errc::invalid,
+                         "http.listen '" + cfg.http_listen + "': " + a.error().detail);
     }
     if (cfg.storage_root.empty()) {
         return Error::of(Errc::invalid, "storage.root must not be empty");
     }
     const std::string& l = cfg.log_level;
     if (l != "debug" && l != "info" && l != "warn" && l != "error") {
-        return Error::of(Errc::invalid, "log.level '" + l + "': expected debug, info, warn or error");
+        return Error::of(Errc::invalid,
+                         "log.level '" + l + "': expected debug, info, warn or error");
     }
     return util::Ok{};
 }

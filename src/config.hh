@@ -48,7 +48,8 @@ struct CliOverrides {
 // Defaults, then the TOML file, then the environment (RINGPORT_<SECTION>_<KEY>
 // and Distribution's REGISTRY_* names), then CLI flags. An unknown key (in
 // the file or as a RINGPORT_* variable) or a bad value is an error that names it.
-util::Result<Config> load_config(const CliOverrides& cli, const std::map<std::string, std::string>& env);
+util::Result<Config> load_config(const CliOverrides& cli,
+                                 const std::map<std::string, std::string>& env);
 
 // The documented key list, rendered as a commented TOML file.
 std::string example_config();

@@ -126,7 +126,8 @@ class Purger {
 
   private:
     void run(int v2fd, storage::Store& store, std::int64_t age_s) {
-        auto every = std::chrono::seconds(age_s / 4 < 3600 ? (age_s / 4 > 60 ? age_s / 4 : 60) : 3600);
+        auto every =
+            std::chrono::seconds(age_s / 4 < 3600 ? (age_s / 4 > 60 ? age_s / 4 : 60) : 3600);
         std::unique_lock lk(mu_);
         while (!cv_.wait_for(lk, every, [this] { return stop_; })) {
             lk.unlock();
@@ -149,10 +150,11 @@ void rebuild_index(int v2fd, storage::Index& index, storage::Store& store, std::
     auto stats = storage::rebuild(v2fd, index, store, registry::parse_stored_manifest, purge_age_s,
                                   threads == 0 ? 2 : threads);
     if (stats) {
-        RP_LOG_INFO("index ready in %.3f s: %zu repositories, %zu tags, %zu manifests, %zu blob links, "
-                    "%zu unfinished uploads (%zu stale purged), %zu entries skipped",
-                    stats->seconds, stats->repos, stats->tags, stats->manifests, stats->layers,
-                    stats->uploads, stats->uploads_purged, stats->skipped);
+        RP_LOG_INFO(
+            "index ready in %.3f s: %zu repositories, %zu tags, %zu manifests, %zu blob links, "
+            "%zu unfinished uploads (%zu stale purged), %zu entries skipped",
+            stats->seconds, stats->repos, stats->tags, stats->manifests, stats->layers,
+            stats->uploads, stats->uploads_purged, stats->skipped);
     } else {
         RP_LOG_ERROR("index rebuild failed: %s", stats.error().describe().c_str());
     }
@@ -161,68 +163,44 @@ void rebuild_index(int v2fd, storage::Index& index, storage::Store& store, std::
 
 } // namespace
 
-int serve_main(const Config& cfg) {
+namespace {
+
+// Signals are taken by sigwait on the main thread: block them in every thread.
+sigset_t block_signals() {
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, nullptr); // every thread inherits the mask
+    pthread_sigmask(SIG_BLOCK, &sigs, nullptr); // threads started later inherit it
     (void)::signal(SIGPIPE, SIG_IGN);
-    raise_fd_limit();
-    util::log_start(level_of(cfg.log_level));
+    return sigs;
+}
 
-    auto v2 = open_v2(cfg.storage_root);
-    if (!v2) {
-        std::fprintf(stderr, "ringport: %s\n", v2.error().describe().c_str());
-        util::log_stop();
-        return 1;
-    }
-    util::UniqueFd v2fd(*v2);
-    auto lock = lock_root(cfg.storage_root);
-    if (!lock) {
-        std::fprintf(stderr, "ringport: %s\n", lock.error().detail.empty()
-                                                   ? lock.error().describe().c_str()
-                                                   : lock.error().detail.c_str());
-        util::log_stop();
-        return 1;
-    }
+int startup_error(const util::Error& e) {
+    std::fprintf(stderr, "ringport: %s\n",
+                 e.detail.empty() || e.kind == util::Errc::system ? e.describe().c_str()
+                                                                  : e.detail.c_str());
+    util::log_stop();
+    return 1;
+}
 
-    reactor::BlockingPool pool(2);
-    reactor::BlockingPool::set_global(&pool);
-    storage::Index index;
-    storage::Store store(v2fd.get(), store_config(cfg), index);
-    reactor::Latch ready;
-    registry::RegistryConfig rcfg;
-    rcfg.delete_enabled = cfg.storage_delete_enabled;
-    rcfg.catalog_max_entries = cfg.catalog_max_entries;
-    rcfg.access_log = cfg.http_access_log;
-    registry::Registry reg(rcfg, store, ready);
-    http::Server server(server_config(cfg), reg);
+registry::RegistryConfig registry_config(const Config& cfg) {
+    registry::RegistryConfig r;
+    r.delete_enabled = cfg.storage_delete_enabled;
+    r.catalog_max_entries = cfg.catalog_max_entries;
+    r.access_log = cfg.http_access_log;
+    return r;
+}
 
-    auto bound = server.listen();
-    if (!bound) {
-        std::fprintf(stderr, "ringport: %s\n", bound.error().describe().c_str());
-        util::log_stop();
-        return 1;
-    }
-    auto started = server.start();
-    if (!started) {
-        std::fprintf(stderr, "ringport: %s\n", started.error().describe().c_str());
-        server.stop();
-        util::log_stop();
-        return 1;
-    }
-    std::printf("ringport: listening on %s\n", bound->c_str());
-    std::fflush(stdout);
-    RP_LOG_INFO("ringport %s serving %s on %s with %u shard(s)", RINGPORT_VERSION,
-                cfg.storage_root.c_str(), bound->c_str(), server.shard_count());
-
+// Serves until SIGTERM/SIGINT while the index loads in the background.
+void run_until_signal(const Config& cfg, sigset_t sigs, int v2fd, http::Server& server,
+                      storage::Index& index, storage::Store& store, reactor::Latch& ready) {
     std::int64_t purge_age_s = static_cast<std::int64_t>(cfg.storage_upload_purge_age_hours) * 3600;
-    std::thread rebuilder(rebuild_index, v2fd.get(), std::ref(index), std::ref(store), purge_age_s,
+    std::thread rebuilder(rebuild_index, v2fd, std::ref(index), std::ref(store), purge_age_s,
                           std::ref(ready));
-    int sig = 0;
     {
-        Purger purger(v2fd.get(), store, purge_age_s);
+        Purger purger(v2fd, store, purge_age_s);
+        int sig = 0;
         while (sigwait(&sigs, &sig) != 0) {
         }
         RP_LOG_INFO("signal %d: draining (up to %llu ms)", sig,
@@ -230,6 +208,43 @@ int serve_main(const Config& cfg) {
         server.stop();
     }
     rebuilder.join();
+}
+
+} // namespace
+
+int serve_main(const Config& cfg) {
+    sigset_t sigs = block_signals();
+    raise_fd_limit();
+    util::log_start(level_of(cfg.log_level));
+    auto v2 = open_v2(cfg.storage_root);
+    if (!v2) {
+        return startup_error(v2.error());
+    }
+    util::UniqueFd v2fd(*v2);
+    auto lock = lock_root(cfg.storage_root);
+    if (!lock) {
+        return startup_error(lock.error());
+    }
+    reactor::BlockingPool pool(2);
+    reactor::BlockingPool::set_global(&pool);
+    storage::Index index;
+    storage::Store store(v2fd.get(), store_config(cfg), index);
+    reactor::Latch ready;
+    registry::Registry reg(registry_config(cfg), store, ready);
+    http::Server server(server_config(cfg), reg);
+    auto bound = server.listen();
+    if (!bound) {
+        return startup_error(bound.error());
+    }
+    if (auto started = server.start(); !started) {
+        server.stop();
+        return startup_error(started.error());
+    }
+    std::printf("ringport: listening on %s\n", bound->c_str());
+    std::fflush(stdout);
+    RP_LOG_INFO("ringport %s serving %s on %s with %u shard(s)", RINGPORT_VERSION,
+                cfg.storage_root.c_str(), bound->c_str(), server.shard_count());
+    run_until_signal(cfg, sigs, v2fd.get(), server, index, store, ready);
     RP_LOG_INFO("stopped");
     util::log_stop();
     reactor::BlockingPool::set_global(nullptr);

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD_PKGS=(
-  clang libclang-rt-14-dev meson ninja-build pkg-config
+  clang libclang-rt-14-dev clang-format clang-tidy meson ninja-build pkg-config
   liburing-dev libsimdjson-dev libssl-dev libxxhash-dev libcurl4-openssl-dev
   libtomlplusplus-dev doctest-dev node-llhttp
 )

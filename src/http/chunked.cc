@@ -35,12 +35,6 @@ void ChunkedDecoder::reset() noexcept {
     error_ = "";
 }
 
-ChunkedDecoder::Step ChunkedDecoder::fail(const char* why, std::size_t at) noexcept {
-    state_ = State::failed;
-    error_ = why;
-    return Step{Status::error, at};
-}
-
 bool ChunkedDecoder::size_char(char c) noexcept {
     int v = hex_value(c);
     if (v < 0 || digits_ >= 16) {
@@ -51,57 +45,92 @@ bool ChunkedDecoder::size_char(char c) noexcept {
     return true;
 }
 
+// One framing byte (any state but `data`). Returns false on a framing error.
+bool ChunkedDecoder::frame_byte(char c) noexcept {
+    switch (state_) {
+    case State::size:
+        if (size_char(c)) {
+            return true;
+        }
+        if (digits_ == 0 || digits_ >= 16) {
+            return set_error(digits_ >= 16 ? "chunk size too large" : "bad chunk size");
+        }
+        if (c == '\r') {
+            state_ = State::size_lf;
+        } else if (c == ';') {
+            state_ = State::ext;
+            ext_bytes_ = 0;
+        } else if (c == ' ' || c == '\t') {
+            state_ = State::ext_bws; // only whitespace then ';' may follow
+        } else {
+            return set_error("bad chunk size");
+        }
+        return true;
+    case State::ext_bws:
+        if (c == ';') {
+            state_ = State::ext;
+            ext_bytes_ = 0;
+            return true;
+        }
+        return c == ' ' || c == '\t' || set_error("bad chunk size");
+    case State::ext:
+        if (c == '\r') {
+            state_ = State::size_lf;
+            return true;
+        }
+        return (line_char(c) && ++ext_bytes_ <= ext_bytes_max) || set_error("bad chunk extension");
+    case State::size_lf:
+        state_ = size_ == 0 ? State::trailer_start : State::data;
+        return c == '\n' || set_error("chunk size line must end in CRLF");
+    default: return frame_tail_byte(c);
+    }
+}
+
+// Framing after chunk data and in the trailer section.
+bool ChunkedDecoder::frame_tail_byte(char c) noexcept {
+    switch (state_) {
+    case State::data_cr:
+        state_ = State::data_lf;
+        return c == '\r' || set_error("chunk data must be followed by CRLF");
+    case State::data_lf:
+        state_ = State::size;
+        size_ = 0;
+        digits_ = 0;
+        return c == '\n' || set_error("chunk data must be followed by CRLF");
+    case State::trailer_start:
+        if (c == '\r') {
+            state_ = State::final_lf;
+            return true;
+        }
+        state_ = State::trailer_line;
+        return (line_char(c) && ++trailer_bytes_ <= trailer_bytes_max) || set_error("bad trailer");
+    case State::trailer_line:
+        if (c == '\r') {
+            state_ = State::trailer_lf;
+            return true;
+        }
+        return (line_char(c) && ++trailer_bytes_ <= trailer_bytes_max) || set_error("bad trailer");
+    case State::trailer_lf:
+        state_ = State::trailer_start;
+        return c == '\n' || set_error("trailer line must end in CRLF");
+    case State::final_lf:
+        state_ = State::done;
+        return c == '\n' || set_error("chunked body must end in CRLF");
+    default: return set_error("decoder misused");
+    }
+}
+
+bool ChunkedDecoder::set_error(const char* why) noexcept {
+    state_ = State::failed;
+    error_ = why;
+    return false;
+}
+
 ChunkedDecoder::Step ChunkedDecoder::feed(const char* data, std::size_t len,
                                           std::vector<std::span<const char>>& spans) noexcept {
     std::size_t i = 0;
-    while (i < len) {
-        char c = data[i];
-        switch (state_) {
-        case State::size:
-            if (size_char(c)) {
-                ++i;
-                break;
-            }
-            if (digits_ == 0) {
-                return fail("bad chunk size", i);
-            }
-            if (c == '\r') {
-                state_ = State::size_lf;
-            } else if (c == ';') {
-                state_ = State::ext;
-                ext_bytes_ = 0;
-            } else if (c == ' ' || c == '\t') {
-                state_ = State::ext_bws; // only whitespace then ';' may follow
-            } else {
-                return fail(digits_ >= 16 ? "chunk size too large" : "bad chunk size", i);
-            }
-            ++i;
-            break;
-        case State::ext_bws:
-            if (c == ';') {
-                state_ = State::ext;
-                ext_bytes_ = 0;
-            } else if (c != ' ' && c != '\t') {
-                return fail("bad chunk size", i);
-            }
-            ++i;
-            break;
-        case State::ext:
-            if (c == '\r') {
-                state_ = State::size_lf;
-            } else if (!line_char(c) || ++ext_bytes_ > ext_bytes_max) {
-                return fail("bad chunk extension", i);
-            }
-            ++i;
-            break;
-        case State::size_lf:
-            if (c != '\n') {
-                return fail("chunk size line must end in CRLF", i);
-            }
-            ++i;
-            state_ = size_ == 0 ? State::trailer_start : State::data;
-            break;
-        case State::data: {
+    while (i < len && state_ != State::done && state_ != State::failed) {
+        if (state_ == State::data) {
             std::size_t n = len - i;
             if (n > size_) {
                 n = static_cast<std::size_t>(size_);
@@ -112,61 +141,12 @@ ChunkedDecoder::Step ChunkedDecoder::feed(const char* data, std::size_t len,
             if (size_ == 0) {
                 state_ = State::data_cr;
             }
-            break;
+            continue;
         }
-        case State::data_cr:
-            if (c != '\r') {
-                return fail("chunk data must be followed by CRLF", i);
-            }
-            ++i;
-            state_ = State::data_lf;
-            break;
-        case State::data_lf:
-            if (c != '\n') {
-                return fail("chunk data must be followed by CRLF", i);
-            }
-            ++i;
-            state_ = State::size;
-            size_ = 0;
-            digits_ = 0;
-            break;
-        case State::trailer_start:
-            ++i;
-            if (c == '\r') {
-                state_ = State::final_lf;
-            } else if (line_char(c) && ++trailer_bytes_ <= trailer_bytes_max) {
-                state_ = State::trailer_line;
-            } else {
-                return fail("bad trailer", i - 1);
-            }
-            break;
-        case State::trailer_line:
-            if (c == '\r') {
-                state_ = State::trailer_lf;
-            } else if (!line_char(c) || ++trailer_bytes_ > trailer_bytes_max) {
-                return fail("bad trailer", i);
-            }
-            ++i;
-            break;
-        case State::trailer_lf:
-            if (c != '\n') {
-                return fail("trailer line must end in CRLF", i);
-            }
-            ++i;
-            state_ = State::trailer_start;
-            break;
-        case State::final_lf:
-            if (c != '\n') {
-                return fail("chunked body must end in CRLF", i);
-            }
-            ++i;
-            state_ = State::done;
-            return Step{Status::done, i};
-        case State::done:
-            return Step{Status::done, i};
-        case State::failed:
+        if (!frame_byte(data[i])) {
             return Step{Status::error, i};
         }
+        ++i;
     }
     if (state_ == State::failed) {
         return Step{Status::error, i};

@@ -19,13 +19,14 @@ class ChunkedDecoder {
         Status status;
         std::size_t consumed;
     };
-    static constexpr std::size_t ext_bytes_max = 4096;     // per chunk line
+    static constexpr std::size_t ext_bytes_max = 4096;      // per chunk line
     static constexpr std::size_t trailer_bytes_max = 16384; // whole trailer section
 
     void reset() noexcept;
     // Decodes from `data`; chunk payload is appended to `spans` as views into
     // `data`. Stops right after the final CRLF (done) so pipelined bytes stay.
-    Step feed(const char* data, std::size_t len, std::vector<std::span<const char>>& spans) noexcept;
+    Step feed(const char* data, std::size_t len,
+              std::vector<std::span<const char>>& spans) noexcept;
     const char* error() const noexcept { return error_; }
 
   private:
@@ -44,7 +45,9 @@ class ChunkedDecoder {
         done,
         failed,
     };
-    Step fail(const char* why, std::size_t at) noexcept;
+    bool frame_byte(char c) noexcept;
+    bool frame_tail_byte(char c) noexcept;
+    bool set_error(const char* why) noexcept;
     bool size_char(char c) noexcept;
 
     State state_ = State::size;

@@ -68,8 +68,7 @@ Connection::~Connection() {
 
 void Connection::drain() noexcept {
     drain_requested_ = true;
-    if (state_ == ConnState::reading_head && !parser_.message_started() &&
-        buf_.begin == buf_.end) {
+    if (state_ == ConnState::reading_head && !parser_.message_started() && buf_.begin == buf_.end) {
         force_close();
     }
 }
@@ -155,8 +154,8 @@ Task<Connection::HeadResult> Connection::read_head() noexcept {
 
 Task<Result<void>> Connection::fill_for_body() noexcept {
     const Request& req = parser_.request();
-    bool large = req.chunked ||
-                 (req.content_length && *req.content_length - body_bytes_ > buf_.cap);
+    bool large =
+        req.chunked || (req.content_length && *req.content_length - body_bytes_ > buf_.cap);
     if (large) {
         use_big_buffer();
     }
@@ -169,7 +168,8 @@ Task<Result<void>> Connection::fill_for_body() noexcept {
         }
     }
     buf_.begin = buf_.end = 0;
-    int n = co_await reactor::recv(fd_.get(), buf_.data.get(), buf_.cap, srv_.config().body_timeout_ms);
+    int n =
+        co_await reactor::recv(fd_.get(), buf_.data.get(), buf_.cap, srv_.config().body_timeout_ms);
     if (n <= 0) {
         cut_ = true;
         co_return recv_error(n);
@@ -239,7 +239,8 @@ bool Connection::decide_keep_alive() const noexcept {
 Task<Result<void>> Connection::send_all(const char* data, std::size_t len) noexcept {
     std::size_t off = 0;
     while (off < len) {
-        int n = co_await reactor::send(fd_.get(), data + off, len - off, srv_.config().body_timeout_ms);
+        int n =
+            co_await reactor::send(fd_.get(), data + off, len - off, srv_.config().body_timeout_ms);
         if (n <= 0) {
             cut_ = true;
             co_return n == 0 ? Error::of(Errc::closed) : recv_error(n);
@@ -274,9 +275,9 @@ Result<void> Connection::ensure_pipe() noexcept {
 Task<Result<void>> Connection::splice_out(std::size_t len) noexcept {
     int timeout = srv_.config().body_timeout_ms;
     for (int idle = 0; len > 0;) {
-        int n = co_await reactor::splice(pipe_r_.get(), -1, fd_.get(), -1,
-                                         static_cast<unsigned>(len),
-                                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        int n =
+            co_await reactor::splice(pipe_r_.get(), -1, fd_.get(), -1, static_cast<unsigned>(len),
+                                     SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n == -EAGAIN) {
             int p = co_await reactor::poll(fd_.get(), POLLOUT, timeout);
             if (p < 0 || (p & (POLLERR | POLLHUP)) != 0 || ++idle > 1000000) {
@@ -412,8 +413,8 @@ Task<void> Connection::serve_one() noexcept {
     }
     bool again = co_await finish_body();
     const Request& req = parser_.request();
-    AccessRecord rec{peer_, req.method, req.target, status_, body_bytes_, bytes_out_,
-                     now_us() - start, srv_.shard().id()};
+    AccessRecord rec{peer_,       req.method, req.target,       status_,
+                     body_bytes_, bytes_out_, now_us() - start, srv_.shard().id()};
     srv_.handler().log_access(rec);
     keep_alive_ = again;
     state_ = again ? ConnState::reading_head : ConnState::closing;

@@ -73,7 +73,8 @@ class Connection {
     reactor::Task<util::Result<void>> fill_for_body() noexcept;
     reactor::Task<util::Result<void>> respond(Response r) noexcept;
     reactor::Task<util::Result<void>> send_all(const char* data, std::size_t len) noexcept;
-    reactor::Task<util::Result<void>> send_file(int fd, std::uint64_t off, std::uint64_t len) noexcept;
+    reactor::Task<util::Result<void>> send_file(int fd, std::uint64_t off,
+                                                std::uint64_t len) noexcept;
     reactor::Task<util::Result<void>> splice_out(std::size_t len) noexcept;
     reactor::Task<void> send_error(int status, const char* reason) noexcept;
     reactor::Task<bool> finish_body() noexcept;

@@ -53,7 +53,8 @@ std::optional<std::string> Request::query_param(std::string_view key) const {
         auto eq = kv.find('=');
         std::string_view k = kv.substr(0, eq);
         if (k == key) {
-            std::string_view v = eq == std::string_view::npos ? std::string_view{} : kv.substr(eq + 1);
+            std::string_view v =
+                eq == std::string_view::npos ? std::string_view{} : kv.substr(eq + 1);
             auto d = util::percent_decode(v);
             if (!d) {
                 return std::nullopt;

@@ -78,11 +78,11 @@ Task<void> accept_loop(Server* server) {
         if (target == 0) {
             server->shard_server(0).adopt(fd);
         } else {
-            server->shard_server(target).shard().post(reactor::Message{
-                [](void* arg, std::uint64_t v) noexcept {
-                    static_cast<ShardServer*>(arg)->adopt(static_cast<int>(v));
-                },
-                &server->shard_server(target), static_cast<std::uint64_t>(fd)});
+            server->shard_server(target).shard().post(
+                reactor::Message{[](void* arg, std::uint64_t v) noexcept {
+                                     static_cast<ShardServer*>(arg)->adopt(static_cast<int>(v));
+                                 },
+                                 &server->shard_server(target), static_cast<std::uint64_t>(fd)});
         }
     }
     server->acceptor_exited();
@@ -281,9 +281,10 @@ void Server::stop() noexcept {
     // 3. Cut whatever is left; their flows unwind through failed operations.
     for (int round = 0; round < 500 && total_active() > 0; ++round) {
         for (auto& s : servers_) {
-            s->shard().post(reactor::Message{
-                [](void* arg, std::uint64_t) noexcept { static_cast<ShardServer*>(arg)->force_all(); },
-                s.get(), 0});
+            s->shard().post(reactor::Message{[](void* arg, std::uint64_t) noexcept {
+                                                 static_cast<ShardServer*>(arg)->force_all();
+                                             },
+                                             s.get(), 0});
         }
         std::this_thread::sleep_for(milliseconds(10));
     }

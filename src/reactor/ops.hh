@@ -20,7 +20,8 @@ namespace rp::reactor {
 // with -ECANCELED; the timeout's own CQE carries no user data and is ignored.
 template <typename Prep> class [[nodiscard]] OpAwaiter final : public Operation {
   public:
-    OpAwaiter(Prep prep, int timeout_ms) noexcept : prep_(std::move(prep)), timeout_ms_(timeout_ms) {}
+    OpAwaiter(Prep prep, int timeout_ms) noexcept
+        : prep_(std::move(prep)), timeout_ms_(timeout_ms) {}
     OpAwaiter(const OpAwaiter&) = delete;
     OpAwaiter& operator=(const OpAwaiter&) = delete;
 
@@ -77,8 +78,8 @@ inline auto recv(int fd, void* buf, std::size_t len, int timeout_ms) noexcept {
 }
 
 inline auto send(int fd, const void* buf, std::size_t len, int timeout_ms) noexcept {
-    return make_op(
-        [=](io_uring_sqe* s) { io_uring_prep_send(s, fd, buf, len, MSG_NOSIGNAL); }, timeout_ms);
+    return make_op([=](io_uring_sqe* s) { io_uring_prep_send(s, fd, buf, len, MSG_NOSIGNAL); },
+                   timeout_ms);
 }
 
 inline auto poll(int fd, unsigned mask, int timeout_ms) noexcept {
@@ -94,9 +95,8 @@ inline auto write(int fd, const void* buf, unsigned len, std::uint64_t off) noex
 }
 
 inline auto fsync(int fd, bool datasync = false) noexcept {
-    return make_op([=](io_uring_sqe* s) {
-        io_uring_prep_fsync(s, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
-    });
+    return make_op(
+        [=](io_uring_sqe* s) { io_uring_prep_fsync(s, fd, datasync ? IORING_FSYNC_DATASYNC : 0); });
 }
 
 inline auto close(int fd) noexcept {
@@ -109,9 +109,8 @@ inline auto close(int fd) noexcept {
 // relocate a co_await temporary bitwise, which breaks a std::string's SSO
 // pointer (seen as a bad free under ASan).
 inline auto openat(int dirfd, const char* path, int flags, mode_t mode = 0) noexcept {
-    return make_op([=](io_uring_sqe* s) {
-        io_uring_prep_openat(s, dirfd, path, flags | O_CLOEXEC, mode);
-    });
+    return make_op(
+        [=](io_uring_sqe* s) { io_uring_prep_openat(s, dirfd, path, flags | O_CLOEXEC, mode); });
 }
 
 inline auto statx(int dirfd, const char* path, int flags, unsigned mask,
@@ -121,9 +120,8 @@ inline auto statx(int dirfd, const char* path, int flags, unsigned mask,
 
 inline auto renameat(int olddir, const char* from, int newdir, const char* to,
                      unsigned flags = 0) noexcept {
-    return make_op([=](io_uring_sqe* s) {
-        io_uring_prep_renameat(s, olddir, from, newdir, to, flags);
-    });
+    return make_op(
+        [=](io_uring_sqe* s) { io_uring_prep_renameat(s, olddir, from, newdir, to, flags); });
 }
 
 inline auto unlinkat(int dirfd, const char* path, int flags) noexcept {
@@ -134,8 +132,8 @@ inline auto mkdirat(int dirfd, const char* path, mode_t mode) noexcept {
     return make_op([=](io_uring_sqe* s) { io_uring_prep_mkdirat(s, dirfd, path, mode); });
 }
 
-inline auto splice(int fd_in, std::int64_t off_in, int fd_out, std::int64_t off_out,
-                   unsigned len, unsigned flags) noexcept {
+inline auto splice(int fd_in, std::int64_t off_in, int fd_out, std::int64_t off_out, unsigned len,
+                   unsigned flags) noexcept {
     return make_op([=](io_uring_sqe* s) {
         io_uring_prep_splice(s, fd_in, off_in, fd_out, off_out, len, flags);
     });

@@ -87,11 +87,12 @@ util::Result<util::UniqueFd> listen_tcp(const ListenAddr& addr, int backlog, std
     if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&got), &glen) != 0) {
         return util::Error::sys(errno, "getsockname");
     }
-    std::uint16_t port = family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&got)->sin6_port)
-                                            : ntohs(reinterpret_cast<sockaddr_in*>(&got)->sin_port);
+    std::uint16_t port = family == AF_INET6
+                             ? ntohs(reinterpret_cast<sockaddr_in6*>(&got)->sin6_port)
+                             : ntohs(reinterpret_cast<sockaddr_in*>(&got)->sin_port);
     if (bound != nullptr) {
-        *bound = (family == AF_INET6 ? "[" + addr.host + "]" : addr.host) + ":" +
-                 std::to_string(port);
+        *bound =
+            (family == AF_INET6 ? "[" + addr.host + "]" : addr.host) + ":" + std::to_string(port);
     }
     return fd;
 }

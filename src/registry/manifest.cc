@@ -105,7 +105,7 @@ Result<std::string> media_type_of(dom::object o, std::string_view content_type) 
     }
     dom::element m;
     return std::string(o["manifests"].get(m) == simdjson::SUCCESS ? media::oci_index
-                                                                   : media::oci_manifest);
+                                                                  : media::oci_manifest);
 }
 
 Result<void> fill_common(dom::object o, ParsedManifest& p) {

@@ -15,9 +15,11 @@ namespace media {
 constexpr std::string_view oci_manifest = "application/vnd.oci.image.manifest.v1+json";
 constexpr std::string_view oci_index = "application/vnd.oci.image.index.v1+json";
 constexpr std::string_view docker_manifest = "application/vnd.docker.distribution.manifest.v2+json";
-constexpr std::string_view docker_list = "application/vnd.docker.distribution.manifest.list.v2+json";
+constexpr std::string_view docker_list =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
 constexpr std::string_view docker_v1 = "application/vnd.docker.distribution.manifest.v1+json";
-constexpr std::string_view docker_v1_signed = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+constexpr std::string_view docker_v1_signed =
+    "application/vnd.docker.distribution.manifest.v1+prettyjws";
 } // namespace media
 
 struct Descriptor {
@@ -43,7 +45,8 @@ util::Result<ParsedManifest> parse_manifest(std::string_view body, std::string_v
 
 // For the rebuild: what the index keeps, from bytes already stored. Lenient
 // about the media type (it was accepted once); schema 1 is kept as stored.
-util::Result<storage::ManifestInfo> parse_stored_manifest(const storage::Digest& d, std::string body);
+util::Result<storage::ManifestInfo> parse_stored_manifest(const storage::Digest& d,
+                                                          std::string body);
 
 bool is_manifest_media_type(std::string_view t) noexcept;
 

@@ -87,8 +87,8 @@ Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
         co_return;
     }
     storage::Index& idx = store_.index();
-    std::optional<Digest> d = ref->is_digest ? std::optional<Digest>(ref->digest)
-                                             : idx.resolve_tag(r.name, ref->tag);
+    std::optional<Digest> d =
+        ref->is_digest ? std::optional<Digest>(ref->digest) : idx.resolve_tag(r.name, ref->tag);
     storage::ManifestPtr m = d ? idx.manifest(r.name, *d) : nullptr;
     if (!m) {
         co_await fail(ex, Code::manifest_unknown, r.ref);

@@ -80,8 +80,8 @@ Task<void> Registry::put_manifest(http::Exchange& ex, const Route& r) noexcept {
     if (info->subject) {
         subject = info->subject->str();
     }
-    auto put = co_await store_.put_manifest(r.name, info,
-                                            by_digest ? std::nullopt : std::optional(r.ref));
+    auto put =
+        co_await store_.put_manifest(r.name, info, by_digest ? std::nullopt : std::optional(r.ref));
     if (!put) {
         co_await fail(ex, code_for(put.error(), Code::manifest_invalid), put.error().detail);
         co_return;

@@ -41,14 +41,13 @@ void Registry::log_access(const http::AccessRecord& rec) noexcept {
         return;
     }
     char line[2048];
-    int n = std::snprintf(line, sizeof line, "access %.*s \"%.*s %.*s\" %d in=%llu out=%llu %lluus shard=%u",
-                          static_cast<int>(rec.peer.size()), rec.peer.data(),
-                          static_cast<int>(rec.method.size()), rec.method.data(),
-                          static_cast<int>(rec.target.size() > 512 ? 512 : rec.target.size()),
-                          rec.target.data(), rec.status,
-                          static_cast<unsigned long long>(rec.body_bytes_in),
-                          static_cast<unsigned long long>(rec.bytes_out),
-                          static_cast<unsigned long long>(rec.duration_us), rec.shard);
+    int n = std::snprintf(
+        line, sizeof line, "access %.*s \"%.*s %.*s\" %d in=%llu out=%llu %lluus shard=%u",
+        static_cast<int>(rec.peer.size()), rec.peer.data(), static_cast<int>(rec.method.size()),
+        rec.method.data(), static_cast<int>(rec.target.size() > 512 ? 512 : rec.target.size()),
+        rec.target.data(), rec.status, static_cast<unsigned long long>(rec.body_bytes_in),
+        static_cast<unsigned long long>(rec.bytes_out),
+        static_cast<unsigned long long>(rec.duration_us), rec.shard);
     if (n > 0) {
         util::log_line(util::LogLevel::info,
                        std::string_view(line, static_cast<std::size_t>(n) < sizeof line
@@ -87,9 +86,7 @@ Task<void> Registry::handle(http::Exchange& ex) noexcept {
         co_await reply(ex, std::move(r));
         co_return;
     }
-    case RouteKind::not_found:
-        co_await fail(ex, Code::not_found, req.path);
-        co_return;
+    case RouteKind::not_found: co_await fail(ex, Code::not_found, req.path); co_return;
     default: break;
     }
     if (route.kind != RouteKind::catalog && !storage::valid_repo_name(route.name)) {
@@ -103,31 +100,12 @@ Task<void> Registry::handle(http::Exchange& ex) noexcept {
 
 Task<void> Registry::dispatch(http::Exchange& ex, Route route) noexcept {
     const std::string& m = ex.request().method;
-    bool get = m == "GET" || m == "HEAD";
+    if (m == "GET" || m == "HEAD") {
+        co_await dispatch_read(ex, route);
+        co_return;
+    }
     switch (route.kind) {
-    case RouteKind::catalog:
-        if (get) {
-            co_await catalog(ex);
-            co_return;
-        }
-        break;
-    case RouteKind::tags_list:
-        if (get) {
-            co_await tags_list(ex, route);
-            co_return;
-        }
-        break;
-    case RouteKind::referrers:
-        if (get) {
-            co_await referrers(ex, route);
-            co_return;
-        }
-        break;
     case RouteKind::manifest:
-        if (get) {
-            co_await get_manifest(ex, route);
-            co_return;
-        }
         if (m == "PUT") {
             co_await put_manifest(ex, route);
             co_return;
@@ -138,10 +116,6 @@ Task<void> Registry::dispatch(http::Exchange& ex, Route route) noexcept {
         }
         break;
     case RouteKind::blob:
-        if (get) {
-            co_await get_blob(ex, route);
-            co_return;
-        }
         if (m == "DELETE") {
             co_await delete_blob(ex, route);
             co_return;
@@ -153,27 +127,36 @@ Task<void> Registry::dispatch(http::Exchange& ex, Route route) noexcept {
             co_return;
         }
         break;
-    case RouteKind::upload:
-        if (m == "PATCH") {
-            co_await patch_upload(ex, route);
-            co_return;
-        }
-        if (m == "PUT") {
-            co_await put_upload(ex, route);
-            co_return;
-        }
-        if (get) {
-            co_await upload_status(ex, route);
-            co_return;
-        }
-        if (m == "DELETE") {
-            co_await cancel_upload(ex, route);
-            co_return;
-        }
-        break;
+    case RouteKind::upload: co_await dispatch_upload(ex, route); co_return;
     default: break;
     }
     co_await fail(ex, Code::unsupported, "method not allowed on this endpoint");
+}
+
+Task<void> Registry::dispatch_read(http::Exchange& ex, const Route& route) noexcept {
+    switch (route.kind) {
+    case RouteKind::catalog: co_await catalog(ex); co_return;
+    case RouteKind::tags_list: co_await tags_list(ex, route); co_return;
+    case RouteKind::referrers: co_await referrers(ex, route); co_return;
+    case RouteKind::manifest: co_await get_manifest(ex, route); co_return;
+    case RouteKind::blob: co_await get_blob(ex, route); co_return;
+    case RouteKind::upload: co_await upload_status(ex, route); co_return;
+    default: break;
+    }
+    co_await fail(ex, Code::unsupported, "method not allowed on this endpoint");
+}
+
+Task<void> Registry::dispatch_upload(http::Exchange& ex, const Route& route) noexcept {
+    const std::string& m = ex.request().method;
+    if (m == "PATCH") {
+        co_await patch_upload(ex, route);
+    } else if (m == "PUT") {
+        co_await put_upload(ex, route);
+    } else if (m == "DELETE") {
+        co_await cancel_upload(ex, route);
+    } else {
+        co_await fail(ex, Code::unsupported, "method not allowed on this endpoint");
+    }
 }
 
 } // namespace rp::registry

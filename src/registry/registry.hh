@@ -31,6 +31,8 @@ class Registry final : public http::Handler {
   private:
     using Task = reactor::Task<void>;
     Task dispatch(http::Exchange& ex, Route route) noexcept;
+    Task dispatch_read(http::Exchange& ex, const Route& route) noexcept;
+    Task dispatch_upload(http::Exchange& ex, const Route& route) noexcept;
     Task reply(http::Exchange& ex, http::Response r) noexcept;
     Task fail(http::Exchange& ex, Code c, std::string_view detail = {}) noexcept;
 

@@ -55,7 +55,8 @@ Route match_route(std::string_view path) {
         r.name = std::string(rest.substr(0, rest.size() - 10));
         return r;
     }
-    for (std::string_view s : {std::string_view("/blobs/uploads/"), std::string_view("/blobs/uploads")}) {
+    for (std::string_view s :
+         {std::string_view("/blobs/uploads/"), std::string_view("/blobs/uploads")}) {
         if (ends_with(rest, s) && rest.size() > s.size()) {
             r.kind = RouteKind::upload_start;
             r.name = std::string(rest.substr(0, rest.size() - s.size()));

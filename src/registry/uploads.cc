@@ -162,7 +162,8 @@ Task<void> Registry::patch_upload(http::Exchange& ex, const Route& r) noexcept {
         auto range = http::parse_content_range(cr);
         bool len_ok = !range || !req.content_length || *req.content_length == range->length();
         if (!range || range->first != (*u)->offset.load() || !len_ok) {
-            http::Response e = error_response(Code::range_invalid, "chunk does not continue the upload");
+            http::Response e =
+                error_response(Code::range_invalid, "chunk does not continue the upload");
             e.add("Location", upload_location(r.name, r.ref));
             e.add("Range", upload_range((*u)->offset.load()));
             e.add("Docker-Upload-UUID", r.ref);

@@ -115,7 +115,9 @@ std::size_t DigestHash::operator()(std::string_view s) const noexcept {
     return static_cast<std::size_t>(XXH3_64bits(s.data(), s.size()));
 }
 
-static const EVP_MD* md_of(Algorithm a) { return a == Algorithm::sha256 ? EVP_sha256() : EVP_sha512(); }
+static const EVP_MD* md_of(Algorithm a) {
+    return a == Algorithm::sha256 ? EVP_sha256() : EVP_sha512();
+}
 
 Hasher::Hasher(Algorithm a) : alg_(a), ctx_(EVP_MD_CTX_new()) {
     RP_ASSERT(ctx_ != nullptr);

@@ -94,7 +94,8 @@ Task<Result<std::string>> Fs::read_file(std::string path, std::size_t max_bytes)
     co_return out;
 }
 
-Task<Result<void>> Fs::write_all(int fd, const char* data, std::size_t len, std::uint64_t off) noexcept {
+Task<Result<void>> Fs::write_all(int fd, const char* data, std::size_t len,
+                                 std::uint64_t off) noexcept {
     std::size_t done = 0;
     while (done < len) {
         std::size_t want = len - done;
@@ -120,7 +121,8 @@ Task<Result<void>> Fs::fsync(int fd) noexcept {
 }
 
 Task<Result<void>> Fs::fsync_dir(std::string dir) noexcept {
-    auto fd = co_await open(dir.empty() ? std::string(".") : std::move(dir), O_RDONLY | O_DIRECTORY);
+    auto fd =
+        co_await open(dir.empty() ? std::string(".") : std::move(dir), O_RDONLY | O_DIRECTORY);
     if (!fd) {
         co_return std::move(fd).error();
     }
@@ -261,7 +263,8 @@ static Result<void> remove_children(int fd, int depth) {
             }
             return Error::sys(errno, "unlink " + name);
         }
-        util::UniqueFd sub(::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        util::UniqueFd sub(
+            ::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (!sub.valid()) {
             return Error::sys(errno, "open " + name);
         }
@@ -277,7 +280,8 @@ static Result<void> remove_children(int fd, int depth) {
 }
 
 Result<void> remove_tree(int dirfd, const std::string& path) {
-    util::UniqueFd fd(::openat(dirfd, path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    util::UniqueFd fd(
+        ::openat(dirfd, path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd.valid()) {
         if (errno == ENOENT) {
             return util::Ok{};
@@ -340,7 +344,7 @@ std::mt19937_64& rng() {
 std::string new_uuid() {
     std::uint64_t a = rng()();
     std::uint64_t b = rng()();
-    a = (a & ~0xF000ull) | 0x4000ull;                  // version 4
+    a = (a & ~0xF000ull) | 0x4000ull;                 // version 4
     b = (b & ~(0xC000ull << 48)) | (0x8000ull << 48); // RFC 4122 variant
     char out[37];
     static constexpr char hex[] = "0123456789abcdef";

@@ -24,7 +24,8 @@ class Fs {
     reactor::Task<util::Result<struct statx>> stat(std::string path) noexcept;
     reactor::Task<util::Result<struct statx>> fstat(int fd) noexcept;
     // Reads a whole small file (a link, a manifest); too_large past `max_bytes`.
-    reactor::Task<util::Result<std::string>> read_file(std::string path, std::size_t max_bytes) noexcept;
+    reactor::Task<util::Result<std::string>> read_file(std::string path,
+                                                       std::size_t max_bytes) noexcept;
     reactor::Task<util::Result<void>> read_exact(int fd, char* buf, std::size_t len,
                                                  std::uint64_t off) noexcept;
     reactor::Task<util::Result<void>> write_all(int fd, const char* data, std::size_t len,

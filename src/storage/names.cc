@@ -3,7 +3,9 @@
 
 namespace rp::storage {
 
-static bool alnum_lower(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+static bool alnum_lower(char c) noexcept {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
 
 static bool valid_component(std::string_view c) noexcept {
     if (c.empty() || !alnum_lower(c.front()) || !alnum_lower(c.back())) {
@@ -53,8 +55,8 @@ bool valid_tag(std::string_view tag) noexcept {
     }
     for (std::size_t i = 0; i < tag.size(); ++i) {
         char c = tag[i];
-        bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_';
+        bool word =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
         if (word || (i > 0 && (c == '.' || c == '-'))) {
             continue;
         }

@@ -186,21 +186,10 @@ template <typename F> void parallel_for(std::size_t n, unsigned threads, F&& fn)
     }
 }
 
-} // namespace
-
-Result<RebuildStats> rebuild(int v2fd, Index& index, Store& store, const ManifestParser& parse,
-                             std::int64_t purge_age_s, unsigned threads) {
-    auto t0 = std::chrono::steady_clock::now();
-    RebuildStats stats;
-    std::vector<std::string> names;
-    find_repos(v2fd, "repositories", "", 0, names, stats.skipped);
-    std::vector<RepoScan> scans(names.size());
-    for (std::size_t i = 0; i < names.size(); ++i) {
-        scans[i].name = names[i];
-    }
-    parallel_for(scans.size(), threads, [&](std::size_t i) { scan_repo(v2fd, scans[i], purge_age_s); });
-
-    // Parse every distinct manifest once.
+// Reads, verifies and parses every distinct manifest the repositories link.
+std::unordered_map<Digest, ManifestPtr, DigestHash>
+parse_manifests(int v2fd, const std::vector<RepoScan>& scans, Store& store,
+                const ManifestParser& parse, unsigned threads, std::size_t& skipped) {
     std::unordered_map<Digest, ManifestPtr, DigestHash> manifests;
     for (const RepoScan& r : scans) {
         for (const Digest& d : r.revisions) {
@@ -235,8 +224,26 @@ Result<RebuildStats> rebuild(int v2fd, Index& index, Store& store, const Manifes
     for (std::size_t i = 0; i < todo.size(); ++i) {
         manifests[todo[i]] = parsed[i];
     }
-    stats.skipped += bad.load();
+    skipped += bad.load();
+    return manifests;
+}
 
+} // namespace
+
+Result<RebuildStats> rebuild(int v2fd, Index& index, Store& store, const ManifestParser& parse,
+                             std::int64_t purge_age_s, unsigned threads) {
+    auto t0 = std::chrono::steady_clock::now();
+    RebuildStats stats;
+    std::vector<std::string> names;
+    find_repos(v2fd, "repositories", "", 0, names, stats.skipped);
+    std::vector<RepoScan> scans(names.size());
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        scans[i].name = names[i];
+    }
+    parallel_for(scans.size(), threads,
+                 [&](std::size_t i) { scan_repo(v2fd, scans[i], purge_age_s); });
+
+    auto manifests = parse_manifests(v2fd, scans, store, parse, threads, stats.skipped);
     for (RepoScan& r : scans) {
         for (const Digest& d : r.layers) {
             index.add_layer(r.name, d);

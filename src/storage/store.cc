@@ -99,7 +99,8 @@ Task<Result<void>> Store::delete_blob(std::string repo, Digest d) noexcept {
     co_return util::Ok{};
 }
 
-Task<Result<bool>> Store::mount_blob(std::string repo, Digest d, std::optional<std::string> from) noexcept {
+Task<Result<bool>> Store::mount_blob(std::string repo, Digest d,
+                                     std::optional<std::string> from) noexcept {
     bool source = from ? index_.has_layer(*from, d) : index_.any_repo_has_layer(d);
     if (!source) {
         co_return false;
@@ -169,9 +170,9 @@ Task<Result<UploadPtr>> Store::start_upload(std::string repo) noexcept {
         uploads_[u->uuid] = u;
     }
     auto m = co_await fs_.mkdirs(layout::upload_dir(repo, u->uuid));
-    Result<int> fd = m ? co_await fs_.open(layout::upload_data(repo, u->uuid),
-                                           O_RDWR | O_CREAT | O_EXCL, 0644)
-                       : Result<int>(std::move(m).error());
+    Result<int> fd =
+        m ? co_await fs_.open(layout::upload_data(repo, u->uuid), O_RDWR | O_CREAT | O_EXCL, 0644)
+          : Result<int>(std::move(m).error());
     if (fd) {
         u->fd = *fd;
         auto w = co_await fs_.write_atomic(layout::upload_startedat(repo, u->uuid),
@@ -190,7 +191,8 @@ void Store::release_upload(const UploadPtr& u) noexcept {
     u->busy = false;
 }
 
-Task<Result<Digest>> Store::rehash(int fd, Algorithm alg, std::uint64_t size, Hasher* into) noexcept {
+Task<Result<Digest>> Store::rehash(int fd, Algorithm alg, std::uint64_t size,
+                                   Hasher* into) noexcept {
     Hasher local(alg);
     Hasher& h = into != nullptr ? *into : local;
     std::vector<char> buf(rehash_chunk_bytes);
@@ -287,7 +289,8 @@ Task<void> Store::remove_upload_files(std::string repo, std::string uuid) noexce
     (void)co_await fs_.unlink(layout::upload_startedat(repo, uuid));
     auto r = co_await fs_.rmdir(layout::upload_dir(repo, uuid));
     if (!r && r.error().kind != Errc::not_found) {
-        (void)co_await fs_.remove_tree(layout::upload_dir(repo, uuid)); // Distribution's hashstates/
+        (void)co_await fs_.remove_tree(
+            layout::upload_dir(repo, uuid)); // Distribution's hashstates/
     }
 }
 
@@ -322,16 +325,18 @@ Task<Result<void>> Store::move_into_blobs(Upload& u, const Digest& d) noexcept {
 Task<Result<void>> Store::commit_upload(UploadPtr u, Digest expected,
                                         std::optional<std::uint64_t> size) noexcept {
     RP_ASSERT(u->busy);
-    Result<Digest> got = expected.algorithm() == Algorithm::sha256
-                             ? Result<Digest>(u->sha256.peek())
-                             : co_await rehash(u->fd, expected.algorithm(), u->offset.load(), nullptr);
+    Result<Digest> got =
+        expected.algorithm() == Algorithm::sha256
+            ? Result<Digest>(u->sha256.peek())
+            : co_await rehash(u->fd, expected.algorithm(), u->offset.load(), nullptr);
     if (!got) {
         co_await cancel_upload(u);
         co_return std::move(got).error();
     }
     if (!(*got == expected)) {
         co_await cancel_upload(u);
-        co_return Error::of(Errc::digest_mismatch, "content does not match digest " + expected.str());
+        co_return Error::of(Errc::digest_mismatch,
+                            "content does not match digest " + expected.str());
     }
     if (size && *size != u->offset.load()) {
         co_await cancel_upload(u);

@@ -35,7 +35,7 @@ struct StoreConfig {
 struct Upload {
     std::string repo;
     std::string uuid;
-    int fd = -1; // the data file, O_RDWR; closed when the session ends
+    int fd = -1;                          // the data file, O_RDWR; closed when the session ends
     std::atomic<std::uint64_t> offset{0}; // read by GET status from any shard
     Hasher sha256{Algorithm::sha256};
     std::int64_t started_at = 0;
@@ -57,7 +57,8 @@ class Store {
     // its bytes are gone.
     reactor::Task<util::Result<std::uint64_t>> stat_blob(std::string repo, Digest d) noexcept;
     // Opens a linked blob for reading; the caller closes the fd.
-    reactor::Task<util::Result<int>> open_blob(std::string repo, Digest d, std::uint64_t* size) noexcept;
+    reactor::Task<util::Result<int>> open_blob(std::string repo, Digest d,
+                                               std::uint64_t* size) noexcept;
     reactor::Task<util::Result<void>> delete_blob(std::string repo, Digest d) noexcept;
     // Links an existing blob into `repo`: from `from` when given and it links
     // the blob, else from anywhere it is stored. False when there is nothing to link.
@@ -67,7 +68,8 @@ class Store {
     // Uploads --------------------------------------------------------------
     reactor::Task<util::Result<UploadPtr>> start_upload(std::string repo) noexcept;
     // Marks the session busy; resumes it from disk after a restart.
-    reactor::Task<util::Result<UploadPtr>> acquire_upload(std::string repo, std::string uuid) noexcept;
+    reactor::Task<util::Result<UploadPtr>> acquire_upload(std::string repo,
+                                                          std::string uuid) noexcept;
     void release_upload(const UploadPtr& u) noexcept;
     reactor::Task<util::Result<void>> append(Upload& u, std::span<const char> bytes) noexcept;
     // Verifies the digest (and size when given), commits the blob durably,
@@ -78,14 +80,16 @@ class Store {
     std::size_t upload_count() noexcept;
     bool upload_active(const std::string& uuid) noexcept;
     // Bytes received so far, without taking the session (GET status).
-    reactor::Task<util::Result<std::uint64_t>> upload_offset(std::string repo, std::string uuid) noexcept;
+    reactor::Task<util::Result<std::uint64_t>> upload_offset(std::string repo,
+                                                             std::string uuid) noexcept;
 
     // Manifests ------------------------------------------------------------
     // Stores the manifest bytes as a blob, links the revision and the tag.
     reactor::Task<util::Result<void>> put_manifest(std::string repo, ManifestPtr m,
                                                    std::optional<std::string> tag) noexcept;
     // The manifest's bytes (from memory when cached).
-    reactor::Task<util::Result<std::shared_ptr<const std::string>>> manifest_body(ManifestPtr m) noexcept;
+    reactor::Task<util::Result<std::shared_ptr<const std::string>>>
+    manifest_body(ManifestPtr m) noexcept;
     reactor::Task<util::Result<void>> delete_manifest(std::string repo, Digest d) noexcept;
     reactor::Task<util::Result<void>> delete_tag(std::string repo, std::string tag) noexcept;
     // Whether a body of this size may be kept in memory (manifest cache budget).
@@ -98,7 +102,8 @@ class Store {
     reactor::Task<util::Result<Digest>> rehash(int fd, Algorithm alg, std::uint64_t size,
                                                Hasher* into) noexcept;
     reactor::Task<void> remove_upload_files(std::string repo, std::string uuid) noexcept;
-    reactor::Task<util::Result<UploadPtr>> resume_upload(std::string repo, std::string uuid) noexcept;
+    reactor::Task<util::Result<UploadPtr>> resume_upload(std::string repo,
+                                                         std::string uuid) noexcept;
     void forget_upload(const std::string& uuid) noexcept;
 
     Fs fs_;

@@ -40,7 +40,8 @@ Task<Result<void>> Store::put_manifest(std::string repo, ManifestPtr m,
     }
     // A tag's index entry first, then current/link (Distribution's order).
     if (tag) {
-        w = co_await fs_.write_atomic(layout::tag_index_link(repo, *tag, m->digest), m->digest.str());
+        w = co_await fs_.write_atomic(layout::tag_index_link(repo, *tag, m->digest),
+                                      m->digest.str());
         if (w) {
             w = co_await fs_.write_atomic(layout::tag_current_link(repo, *tag), m->digest.str());
         }

@@ -147,13 +147,14 @@ void logf(LogLevel level, const char* fmt, ...) noexcept {
     char buf[1024];
     va_list ap;
     va_start(ap, fmt);
-    int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
+    // The analyzer does not see va_start through <cstdarg>'s macro here.
+    int n = std::vsnprintf(buf, sizeof buf, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized)
     va_end(ap);
     if (n < 0) {
         return;
     }
-    std::size_t len = static_cast<std::size_t>(n) < sizeof buf ? static_cast<std::size_t>(n)
-                                                                : sizeof buf - 1;
+    std::size_t len =
+        static_cast<std::size_t>(n) < sizeof buf ? static_cast<std::size_t>(n) : sizeof buf - 1;
     log_line(level, std::string_view(buf, len));
 }
 

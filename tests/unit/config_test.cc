@@ -35,11 +35,13 @@ TEST_CASE("with nothing set, the embedded defaults apply") {
 }
 
 TEST_CASE("flags beat the environment, which beats the file") {
-    std::string f = write_temp("[http]\nlisten = \"127.0.0.1:1\"\nshards = 3\n[storage]\nroot = \"/f\"\n");
+    std::string f =
+        write_temp("[http]\nlisten = \"127.0.0.1:1\"\nshards = 3\n[storage]\nroot = \"/f\"\n");
     CliOverrides cli;
     cli.config_file = f;
     cli.root = "/flag";
-    auto c = load_config(cli, {{"RINGPORT_HTTP_LISTEN", "127.0.0.1:2"}, {"RINGPORT_STORAGE_ROOT", "/env"}});
+    auto c = load_config(
+        cli, {{"RINGPORT_HTTP_LISTEN", "127.0.0.1:2"}, {"RINGPORT_STORAGE_ROOT", "/env"}});
     REQUIRE(c);
     CHECK(c->http_listen == "127.0.0.1:2");
     CHECK(c->http_shards == 3);

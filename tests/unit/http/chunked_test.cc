@@ -48,9 +48,10 @@ TEST_CASE("chunked bodies decode the same for every split, and stop at their end
 }
 
 TEST_CASE("broken chunk framing is an error, not junk accepted") {
-    for (std::string bad : {"zz\r\nhello\r\n0\r\n\r\n", "5\r\nhelloXX0\r\n\r\n", "5 5\r\nhello\r\n0\r\n\r\n",
-                            "-5\r\nhello\r\n0\r\n\r\n", "fffffffffffffffffffff\r\n", "5\nhello\r\n0\r\n\r\n",
-                            "0\r\n\r\x01", "\r\n"}) {
+    for (std::string bad :
+         {"zz\r\nhello\r\n0\r\n\r\n", "5\r\nhelloXX0\r\n\r\n", "5 5\r\nhello\r\n0\r\n\r\n",
+          "-5\r\nhello\r\n0\r\n\r\n", "fffffffffffffffffffff\r\n", "5\nhello\r\n0\r\n\r\n",
+          "0\r\n\r\x01", "\r\n"}) {
         Status last{};
         std::size_t used = 0;
         (void)decode(bad, 3, &last, &used);

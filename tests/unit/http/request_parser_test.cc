@@ -112,11 +112,12 @@ TEST_CASE("a target over the limit is refused as too long") {
 }
 
 TEST_CASE("malformed heads are errors, never crashes") {
-    for (std::string in : {std::string("GARBAGE\r\n\r\n"), std::string("GET / HTTP/9.9\r\n\r\n"),
-                           std::string("GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
-                           std::string("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: "
-                                       "chunked\r\n\r\n"),
-                           std::string("GET /%zz HTTP/1.1\r\n\r\n"), std::string("\0\0\0", 3)}) {
+    for (std::string in :
+         {std::string("GARBAGE\r\n\r\n"), std::string("GET / HTTP/9.9\r\n\r\n"),
+          std::string("GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+          std::string("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: "
+                      "chunked\r\n\r\n"),
+          std::string("GET /%zz HTTP/1.1\r\n\r\n"), std::string("\0\0\0", 3)}) {
         RequestParser p({});
         Status last{};
         (void)parse_one(p, in, in.size(), &last);

@@ -57,8 +57,8 @@ Task<void> recv_times_out(int fd, int* res) {
     *res = co_await rp::reactor::recv(fd, b, sizeof b, 20);
 }
 
-Task<void> run_all(Shard* shard, int* sum, long* chain, std::string dir, std::string* file, int* ferr,
-                   int sock, int* timeout_res) {
+Task<void> run_all(Shard* shard, int* sum, long* chain, std::string dir, std::string* file,
+                   int* ferr, int sock, int* timeout_res) {
     *sum = co_await add_later(2, 3);
     *chain = co_await many_sync(200000);
     co_await file_roundtrip(dir, file, ferr);
@@ -94,7 +94,8 @@ TEST_CASE("tasks, file operations and timeouts run on a shard with a tiny ring")
 
 namespace {
 
-Task<void> locker(AsyncMutex* m, int* counter, int* max_inside, int* inside, Latch* done, int* left) {
+Task<void> locker(AsyncMutex* m, int* counter, int* max_inside, int* inside, Latch* done,
+                  int* left) {
     for (int i = 0; i < 100; ++i) {
         co_await m->lock();
         AsyncLockGuard g(*m);

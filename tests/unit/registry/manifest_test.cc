@@ -49,11 +49,13 @@ TEST_CASE("the media type is inferred when the body does not name it") {
 }
 
 TEST_CASE("bad manifests are invalid with a reason, schema 1 is flagged") {
-    for (std::string bad : {std::string("{"), std::string("[]"), std::string("{}"),
-                            std::string(R"({"schemaVersion":3})"),
-                            std::string(R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"})"),
-                            std::string(R"({"schemaVersion":2,"manifests":{}})"), image() + "x",
-                            std::string(100000, '[')}) {
+    for (std::string bad :
+         {std::string("{"), std::string("[]"), std::string("{}"),
+          std::string(R"({"schemaVersion":3})"),
+          std::string(
+              R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"})"),
+          std::string(R"({"schemaVersion":2,"manifests":{}})"), image() + "x",
+          std::string(100000, '[')}) {
         auto p = parse_manifest(bad, "");
         CHECK_MESSAGE(!p, bad.substr(0, 60));
         if (!p) {

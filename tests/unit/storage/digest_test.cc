@@ -30,6 +30,7 @@ TEST_CASE("hashing gives the well-known digests") {
     Digest mid = h.peek();
     h.update("c", 1);
     CHECK(mid == digest_of(Algorithm::sha256, "ab"));
-    CHECK(h.peek().str() == "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    CHECK(h.peek().str() ==
+          "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     CHECK(digest_of(Algorithm::sha512, "abc").hex().substr(0, 16) == "ddaf35a193617aba");
 }
