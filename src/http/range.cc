@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "http/range.hh"
 
+#include <cstdint>
+
 #include "util/strings.hh"
 
 namespace rp::http {
@@ -75,7 +77,8 @@ std::optional<ByteRange> parse_content_range(std::string_view h) noexcept {
     }
     auto first = util::parse_u64(h.substr(0, dash));
     auto last = util::parse_u64(h.substr(dash + 1));
-    if (!first || !last || *last < *first) {
+    // last - first + 1 must fit: 0-18446744073709551615 would wrap to 0 bytes.
+    if (!first || !last || *last < *first || *last - *first == UINT64_MAX) {
         return std::nullopt;
     }
     return ByteRange{*first, *last};

@@ -99,7 +99,9 @@ const ServerConfig& ShardServer::config() const noexcept { return server_.config
 Handler& ShardServer::handler() noexcept { return server_.handler(); }
 
 void ShardServer::adopt(int fd) noexcept {
-    if (draining_ || active() >= config().connections_per_shard_max) {
+    // active() already counts this connection: pick_shard reserved it.
+    if (draining_ || active() > config().connections_per_shard_max) {
+        active_.fetch_sub(1, std::memory_order_relaxed);
         reactor::spawn(refuse_connection(fd, config().body_timeout_ms));
         return;
     }
@@ -113,7 +115,6 @@ void ShardServer::link(Connection* c) noexcept {
         head_->prev_ = c;
     }
     head_ = c;
-    active_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void ShardServer::unlink(Connection* c) noexcept {
@@ -211,6 +212,9 @@ unsigned Server::pick_shard() noexcept {
         }
     }
     rr_ = best + 1;
+    // Count the connection now, not when the shard gets to adopt it: a burst
+    // of accepts would otherwise all see the other shards as empty.
+    servers_[best]->reserve();
     return best;
 }
 

@@ -55,7 +55,10 @@ class ShardServer {
     void drain_all() noexcept;
     void force_all() noexcept;
     bool draining() const noexcept { return draining_; }
+    // Connections assigned to this shard: reserved by the acceptor when it
+    // picks the shard, released when the connection ends or is refused.
     unsigned active() const noexcept { return active_.load(std::memory_order_relaxed); }
+    void reserve() noexcept { active_.fetch_add(1, std::memory_order_relaxed); }
 
     std::unique_ptr<char[]> take_big_buffer();
     void give_big_buffer(std::unique_ptr<char[]> b) noexcept;

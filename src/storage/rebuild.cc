@@ -63,30 +63,45 @@ std::vector<Entry> list_dir(int dirfd, const std::string& path) {
     return out;
 }
 
-// Finds repositories: directories with a _layers or _manifests child.
-void find_repos(int v2fd, const std::string& rel, const std::string& name, int depth,
-                std::vector<std::string>& out, std::size_t& skipped) {
+// What the walk of repositories/ found: repositories (a _layers or
+// _manifests child) and, separately, every directory with an _uploads child
+// (a push abandoned before its first blob leaves only that).
+struct Found {
+    std::vector<std::string> repos;
+    std::vector<std::string> with_uploads;
+    std::size_t skipped = 0;
+};
+
+void find_repos(int v2fd, const std::string& rel, const std::string& name, int depth, Found& out) {
     if (depth > walk_depth_max) {
         return;
     }
     bool is_repo = false;
+    bool has_uploads = false;
     for (const Entry& e : list_dir(v2fd, rel)) {
         if (!e.is_dir) {
             continue;
         }
         if (!e.name.empty() && e.name.front() == '_') {
             is_repo = is_repo || e.name == "_layers" || e.name == "_manifests";
+            has_uploads = has_uploads || e.name == "_uploads";
             continue;
         }
         std::string child = name.empty() ? e.name : name + "/" + e.name;
-        find_repos(v2fd, rel + "/" + e.name, child, depth + 1, out, skipped);
+        find_repos(v2fd, rel + "/" + e.name, child, depth + 1, out);
+    }
+    if (!is_repo && !has_uploads) {
+        return;
+    }
+    if (!valid_repo_name(name)) {
+        ++out.skipped;
+        return;
     }
     if (is_repo) {
-        if (valid_repo_name(name)) {
-            out.push_back(name);
-        } else {
-            ++skipped;
-        }
+        out.repos.push_back(name);
+    }
+    if (has_uploads) {
+        out.with_uploads.push_back(name);
     }
 }
 
@@ -123,8 +138,6 @@ struct RepoScan {
     std::vector<Digest> layers;
     std::vector<Digest> revisions;
     std::vector<std::pair<std::string, Digest>> tags;
-    std::size_t uploads = 0;
-    std::size_t purged = 0;
     std::size_t skipped = 0;
 };
 
@@ -141,7 +154,7 @@ bool upload_is_stale(int v2fd, const std::string& dir, std::int64_t now, std::in
     return now - *t > age_s;
 }
 
-void scan_repo(int v2fd, RepoScan& r, std::int64_t purge_age_s) {
+void scan_repo(int v2fd, RepoScan& r) {
     r.layers = read_digest_links(v2fd, layout::layers_dir(r.name), r.skipped);
     r.revisions = read_digest_links(v2fd, layout::revisions_dir(r.name), r.skipped);
     for (const Entry& t : list_dir(v2fd, layout::tags_dir(r.name))) {
@@ -156,16 +169,23 @@ void scan_repo(int v2fd, RepoScan& r, std::int64_t purge_age_s) {
         }
         r.tags.emplace_back(t.name, *d);
     }
+}
+
+// Removes a repository's stale upload directories (unless a session holds
+// one); counts what it kept and what it removed.
+void scan_uploads(int v2fd, const std::string& name, std::int64_t purge_age_s, const Store* store,
+                  std::size_t& kept, std::size_t& purged) {
     std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
-    for (const Entry& u : list_dir(v2fd, layout::uploads_dir(r.name))) {
-        std::string dir = layout::uploads_dir(r.name) + "/" + u.name;
-        if (u.is_dir && upload_is_stale(v2fd, dir, now, purge_age_s)) {
+    for (const Entry& u : list_dir(v2fd, layout::uploads_dir(name))) {
+        std::string dir = layout::uploads_dir(name) + "/" + u.name;
+        bool held = store != nullptr && store->upload_active(u.name);
+        if (u.is_dir && !held && upload_is_stale(v2fd, dir, now, purge_age_s)) {
             if (blocking::remove_tree(v2fd, dir)) {
-                ++r.purged;
+                ++purged;
             }
             continue;
         }
-        ++r.uploads;
+        ++kept;
     }
 }
 
@@ -234,14 +254,17 @@ Result<RebuildStats> rebuild(int v2fd, Index& index, Store& store, const Manifes
                              std::int64_t purge_age_s, unsigned threads) {
     auto t0 = std::chrono::steady_clock::now();
     RebuildStats stats;
-    std::vector<std::string> names;
-    find_repos(v2fd, "repositories", "", 0, names, stats.skipped);
-    std::vector<RepoScan> scans(names.size());
-    for (std::size_t i = 0; i < names.size(); ++i) {
-        scans[i].name = names[i];
+    Found found;
+    find_repos(v2fd, "repositories", "", 0, found);
+    stats.skipped += found.skipped;
+    std::vector<RepoScan> scans(found.repos.size());
+    for (std::size_t i = 0; i < found.repos.size(); ++i) {
+        scans[i].name = found.repos[i];
     }
-    parallel_for(scans.size(), threads,
-                 [&](std::size_t i) { scan_repo(v2fd, scans[i], purge_age_s); });
+    parallel_for(scans.size(), threads, [&](std::size_t i) { scan_repo(v2fd, scans[i]); });
+    for (const std::string& name : found.with_uploads) {
+        scan_uploads(v2fd, name, purge_age_s, nullptr, stats.uploads, stats.uploads_purged);
+    }
 
     auto manifests = parse_manifests(v2fd, scans, store, parse, threads, stats.skipped);
     for (RepoScan& r : scans) {
@@ -257,8 +280,6 @@ Result<RebuildStats> rebuild(int v2fd, Index& index, Store& store, const Manifes
             index.set_tag(r.name, tag, d);
         }
         (void)index.repo(r.name);
-        stats.uploads += r.uploads;
-        stats.uploads_purged += r.purged;
         stats.skipped += r.skipped;
     }
     Index::Counts c = index.counts();
@@ -271,24 +292,12 @@ Result<RebuildStats> rebuild(int v2fd, Index& index, Store& store, const Manifes
 }
 
 std::size_t purge_stale_uploads(int v2fd, Store& store, std::int64_t purge_age_s) {
-    std::vector<std::string> names;
-    std::size_t skipped = 0;
-    find_repos(v2fd, "repositories", "", 0, names, skipped);
-    std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+    Found found;
+    find_repos(v2fd, "repositories", "", 0, found);
+    std::size_t kept = 0;
     std::size_t removed = 0;
-    for (const std::string& name : names) {
-        for (const Entry& u : list_dir(v2fd, layout::uploads_dir(name))) {
-            std::string dir = layout::uploads_dir(name) + "/" + u.name;
-            if (!u.is_dir || !upload_is_stale(v2fd, dir, now, purge_age_s)) {
-                continue;
-            }
-            if (store.upload_active(u.name)) {
-                continue;
-            }
-            if (blocking::remove_tree(v2fd, dir)) {
-                ++removed;
-            }
-        }
+    for (const std::string& name : found.with_uploads) {
+        scan_uploads(v2fd, name, purge_age_s, &store, kept, removed);
     }
     return removed;
 }

@@ -146,7 +146,7 @@ Task<Result<std::uint64_t>> Store::upload_offset(std::string repo, std::string u
     co_return static_cast<std::uint64_t>(st->stx_size);
 }
 
-bool Store::upload_active(const std::string& uuid) noexcept {
+bool Store::upload_active(const std::string& uuid) const noexcept {
     std::lock_guard lk(uploads_mu_);
     return uploads_.count(uuid) != 0;
 }

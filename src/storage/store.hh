@@ -78,7 +78,7 @@ class Store {
                                                     std::optional<std::uint64_t> size) noexcept;
     reactor::Task<void> cancel_upload(UploadPtr u) noexcept;
     std::size_t upload_count() noexcept;
-    bool upload_active(const std::string& uuid) noexcept;
+    bool upload_active(const std::string& uuid) const noexcept;
     // Bytes received so far, without taking the session (GET status).
     reactor::Task<util::Result<std::uint64_t>> upload_offset(std::string repo,
                                                              std::string uuid) noexcept;
@@ -109,7 +109,7 @@ class Store {
     Fs fs_;
     StoreConfig cfg_;
     Index& index_;
-    std::mutex uploads_mu_;
+    mutable std::mutex uploads_mu_;
     std::unordered_map<std::string, UploadPtr> uploads_;
     std::atomic<std::size_t> cache_bytes_{0};
 };

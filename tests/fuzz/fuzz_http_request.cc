@@ -27,6 +27,9 @@ constexpr RequestParser::Limits profiles[4] = {
     {4096, 64, 8},
 };
 
+constexpr const char* token_chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                    "0123456789!#$%&'*+-.^_`|~";
+
 // What a handler sees of one head; compared between the two runs.
 struct Head {
     std::string method, target, path, query;
@@ -51,14 +54,27 @@ Head check_head(const rp::http::Request& r, const RequestParser::Limits& lim,
     RP_FUZZ_CHECK(head_bytes <= lim.header_bytes_max, "head_done after more than the head limit");
     RP_FUZZ_CHECK(!r.method.empty(), "a head has a method");
     RP_FUZZ_CHECK(!r.path.empty() && r.path.front() == '/', "the path starts with '/'");
-    RP_FUZZ_CHECK(r.path.find('\0') == std::string::npos, "the path holds no NUL");
+    // A NUL reaches the path only percent-encoded (the validators refuse it there).
+    RP_FUZZ_CHECK(r.path.find('\0') == std::string::npos ||
+                      r.target.substr(0, r.target.find('?')).find("%00") != std::string::npos,
+                  "a NUL in the path comes only from %00");
+    for (char c : r.target) {
+        auto u = static_cast<unsigned char>(c);
+        RP_FUZZ_CHECK(u > 0x20 && u != 0x7f, "the raw target holds no NUL, space or control");
+    }
     RP_FUZZ_CHECK(r.target.size() <= lim.url_bytes_max, "the target is within url_bytes_max");
     RP_FUZZ_CHECK(r.headers.size() <= lim.header_count_max, "header count within the limit");
+    RP_FUZZ_CHECK(r.http_major == 1 && r.http_minor <= 1, "only HTTP/1.0 and HTTP/1.1");
     RP_FUZZ_CHECK(!(r.chunked && r.content_length), "never both chunked and Content-Length");
-    Head h{r.method, r.target, r.path, r.query, {}, r.http_major, r.http_minor,
-           r.keep_alive, r.chunked, r.expect_continue, r.content_length};
+    RP_FUZZ_CHECK(!r.has_header("Transfer-Encoding") || r.chunked,
+                  "a Transfer-Encoding other than chunked is refused");
+    Head h{r.method,  r.target,          r.path,          r.query,
+           {},        r.http_major,      r.http_minor,    r.keep_alive,
+           r.chunked, r.expect_continue, r.content_length};
     for (const auto& f : r.headers) {
         RP_FUZZ_CHECK(f.name.size() <= lim.header_bytes_max, "header name within the limit");
+        RP_FUZZ_CHECK(!f.name.empty() && f.name.find_first_not_of(token_chars) == std::string::npos,
+                      "a header name is an RFC 9110 token");
         RP_FUZZ_CHECK(f.value.size() <= lim.header_bytes_max, "header value within the limit");
         h.headers.emplace_back(f.name, f.value);
     }
@@ -86,8 +102,10 @@ bool feed_read(RequestParser& p, const RequestParser::Limits& lim, std::string_v
         const char* at = in.data() + pos;
         auto st = p.feed(at, len);
         RP_FUZZ_CHECK(st.consumed <= len, "consumed never exceeds the bytes fed");
+        // On error nothing counts as consumed, but spans decoded before it may remain.
+        std::size_t lent = st.status == Status::error ? len : st.consumed;
         for (auto s : p.body_spans()) {
-            RP_FUZZ_CHECK(s.data() >= at && s.data() + s.size() <= at + st.consumed,
+            RP_FUZZ_CHECK(s.data() >= at && s.data() + s.size() <= at + lent,
                           "body spans borrow the consumed bytes");
             RP_FUZZ_CHECK(!t.bodies.empty(), "no body before a head");
             t.bodies.back().append(s.data(), s.size());
@@ -134,6 +152,12 @@ Trace run(const RequestParser::Limits& lim, std::string_view in, unsigned ctl) {
         }
     } while (pos < in.size());
     t.at_eof = p.finish();
+    if (t.heads.size() > t.messages_done) {
+        const Head& h = t.heads.back();
+        bool body_left = h.chunked || (h.content_length && *h.content_length > 0);
+        RP_FUZZ_CHECK(!body_left || t.at_eof != RequestParser::Failure::none,
+                      "finish() in the middle of a body is a failure");
+    }
     return t;
 }
 

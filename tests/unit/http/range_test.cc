@@ -38,6 +38,7 @@ TEST_CASE("upload Content-Range accepts the OCI and the RFC forms") {
     REQUIRE(b);
     CHECK(b->first == 100);
     CHECK_FALSE(parse_content_range("10-5"));
+    CHECK_FALSE(parse_content_range("0-18446744073709551615")); // length would wrap to 0
     CHECK_FALSE(parse_content_range("x-5"));
     CHECK_FALSE(parse_content_range(""));
 }
