@@ -62,7 +62,9 @@ Connection::Connection(ShardServer& srv, int fd, std::string peer) noexcept
 }
 
 Connection::~Connection() {
-    release_big_buffer();
+    if (small_) {
+        srv_.give_big_buffer(std::move(buf_.data)); // return the loan whatever it holds
+    }
     srv_.unlink(this);
 }
 
@@ -85,6 +87,9 @@ void Connection::use_big_buffer() noexcept {
         return;
     }
     big_ = srv_.take_big_buffer();
+    if (!big_) {
+        return; // the shard's large buffers are all lent: go on with the small one
+    }
     std::size_t n = buf_.end - buf_.begin;
     std::memcpy(big_.get(), buf_.data.get() + buf_.begin, n);
     small_ = std::move(buf_.data);

@@ -148,6 +148,10 @@ void ShardServer::force_all() noexcept {
 }
 
 std::unique_ptr<char[]> ShardServer::take_big_buffer() {
+    if (big_lent_ >= config().big_buffers_max) {
+        return nullptr; // bounded: slow uploaders cannot pin more than this
+    }
+    ++big_lent_;
     if (!big_free_.empty()) {
         auto b = std::move(big_free_.back());
         big_free_.pop_back();
@@ -157,6 +161,8 @@ std::unique_ptr<char[]> ShardServer::take_big_buffer() {
 }
 
 void ShardServer::give_big_buffer(std::unique_ptr<char[]> b) noexcept {
+    RP_ASSERT(big_lent_ > 0);
+    --big_lent_;
     if (big_free_.size() < config().big_buffers_cached_max) {
         big_free_.push_back(std::move(b));
     }

@@ -33,6 +33,7 @@ struct ServerConfig {
     std::size_t head_buffer_bytes = 16384;
     std::size_t body_buffer_bytes = 262144;
     std::size_t big_buffers_cached_max = 32;
+    std::size_t big_buffers_max = 64; // lent at once per shard (memory bound)
     std::size_t drain_body_bytes_max = 1u << 20;
     std::vector<Header> default_headers; // added to every response
 };
@@ -71,6 +72,7 @@ class ShardServer {
     std::atomic<unsigned> active_{0};
     bool draining_ = false;
     std::vector<std::unique_ptr<char[]>> big_free_;
+    std::size_t big_lent_ = 0;
     std::string date_;
     std::int64_t date_sec_ = 0;
 };

@@ -129,10 +129,9 @@ Task<util::Result<std::string>> Registry::read_manifest_body(http::Exchange& ex)
     if (req.content_length && *req.content_length > max) {
         co_return util::Error::of(Errc::too_large, "manifest exceeds the size limit");
     }
+    // Grows with what arrives: a client announcing 4 MiB and trickling bytes
+    // does not get 4 MiB reserved up front.
     std::string body;
-    if (req.content_length) {
-        body.reserve(static_cast<std::size_t>(*req.content_length));
-    }
     for (;;) {
         auto chunk = co_await ex.read_body();
         if (!chunk) {

@@ -961,3 +961,32 @@ def test_kill_9_during_a_push_leaves_a_tree_distribution_serves(lab):
     for d in [sha256(b) for b in b_blobs if sha256(b) not in pusher.attempted]:
         assert dc.request("HEAD", f"/v2/{b_name}/blobs/{d}").status == 404, d
     assert not [l for l in dist.err if "panic" in l], dist.err[-20:]
+
+
+def test_more_slow_uploads_than_large_receive_buffers_all_complete():
+    """A shard lends at most 64 large receive buffers; uploads beyond that go
+    on with the small head buffer (slower, never refused), so slow uploaders
+    cannot pin unbounded memory and nobody is turned away."""
+    count, half = 80, 150 * 1024
+    with Ringport(env={"RINGPORT_HTTP_SHARDS": "1"}) as srv:
+        blobs = [random_bytes(2 * half, 1000 + i) for i in range(count)]
+        conns = []
+        try:
+            for i, blob in enumerate(blobs):
+                rc = RawConn(srv.host)
+                head = build_request("POST", f"/v2/slow/blobs/uploads/?digest={sha256(blob)}",
+                                     [("Content-Type", "application/octet-stream")], blob)
+                split = len(head) - half
+                rc.send_all(head[:split])  # the head and half the body, then wait
+                conns.append((rc, head[split:]))
+            time.sleep(0.2)  # every upload is now mid-body at once
+            for rc, rest in conns:
+                rc.send_all(rest)
+            statuses = [rc.read_response("POST").status for rc, _ in conns]
+        finally:
+            for rc, _ in conns:
+                rc.close()
+        assert statuses == [201] * count, statuses
+        c = Client(srv.host)
+        for blob in blobs[::16]:
+            assert c.get_blob("slow", sha256(blob)).body == blob
