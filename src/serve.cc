@@ -126,6 +126,7 @@ class Purger {
 
   private:
     void run(int v2fd, storage::Store& store, std::int64_t age_s) {
+        (void)pthread_setname_np(pthread_self(), "rp-purge");
         auto every =
             std::chrono::seconds(age_s / 4 < 3600 ? (age_s / 4 > 60 ? age_s / 4 : 60) : 3600);
         std::unique_lock lk(mu_);

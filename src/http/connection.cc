@@ -46,6 +46,9 @@ Error recv_error(int n) {
 
 const Request& Exchange::request() const noexcept { return conn_.parser_.request(); }
 Task<Result<std::span<const char>>> Exchange::read_body() noexcept { return conn_.read_body(); }
+Task<Result<std::size_t>> Exchange::read_body_into(char* dst, std::size_t cap) noexcept {
+    return conn_.read_body_into(dst, cap);
+}
 bool Exchange::body_done() const noexcept { return conn_.body_done_; }
 std::uint64_t Exchange::body_bytes() const noexcept { return conn_.body_bytes_; }
 Task<Result<void>> Exchange::respond(Response r) noexcept { return conn_.respond(std::move(r)); }
@@ -157,6 +160,16 @@ Task<Connection::HeadResult> Connection::read_head() noexcept {
     }
 }
 
+Task<Result<void>> Connection::send_continue() noexcept {
+    const Request& req = parser_.request();
+    if (req.expect_continue && !continue_sent_ && !responded_) {
+        continue_sent_ = true;
+        static constexpr char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        co_return co_await send_all(cont, sizeof cont - 1);
+    }
+    co_return util::Ok{};
+}
+
 Task<Result<void>> Connection::fill_for_body() noexcept {
     const Request& req = parser_.request();
     bool large =
@@ -164,13 +177,9 @@ Task<Result<void>> Connection::fill_for_body() noexcept {
     if (large) {
         use_big_buffer();
     }
-    if (req.expect_continue && !continue_sent_ && !responded_) {
-        continue_sent_ = true;
-        static constexpr char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        auto r = co_await send_all(cont, sizeof cont - 1);
-        if (!r) {
-            co_return std::move(r).error();
-        }
+    auto c = co_await send_continue();
+    if (!c) {
+        co_return std::move(c).error();
     }
     buf_.begin = buf_.end = 0;
     int n =
@@ -212,6 +221,77 @@ Task<Result<std::span<const char>>> Connection::read_body() noexcept {
             }
             buf_.begin += step.consumed;
             continue;
+        }
+        auto r = co_await fill_for_body();
+        if (!r) {
+            co_return std::move(r).error();
+        }
+    }
+}
+
+// Copies decoded body spans not yet handed out into `dst`; a span that does
+// not fit is shortened in place so the rest is handed out next time.
+std::size_t Connection::copy_pending_spans(char* dst, std::size_t cap) noexcept {
+    auto& spans = parser_.body_spans();
+    std::size_t n = 0;
+    while (span_idx_ < spans.size() && n < cap) {
+        auto& s = spans[span_idx_];
+        std::size_t take = s.size() < cap - n ? s.size() : cap - n;
+        std::memcpy(dst + n, s.data(), take);
+        n += take;
+        s = s.subspan(take);
+        if (s.empty()) {
+            ++span_idx_;
+        }
+    }
+    body_bytes_ += n;
+    return n;
+}
+
+// Receives Content-Length body bytes straight into the caller's buffer.
+Task<Result<std::size_t>> Connection::recv_body_direct(char* dst, std::size_t cap) noexcept {
+    auto c = co_await send_continue();
+    if (!c) {
+        co_return std::move(c).error();
+    }
+    std::uint64_t left = parser_.length_left();
+    std::size_t want = left < cap ? static_cast<std::size_t>(left) : cap;
+    int n = co_await reactor::recv(fd_.get(), dst, want, srv_.config().body_timeout_ms);
+    if (n <= 0) {
+        cut_ = true;
+        co_return recv_error(n);
+    }
+    parser_.consume_raw(static_cast<std::size_t>(n));
+    body_bytes_ += static_cast<std::uint64_t>(n);
+    co_return static_cast<std::size_t>(n);
+}
+
+Task<Result<std::size_t>> Connection::read_body_into(char* dst, std::size_t cap) noexcept {
+    for (;;) {
+        std::size_t n = copy_pending_spans(dst, cap);
+        if (n > 0) {
+            co_return n;
+        }
+        if (parser_.message_complete() || body_done_) {
+            body_done_ = true;
+            co_return std::size_t{0};
+        }
+        if (cut_) {
+            co_return Error::of(Errc::closed, "connection closed");
+        }
+        parser_.body_spans().clear();
+        span_idx_ = 0;
+        if (buf_.begin < buf_.end || !parser_.request().has_body()) {
+            auto step = parser_.feed(buf_.data.get() + buf_.begin, buf_.end - buf_.begin);
+            if (step.status == RequestParser::Status::error) {
+                cut_ = true;
+                co_return Error::of(Errc::invalid, parser_.failure_reason());
+            }
+            buf_.begin += step.consumed;
+            continue;
+        }
+        if (parser_.body_is_length()) {
+            co_return co_await recv_body_direct(dst, cap);
         }
         auto r = co_await fill_for_body();
         if (!r) {

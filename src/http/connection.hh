@@ -26,6 +26,10 @@ class Exchange {
     // The next piece of the request body; an empty span at its end. The span
     // borrows the connection's receive buffer until the next call.
     reactor::Task<util::Result<std::span<const char>>> read_body() noexcept;
+    // Reads body bytes into `dst` (up to `cap`); 0 at the end of the body. A
+    // Content-Length body is received straight into `dst` (no copy through
+    // the connection's buffer); other bytes are copied.
+    reactor::Task<util::Result<std::size_t>> read_body_into(char* dst, std::size_t cap) noexcept;
     bool body_done() const noexcept;
     std::uint64_t body_bytes() const noexcept;
     reactor::Task<util::Result<void>> respond(Response r) noexcept;
@@ -70,6 +74,10 @@ class Connection {
     reactor::Task<HeadResult> read_head() noexcept;
     reactor::Task<void> serve_one() noexcept;
     reactor::Task<util::Result<std::span<const char>>> read_body() noexcept;
+    reactor::Task<util::Result<std::size_t>> read_body_into(char* dst, std::size_t cap) noexcept;
+    reactor::Task<util::Result<std::size_t>> recv_body_direct(char* dst, std::size_t cap) noexcept;
+    std::size_t copy_pending_spans(char* dst, std::size_t cap) noexcept;
+    reactor::Task<util::Result<void>> send_continue() noexcept;
     reactor::Task<util::Result<void>> fill_for_body() noexcept;
     reactor::Task<util::Result<void>> respond(Response r) noexcept;
     reactor::Task<util::Result<void>> send_all(const char* data, std::size_t len) noexcept;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "http/request_parser.hh"
 
+#include "util/assert.hh"
 #include "util/strings.hh"
 
 namespace rp::http {
@@ -146,9 +147,11 @@ int RequestParser::finish_head() noexcept {
     if (!split_target(r.target, r.path, r.query) || r.path.empty() || r.path.front() != '/') {
         return fail(Failure::bad_request, "bad request target");
     }
-    // A chunked body is decoded by ChunkedDecoder: llhttp skips it (1), which
-    // completes the message at once and pauses there.
-    return r.chunked ? 1 : HPE_PAUSED;
+    // Bodies are framed here, not by llhttp: it skips them (1), which completes
+    // its message at once and pauses there. Chunked bodies go through
+    // ChunkedDecoder (strict); Content-Length bodies are counted, so the
+    // connection may receive them straight into a caller's buffer.
+    return r.has_body() ? 1 : HPE_PAUSED;
 }
 
 int RequestParser::on_headers_complete(llhttp_t* p) noexcept {
@@ -237,6 +240,24 @@ bool RequestParser::check_request_line(const char* data, std::size_t len) noexce
     return true;
 }
 
+void RequestParser::consume_raw(std::size_t n) noexcept {
+    RP_ASSERT(body_ == BodyMode::length && n <= length_left_);
+    length_left_ -= n;
+    if (length_left_ == 0) {
+        body_ = BodyMode::none;
+        complete_ = true;
+    }
+}
+
+RequestParser::Step RequestParser::feed_length(const char* data, std::size_t len) noexcept {
+    std::size_t n = len < length_left_ ? len : static_cast<std::size_t>(length_left_);
+    if (n > 0) {
+        spans_.emplace_back(data, n);
+    }
+    consume_raw(n);
+    return Step{complete_ ? Status::message_done : Status::need_more, n};
+}
+
 RequestParser::Step RequestParser::feed_chunked(const char* data, std::size_t len) noexcept {
     auto st = chunked_.feed(data, len, spans_);
     if (st.status == ChunkedDecoder::Status::error) {
@@ -245,7 +266,7 @@ RequestParser::Step RequestParser::feed_chunked(const char* data, std::size_t le
         return Step{Status::error, 0};
     }
     if (st.status == ChunkedDecoder::Status::done) {
-        chunk_active_ = false;
+        body_ = BodyMode::none;
         complete_ = true;
         return Step{Status::message_done, st.consumed};
     }
@@ -257,8 +278,11 @@ RequestParser::Step RequestParser::feed(const char* data, std::size_t len) noexc
     if (failure_ != Failure::none) {
         return Step{Status::error, 0};
     }
-    if (chunk_active_) {
+    if (body_ == BodyMode::chunked) {
         return feed_chunked(data, len);
+    }
+    if (body_ == BodyMode::length) {
+        return feed_length(data, len);
     }
     if (complete_) {
         start_next(); // the previous message was handed out
@@ -287,11 +311,16 @@ RequestParser::Step RequestParser::feed(const char* data, std::size_t len) noexc
             return Step{Status::error, 0};
         }
         if (!in_head_) {
-            if (req_.chunked) {
-                // llhttp completed the message when it skipped the body.
+            if (req_.has_body()) {
+                // llhttp completed its message when it skipped the body.
                 complete_ = false;
-                chunk_active_ = true;
-                chunked_.reset();
+                if (req_.chunked) {
+                    body_ = BodyMode::chunked;
+                    chunked_.reset();
+                } else {
+                    body_ = BodyMode::length;
+                    length_left_ = *req_.content_length;
+                }
             }
             return Step{Status::head_done, consumed};
         }

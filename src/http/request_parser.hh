@@ -4,6 +4,7 @@
 #include <llhttp.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <vector>
@@ -50,6 +51,14 @@ class RequestParser {
     bool in_head() const noexcept { return in_head_; }
     bool message_started() const noexcept { return started_; }
     bool message_complete() const noexcept { return complete_; }
+    // A Content-Length body still to come (0 when chunked or none).
+    std::uint64_t length_left() const noexcept {
+        return body_ == BodyMode::length ? length_left_ : 0;
+    }
+    bool body_is_length() const noexcept { return body_ == BodyMode::length; }
+    // Counts `n` body bytes the connection received itself (Content-Length
+    // bodies only), bypassing feed().
+    void consume_raw(std::size_t n) noexcept;
 
   private:
     static int on_message_begin(llhttp_t* p) noexcept;
@@ -65,6 +74,7 @@ class RequestParser {
     int finish_head() noexcept;
     void start_next() noexcept;
     Step feed_chunked(const char* data, std::size_t len) noexcept;
+    Step feed_length(const char* data, std::size_t len) noexcept;
     // Checks the request line ourselves before llhttp sees it: llhttp 8.1
     // accepts doubled spaces, a missing version (HTTP/0.9) and HTTP/2.0.
     bool check_request_line(const char* data, std::size_t len) noexcept;
@@ -78,9 +88,11 @@ class RequestParser {
     std::string value_;
     bool value_started_ = false;
     std::vector<std::span<const char>> spans_;
+    enum class BodyMode { none, length, chunked };
+    BodyMode body_ = BodyMode::none; // framing the body ourselves (llhttp skips it)
     ChunkedDecoder chunked_;
-    bool chunk_active_ = false; // decoding a chunked body (llhttp skips it)
-    std::string line_;          // the request line, until its LF
+    std::uint64_t length_left_ = 0;
+    std::string line_; // the request line, until its LF
     bool line_done_ = false;
     std::size_t head_bytes_ = 0;
     bool in_head_ = true;

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "reactor/shard.hh"
+#include "util/assert.hh"
 
 namespace rp::reactor {
 
@@ -170,5 +171,65 @@ class [[nodiscard]] Sleep final : public Operation {
 };
 
 inline Sleep sleep_ms(std::uint64_t ms) noexcept { return Sleep(ms); }
+
+} // namespace rp::reactor
+
+namespace rp::reactor {
+
+// An operation started now and awaited later, so a flow can overlap it with
+// other work (the upload pipeline writes one buffer while it receives the
+// next). It lives in the owning frame; that frame must await it before it
+// ends (asserted), since the kernel writes into it on completion.
+class PendingOp final : public Operation {
+  public:
+    PendingOp() = default;
+    PendingOp(const PendingOp&) = delete;
+    PendingOp& operator=(const PendingOp&) = delete;
+    ~PendingOp() { RP_ASSERT(!active_); }
+
+    template <typename Prep> void start(Prep prep) noexcept {
+        RP_ASSERT(!active_);
+        shard_ = Shard::current();
+        io_uring_sqe* s = shard_->sqe();
+        prep(s);
+        io_uring_sqe_set_data(s, static_cast<Operation*>(this));
+        shard_->op_started();
+        active_ = true;
+        done_ = false;
+    }
+    bool active() const noexcept { return active_; }
+
+    struct [[nodiscard]] WaitAwaiter {
+        PendingOp& op;
+        bool await_ready() const noexcept { return op.done_; }
+        void await_suspend(std::coroutine_handle<> h) noexcept { op.waiter_ = h; }
+        int await_resume() const noexcept {
+            RP_ASSERT(op.done_);
+            op.active_ = false;
+            return op.res_;
+        }
+    };
+    // Resolves to the CQE's res once the operation completed.
+    WaitAwaiter wait() noexcept {
+        RP_ASSERT(active_);
+        return WaitAwaiter{*this};
+    }
+
+    void complete(int res, std::uint32_t) noexcept override {
+        res_ = res;
+        done_ = true;
+        shard_->op_finished();
+        if (waiter_) {
+            std::exchange(waiter_, nullptr).resume();
+        }
+    }
+
+  private:
+    Shard* shard_ = nullptr;
+    std::coroutine_handle<> waiter_;
+    int res_ = 0;
+    bool active_ = false;
+    bool done_ = false;
+};
 
 } // namespace rp::reactor

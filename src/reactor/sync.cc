@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "reactor/sync.hh"
 
+#include <pthread.h>
+
 #include "util/assert.hh"
 
 namespace rp::reactor {
@@ -121,6 +123,7 @@ void BlockingPool::RunAwaiter::await_suspend(std::coroutine_handle<> h) noexcept
 }
 
 void BlockingPool::worker() noexcept {
+    (void)pthread_setname_np(pthread_self(), "rp-pool");
     std::unique_lock lk(mu_);
     for (;;) {
         cv_.wait(lk, [&] { return stop_ || !jobs_.empty(); });

@@ -28,6 +28,18 @@ http::Response blob_created(std::string_view name, const Digest& d) {
     return r;
 }
 
+// A request body as the storage layer's byte source.
+class BodySource final : public storage::ByteSource {
+  public:
+    explicit BodySource(http::Exchange& ex) noexcept : ex_(ex) {}
+    reactor::Task<util::Result<std::size_t>> read(char* dst, std::size_t cap) noexcept override {
+        return ex_.read_body_into(dst, cap);
+    }
+
+  private:
+    http::Exchange& ex_;
+};
+
 Code acquire_code(const util::Error& e) noexcept {
     if (e.kind == Errc::busy) {
         return Code::blob_upload_invalid;
@@ -43,19 +55,8 @@ Task<util::Result<void>> Registry::stream_body(http::Exchange& ex, storage::Uplo
         u.offset.load() + *req.content_length > store_.config().blob_bytes_max) {
         co_return util::Error::of(Errc::too_large, "blob exceeds the configured maximum size");
     }
-    for (;;) {
-        auto chunk = co_await ex.read_body();
-        if (!chunk) {
-            co_return std::move(chunk).error();
-        }
-        if (chunk->empty()) {
-            co_return util::Ok{};
-        }
-        auto a = co_await store_.append(u, *chunk);
-        if (!a) {
-            co_return a;
-        }
-    }
+    BodySource src(ex);
+    co_return co_await store_.receive(u, src);
 }
 
 // A body that could not be stored. A client that went away keeps its

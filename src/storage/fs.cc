@@ -131,16 +131,18 @@ Task<Result<void>> Fs::fsync_dir(std::string dir) noexcept {
     co_return r;
 }
 
-Task<Result<void>> Fs::mkdirs(std::string dir) noexcept {
+Task<Result<void>> Fs::mkdirs(std::string dir, bool durable) noexcept {
     // Walk down from the deepest existing ancestor. Bounded by path depth.
     std::vector<std::string> missing;
     std::string cur = dir;
     for (int depth = 0; depth < 512 && !cur.empty(); ++depth) {
         int r = co_await reactor::mkdirat(dirfd_, cur.c_str(), 0755);
         if (r == 0) {
-            auto s = co_await fsync_dir(std::string(layout::parent(cur)));
-            if (!s) {
-                co_return s;
+            if (durable) {
+                auto s = co_await fsync_dir(std::string(layout::parent(cur)));
+                if (!s) {
+                    co_return s;
+                }
             }
             break;
         }
@@ -159,7 +161,7 @@ Task<Result<void>> Fs::mkdirs(std::string dir) noexcept {
         if (r < 0 && r != -EEXIST) {
             co_return Error::sys(r, "mkdir");
         }
-        if (r == 0) {
+        if (r == 0 && durable) {
             auto s = co_await fsync_dir(std::string(layout::parent(*it)));
             if (!s) {
                 co_return s;
@@ -195,6 +197,16 @@ Task<Result<void>> Fs::write_atomic(std::string path, std::string bytes) noexcep
         co_return Error::sys(r, "rename");
     }
     co_return co_await fsync_dir(dir);
+}
+
+Task<Result<void>> Fs::write_file(std::string path, std::string bytes) noexcept {
+    auto fd = co_await open(std::move(path), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (!fd) {
+        co_return std::move(fd).error();
+    }
+    auto w = co_await write_all(*fd, bytes.data(), bytes.size(), 0);
+    co_await close(*fd);
+    co_return w;
 }
 
 Task<Result<void>> Fs::rename_durable(std::string from, std::string to) noexcept {

@@ -32,8 +32,11 @@ class Fs {
                                                 std::uint64_t off) noexcept;
     reactor::Task<util::Result<void>> fsync(int fd) noexcept;
     reactor::Task<util::Result<void>> fsync_dir(std::string dir) noexcept;
-    // mkdir -p; every directory it creates is made durable (its parent fsynced).
-    reactor::Task<util::Result<void>> mkdirs(std::string dir) noexcept;
+    // mkdir -p; when `durable`, every directory it creates is made durable
+    // (its parent fsynced). The upload area is scratch space and skips that.
+    reactor::Task<util::Result<void>> mkdirs(std::string dir, bool durable = true) noexcept;
+    // Writes a small file in place, not durably (scratch files: startedat).
+    reactor::Task<util::Result<void>> write_file(std::string path, std::string bytes) noexcept;
     // Writes a small file durably: <path>.<random>.tmp, fsync, rename, fsync dir.
     reactor::Task<util::Result<void>> write_atomic(std::string path, std::string bytes) noexcept;
     // Renames within the tree and fsyncs the target's directory.

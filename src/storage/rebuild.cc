@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -192,6 +193,7 @@ void scan_uploads(int v2fd, const std::string& name, std::int64_t purge_age_s, c
 template <typename F> void parallel_for(std::size_t n, unsigned threads, F&& fn) {
     std::atomic<std::size_t> next{0};
     auto worker = [&] {
+        (void)pthread_setname_np(pthread_self(), "rp-rebuild");
         for (std::size_t i = next++; i < n; i = next++) {
             fn(i);
         }

@@ -169,14 +169,22 @@ Task<Result<UploadPtr>> Store::start_upload(std::string repo) noexcept {
         }
         uploads_[u->uuid] = u;
     }
-    auto m = co_await fs_.mkdirs(layout::upload_dir(repo, u->uuid));
+    // The repository's directories are made durable once, when created (a
+    // later commit's links hang below them). The session directory itself
+    // is scratch, not made durable: after a crash an upload resumes from the
+    // data that survived (re-hashed) or is reported unknown; a blob becomes
+    // durable only at commit.
+    auto m = co_await fs_.mkdirs(layout::uploads_dir(repo), true);
+    if (m) {
+        m = co_await fs_.mkdirs(layout::upload_dir(repo, u->uuid), false);
+    }
     Result<int> fd =
         m ? co_await fs_.open(layout::upload_data(repo, u->uuid), O_RDWR | O_CREAT | O_EXCL, 0644)
           : Result<int>(std::move(m).error());
     if (fd) {
         u->fd = *fd;
-        auto w = co_await fs_.write_atomic(layout::upload_startedat(repo, u->uuid),
-                                           util::rfc3339(u->started_at));
+        auto w = co_await fs_.write_file(layout::upload_startedat(repo, u->uuid),
+                                         util::rfc3339(u->started_at));
         if (w) {
             co_return u;
         }

@@ -14,6 +14,7 @@
 #include "storage/digest.hh"
 #include "storage/fs.hh"
 #include "storage/index.hh"
+#include "storage/receive.hh"
 #include "util/result.hh"
 
 namespace rp::storage {
@@ -72,6 +73,11 @@ class Store {
                                                           std::string uuid) noexcept;
     void release_upload(const UploadPtr& u) noexcept;
     reactor::Task<util::Result<void>> append(Upload& u, std::span<const char> bytes) noexcept;
+    // Receives a whole body into the upload: pipelined (receive one buffer
+    // while the previous is written), hashed, bounded by blob_bytes_max. On
+    // an error the bytes before it are in the file and in the hash, except
+    // after a write error (then the caller cancels).
+    reactor::Task<util::Result<void>> receive(Upload& u, ByteSource& src) noexcept;
     // Verifies the digest (and size when given), commits the blob durably,
     // links it and ends the session. On a digest mismatch the session ends too.
     reactor::Task<util::Result<void>> commit_upload(UploadPtr u, Digest expected,
@@ -96,6 +102,12 @@ class Store {
     bool reserve_cache(std::size_t bytes) noexcept;
 
   private:
+    struct Pipeline;
+    reactor::Task<util::Result<bool>> fill(Pipeline& p, char* buf, std::size_t cap,
+                                           std::size_t* got) noexcept;
+    reactor::Task<util::Result<void>> finish_write(Pipeline& p, const char* buf) noexcept;
+    reactor::Task<void> maybe_writeback(Pipeline& p, bool wait_all) noexcept;
+    reactor::Task<util::Result<void>> receive_plain(Upload& u, ByteSource& src) noexcept;
     reactor::Task<util::Result<void>> write_blob_bytes(const Digest& d, std::string bytes) noexcept;
     reactor::Task<util::Result<void>> link_layer(const std::string& repo, const Digest& d) noexcept;
     reactor::Task<util::Result<void>> move_into_blobs(Upload& u, const Digest& d) noexcept;

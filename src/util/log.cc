@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "util/log.hh"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -47,6 +48,7 @@ void write_all(const std::string& s) {
 }
 
 void writer_main() {
+    (void)pthread_setname_np(pthread_self(), "rp-log");
     Logger& l = logger();
     std::unique_lock lk(l.mu);
     for (;;) {

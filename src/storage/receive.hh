@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include "reactor/task.hh"
+#include "util/result.hh"
+
+namespace rp::storage {
+
+// Where upload bytes come from (the registry adapts a request body to it;
+// storage knows nothing of HTTP). read() fills at most `cap` bytes of `dst`
+// and returns how many; 0 means the end.
+class ByteSource {
+  public:
+    virtual reactor::Task<util::Result<std::size_t>> read(char* dst, std::size_t cap) noexcept = 0;
+
+  protected:
+    ~ByteSource() = default;
+};
+
+// Receive buffers for upload pipelines, pooled per thread (each shard) and
+// bounded: at most `lent_max` at once, so slow uploads cannot pin memory.
+class ReceiveBuffers {
+  public:
+    static constexpr std::size_t buffer_bytes = 512u << 10; // fits L2 while it is hashed
+    static constexpr std::size_t lent_max = 64;
+    static constexpr std::size_t cached_max = 16;
+
+    struct Deleter {
+        void operator()(char* p) const noexcept;
+    };
+    using Lease = std::unique_ptr<char, Deleter>;
+    // A buffer of buffer_bytes, or null when this thread lent lent_max already.
+    static Lease take() noexcept;
+};
+
+} // namespace rp::storage
