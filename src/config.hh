@@ -16,7 +16,7 @@ struct Config {
     // [http]
     std::string http_listen = "127.0.0.1:5000";
     std::uint64_t http_shards = 0; // 0: one per core
-    std::uint64_t http_connections_per_shard_max = 4096;
+    std::uint64_t http_connections_per_shard_max = 16384;
     std::uint64_t http_header_bytes_max = 65536;
     std::uint64_t http_url_bytes_max = 8192;
     std::uint64_t http_idle_timeout_ms = 60000;

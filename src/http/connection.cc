@@ -60,13 +60,17 @@ unsigned Exchange::shard_id() const noexcept { return conn_.srv_.shard().id(); }
 Connection::Connection(ShardServer& srv, int fd, std::string peer) noexcept
     : srv_(srv), fd_(fd), peer_(std::move(peer)), parser_(srv.config().limits) {
     buf_.cap = srv.config().head_buffer_bytes;
-    buf_.data = std::make_unique<char[]>(buf_.cap);
+    buf_.data = srv.take_head_buffer();
     srv_.link(this);
 }
 
 Connection::~Connection() {
     if (small_) {
         srv_.give_big_buffer(std::move(buf_.data)); // return the loan whatever it holds
+        buf_.data = std::move(small_);
+    }
+    if (buf_.data) {
+        srv_.give_head_buffer(std::move(buf_.data));
     }
     srv_.unlink(this);
 }
@@ -148,6 +152,12 @@ Task<Connection::HeadResult> Connection::read_head() noexcept {
         } else if (drain_requested_) {
             co_return HeadResult::closed;
         }
+        if (first_byte_us == 0 && !small_ && timeout > park_after_ms) {
+            if (!(co_await wait_idle(timeout))) {
+                co_return HeadResult::closed;
+            }
+            continue;
+        }
         int n = co_await reactor::recv(fd_.get(), buf_.data.get(), buf_.cap, timeout);
         if (n <= 0) {
             bool partial = first_byte_us != 0;
@@ -158,6 +168,34 @@ Task<Connection::HeadResult> Connection::read_head() noexcept {
         }
         buf_.end = static_cast<std::size_t>(n);
     }
+}
+
+// Waits for the next request. A busy connection keeps its head buffer for a
+// moment; one idle longer than park_after_ms gives the buffer back to the
+// shard and waits with a poll, so idle keep-alive connections cost no
+// buffer memory. True when bytes arrived (they are in the buffer).
+Task<bool> Connection::wait_idle(int timeout_ms) noexcept {
+    int n = co_await reactor::recv(fd_.get(), buf_.data.get(), buf_.cap, park_after_ms);
+    if (n > 0) {
+        buf_.end = static_cast<std::size_t>(n);
+        co_return true;
+    }
+    if (n != -ECANCELED && n != -ETIME) {
+        co_return false;
+    }
+    srv_.give_head_buffer(std::move(buf_.data));
+    int p = co_await reactor::poll(fd_.get(), POLLIN, timeout_ms - park_after_ms);
+    buf_.data = srv_.take_head_buffer();
+    buf_.begin = buf_.end = 0;
+    if (p < 0 || (p & POLLIN) == 0) {
+        co_return false; // idle timeout, or the socket failed
+    }
+    n = co_await reactor::recv(fd_.get(), buf_.data.get(), buf_.cap, timeout_ms);
+    if (n <= 0) {
+        co_return false;
+    }
+    buf_.end = static_cast<std::size_t>(n);
+    co_return true;
 }
 
 Task<Result<void>> Connection::send_continue() noexcept {

@@ -72,6 +72,8 @@ class Connection {
     enum class HeadResult { ok, closed, timeout, error };
 
     reactor::Task<HeadResult> read_head() noexcept;
+    reactor::Task<bool> wait_idle(int timeout_ms) noexcept;
+    static constexpr int park_after_ms = 50;
     reactor::Task<void> serve_one() noexcept;
     reactor::Task<util::Result<std::span<const char>>> read_body() noexcept;
     reactor::Task<util::Result<std::size_t>> read_body_into(char* dst, std::size_t cap) noexcept;

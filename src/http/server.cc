@@ -148,6 +148,21 @@ void ShardServer::force_all() noexcept {
     }
 }
 
+std::unique_ptr<char[]> ShardServer::take_head_buffer() {
+    if (!head_free_.empty()) {
+        auto b = std::move(head_free_.back());
+        head_free_.pop_back();
+        return b;
+    }
+    return std::make_unique<char[]>(config().head_buffer_bytes);
+}
+
+void ShardServer::give_head_buffer(std::unique_ptr<char[]> b) noexcept {
+    if (head_free_.size() < config().head_buffers_cached_max) {
+        head_free_.push_back(std::move(b));
+    }
+}
+
 std::unique_ptr<char[]> ShardServer::take_big_buffer() {
     if (big_lent_ >= config().big_buffers_max) {
         return nullptr; // bounded: slow uploaders cannot pin more than this

@@ -24,16 +24,18 @@ struct ServerConfig {
     std::string listen = "127.0.0.1:5000";
     unsigned shards = 1;
     unsigned ring_entries = 1024;
-    unsigned connections_per_shard_max = 4096;
+    unsigned connections_per_shard_max = 16384;
     RequestParser::Limits limits;
     int idle_timeout_ms = 60000;
     int header_timeout_ms = 10000;
     int body_timeout_ms = 30000;
     int drain_timeout_ms = 10000;
-    std::size_t head_buffer_bytes = 16384;
+    std::size_t head_buffer_bytes =
+        4096; // heads are parsed as they arrive: no need to hold one whole
     std::size_t body_buffer_bytes = 262144;
     std::size_t big_buffers_cached_max = 32;
     std::size_t big_buffers_max = 64; // lent at once per shard (memory bound)
+    std::size_t head_buffers_cached_max = 256;
     std::size_t drain_body_bytes_max = 1u << 20;
     std::vector<Header> default_headers; // added to every response
 };
@@ -61,6 +63,8 @@ class ShardServer {
     unsigned active() const noexcept { return active_.load(std::memory_order_relaxed); }
     void reserve() noexcept { active_.fetch_add(1, std::memory_order_relaxed); }
 
+    std::unique_ptr<char[]> take_head_buffer();
+    void give_head_buffer(std::unique_ptr<char[]> b) noexcept;
     std::unique_ptr<char[]> take_big_buffer();
     void give_big_buffer(std::unique_ptr<char[]> b) noexcept;
     const std::string& date() noexcept; // HTTP Date, refreshed once a second
@@ -72,6 +76,7 @@ class ShardServer {
     std::atomic<unsigned> active_{0};
     bool draining_ = false;
     std::vector<std::unique_ptr<char[]>> big_free_;
+    std::vector<std::unique_ptr<char[]>> head_free_;
     std::size_t big_lent_ = 0;
     std::string date_;
     std::int64_t date_sec_ = 0;

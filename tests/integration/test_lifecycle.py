@@ -990,3 +990,42 @@ def test_more_slow_uploads_than_large_receive_buffers_all_complete():
         c = Client(srv.host)
         for blob in blobs[::16]:
             assert c.get_blob("slow", sha256(blob)).body == blob
+
+
+def _rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_idle_keep_alive_connections_park_without_buffers_and_still_serve():
+    """Connections idle past the grace period give their head buffer back and
+    wait with a poll; they serve their next request normally, and each held
+    connection costs a few KiB, not a receive buffer."""
+    import resource
+    import socket
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    count = 2000
+    req = b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"
+    with Ringport() as srv:
+        before = _rss_kb(srv.proc.pid)
+        socks = []
+        try:
+            for _ in range(count):
+                s = socket.create_connection(("127.0.0.1", srv.port), timeout=TIMEOUT_S)
+                s.sendall(req)
+                socks.append(s)
+            for s in socks:
+                assert b" 200 " in s.recv(4096).split(b"\r\n")[0]
+            time.sleep(0.3)  # past the 50 ms grace: every connection is parked
+            grown_kb = _rss_kb(srv.proc.pid) - before
+            assert grown_kb / count < 12, f"{grown_kb} KiB for {count} idle connections"
+            for s in socks[::50]:  # parked connections wake up and serve
+                s.sendall(req)
+                assert b" 200 " in s.recv(4096).split(b"\r\n")[0]
+        finally:
+            for s in socks:
+                s.close()
