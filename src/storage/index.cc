@@ -3,6 +3,8 @@
 
 #include <mutex>
 
+#include "util/assert.hh"
+
 namespace rp::storage {
 
 const RepoState* Index::find(std::string_view repo) const {
@@ -13,6 +15,25 @@ const RepoState* Index::find(std::string_view repo) const {
 RepoState* Index::find(std::string_view repo) {
     auto it = repos_.find(repo);
     return it == repos_.end() ? nullptr : it->second.get();
+}
+
+std::optional<DigestId> Index::id_of(const Digest& d) const {
+    auto it = ids_.find(std::string_view(d.str()));
+    if (it == ids_.end()) {
+        return std::nullopt;
+    }
+    return it->second;
+}
+
+DigestId Index::intern(const Digest& d) {
+    if (auto id = id_of(d)) {
+        return *id;
+    }
+    RP_ASSERT(digests_.size() < UINT32_MAX);
+    auto id = static_cast<DigestId>(digests_.size());
+    digests_.push_back(d);
+    ids_.emplace(std::string_view(digests_.back().str()), id);
+    return id;
 }
 
 bool Index::repo_exists(std::string_view repo) const {
@@ -31,44 +52,31 @@ std::optional<Digest> Index::resolve_tag(std::string_view repo, std::string_view
     if (it == r->tags.end()) {
         return std::nullopt;
     }
-    return it->second;
+    return digest_of_id(it->second);
 }
 
 ManifestPtr Index::manifest(std::string_view repo, const Digest& d) const {
     std::shared_lock lk(mu_);
     const RepoState* r = find(repo);
-    if (r == nullptr) {
+    auto id = id_of(d);
+    if (r == nullptr || !id) {
         return nullptr;
     }
-    auto it = r->manifests.find(d);
+    auto it = r->manifests.find(*id);
     return it == r->manifests.end() ? nullptr : it->second;
-}
-
-ManifestPtr Index::any_manifest(const Digest& d) const {
-    std::shared_lock lk(mu_);
-    for (const auto& [name, r] : repos_) {
-        auto it = r->manifests.find(d);
-        if (it != r->manifests.end()) {
-            return it->second;
-        }
-    }
-    return nullptr;
 }
 
 bool Index::has_layer(std::string_view repo, const Digest& d) const {
     std::shared_lock lk(mu_);
     const RepoState* r = find(repo);
-    return r != nullptr && r->layers.count(d) != 0;
+    auto id = id_of(d);
+    return r != nullptr && id && r->layers.count(*id) != 0;
 }
 
 bool Index::any_repo_has_layer(const Digest& d) const {
     std::shared_lock lk(mu_);
-    for (const auto& [name, r] : repos_) {
-        if (r->layers.count(d) != 0) {
-            return true;
-        }
-    }
-    return false;
+    auto id = id_of(d);
+    return id && layer_refs_.count(*id) != 0;
 }
 
 std::optional<std::vector<std::string>> Index::tags(std::string_view repo, std::string_view last,
@@ -80,6 +88,7 @@ std::optional<std::vector<std::string>> Index::tags(std::string_view repo, std::
         return std::nullopt;
     }
     std::vector<std::string> out;
+    out.reserve(n != 0 && n < r->tags.size() ? n : r->tags.size());
     auto it = last.empty() ? r->tags.begin() : r->tags.upper_bound(std::string(last));
     for (; it != r->tags.end(); ++it) {
         if (n != 0 && out.size() == n) {
@@ -95,11 +104,12 @@ std::vector<std::string> Index::tags_pointing_to(std::string_view repo, const Di
     std::shared_lock lk(mu_);
     std::vector<std::string> out;
     const RepoState* r = find(repo);
-    if (r == nullptr) {
+    auto id = id_of(d);
+    if (r == nullptr || !id) {
         return out;
     }
-    for (const auto& [tag, digest] : r->tags) {
-        if (digest == d) {
+    for (const auto& [tag, tid] : r->tags) {
+        if (tid == *id) {
             out.push_back(tag);
         }
     }
@@ -128,15 +138,16 @@ std::vector<ManifestPtr> Index::referrers(std::string_view repo, const Digest& s
     std::shared_lock lk(mu_);
     std::vector<ManifestPtr> out;
     const RepoState* r = find(repo);
-    if (r == nullptr) {
+    auto sid = id_of(subject);
+    if (r == nullptr || !sid) {
         return out;
     }
-    auto it = r->referrers.find(subject);
+    auto it = r->referrers.find(*sid);
     if (it == r->referrers.end()) {
         return out;
     }
-    for (const Digest& d : it->second) {
-        auto m = r->manifests.find(d);
+    for (DigestId id : it->second) {
+        auto m = r->manifests.find(id);
         if (m != r->manifests.end() && m->second) {
             out.push_back(m->second);
         }
@@ -162,29 +173,39 @@ RepoState& Index::repo(std::string_view name) {
 void Index::add_layer(std::string_view repo_name, const Digest& d) {
     RepoState& r = repo(repo_name);
     std::unique_lock lk(mu_);
-    r.layers.insert(d);
+    DigestId id = intern(d);
+    if (r.layers.insert(id).second) {
+        ++layer_refs_[id];
+    }
 }
 
 void Index::remove_layer(std::string_view repo_name, const Digest& d) {
     std::unique_lock lk(mu_);
-    if (RepoState* r = find(repo_name)) {
-        r->layers.erase(d);
+    RepoState* r = find(repo_name);
+    auto id = id_of(d);
+    if (r == nullptr || !id || r->layers.erase(*id) == 0) {
+        return;
+    }
+    auto ref = layer_refs_.find(*id);
+    if (ref != layer_refs_.end() && --ref->second == 0) {
+        layer_refs_.erase(ref);
     }
 }
 
 void Index::put_manifest(std::string_view repo_name, ManifestPtr m) {
     RepoState& r = repo(repo_name);
     std::unique_lock lk(mu_);
+    DigestId id = intern(m->digest);
     if (m->subject) {
-        r.referrers[*m->subject].insert(m->digest);
+        r.referrers[intern(*m->subject)].insert(id);
     }
-    r.manifests[m->digest] = std::move(m);
+    r.manifests[id] = std::move(m);
 }
 
 void Index::set_tag(std::string_view repo_name, std::string_view tag, const Digest& d) {
     RepoState& r = repo(repo_name);
     std::unique_lock lk(mu_);
-    r.tags[std::string(tag)] = d;
+    r.tags[std::string(tag)] = intern(d);
 }
 
 void Index::remove_tag(std::string_view repo_name, std::string_view tag) {
@@ -197,15 +218,17 @@ void Index::remove_tag(std::string_view repo_name, std::string_view tag) {
 void Index::remove_manifest(std::string_view repo_name, const Digest& d) {
     std::unique_lock lk(mu_);
     RepoState* r = find(repo_name);
-    if (r == nullptr) {
+    auto id = id_of(d);
+    if (r == nullptr || !id) {
         return;
     }
-    auto it = r->manifests.find(d);
+    auto it = r->manifests.find(*id);
     if (it != r->manifests.end()) {
         if (it->second && it->second->subject) {
-            auto ref = r->referrers.find(*it->second->subject);
+            auto sid = id_of(*it->second->subject);
+            auto ref = sid ? r->referrers.find(*sid) : r->referrers.end();
             if (ref != r->referrers.end()) {
-                ref->second.erase(d);
+                ref->second.erase(*id);
                 if (ref->second.empty()) {
                     r->referrers.erase(ref);
                 }
@@ -214,7 +237,7 @@ void Index::remove_manifest(std::string_view repo_name, const Digest& d) {
         r->manifests.erase(it);
     }
     for (auto t = r->tags.begin(); t != r->tags.end();) {
-        t = t->second == d ? r->tags.erase(t) : std::next(t);
+        t = t->second == *id ? r->tags.erase(t) : std::next(t);
     }
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -34,23 +35,20 @@ struct ManifestInfo {
 };
 using ManifestPtr = std::shared_ptr<const ManifestInfo>;
 
+// Digests are interned once per process: the index's maps hold 4-byte ids,
+// which keeps a tag at well under 200 bytes (issue: 1,000,000 tags).
+using DigestId = std::uint32_t;
+
 // One repository's state. Writers of a repository hold `write_mu` across the
 // disk writes and the index update, so the order on disk and in memory agree.
 struct RepoState {
-    std::map<std::string, Digest> tags; // sorted: the tags list is served from here
-    std::unordered_map<Digest, ManifestPtr, DigestHash> manifests;
-    std::unordered_set<Digest, DigestHash> layers;
-    std::unordered_map<Digest, std::set<Digest>, DigestHash> referrers; // subject -> referrers
+    std::map<std::string, DigestId> tags; // sorted: the tags list is served from here
+    std::unordered_map<DigestId, ManifestPtr> manifests;
+    std::unordered_set<DigestId> layers;
+    std::unordered_map<DigestId, std::set<DigestId>> referrers; // subject -> referrers
     reactor::AsyncMutex write_mu;
 
     bool listed() const noexcept { return !layers.empty() || !manifests.empty() || !tags.empty(); }
-};
-
-struct RepoSnapshot {
-    std::string name;
-    std::map<std::string, Digest> tags;
-    std::vector<ManifestPtr> manifests;
-    std::vector<Digest> layers;
 };
 
 // The in-memory index of repositories, tags, manifests, blob links and
@@ -70,9 +68,6 @@ class Index {
     std::vector<std::string> tags_pointing_to(std::string_view repo, const Digest& d) const;
     std::vector<std::string> catalog(std::string_view last, std::size_t n, bool* more) const;
     std::vector<ManifestPtr> referrers(std::string_view repo, const Digest& subject) const;
-    // A known manifest by digest in any repository (its parsed info).
-    ManifestPtr any_manifest(const Digest& d) const;
-
     // The repository's state, created if absent (not listed until it holds
     // something). Stable for the life of the process.
     RepoState& repo(std::string_view name);
@@ -92,9 +87,15 @@ class Index {
   private:
     const RepoState* find(std::string_view repo) const;
     RepoState* find(std::string_view repo);
+    std::optional<DigestId> id_of(const Digest& d) const; // under either lock
+    DigestId intern(const Digest& d);                     // under the unique lock
+    const Digest& digest_of_id(DigestId id) const { return digests_[id]; }
 
     mutable std::shared_mutex mu_;
     std::map<std::string, std::unique_ptr<RepoState>, RepoNameLess> repos_;
+    std::deque<Digest> digests_; // id -> digest; a deque keeps elements in place
+    std::unordered_map<std::string_view, DigestId, DigestHash> ids_; // views into digests_
+    std::unordered_map<DigestId, std::uint32_t> layer_refs_;         // repositories linking it
 };
 
 } // namespace rp::storage

@@ -992,6 +992,11 @@ def test_more_slow_uploads_than_large_receive_buffers_all_complete():
             assert c.get_blob("slow", sha256(blob)).body == blob
 
 
+def _sanitized_binary():
+    with open(ringport_bin(), "rb") as f:
+        return b"AddressSanitizer" in f.read()
+
+
 def _rss_kb(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -1022,7 +1027,8 @@ def test_idle_keep_alive_connections_park_without_buffers_and_still_serve():
                 assert b" 200 " in s.recv(4096).split(b"\r\n")[0]
             time.sleep(0.3)  # past the 50 ms grace: every connection is parked
             grown_kb = _rss_kb(srv.proc.pid) - before
-            assert grown_kb / count < 12, f"{grown_kb} KiB for {count} idle connections"
+            if not _sanitized_binary():  # ASan's redzones and quarantine inflate RSS
+                assert grown_kb / count < 12, f"{grown_kb} KiB for {count} idle connections"
             for s in socks[::50]:  # parked connections wake up and serve
                 s.sendall(req)
                 assert b" 200 " in s.recv(4096).split(b"\r\n")[0]
