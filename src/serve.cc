@@ -151,11 +151,12 @@ void rebuild_index(int v2fd, storage::Index& index, storage::Store& store, std::
     auto stats = storage::rebuild(v2fd, index, store, registry::parse_stored_manifest, purge_age_s,
                                   threads == 0 ? 2 : threads);
     if (stats) {
-        RP_LOG_INFO(
-            "index ready in %.3f s: %zu repositories, %zu tags, %zu manifests, %zu blob links, "
-            "%zu unfinished uploads (%zu stale purged), %zu entries skipped",
-            stats->seconds, stats->repos, stats->tags, stats->manifests, stats->layers,
-            stats->uploads, stats->uploads_purged, stats->skipped);
+        RP_LOG_INFO("index ready in %.3f s: %zu repositories, %zu tags, %zu manifests, %zu blob "
+                    "links, %zu unfinished uploads (%zu stale purged), %zu entries skipped "
+                    "(walk %.3f s, links read by %.3f s)",
+                    stats->seconds, stats->repos, stats->tags, stats->manifests, stats->layers,
+                    stats->uploads, stats->uploads_purged, stats->skipped, stats->walk_seconds,
+                    stats->scan_seconds);
     } else {
         RP_LOG_ERROR("index rebuild failed: %s", stats.error().describe().c_str());
     }

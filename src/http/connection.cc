@@ -398,9 +398,12 @@ Result<void> Connection::ensure_pipe() noexcept {
 Task<Result<void>> Connection::splice_out(std::size_t len) noexcept {
     int timeout = srv_.config().body_timeout_ms;
     for (int idle = 0; len > 0;) {
-        int n =
-            co_await reactor::splice(pipe_r_.get(), -1, fd_.get(), -1, static_cast<unsigned>(len),
-                                     SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        // A direct, non-blocking splice: the pipe holds the bytes and the
+        // socket is O_NONBLOCK, so this never sleeps; it saves the io-wq
+        // round trip io_uring takes for every splice.
+        ssize_t s = ::splice(pipe_r_.get(), nullptr, fd_.get(), nullptr, len,
+                             SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        int n = s >= 0 ? static_cast<int>(s) : -errno;
         if (n == -EAGAIN) {
             int p = co_await reactor::poll(fd_.get(), POLLOUT, timeout);
             if (p < 0 || (p & (POLLERR | POLLHUP)) != 0 || ++idle > 1000000) {

@@ -241,6 +241,27 @@ void Index::remove_manifest(std::string_view repo_name, const Digest& d) {
     }
 }
 
+void Index::load_repo(std::string_view repo_name, RepoLoad load) {
+    RepoState& r = repo(repo_name);
+    std::unique_lock lk(mu_);
+    for (const Digest& d : load.layers) {
+        DigestId id = intern(d);
+        if (r.layers.insert(id).second) {
+            ++layer_refs_[id];
+        }
+    }
+    for (ManifestPtr& m : load.manifests) {
+        DigestId id = intern(m->digest);
+        if (m->subject) {
+            r.referrers[intern(*m->subject)].insert(id);
+        }
+        r.manifests[id] = std::move(m);
+    }
+    for (auto& [tag, d] : load.tags) {
+        r.tags.emplace_hint(r.tags.end(), std::move(tag), intern(d));
+    }
+}
+
 Index::Counts Index::counts() const {
     std::shared_lock lk(mu_);
     Counts c;

@@ -79,6 +79,14 @@ class Index {
     void remove_tag(std::string_view repo, std::string_view tag);
     void remove_manifest(std::string_view repo, const Digest& d);
 
+    // Startup: one repository's content at once, under one lock.
+    struct RepoLoad {
+        std::vector<Digest> layers;
+        std::vector<ManifestPtr> manifests;
+        std::vector<std::pair<std::string, Digest>> tags;
+    };
+    void load_repo(std::string_view repo, RepoLoad load);
+
     struct Counts {
         std::size_t repos = 0, tags = 0, manifests = 0, layers = 0;
     };

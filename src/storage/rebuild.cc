@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <ctime>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "storage/fs.hh"
+#include "storage/link_reader.hh"
 #include "storage/layout.hh"
 #include "storage/names.hh"
 #include "storage/store.hh"
@@ -29,11 +31,11 @@ using util::Result;
 namespace {
 
 constexpr int walk_depth_max = 64;
-constexpr std::size_t link_bytes_max = 512;
 
 struct Entry {
     std::string name;
     bool is_dir;
+    ino_t ino;
 };
 
 // Lists a directory relative to dirfd; empty when it does not exist.
@@ -58,7 +60,7 @@ std::vector<Entry> list_dir(int dirfd, const std::string& path) {
             struct stat st {};
             dir = ::fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
         }
-        out.push_back(Entry{std::string(n), dir});
+        out.push_back(Entry{std::string(n), dir, e->d_ino});
     }
     ::closedir(d);
     return out;
@@ -106,41 +108,56 @@ void find_repos(int v2fd, const std::string& rel, const std::string& name, int d
     }
 }
 
-std::optional<Digest> read_link(int v2fd, const std::string& path) {
-    auto s = blocking::read_file(v2fd, path, link_bytes_max);
-    if (!s) {
-        return std::nullopt;
+// Links under <dir>/<alg>/<hex>/link whose content names the same digest.
+struct RepoScan {
+    std::string name;
+    std::vector<std::optional<Digest>> layers; // filled as link reads complete
+    std::vector<std::optional<Digest>> revisions;
+    std::vector<std::pair<std::string, std::optional<Digest>>> tags;
+    std::size_t skipped = 0;
+};
+
+template <typename F> void parallel_for(std::size_t n, unsigned threads, F&& fn) {
+    std::atomic<std::size_t> next{0};
+    auto worker = [&] {
+        (void)pthread_setname_np(pthread_self(), "rp-rebuild");
+        for (std::size_t i = next++; i < n; i = next++) {
+            fn(i);
+        }
+    };
+    std::vector<std::thread> pool;
+    for (unsigned t = 1; t < threads; ++t) {
+        pool.emplace_back(worker);
     }
-    auto d = Digest::parse(util::trim(*s));
-    if (!d) {
-        return std::nullopt;
+    worker();
+    for (auto& t : pool) {
+        t.join();
     }
-    return *d;
 }
 
-// Links under <dir>/<alg>/<hex>/link whose content names the same digest.
-std::vector<Digest> read_digest_links(int v2fd, const std::string& dir, std::size_t& skipped) {
-    std::vector<Digest> out;
-    for (const Entry& alg : list_dir(v2fd, dir)) {
-        for (const Entry& hex : list_dir(v2fd, dir + "/" + alg.name)) {
-            auto d = read_link(v2fd, dir + "/" + alg.name + "/" + hex.name + "/link");
-            if (!d || d->algorithm_name() != alg.name || d->hex() != hex.name) {
-                ++skipped;
-                continue;
-            }
-            out.push_back(*d);
+// Walks repositories/ with its top-level entries spread over threads (a
+// cold walk of 10,000 repositories is 10,000 directory reads).
+Found find_all(int v2fd, unsigned threads) {
+    std::vector<Entry> top = list_dir(v2fd, "repositories");
+    std::sort(top.begin(), top.end(), [](const Entry& a, const Entry& b) { return a.ino < b.ino; });
+    std::vector<Found> parts(top.size());
+    parallel_for(top.size(), threads, [&](std::size_t i) {
+        const Entry& e = top[i];
+        if (e.is_dir && !e.name.empty() && e.name.front() != '_') {
+            find_repos(v2fd, "repositories/" + e.name, e.name, 1, parts[i]);
         }
+    });
+    Found out;
+    for (Found& p : parts) {
+        out.repos.insert(out.repos.end(), std::make_move_iterator(p.repos.begin()),
+                         std::make_move_iterator(p.repos.end()));
+        out.with_uploads.insert(out.with_uploads.end(),
+                                std::make_move_iterator(p.with_uploads.begin()),
+                                std::make_move_iterator(p.with_uploads.end()));
+        out.skipped += p.skipped;
     }
     return out;
 }
-
-struct RepoScan {
-    std::string name;
-    std::vector<Digest> layers;
-    std::vector<Digest> revisions;
-    std::vector<std::pair<std::string, Digest>> tags;
-    std::size_t skipped = 0;
-};
 
 bool upload_is_stale(int v2fd, const std::string& dir, std::int64_t now, std::int64_t age_s) {
     auto s = blocking::read_file(v2fd, dir + "/startedat", 128);
@@ -155,20 +172,81 @@ bool upload_is_stale(int v2fd, const std::string& dir, std::int64_t now, std::in
     return now - *t > age_s;
 }
 
-void scan_repo(int v2fd, RepoScan& r) {
-    r.layers = read_digest_links(v2fd, layout::layers_dir(r.name), r.skipped);
-    r.revisions = read_digest_links(v2fd, layout::revisions_dir(r.name), r.skipped);
-    for (const Entry& t : list_dir(v2fd, layout::tags_dir(r.name))) {
+std::optional<Digest> parse_link(std::string_view bytes, bool ok) {
+    if (!ok) {
+        return std::nullopt;
+    }
+    auto d = Digest::parse(util::trim(bytes));
+    return d ? std::optional<Digest>(std::move(*d)) : std::nullopt;
+}
+
+// Queues reads of <dir>/<alg>/<hex>/link into `out`; a link counts only if
+// it names the digest its path names (the pair of the check at commit).
+void queue_digest_links(int v2fd, LinkReader& rd, const std::string& dir,
+                        std::vector<std::optional<Digest>>& out) {
+    std::vector<std::pair<std::string, std::string>> found;
+    for (const Entry& alg : list_dir(v2fd, dir)) {
+        for (const Entry& hex : list_dir(v2fd, dir + "/" + alg.name)) {
+            found.emplace_back(alg.name, hex.name);
+        }
+    }
+    out.resize(found.size());
+    for (std::size_t i = 0; i < found.size(); ++i) {
+        auto& [alg, hex] = found[i];
+        std::string path = dir;
+        path.append("/").append(alg).append("/").append(hex).append("/link");
+        rd.read(std::move(path), [&out, i, alg = alg, hex = hex](std::string_view bytes, bool ok) {
+            auto d = parse_link(bytes, ok);
+            if (d && d->algorithm_name() == alg && d->hex() == hex) {
+                out[i] = std::move(d);
+            }
+        });
+    }
+}
+
+void scan_repo(int v2fd, LinkReader& rd, RepoScan& r) {
+    queue_digest_links(v2fd, rd, layout::layers_dir(r.name), r.layers);
+    queue_digest_links(v2fd, rd, layout::revisions_dir(r.name), r.revisions);
+    // Read in inode order: on a cold cache the inodes and directory blocks
+    // of tags made one after the other sit together on disk.
+    std::vector<Entry> tags = list_dir(v2fd, layout::tags_dir(r.name));
+    std::sort(tags.begin(), tags.end(),
+              [](const Entry& a, const Entry& b) { return a.ino < b.ino; });
+    for (const Entry& t : tags) {
         if (!t.is_dir || !valid_tag(t.name)) {
             ++r.skipped;
             continue;
         }
-        auto d = read_link(v2fd, layout::tag_current_link(r.name, t.name));
-        if (!d) {
-            ++r.skipped;
-            continue;
+        r.tags.emplace_back(t.name, std::nullopt);
+    }
+    for (std::size_t i = 0; i < r.tags.size(); ++i) {
+        rd.read(
+            layout::tag_current_link(r.name, r.tags[i].first),
+            [&r, i](std::string_view bytes, bool ok) { r.tags[i].second = parse_link(bytes, ok); });
+    }
+}
+
+// Scans every repository on `threads` threads, each with its own LinkReader.
+void scan_all(int v2fd, std::vector<RepoScan>& scans, unsigned threads) {
+    std::atomic<std::size_t> next{0};
+    auto worker = [&] {
+        (void)pthread_setname_np(pthread_self(), "rp-rebuild");
+        LinkReader rd(v2fd);
+        if (!rd.init()) {
+            util::fatal("rebuild: io_uring setup", EIO);
         }
-        r.tags.emplace_back(t.name, *d);
+        for (std::size_t i = next++; i < scans.size(); i = next++) {
+            scan_repo(v2fd, rd, scans[i]);
+        }
+        rd.finish();
+    };
+    std::vector<std::thread> pool;
+    for (unsigned t = 1; t < threads; ++t) {
+        pool.emplace_back(worker);
+    }
+    worker();
+    for (auto& t : pool) {
+        t.join();
     }
 }
 
@@ -190,32 +268,16 @@ void scan_uploads(int v2fd, const std::string& name, std::int64_t purge_age_s, c
     }
 }
 
-template <typename F> void parallel_for(std::size_t n, unsigned threads, F&& fn) {
-    std::atomic<std::size_t> next{0};
-    auto worker = [&] {
-        (void)pthread_setname_np(pthread_self(), "rp-rebuild");
-        for (std::size_t i = next++; i < n; i = next++) {
-            fn(i);
-        }
-    };
-    std::vector<std::thread> pool;
-    for (unsigned t = 1; t < threads; ++t) {
-        pool.emplace_back(worker);
-    }
-    worker();
-    for (auto& t : pool) {
-        t.join();
-    }
-}
-
 // Reads, verifies and parses every distinct manifest the repositories link.
 std::unordered_map<Digest, ManifestPtr, DigestHash>
 parse_manifests(int v2fd, const std::vector<RepoScan>& scans, Store& store,
                 const ManifestParser& parse, unsigned threads, std::size_t& skipped) {
     std::unordered_map<Digest, ManifestPtr, DigestHash> manifests;
     for (const RepoScan& r : scans) {
-        for (const Digest& d : r.revisions) {
-            manifests.emplace(d, nullptr);
+        for (const auto& d : r.revisions) {
+            if (d) {
+                manifests.emplace(*d, nullptr);
+            }
         }
     }
     std::vector<Digest> todo;
@@ -250,39 +312,64 @@ parse_manifests(int v2fd, const std::vector<RepoScan>& scans, Store& store,
     return manifests;
 }
 
+// Moves one repository's scan into the index; returns the entries skipped.
+std::size_t load_repo(Index& index, RepoScan& r,
+                      std::unordered_map<Digest, ManifestPtr, DigestHash>& manifests) {
+    Index::RepoLoad load;
+    std::size_t skipped = r.skipped;
+    for (auto& d : r.layers) {
+        if (d) {
+            load.layers.push_back(std::move(*d));
+        } else {
+            ++skipped; // a broken or mismatched link
+        }
+    }
+    for (auto& d : r.revisions) {
+        const ManifestPtr* m = d ? &manifests[*d] : nullptr;
+        if (m != nullptr && *m) {
+            load.manifests.push_back(*m);
+        } else {
+            ++skipped;
+        }
+    }
+    for (auto& [tag, d] : r.tags) {
+        if (d) {
+            load.tags.emplace_back(std::move(tag), std::move(*d));
+        } else {
+            ++skipped;
+        }
+    }
+    index.load_repo(r.name, std::move(load));
+    r = RepoScan{}; // free the scan as we go: the index holds it now
+    return skipped;
+}
+
 } // namespace
 
 Result<RebuildStats> rebuild(int v2fd, Index& index, Store& store, const ManifestParser& parse,
                              std::int64_t purge_age_s, unsigned threads) {
     auto t0 = std::chrono::steady_clock::now();
     RebuildStats stats;
-    Found found;
-    find_repos(v2fd, "repositories", "", 0, found);
+    Found found = find_all(v2fd, threads < 8 ? 8 : threads);
+    stats.walk_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     stats.skipped += found.skipped;
     std::vector<RepoScan> scans(found.repos.size());
     for (std::size_t i = 0; i < found.repos.size(); ++i) {
         scans[i].name = found.repos[i];
     }
-    parallel_for(scans.size(), threads, [&](std::size_t i) { scan_repo(v2fd, scans[i]); });
+    // Many link reads in flight hide a cold cache's latency: use more threads
+    // than cores (they mostly wait), each keeping 64 reads in flight.
+    scan_all(v2fd, scans, threads < 8 ? 8 : threads);
+    stats.scan_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     for (const std::string& name : found.with_uploads) {
         scan_uploads(v2fd, name, purge_age_s, nullptr, stats.uploads, stats.uploads_purged);
     }
 
     auto manifests = parse_manifests(v2fd, scans, store, parse, threads, stats.skipped);
     for (RepoScan& r : scans) {
-        for (const Digest& d : r.layers) {
-            index.add_layer(r.name, d);
-        }
-        for (const Digest& d : r.revisions) {
-            if (const ManifestPtr& m = manifests[d]) {
-                index.put_manifest(r.name, m);
-            }
-        }
-        for (auto& [tag, d] : r.tags) {
-            index.set_tag(r.name, tag, d);
-        }
-        (void)index.repo(r.name);
-        stats.skipped += r.skipped;
+        stats.skipped += load_repo(index, r, manifests);
     }
     Index::Counts c = index.counts();
     stats.repos = c.repos;
@@ -294,8 +381,7 @@ Result<RebuildStats> rebuild(int v2fd, Index& index, Store& store, const Manifes
 }
 
 std::size_t purge_stale_uploads(int v2fd, Store& store, std::int64_t purge_age_s) {
-    Found found;
-    find_repos(v2fd, "repositories", "", 0, found);
+    Found found = find_all(v2fd, 2);
     std::size_t kept = 0;
     std::size_t removed = 0;
     for (const std::string& name : found.with_uploads) {

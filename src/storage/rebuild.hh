@@ -21,6 +21,8 @@ struct RebuildStats {
     std::size_t uploads_purged = 0;
     std::size_t skipped = 0; // broken links, unreadable or invalid manifests, bad names
     double seconds = 0;
+    double walk_seconds = 0; // finding the repositories (directory walk)
+    double scan_seconds = 0; // ... plus reading every link (the bulk on a cold cache)
 };
 
 // Parses a manifest's bytes into what the index keeps (supplied by the
