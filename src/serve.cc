@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // `ringport serve`: wires the modules together and owns the process lifecycle.
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -160,6 +161,9 @@ void rebuild_index(int v2fd, storage::Index& index, storage::Store& store, std::
     } else {
         RP_LOG_ERROR("index rebuild failed: %s", stats.error().describe().c_str());
     }
+    // The scan's temporary vectors were freed on several threads' arenas;
+    // hand those pages back so RSS reflects the index, not the scan.
+    (void)malloc_trim(0);
     ready.set();
 }
 

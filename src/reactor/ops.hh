@@ -7,6 +7,7 @@
 
 #include <coroutine>
 #include <cstdint>
+#include <new>
 #include <utility>
 
 #include "reactor/shard.hh"
@@ -231,5 +232,37 @@ class PendingOp final : public Operation {
     bool active_ = false;
     bool done_ = false;
 };
+
+} // namespace rp::reactor
+
+namespace rp::reactor {
+
+// Fire-and-forget: submits an operation whose result nobody waits for (an
+// advisory writeback). The operation object owns itself and is deleted when
+// its CQE is reaped (STYLE §4.2). Whatever the SQE references must be owned
+// by `prep`'s captures or outlive the operation; the kernel holds its own
+// reference to any file, so closing the fd meanwhile is safe.
+template <typename Prep> void detach(Prep prep) noexcept {
+    class Detached final : public Operation {
+      public:
+        explicit Detached(Shard* s) noexcept : shard_(s) {}
+        void complete(int, std::uint32_t) noexcept override {
+            shard_->op_finished();
+            delete this;
+        }
+
+      private:
+        Shard* shard_;
+    };
+    Shard* shard = Shard::current();
+    auto* op = new (std::nothrow) Detached(shard);
+    if (op == nullptr) {
+        return; // advisory only: skipping it under memory pressure is fine
+    }
+    io_uring_sqe* s = shard->sqe();
+    prep(s);
+    io_uring_sqe_set_data(s, static_cast<Operation*>(op));
+    shard->op_started();
+}
 
 } // namespace rp::reactor

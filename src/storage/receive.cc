@@ -79,9 +79,7 @@ struct Store::Pipeline {
     ByteSource& src;
     std::uint64_t max_bytes;
     reactor::PendingOp write;
-    reactor::PendingOp writeback;
     std::size_t write_len = 0;
-    std::uint64_t synced_to = 0; // writeback started up to here
 };
 
 // Fills `buf` from the source until it is full or the body ends. `got`
@@ -130,22 +128,21 @@ Task<Result<void>> Store::finish_write(Pipeline& p, const char* buf) noexcept {
     co_return util::Ok{};
 }
 
-// Starts writeback of what was written since the last time, every few MiB.
-Task<void> Store::maybe_writeback(Pipeline& p, bool wait_all) noexcept {
+// Starts writeback of what was written since the last time, every few MiB,
+// without waiting for it: the fsync at commit waits for whatever is left, so
+// a PATCH answers as soon as its last write is in the page cache.
+void Store::maybe_writeback(Pipeline& p) noexcept {
     std::uint64_t done = p.u.offset.load();
-    bool due = done - p.synced_to >= writeback_every_bytes;
-    if (p.writeback.active() && (wait_all || due)) {
-        (void)co_await p.writeback.wait(); // advisory: a failure shows at fsync
+    if (done - p.u.written_back < writeback_every_bytes) {
+        return;
     }
-    if (!wait_all && due) {
-        int fd = p.u.fd;
-        auto from = static_cast<std::uint64_t>(p.synced_to);
-        auto len = static_cast<unsigned>(done - p.synced_to);
-        p.writeback.start([=](io_uring_sqe* s) {
-            io_uring_prep_sync_file_range(s, fd, len, from, SYNC_FILE_RANGE_WRITE);
-        });
-        p.synced_to = done;
-    }
+    int fd = p.u.fd;
+    std::uint64_t from = p.u.written_back;
+    auto len = static_cast<unsigned>(done - from);
+    reactor::detach([=](io_uring_sqe* s) {
+        io_uring_prep_sync_file_range(s, fd, len, from, SYNC_FILE_RANGE_WRITE);
+    });
+    p.u.written_back = done;
 }
 
 Task<Result<void>> Store::receive(Upload& u, ByteSource& src) noexcept {
@@ -154,7 +151,7 @@ Task<Result<void>> Store::receive(Upload& u, ByteSource& src) noexcept {
     if (!bufs[0] || !bufs[1]) {
         co_return co_await receive_plain(u, src); // pool exhausted: no pipelining
     }
-    Pipeline p{u, src, cfg_.blob_bytes_max, {}, {}, 0, u.offset.load()};
+    Pipeline p{u, src, cfg_.blob_bytes_max, {}, 0};
     Result<void> result = util::Ok{};
     for (int cur = 0;; cur ^= 1) {
         std::size_t got = 0;
@@ -170,11 +167,10 @@ Task<Result<void>> Store::receive(Upload& u, ByteSource& src) noexcept {
             p.write.start([=](io_uring_sqe* s) {
                 io_uring_prep_write(s, fd, data, static_cast<unsigned>(got), off);
             });
-            co_await maybe_writeback(p, false);
+            maybe_writeback(p);
         }
         if (!w || !filled || *filled) {
             auto last = co_await finish_write(p, bufs[cur].get());
-            co_await maybe_writeback(p, true);
             result = !w ? std::move(w) : (!filled ? Result<void>(std::move(filled).error()) : last);
             break;
         }

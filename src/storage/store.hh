@@ -38,6 +38,7 @@ struct Upload {
     std::string uuid;
     int fd = -1;                          // the data file, O_RDWR; closed when the session ends
     std::atomic<std::uint64_t> offset{0}; // read by GET status from any shard
+    std::uint64_t written_back = 0;       // writeback started up to here (owner only)
     Hasher sha256{Algorithm::sha256};
     std::int64_t started_at = 0;
     bool busy = false;
@@ -106,7 +107,7 @@ class Store {
     reactor::Task<util::Result<bool>> fill(Pipeline& p, char* buf, std::size_t cap,
                                            std::size_t* got) noexcept;
     reactor::Task<util::Result<void>> finish_write(Pipeline& p, const char* buf) noexcept;
-    reactor::Task<void> maybe_writeback(Pipeline& p, bool wait_all) noexcept;
+    void maybe_writeback(Pipeline& p) noexcept;
     reactor::Task<util::Result<void>> receive_plain(Upload& u, ByteSource& src) noexcept;
     reactor::Task<util::Result<void>> write_blob_bytes(const Digest& d, std::string bytes) noexcept;
     reactor::Task<util::Result<void>> link_layer(const std::string& repo, const Digest& d) noexcept;
