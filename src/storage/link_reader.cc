@@ -36,6 +36,11 @@ util::Result<void> LinkReader::init() {
     if (r < 0) {
         return util::Error::sys(r, "io_uring_register_files_sparse");
     }
+    // Opens and reads of regular files run on io-wq's "bounded" workers,
+    // by default at most 4 per CPU: too few to keep a cold disk busy when
+    // each open walks a path one blocking read at a time. Allow one per slot.
+    unsigned workers[2] = {depth_, 0};
+    (void)io_uring_register_iowq_max_workers(&ring_, workers); // advisory
     for (unsigned i = 0; i < depth_; ++i) {
         free_.push_back(depth_ - 1 - i);
     }
