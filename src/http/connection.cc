@@ -374,35 +374,17 @@ Task<Result<void>> Connection::send_all(const char* data, std::size_t len) noexc
     co_return util::Ok{};
 }
 
-Result<void> Connection::ensure_pipe() noexcept {
-    if (pipe_r_.valid()) {
-        return util::Ok{};
-    }
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) {
-        return Error::sys(errno, "pipe2");
-    }
-    pipe_r_.reset(p[0]);
-    pipe_w_.reset(p[1]);
-    int sz = ::fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
-    if (sz < 0) {
-        sz = ::fcntl(p[1], F_GETPIPE_SZ);
-    }
-    pipe_size_ = sz > 0 ? static_cast<std::size_t>(sz) : 65536;
-    return util::Ok{};
-}
-
 // Moves `len` bytes from the pipe to the socket. The socket is non-blocking,
 // so a splice into a full socket returns -EAGAIN instead of parking an
 // io-wq worker on a slow reader; then we wait for POLLOUT with a timeout.
-Task<Result<void>> Connection::splice_out(std::size_t len) noexcept {
+Task<Result<void>> Connection::splice_out(int pipe_r, std::size_t len) noexcept {
     int timeout = srv_.config().body_timeout_ms;
     for (int idle = 0; len > 0;) {
         // A direct, non-blocking splice: the pipe holds the bytes and the
         // socket is O_NONBLOCK, so this never sleeps; it saves the io-wq
         // round trip io_uring takes for every splice.
-        ssize_t s = ::splice(pipe_r_.get(), nullptr, fd_.get(), nullptr, len,
-                             SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        ssize_t s =
+            ::splice(pipe_r, nullptr, fd_.get(), nullptr, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         int n = s >= 0 ? static_cast<int>(s) : -errno;
         if (n == -EAGAIN) {
             int p = co_await reactor::poll(fd_.get(), POLLOUT, timeout);
@@ -422,32 +404,57 @@ Task<Result<void>> Connection::splice_out(std::size_t len) noexcept {
     co_return util::Ok{};
 }
 
+// Sends a file range with two pipes: while one drains into the socket (a
+// direct non-blocking splice on this thread), the next chunk is spliced
+// from the file into the other by io_uring (on an io-wq worker, since a
+// page cache miss blocks). Pipes come back to the shard's pool only empty.
 Task<Result<void>> Connection::send_file(int fd, std::uint64_t off, std::uint64_t len) noexcept {
-    auto pr = ensure_pipe();
-    if (!pr) {
-        co_return std::move(pr).error();
+    auto a = srv_.take_pipe();
+    auto b = a ? srv_.take_pipe() : std::move(a);
+    if (!a || !b) {
+        co_return Error::sys(EMFILE, "no pipe for splice");
     }
-    while (len > 0) {
-        std::uint64_t want = len < pipe_size_ ? len : pipe_size_;
-        int n = co_await reactor::splice(fd, static_cast<std::int64_t>(off), pipe_w_.get(), -1,
-                                         static_cast<unsigned>(want), SPLICE_F_MOVE);
+    Pipe pipes[2] = {std::move(*a), std::move(*b)};
+    reactor::PendingOp fill;
+    auto start_fill = [&](int i, std::uint64_t at, std::uint64_t n) {
+        int in = fd;
+        int out = pipes[i].w.get();
+        auto want = static_cast<unsigned>(n < pipes[i].size ? n : pipes[i].size);
+        auto from = static_cast<std::int64_t>(at);
+        fill.start([=](io_uring_sqe* s) {
+            io_uring_prep_splice(s, in, from, out, -1, want, SPLICE_F_MOVE);
+        });
+    };
+    Result<void> result = util::Ok{};
+    std::uint64_t next = off;
+    std::uint64_t left = len; // not yet spliced from the file
+    start_fill(0, next, left);
+    for (int cur = 0;; cur ^= 1) {
+        int n = co_await fill.wait();
         if (n <= 0) {
-            // The pipe may hold bytes we can no longer account for: drop it.
-            pipe_r_.reset();
-            pipe_w_.reset();
-            cut_ = true;
-            co_return n == 0 ? Error::of(Errc::size_mismatch, "file shorter than expected")
-                             : Error::sys(n, "splice from file");
+            result = n == 0 ? Error::of(Errc::size_mismatch, "file shorter than expected")
+                            : Error::sys(n, "splice from file");
+            break;
         }
-        auto r = co_await splice_out(static_cast<std::size_t>(n));
-        if (!r) {
-            pipe_r_.reset();
-            pipe_w_.reset();
-            co_return std::move(r).error();
+        next += static_cast<std::uint64_t>(n);
+        left -= static_cast<std::uint64_t>(n);
+        if (left > 0) {
+            start_fill(cur ^ 1, next, left); // overlaps with the send below
         }
-        off += static_cast<std::uint64_t>(n);
-        len -= static_cast<std::uint64_t>(n);
+        result = co_await splice_out(pipes[cur].r.get(), static_cast<std::size_t>(n));
+        if (!result || left == 0) {
+            break;
+        }
     }
+    if (fill.active()) {
+        (void)co_await fill.wait(); // the kernel is writing into a pipe we hold
+    }
+    if (!result) {
+        cut_ = true; // pipes may hold bytes we cannot account for: they close here
+        co_return result;
+    }
+    srv_.give_pipe(std::move(pipes[0]));
+    srv_.give_pipe(std::move(pipes[1]));
     co_return util::Ok{};
 }
 

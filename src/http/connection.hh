@@ -85,13 +85,12 @@ class Connection {
     reactor::Task<util::Result<void>> send_all(const char* data, std::size_t len) noexcept;
     reactor::Task<util::Result<void>> send_file(int fd, std::uint64_t off,
                                                 std::uint64_t len) noexcept;
-    reactor::Task<util::Result<void>> splice_out(std::size_t len) noexcept;
+    reactor::Task<util::Result<void>> splice_out(int pipe_r, std::size_t len) noexcept;
     reactor::Task<void> send_error(int status, const char* reason) noexcept;
     reactor::Task<bool> finish_body() noexcept;
     bool decide_keep_alive() const noexcept;
     void use_big_buffer() noexcept;
     void release_big_buffer() noexcept;
-    util::Result<void> ensure_pipe() noexcept;
 
     ShardServer& srv_;
     util::UniqueFd fd_;
@@ -112,9 +111,6 @@ class Connection {
     bool cut_ = false;
     int status_ = 0;
     std::uint64_t bytes_out_ = 0;
-    util::UniqueFd pipe_r_;
-    util::UniqueFd pipe_w_;
-    std::size_t pipe_size_ = 0;
 };
 
 } // namespace rp::http

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -145,6 +146,33 @@ void ShardServer::force_all() noexcept {
     draining_ = true;
     for (Connection* c = head_; c != nullptr; c = c->next_) {
         c->force_close();
+    }
+}
+
+util::Result<Pipe> ShardServer::take_pipe() noexcept {
+    if (!pipes_free_.empty()) {
+        Pipe p = std::move(pipes_free_.back());
+        pipes_free_.pop_back();
+        return p;
+    }
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+        return util::Error::sys(errno, "pipe2");
+    }
+    Pipe p;
+    p.r.reset(fds[0]);
+    p.w.reset(fds[1]);
+    int sz = ::fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
+    if (sz < 0) {
+        sz = ::fcntl(fds[1], F_GETPIPE_SZ);
+    }
+    p.size = sz > 0 ? static_cast<std::size_t>(sz) : 65536;
+    return p;
+}
+
+void ShardServer::give_pipe(Pipe p) noexcept {
+    if (pipes_free_.size() < 16) {
+        pipes_free_.push_back(std::move(p));
     }
 }
 

@@ -33,7 +33,7 @@ struct ServerConfig {
     std::size_t head_buffer_bytes =
         4096; // heads are parsed as they arrive: no need to hold one whole
     std::size_t body_buffer_bytes = 262144;
-    std::size_t big_buffers_cached_max = 32;
+    std::size_t big_buffers_cached_max = 4;
     std::size_t big_buffers_max = 64; // lent at once per shard (memory bound)
     std::size_t head_buffers_cached_max = 256;
     std::size_t drain_body_bytes_max = 1u << 20;
@@ -41,6 +41,16 @@ struct ServerConfig {
 };
 
 class Server;
+
+// A pipe for splice (file -> pipe -> socket), lent by the shard for one
+// response and returned empty; kept in a small per-shard pool so idle
+// connections hold no pipes (each 1 MiB pipe costs kernel memory).
+struct Pipe {
+    util::UniqueFd r;
+    util::UniqueFd w;
+    std::size_t size = 0;
+    bool valid() const noexcept { return r.valid(); }
+};
 
 // The per-shard half of the server: the connection table and buffers.
 // Touched only by its shard's thread, except `active_` (read by the acceptor).
@@ -63,6 +73,8 @@ class ShardServer {
     unsigned active() const noexcept { return active_.load(std::memory_order_relaxed); }
     void reserve() noexcept { active_.fetch_add(1, std::memory_order_relaxed); }
 
+    util::Result<Pipe> take_pipe() noexcept;
+    void give_pipe(Pipe p) noexcept; // only empty pipes come back
     std::unique_ptr<char[]> take_head_buffer();
     void give_head_buffer(std::unique_ptr<char[]> b) noexcept;
     std::unique_ptr<char[]> take_big_buffer();
@@ -77,6 +89,7 @@ class ShardServer {
     bool draining_ = false;
     std::vector<std::unique_ptr<char[]>> big_free_;
     std::vector<std::unique_ptr<char[]>> head_free_;
+    std::vector<Pipe> pipes_free_;
     std::size_t big_lent_ = 0;
     std::string date_;
     std::int64_t date_sec_ = 0;

@@ -26,7 +26,7 @@ class ReceiveBuffers {
   public:
     static constexpr std::size_t buffer_bytes = 512u << 10; // fits L2 while it is hashed
     static constexpr std::size_t lent_max = 64;
-    static constexpr std::size_t cached_max = 16;
+    static constexpr std::size_t cached_max = 4;
 
     struct Deleter {
         void operator()(char* p) const noexcept;
