@@ -410,9 +410,13 @@ Task<Result<void>> Connection::splice_out(int pipe_r, std::size_t len) noexcept 
 // page cache miss blocks). Pipes come back to the shard's pool only empty.
 Task<Result<void>> Connection::send_file(int fd, std::uint64_t off, std::uint64_t len) noexcept {
     auto a = srv_.take_pipe();
-    auto b = a ? srv_.take_pipe() : std::move(a);
-    if (!a || !b) {
-        co_return Error::sys(EMFILE, "no pipe for splice");
+    if (!a) {
+        co_return std::move(a).error();
+    }
+    auto b = srv_.take_pipe();
+    if (!b) {
+        srv_.give_pipe(std::move(*a));
+        co_return std::move(b).error();
     }
     Pipe pipes[2] = {std::move(*a), std::move(*b)};
     reactor::PendingOp fill;
