@@ -54,7 +54,7 @@ void LinkReader::submit_chain(unsigned s) {
     io_uring_sqe* cl = io_uring_get_sqe(&ring_);
     RP_ASSERT(open != nullptr && rd != nullptr && cl != nullptr); // the SQ holds 4 per slot
     // No O_CLOEXEC: a direct descriptor is not in the fd table (EINVAL if set).
-    io_uring_prep_openat_direct(open, dirfd_, slot.path.c_str(), O_RDONLY, 0, s);
+    io_uring_prep_openat_direct(open, slot.dirfd, slot.path.c_str(), O_RDONLY, 0, s);
     open->flags |= IOSQE_IO_LINK;
     io_uring_sqe_set_data64(open, tag(s, step_open));
     io_uring_prep_read(rd, static_cast<int>(s), slot.buf, sizeof slot.buf - 1, 0);
@@ -105,12 +105,13 @@ void LinkReader::reap(bool wait) {
     io_uring_cq_advance(&ring_, n);
 }
 
-void LinkReader::read(std::string path, Done done) {
+void LinkReader::read(int dirfd, std::string path, Done done) {
     while (free_.empty()) {
         reap(true);
     }
     unsigned s = free_.back();
     free_.pop_back();
+    slots_[s].dirfd = dirfd;
     slots_[s].path = std::move(path);
     slots_[s].done = std::move(done);
     submit_chain(s);

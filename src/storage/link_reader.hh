@@ -29,13 +29,16 @@ class LinkReader {
     LinkReader& operator=(const LinkReader&) = delete;
 
     util::Result<void> init();
-    // Queues a read; blocks (reaping completions) while every slot is busy.
-    void read(std::string path, Done done);
+    // Queues a read of `path` relative to `dirfd` (which must stay open
+    // until `done` ran); blocks, reaping completions, while every slot is busy.
+    void read(int dirfd, std::string path, Done done);
+    void read(std::string path, Done done) { read(dirfd_, std::move(path), std::move(done)); }
     // Waits for every queued read.
     void finish();
 
   private:
     struct Slot {
+        int dirfd = -1;
         std::string path;
         Done done;
         char buf[256];

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <ctime>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -219,10 +220,25 @@ void scan_repo(int v2fd, LinkReader& rd, RepoScan& r) {
         }
         r.tags.emplace_back(t.name, std::nullopt);
     }
+    if (r.tags.empty()) {
+        return;
+    }
+    // Resolve "<tag>/current/link" from the tags directory: half the path
+    // lookups of a path from the root. The directory stays open until the
+    // last of its reads completed (the callbacks share it).
+    auto tags_fd = std::make_shared<util::UniqueFd>(
+        ::openat(v2fd, layout::tags_dir(r.name).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!tags_fd->valid()) {
+        r.skipped += r.tags.size();
+        r.tags.clear();
+        return;
+    }
     for (std::size_t i = 0; i < r.tags.size(); ++i) {
-        rd.read(
-            layout::tag_current_link(r.name, r.tags[i].first),
-            [&r, i](std::string_view bytes, bool ok) { r.tags[i].second = parse_link(bytes, ok); });
+        std::string rel = r.tags[i].first;
+        rel += "/current/link";
+        rd.read(tags_fd->get(), std::move(rel), [&r, i, tags_fd](std::string_view bytes, bool ok) {
+            r.tags[i].second = parse_link(bytes, ok);
+        });
     }
 }
 
