@@ -16,32 +16,46 @@ bool AsyncMutex::try_lock() noexcept {
     return true;
 }
 
-bool AsyncMutex::enqueue(std::coroutine_handle<> h) noexcept {
+bool AsyncMutex::enqueue(LockAwaiter& w) noexcept {
     std::lock_guard lk(mu_);
     if (!locked_) {
         locked_ = true;
         return false; // got it after all: do not suspend
     }
-    Shard* s = Shard::current();
-    RP_ASSERT(s != nullptr);
-    waiters_.push_back(Waiter{s, h});
+    w.shard = Shard::current();
+    RP_ASSERT(w.shard != nullptr);
+    w.next = nullptr;
+    if (tail_ != nullptr) {
+        tail_->next = &w;
+    } else {
+        head_ = &w;
+    }
+    tail_ = &w;
     return true;
 }
 
 void AsyncMutex::unlock() noexcept {
-    Waiter next{nullptr, {}};
+    Shard* shard = nullptr;
+    std::coroutine_handle<> h;
     {
         std::lock_guard lk(mu_);
         RP_ASSERT(locked_);
-        if (waiters_.empty()) {
+        if (head_ == nullptr) {
             locked_ = false;
             return;
         }
-        next = waiters_.front();
-        waiters_.pop_front();
-        // Ownership passes to `next` directly; locked_ stays true.
+        LockAwaiter* w = head_;
+        head_ = w->next;
+        if (head_ == nullptr) {
+            tail_ = nullptr;
+        }
+        // Read before the resume is posted: once it runs, `w` (in the
+        // waiter's frame) may be gone. Ownership passes to it directly;
+        // locked_ stays true.
+        shard = w->shard;
+        h = w->h;
     }
-    next.shard->post_resume(next.h);
+    shard->post_resume(h);
 }
 
 bool Latch::is_set() const noexcept {

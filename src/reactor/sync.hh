@@ -21,25 +21,34 @@ namespace rp::reactor {
 // stay ordered with the index update).
 class AsyncMutex {
   public:
+    // A waiter is its own queue node: it lives in the suspended coroutine's
+    // frame, so waiting allocates nothing and an idle mutex holds no memory
+    // (one per repository: 10,000 repositories).
     struct [[nodiscard]] LockAwaiter {
         AsyncMutex& m;
+        Shard* shard = nullptr;
+        std::coroutine_handle<> h;
+        LockAwaiter* next = nullptr;
         bool await_ready() noexcept { return m.try_lock(); }
-        bool await_suspend(std::coroutine_handle<> h) noexcept { return m.enqueue(h); }
+        bool await_suspend(std::coroutine_handle<> handle) noexcept {
+            h = handle;
+            return m.enqueue(*this);
+        }
         void await_resume() const noexcept {}
     };
+    AsyncMutex() = default;
+    AsyncMutex(const AsyncMutex&) = delete;
+    AsyncMutex& operator=(const AsyncMutex&) = delete;
     LockAwaiter lock() noexcept { return LockAwaiter{*this}; }
     bool try_lock() noexcept;
     void unlock() noexcept;
 
   private:
-    bool enqueue(std::coroutine_handle<> h) noexcept;
-    struct Waiter {
-        Shard* shard;
-        std::coroutine_handle<> h;
-    };
+    bool enqueue(LockAwaiter& w) noexcept;
     std::mutex mu_;
     bool locked_ = false;
-    std::deque<Waiter> waiters_;
+    LockAwaiter* head_ = nullptr; // FIFO of waiters
+    LockAwaiter* tail_ = nullptr;
 };
 
 // RAII unlock for AsyncMutex (after `co_await m.lock()`).

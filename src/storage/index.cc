@@ -192,6 +192,24 @@ void Index::remove_layer(std::string_view repo_name, const Digest& d) {
     }
 }
 
+ManifestPtr Index::share(RepoState& r, DigestId id, ManifestPtr m) {
+    SharedManifest& s = manifest_refs_[id];
+    if (!s.m || (m->body && !s.m->body)) {
+        s.m = std::move(m);
+    }
+    if (!r.manifests.contains(id)) {
+        ++s.repos;
+    }
+    return s.m;
+}
+
+ManifestPtr Index::shared_manifest(const Digest& d) const {
+    std::shared_lock lk(mu_);
+    auto id = id_of(d);
+    auto it = id ? manifest_refs_.find(*id) : manifest_refs_.end();
+    return it == manifest_refs_.end() ? nullptr : it->second.m;
+}
+
 void Index::put_manifest(std::string_view repo_name, ManifestPtr m) {
     RepoState& r = repo(repo_name);
     std::unique_lock lk(mu_);
@@ -199,7 +217,7 @@ void Index::put_manifest(std::string_view repo_name, ManifestPtr m) {
     if (m->subject) {
         r.referrers[intern(*m->subject)].insert(id);
     }
-    r.manifests[id] = std::move(m);
+    r.manifests[id] = share(r, id, std::move(m));
 }
 
 void Index::set_tag(std::string_view repo_name, std::string_view tag, const Digest& d) {
@@ -235,6 +253,10 @@ void Index::remove_manifest(std::string_view repo_name, const Digest& d) {
             }
         }
         r->manifests.erase(it);
+        auto s = manifest_refs_.find(*id);
+        if (s != manifest_refs_.end() && --s->second.repos == 0) {
+            manifest_refs_.erase(s);
+        }
     }
     for (auto t = r->tags.begin(); t != r->tags.end();) {
         t = t->second == *id ? r->tags.erase(t) : std::next(t);
@@ -255,7 +277,7 @@ void Index::load_repo(std::string_view repo_name, RepoLoad load) {
         if (m->subject) {
             r.referrers[intern(*m->subject)].insert(id);
         }
-        r.manifests[id] = std::move(m);
+        r.manifests[id] = share(r, id, std::move(m));
     }
     for (auto& [tag, d] : load.tags) {
         r.tags.emplace_hint(r.tags.end(), std::move(tag), intern(d));

@@ -74,7 +74,13 @@ class Index {
 
     void add_layer(std::string_view repo, const Digest& d);
     void remove_layer(std::string_view repo, const Digest& d);
+    // Stores `m` in the repository. One ManifestInfo per digest is shared by
+    // every repository that holds it (10,000 repositories with one image
+    // keep one copy); `m` replaces the shared one only if it brings a body
+    // the shared one lacks.
     void put_manifest(std::string_view repo, ManifestPtr m);
+    // The ManifestInfo some repository already holds for `d`, if any.
+    ManifestPtr shared_manifest(const Digest& d) const;
     void set_tag(std::string_view repo, std::string_view tag, const Digest& d);
     void remove_tag(std::string_view repo, std::string_view tag);
     void remove_manifest(std::string_view repo, const Digest& d);
@@ -104,6 +110,13 @@ class Index {
     std::deque<Digest> digests_; // id -> digest; a deque keeps elements in place
     std::unordered_map<std::string_view, DigestId, DigestHash> ids_; // views into digests_
     std::unordered_map<DigestId, std::uint32_t> layer_refs_;         // repositories linking it
+    struct SharedManifest {
+        ManifestPtr m;
+        std::uint32_t repos = 0;
+    };
+    std::unordered_map<DigestId, SharedManifest> manifest_refs_; // repositories holding it
+    // Under the unique lock: `m`, or the equal one already shared; counts r.
+    ManifestPtr share(RepoState& r, DigestId id, ManifestPtr m);
 };
 
 } // namespace rp::storage

@@ -6,9 +6,9 @@
 #include "storage/receive.hh"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 
 #include <cerrno>
-#include <new>
 #include <vector>
 
 #include "reactor/ops.hh"
@@ -24,12 +24,15 @@ using util::Result;
 
 namespace {
 
+void unmap(char* p) noexcept { (void)::munmap(p, ReceiveBuffers::buffer_bytes); }
+
 struct Pool {
     std::vector<char*> free;
     std::size_t lent = 0;
+    Pool() { free.reserve(ReceiveBuffers::cached_max); }
     ~Pool() {
         for (char* p : free) {
-            delete[] p;
+            unmap(p);
         }
     }
 };
@@ -47,10 +50,15 @@ void ReceiveBuffers::Deleter::operator()(char* p) const noexcept {
     Pool& pl = pool();
     RP_ASSERT(pl.lent > 0);
     --pl.lent;
-    if (pl.free.size() < cached_max) {
+    std::size_t keep = pl.lent == 0 ? idle_cached_max : cached_max;
+    if (pl.free.size() < keep) {
         pl.free.push_back(p);
     } else {
-        delete[] p;
+        unmap(p);
+    }
+    while (pl.free.size() > keep) {
+        unmap(pl.free.back());
+        pl.free.pop_back();
     }
 }
 
@@ -65,12 +73,13 @@ ReceiveBuffers::Lease ReceiveBuffers::take() noexcept {
         pl.free.pop_back();
         return Lease(p);
     }
-    // Out of memory is unrecoverable here (STYLE §3): nothrow new, then abort.
-    char* p = new (std::nothrow) char[buffer_bytes];
-    if (p == nullptr) {
+    // Out of memory is unrecoverable here (STYLE §3): abort.
+    void* p =
+        ::mmap(nullptr, buffer_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
         util::fatal("receive buffer", ENOMEM);
     }
-    return Lease(p);
+    return Lease(static_cast<char*>(p));
 }
 
 // State of one pipelined receive; lives in Store::receive's frame.

@@ -22,11 +22,16 @@ class ByteSource {
 
 // Receive buffers for upload pipelines, pooled per thread (each shard) and
 // bounded: at most `lent_max` at once, so slow uploads cannot pin memory.
+// Buffers are mapped directly (not from malloc, whose arenas keep freed
+// memory): up to `cached_max` are kept for reuse while uploads run, and when
+// the last one comes back all but `idle_cached_max` are unmapped, so a burst
+// of pushes leaves no resident memory behind.
 class ReceiveBuffers {
   public:
     static constexpr std::size_t buffer_bytes = 512u << 10; // fits L2 while it is hashed
     static constexpr std::size_t lent_max = 64;
     static constexpr std::size_t cached_max = 4;
+    static constexpr std::size_t idle_cached_max = 1;
 
     struct Deleter {
         void operator()(char* p) const noexcept;

@@ -50,7 +50,10 @@ Task<Result<void>> Store::put_manifest(std::string repo, ManifestPtr m,
         }
     }
     ManifestPtr stored = m;
-    if (m->body && !reserve_cache(m->body->size())) {
+    ManifestPtr shared = index_.shared_manifest(m->digest);
+    if (shared && (shared->body || !m->body)) {
+        stored = std::move(shared); // held by another repository: one copy, cached once
+    } else if (m->body && !reserve_cache(m->body->size())) {
         auto copy = std::make_shared<ManifestInfo>(*m);
         copy->body.reset(); // over the cache budget: read from disk when served
         stored = std::move(copy);
