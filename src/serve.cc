@@ -25,6 +25,7 @@
 #include "ringport_build_config.hh"
 #include "storage/layout.hh"
 #include "storage/rebuild.hh"
+#include "storage/snapshot.hh"
 #include "storage/store.hh"
 #include "util/log.hh"
 #include "util/unique_fd.hh"
@@ -146,11 +147,53 @@ class Purger {
     std::thread thread_;
 };
 
-void rebuild_index(int v2fd, storage::Index& index, storage::Store& store, std::int64_t purge_age_s,
-                   reactor::Latch& ready) {
+unsigned helper_threads() {
     unsigned threads = std::thread::hardware_concurrency();
+    return threads == 0 ? 2 : threads;
+}
+
+// Loads the index (from the snapshot when it is usable, else from the tree),
+// then opens /readyz; after a snapshot load, verifies it against the tree.
+void load_index(const Config& cfg, int rootfd, int v2fd, storage::Index& index,
+                storage::Store& store, reactor::Latch& ready, const std::atomic<bool>& stop) {
+    std::int64_t purge_age_s = static_cast<std::int64_t>(cfg.storage_upload_purge_age_hours) * 3600;
+    if (cfg.storage_index_snapshot) {
+        auto snap = storage::load_snapshot(rootfd, v2fd, index, store,
+                                           registry::parse_stored_manifest, helper_threads());
+        if (snap) {
+            RP_LOG_INFO("index ready in %.3f s from the snapshot: %zu repositories (%zu read "
+                        "again: their directories changed), %zu tags, %zu manifests, %zu blob "
+                        "links, %zu entries skipped",
+                        snap->seconds, snap->repos, snap->rescanned, snap->tags, snap->manifests,
+                        snap->layers, snap->skipped);
+            (void)malloc_trim(0);
+            ready.set();
+            auto v = storage::verify_index(v2fd, index, store, registry::parse_stored_manifest,
+                                           purge_age_s, helper_threads(), stop);
+            RP_LOG_INFO("index %s against the tree in %.1f s: %zu repositories read, %zu "
+                        "corrected, %zu changed by writes meanwhile, %zu stale uploads purged",
+                        v.stopped ? "verification stopped" : "verified", v.seconds, v.repos,
+                        v.corrected, v.kept_live, v.uploads_purged);
+            (void)malloc_trim(0);
+            return;
+        }
+        if (snap.error().sys_errno == ENOENT) {
+            RP_LOG_INFO("no index snapshot: reading the tree");
+        } else {
+            RP_LOG_WARN("index snapshot not used (%s): reading the tree",
+                        snap.error().describe().c_str()); // the index is untouched
+        }
+    }
+    if (!cfg.storage_index_snapshot) {
+        // A snapshot left by an earlier run would miss what this one writes:
+        // it must not be there for a later run with snapshots on.
+        if (::unlinkat(rootfd, std::string(storage::snapshot_file).c_str(), 0) == 0) {
+            (void)::fsync(rootfd);
+            RP_LOG_INFO("index snapshots are off: removed the one an earlier run saved");
+        }
+    }
     auto stats = storage::rebuild(v2fd, index, store, registry::parse_stored_manifest, purge_age_s,
-                                  threads == 0 ? 2 : threads);
+                                  helper_threads());
     if (stats) {
         RP_LOG_INFO("index ready in %.3f s: %zu repositories, %zu tags, %zu manifests, %zu blob "
                     "links, %zu unfinished uploads (%zu stale purged), %zu entries skipped "
@@ -198,12 +241,14 @@ registry::RegistryConfig registry_config(const Config& cfg) {
     return r;
 }
 
-// Serves until SIGTERM/SIGINT while the index loads in the background.
-void run_until_signal(const Config& cfg, sigset_t sigs, int v2fd, http::Server& server,
+// Serves until SIGTERM/SIGINT while the index loads in the background; after
+// the drain, saves the index snapshot.
+void run_until_signal(const Config& cfg, sigset_t sigs, int rootfd, int v2fd, http::Server& server,
                       storage::Index& index, storage::Store& store, reactor::Latch& ready) {
     std::int64_t purge_age_s = static_cast<std::int64_t>(cfg.storage_upload_purge_age_hours) * 3600;
-    std::thread rebuilder(rebuild_index, v2fd, std::ref(index), std::ref(store), purge_age_s,
-                          std::ref(ready));
+    std::atomic<bool> stop{false};
+    std::thread loader(load_index, std::cref(cfg), rootfd, v2fd, std::ref(index), std::ref(store),
+                       std::ref(ready), std::cref(stop));
     {
         Purger purger(v2fd, store, purge_age_s);
         int sig = 0;
@@ -211,9 +256,20 @@ void run_until_signal(const Config& cfg, sigset_t sigs, int v2fd, http::Server& 
         }
         RP_LOG_INFO("signal %d: draining (up to %llu ms)", sig,
                     static_cast<unsigned long long>(cfg.http_drain_timeout_ms));
+        stop = true;
         server.stop();
     }
-    rebuilder.join();
+    loader.join();
+    if (cfg.storage_index_snapshot && ready.is_set()) {
+        auto t0 = std::chrono::steady_clock::now();
+        auto n = storage::write_snapshot(rootfd, v2fd, index, helper_threads());
+        double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (n) {
+            RP_LOG_INFO("index snapshot saved: %zu bytes in %.3f s", *n, s);
+        } else {
+            RP_LOG_WARN("index snapshot not saved: %s", n.error().describe().c_str());
+        }
+    }
 }
 
 } // namespace
@@ -230,6 +286,10 @@ int serve_main(const Config& cfg) {
     auto lock = lock_root(cfg.storage_root);
     if (!lock) {
         return startup_error(lock.error());
+    }
+    util::UniqueFd rootfd(::open(cfg.storage_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!rootfd.valid()) {
+        return startup_error(util::Error::sys(errno, "open " + cfg.storage_root));
     }
     reactor::BlockingPool pool(2);
     reactor::BlockingPool::set_global(&pool);
@@ -250,7 +310,7 @@ int serve_main(const Config& cfg) {
     std::fflush(stdout);
     RP_LOG_INFO("ringport %s serving %s on %s with %u shard(s)", RINGPORT_VERSION,
                 cfg.storage_root.c_str(), bound->c_str(), server.shard_count());
-    run_until_signal(cfg, sigs, v2fd.get(), server, index, store, ready);
+    run_until_signal(cfg, sigs, rootfd.get(), v2fd.get(), server, index, store, ready);
     RP_LOG_INFO("stopped");
     util::log_stop();
     reactor::BlockingPool::set_global(nullptr);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "storage/index.hh"
 
+#include <algorithm>
 #include <mutex>
 
 #include "util/assert.hh"
@@ -176,6 +177,7 @@ void Index::add_layer(std::string_view repo_name, const Digest& d) {
     DigestId id = intern(d);
     if (r.layers.insert(id).second) {
         ++layer_refs_[id];
+        ++r.gen;
     }
 }
 
@@ -186,6 +188,7 @@ void Index::remove_layer(std::string_view repo_name, const Digest& d) {
     if (r == nullptr || !id || r->layers.erase(*id) == 0) {
         return;
     }
+    ++r->gen;
     auto ref = layer_refs_.find(*id);
     if (ref != layer_refs_.end() && --ref->second == 0) {
         layer_refs_.erase(ref);
@@ -218,18 +221,21 @@ void Index::put_manifest(std::string_view repo_name, ManifestPtr m) {
         r.referrers[intern(*m->subject)].insert(id);
     }
     r.manifests[id] = share(r, id, std::move(m));
+    ++r.gen;
 }
 
 void Index::set_tag(std::string_view repo_name, std::string_view tag, const Digest& d) {
     RepoState& r = repo(repo_name);
     std::unique_lock lk(mu_);
     r.tags[std::string(tag)] = intern(d);
+    ++r.gen;
 }
 
 void Index::remove_tag(std::string_view repo_name, std::string_view tag) {
     std::unique_lock lk(mu_);
     if (RepoState* r = find(repo_name)) {
         r->tags.erase(std::string(tag));
+        ++r->gen;
     }
 }
 
@@ -240,6 +246,7 @@ void Index::remove_manifest(std::string_view repo_name, const Digest& d) {
     if (r == nullptr || !id) {
         return;
     }
+    ++r->gen;
     auto it = r->manifests.find(*id);
     if (it != r->manifests.end()) {
         if (it->second && it->second->subject) {
@@ -263,9 +270,7 @@ void Index::remove_manifest(std::string_view repo_name, const Digest& d) {
     }
 }
 
-void Index::load_repo(std::string_view repo_name, RepoLoad load) {
-    RepoState& r = repo(repo_name);
-    std::unique_lock lk(mu_);
+void Index::fill(RepoState& r, RepoLoad load) {
     for (const Digest& d : load.layers) {
         DigestId id = intern(d);
         if (r.layers.insert(id).second) {
@@ -282,6 +287,119 @@ void Index::load_repo(std::string_view repo_name, RepoLoad load) {
     for (auto& [tag, d] : load.tags) {
         r.tags.emplace_hint(r.tags.end(), std::move(tag), intern(d));
     }
+    ++r.gen;
+}
+
+void Index::clear(RepoState& r) {
+    for (DigestId id : r.layers) {
+        auto ref = layer_refs_.find(id);
+        if (ref != layer_refs_.end() && --ref->second == 0) {
+            layer_refs_.erase(ref);
+        }
+    }
+    for (const auto& [id, m] : r.manifests) {
+        auto s = manifest_refs_.find(id);
+        if (s != manifest_refs_.end() && --s->second.repos == 0) {
+            manifest_refs_.erase(s);
+        }
+    }
+    r.layers.clear();
+    r.manifests.clear();
+    r.referrers.clear();
+    r.tags.clear();
+    ++r.gen;
+}
+
+void Index::load_repo(std::string_view repo_name, RepoLoad load) {
+    RepoState& r = repo(repo_name);
+    std::unique_lock lk(mu_);
+    fill(r, std::move(load));
+}
+
+std::vector<std::string> Index::repo_names() const {
+    std::shared_lock lk(mu_);
+    std::vector<std::string> out;
+    out.reserve(repos_.size());
+    for (const auto& [name, r] : repos_) {
+        if (r->listed()) {
+            out.push_back(name);
+        }
+    }
+    return out;
+}
+
+std::optional<std::uint64_t> Index::generation(std::string_view repo) const {
+    std::shared_lock lk(mu_);
+    const RepoState* r = find(repo);
+    return r == nullptr ? std::nullopt : std::optional<std::uint64_t>(r->gen);
+}
+
+std::optional<Index::RepoContent> Index::content(std::string_view repo) const {
+    std::shared_lock lk(mu_);
+    const RepoState* r = find(repo);
+    if (r == nullptr) {
+        return std::nullopt;
+    }
+    RepoContent c;
+    c.gen = r->gen;
+    c.layers.reserve(r->layers.size());
+    for (DigestId id : r->layers) {
+        c.layers.push_back(digest_of_id(id));
+    }
+    c.manifests.reserve(r->manifests.size());
+    for (const auto& [id, m] : r->manifests) {
+        c.manifests.push_back(digest_of_id(id));
+    }
+    c.tags.reserve(r->tags.size());
+    for (const auto& [tag, id] : r->tags) {
+        c.tags.emplace_back(tag, digest_of_id(id));
+    }
+    return c;
+}
+
+bool Index::same_content(std::string_view repo, const RepoLoad& load) const {
+    std::shared_lock lk(mu_);
+    const RepoState* r = find(repo);
+    if (r == nullptr) {
+        return load.layers.empty() && load.manifests.empty() && load.tags.empty();
+    }
+    if (r->layers.size() != load.layers.size() || r->manifests.size() != load.manifests.size() ||
+        r->tags.size() != load.tags.size()) {
+        return false;
+    }
+    for (const Digest& d : load.layers) {
+        auto id = id_of(d);
+        if (!id || !r->layers.contains(*id)) {
+            return false;
+        }
+    }
+    for (const ManifestPtr& m : load.manifests) {
+        auto id = id_of(m->digest);
+        if (!id || !r->manifests.contains(*id)) {
+            return false;
+        }
+    }
+    for (const auto& [tag, d] : load.tags) {
+        auto it = r->tags.find(tag);
+        auto id = id_of(d);
+        if (it == r->tags.end() || !id || it->second != *id) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool Index::replace_repo(std::string_view repo_name, std::uint64_t gen, RepoLoad load) {
+    RepoState& r = repo(repo_name);
+    std::unique_lock lk(mu_);
+    if (r.gen != gen) {
+        return false;
+    }
+    clear(r);
+    std::sort(load.tags.begin(), load.tags.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    fill(r, std::move(load));
+    return true;
 }
 
 Index::Counts Index::counts() const {

@@ -47,6 +47,7 @@ struct RepoState {
     std::unordered_set<DigestId> layers;
     std::unordered_map<DigestId, std::set<DigestId>> referrers; // subject -> referrers
     reactor::AsyncMutex write_mu;
+    std::uint64_t gen = 0; // bumped by every change, under the index's unique lock
 
     bool listed() const noexcept { return !layers.empty() || !manifests.empty() || !tags.empty(); }
 };
@@ -93,6 +94,24 @@ class Index {
     };
     void load_repo(std::string_view repo, RepoLoad load);
 
+    // One repository's content as digests, and its change generation (for
+    // the snapshot and for the verification that follows a snapshot load).
+    struct RepoContent {
+        std::vector<Digest> layers;
+        std::vector<Digest> manifests;
+        std::vector<std::pair<std::string, Digest>> tags; // sorted by tag
+        std::uint64_t gen = 0;
+    };
+    std::vector<std::string> repo_names() const;
+    std::optional<std::uint64_t>
+    generation(std::string_view repo) const; // listed repositories, in catalog order
+    std::optional<RepoContent> content(std::string_view repo) const;
+    // Whether the repository holds exactly what `load` holds.
+    bool same_content(std::string_view repo, const RepoLoad& load) const;
+    // Replaces the repository's content with `load` unless something changed
+    // it since its generation was `gen` (then false: the live state stands).
+    bool replace_repo(std::string_view repo, std::uint64_t gen, RepoLoad load);
+
     struct Counts {
         std::size_t repos = 0, tags = 0, manifests = 0, layers = 0;
     };
@@ -117,6 +136,8 @@ class Index {
     std::unordered_map<DigestId, SharedManifest> manifest_refs_; // repositories holding it
     // Under the unique lock: `m`, or the equal one already shared; counts r.
     ManifestPtr share(RepoState& r, DigestId id, ManifestPtr m);
+    void fill(RepoState& r, RepoLoad load); // under the unique lock
+    void clear(RepoState& r);               // under the unique lock
 };
 
 } // namespace rp::storage

@@ -15,18 +15,23 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "storage/fs.hh"
 #include "storage/link_reader.hh"
 #include "storage/layout.hh"
 #include "storage/names.hh"
+#include "storage/snapshot.hh"
 #include "storage/store.hh"
+#include "util/assert.hh"
 #include "util/strings.hh"
 #include "util/unique_fd.hh"
 
 namespace rp::storage {
 
+using util::Errc;
+using util::Error;
 using util::Result;
 
 namespace {
@@ -74,11 +79,15 @@ struct Found {
     std::vector<std::string> repos;
     std::vector<std::string> with_uploads;
     std::size_t skipped = 0;
+    std::vector<std::string>* visited = nullptr; // every directory walked, if wanted
 };
 
 void find_repos(int v2fd, const std::string& rel, const std::string& name, int depth, Found& out) {
     if (depth > walk_depth_max) {
         return;
+    }
+    if (out.visited != nullptr) {
+        out.visited->push_back(rel);
     }
     bool is_repo = false;
     bool has_uploads = false;
@@ -138,10 +147,17 @@ template <typename F> void parallel_for(std::size_t n, unsigned threads, F&& fn)
 
 // Walks repositories/ with its top-level entries spread over threads (a
 // cold walk of 10,000 repositories is 10,000 directory reads).
-Found find_all(int v2fd, unsigned threads) {
+Found find_all(int v2fd, unsigned threads, std::vector<std::string>* visited = nullptr) {
     std::vector<Entry> top = list_dir(v2fd, "repositories");
     std::sort(top.begin(), top.end(), [](const Entry& a, const Entry& b) { return a.ino < b.ino; });
     std::vector<Found> parts(top.size());
+    std::vector<std::vector<std::string>> seen(visited != nullptr ? top.size() : 0);
+    if (visited != nullptr) {
+        visited->push_back("repositories");
+        for (std::size_t i = 0; i < top.size(); ++i) {
+            parts[i].visited = &seen[i];
+        }
+    }
     parallel_for(top.size(), threads, [&](std::size_t i) {
         const Entry& e = top[i];
         if (e.is_dir && !e.name.empty() && e.name.front() != '_') {
@@ -156,6 +172,10 @@ Found find_all(int v2fd, unsigned threads) {
                                 std::make_move_iterator(p.with_uploads.begin()),
                                 std::make_move_iterator(p.with_uploads.end()));
         out.skipped += p.skipped;
+    }
+    for (auto& v : seen) {
+        visited->insert(visited->end(), std::make_move_iterator(v.begin()),
+                        std::make_move_iterator(v.end()));
     }
     return out;
 }
@@ -284,23 +304,10 @@ void scan_uploads(int v2fd, const std::string& name, std::int64_t purge_age_s, c
     }
 }
 
-// Reads, verifies and parses every distinct manifest the repositories link.
+// Reads, verifies and parses each manifest in `todo` (distinct digests).
 std::unordered_map<Digest, ManifestPtr, DigestHash>
-parse_manifests(int v2fd, const std::vector<RepoScan>& scans, Store& store,
-                const ManifestParser& parse, unsigned threads, std::size_t& skipped) {
-    std::unordered_map<Digest, ManifestPtr, DigestHash> manifests;
-    for (const RepoScan& r : scans) {
-        for (const auto& d : r.revisions) {
-            if (d) {
-                manifests.emplace(*d, nullptr);
-            }
-        }
-    }
-    std::vector<Digest> todo;
-    todo.reserve(manifests.size());
-    for (const auto& [d, m] : manifests) {
-        todo.push_back(d);
-    }
+parse_manifest_set(int v2fd, std::vector<Digest> todo, Store& store, const ManifestParser& parse,
+                   unsigned threads, std::size_t& skipped) {
     std::vector<ManifestPtr> parsed(todo.size());
     std::atomic<std::size_t> bad{0};
     parallel_for(todo.size(), threads, [&](std::size_t i) {
@@ -321,18 +328,35 @@ parse_manifests(int v2fd, const std::vector<RepoScan>& scans, Store& store,
         }
         parsed[i] = std::move(m);
     });
+    std::unordered_map<Digest, ManifestPtr, DigestHash> manifests;
     for (std::size_t i = 0; i < todo.size(); ++i) {
-        manifests[todo[i]] = parsed[i];
+        manifests[std::move(todo[i])] = std::move(parsed[i]);
     }
     skipped += bad.load();
     return manifests;
 }
 
-// Moves one repository's scan into the index; returns the entries skipped.
-std::size_t load_repo(Index& index, RepoScan& r,
-                      std::unordered_map<Digest, ManifestPtr, DigestHash>& manifests) {
+// Reads, verifies and parses every distinct manifest the repositories link.
+std::unordered_map<Digest, ManifestPtr, DigestHash>
+parse_manifests(int v2fd, const std::vector<RepoScan>& scans, Store& store,
+                const ManifestParser& parse, unsigned threads, std::size_t& skipped) {
+    std::unordered_set<Digest, DigestHash> distinct;
+    for (const RepoScan& r : scans) {
+        for (const auto& d : r.revisions) {
+            if (d) {
+                distinct.insert(*d);
+            }
+        }
+    }
+    return parse_manifest_set(v2fd, std::vector<Digest>(distinct.begin(), distinct.end()), store,
+                              parse, threads, skipped);
+}
+
+// One repository's scan as an index load; `find` gives a revision's
+// ManifestInfo (null: unreadable or invalid, skipped).
+template <typename Find> Index::RepoLoad make_load(RepoScan& r, Find&& find, std::size_t& skipped) {
     Index::RepoLoad load;
-    std::size_t skipped = r.skipped;
+    skipped += r.skipped;
     for (auto& d : r.layers) {
         if (d) {
             load.layers.push_back(std::move(*d));
@@ -341,9 +365,9 @@ std::size_t load_repo(Index& index, RepoScan& r,
         }
     }
     for (auto& d : r.revisions) {
-        const ManifestPtr* m = d ? &manifests[*d] : nullptr;
-        if (m != nullptr && *m) {
-            load.manifests.push_back(*m);
+        ManifestPtr m = d ? find(*d) : nullptr;
+        if (m) {
+            load.manifests.push_back(std::move(m));
         } else {
             ++skipped;
         }
@@ -355,9 +379,59 @@ std::size_t load_repo(Index& index, RepoScan& r,
             ++skipped;
         }
     }
-    index.load_repo(r.name, std::move(load));
+    return load;
+}
+
+// Moves one repository's scan into the index; returns the entries skipped.
+std::size_t load_repo(Index& index, RepoScan& r,
+                      std::unordered_map<Digest, ManifestPtr, DigestHash>& manifests) {
+    std::size_t skipped = 0;
+    auto find = [&](const Digest& d) {
+        auto it = manifests.find(d);
+        return it == manifests.end() ? nullptr : it->second;
+    };
+    index.load_repo(r.name, make_load(r, find, skipped));
     r = RepoScan{}; // free the scan as we go: the index holds it now
     return skipped;
+}
+
+// The directories whose state vouches for a repository's links: a link
+// added or removed changes its parent's mtime (`_layers/<alg>`,
+// `_manifests/revisions/<alg>`, `_manifests/tags`). Paths relative to the
+// repository.
+std::vector<DirStamp> repo_dirs(int v2fd, const std::string& name) {
+    std::string base = layout::repo_dir(name) + "/";
+    std::vector<std::string> rel = {"_layers", "_manifests", "_manifests/revisions",
+                                    "_manifests/tags"};
+    for (std::string parent : {"_layers", "_manifests/revisions"}) {
+        for (const Entry& e : list_dir(v2fd, base + parent)) {
+            if (e.is_dir) {
+                rel.push_back(parent + "/" + e.name);
+            }
+        }
+    }
+    std::vector<DirStamp> out;
+    out.reserve(rel.size());
+    for (std::string& r : rel) {
+        DirStamp s = stamp_dir(v2fd, base + r);
+        s.path = std::move(r);
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
+double since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void finish_stats(const Index& index, RebuildStats& stats,
+                  std::chrono::steady_clock::time_point t0) {
+    Index::Counts c = index.counts();
+    stats.repos = c.repos;
+    stats.tags = c.tags;
+    stats.manifests = c.manifests;
+    stats.layers = c.layers;
+    stats.seconds = since(t0);
 }
 
 } // namespace
@@ -387,13 +461,237 @@ Result<RebuildStats> rebuild(int v2fd, Index& index, Store& store, const Manifes
     for (RepoScan& r : scans) {
         stats.skipped += load_repo(index, r, manifests);
     }
-    Index::Counts c = index.counts();
-    stats.repos = c.repos;
-    stats.tags = c.tags;
-    stats.manifests = c.manifests;
-    stats.layers = c.layers;
-    stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    finish_stats(index, stats, t0);
     return stats;
+}
+
+Result<RebuildStats> load_snapshot(int rootfd, int v2fd, Index& index, Store& store,
+                                   const ManifestParser& parse, unsigned threads) {
+    auto t0 = std::chrono::steady_clock::now();
+    const std::string file(snapshot_file);
+    auto bytes = blocking::read_file(rootfd, file, std::size_t{1} << 36);
+    if (!bytes) {
+        return std::move(bytes).error();
+    }
+    // Trusted once only: gone (durably) before anything can be written, so
+    // a crash leaves no snapshot that misses what this run writes.
+    if (::unlinkat(rootfd, file.c_str(), 0) != 0 || ::fsync(rootfd) != 0) {
+        return Error::sys(errno, "remove " + file);
+    }
+    auto rd = SnapshotReader::open(std::move(*bytes));
+    if (!rd) {
+        return std::move(rd).error();
+    }
+    // Many stats in flight: on a cold cache each waits for the disk.
+    const unsigned stat_threads = 32;
+    std::atomic<bool> walk_changed{false};
+    const auto& walk = rd->walk();
+    parallel_for(walk.size(), stat_threads, [&](std::size_t i) {
+        if (!walk_changed && !stamp_dir(v2fd, walk[i].path).same_state(walk[i])) {
+            walk_changed = true;
+        }
+    });
+    if (walk.empty() || walk_changed) {
+        return Error::of(Errc::invalid, "the repositories tree changed since the snapshot");
+    }
+    std::vector<Digest> digests;
+    digests.reserve(rd->digests().size());
+    for (const std::string& d : rd->digests()) {
+        auto p = Digest::parse(d);
+        if (!p) {
+            return Error::of(Errc::invalid, "index snapshot: bad digest " + d);
+        }
+        digests.push_back(std::move(*p));
+    }
+    auto& heads = rd->repos();
+    std::vector<char> stale(heads.size(), 0);
+    parallel_for(heads.size(), stat_threads, [&](std::size_t i) {
+        std::string base = layout::repo_dir(heads[i].name) + "/";
+        for (const DirStamp& d : heads[i].dirs) {
+            if (!stamp_dir(v2fd, base + d.path).same_state(d)) {
+                stale[i] = 1;
+                return;
+            }
+        }
+    });
+    RebuildStats stats;
+    stats.from_snapshot = true;
+    std::vector<RepoScan> rescans;
+    for (std::size_t i = 0; i < heads.size(); ++i) {
+        if (stale[i] != 0) {
+            rescans.emplace_back().name = heads[i].name;
+        }
+    }
+    stats.rescanned = rescans.size();
+    scan_all(v2fd, rescans, threads < 8 ? 8 : threads);
+    stats.walk_seconds = since(t0);
+    std::unordered_set<Digest, DigestHash> distinct;
+    for (std::size_t i = 0; i < heads.size(); ++i) {
+        if (stale[i] == 0) {
+            for (std::uint32_t id : heads[i].manifests) {
+                distinct.insert(digests[id]);
+            }
+        }
+    }
+    for (const RepoScan& r : rescans) {
+        for (const auto& d : r.revisions) {
+            if (d) {
+                distinct.insert(*d);
+            }
+        }
+    }
+    auto manifests = parse_manifest_set(v2fd, std::vector<Digest>(distinct.begin(), distinct.end()),
+                                        store, parse, threads, stats.skipped);
+    stats.scan_seconds = since(t0);
+    for (std::size_t i = 0; i < heads.size(); ++i) {
+        if (stale[i] != 0) {
+            continue;
+        }
+        auto tags = rd->tags(heads[i]);
+        RP_ASSERT(tags.has_value()); // open() checked every tags part
+        Index::RepoLoad load;
+        for (std::uint32_t id : heads[i].layers) {
+            load.layers.push_back(digests[id]);
+        }
+        for (std::uint32_t id : heads[i].manifests) {
+            auto it = manifests.find(digests[id]);
+            if (it != manifests.end() && it->second) {
+                load.manifests.push_back(it->second);
+            } else {
+                ++stats.skipped;
+            }
+        }
+        load.tags.reserve(tags->size());
+        for (auto& [tag, id] : *tags) {
+            load.tags.emplace_back(std::move(tag), digests[id]);
+        }
+        index.load_repo(heads[i].name, std::move(load));
+        std::vector<DirStamp>().swap(heads[i].dirs); // free as we go
+    }
+    for (RepoScan& r : rescans) {
+        stats.skipped += load_repo(index, r, manifests);
+    }
+    finish_stats(index, stats, t0);
+    return stats;
+}
+
+VerifyStats verify_index(int v2fd, Index& index, Store& store, const ManifestParser& parse,
+                         std::int64_t purge_age_s, unsigned threads,
+                         const std::atomic<bool>& stop) {
+    auto t0 = std::chrono::steady_clock::now();
+    VerifyStats vs;
+    std::vector<std::string> names = index.repo_names();
+    constexpr std::size_t batch = 256; // repositories read at once: bounded memory
+    for (std::size_t at = 0; at < names.size(); at += batch) {
+        if (stop) {
+            vs.stopped = true;
+            break;
+        }
+        std::size_t end = std::min(names.size(), at + batch);
+        std::vector<RepoScan> scans(end - at);
+        std::vector<std::uint64_t> gens(end - at);
+        for (std::size_t i = at; i < end; ++i) {
+            scans[i - at].name = names[i];
+            gens[i - at] = index.generation(names[i]).value_or(0); // before the disk is read
+        }
+        scan_all(v2fd, scans, threads < 8 ? 8 : threads);
+        std::unordered_set<Digest, DigestHash> unknown;
+        for (const RepoScan& r : scans) {
+            for (const auto& d : r.revisions) {
+                if (d && !index.shared_manifest(*d)) {
+                    unknown.insert(*d);
+                }
+            }
+        }
+        std::size_t skipped = 0;
+        auto parsed = parse_manifest_set(v2fd, std::vector<Digest>(unknown.begin(), unknown.end()),
+                                         store, parse, threads, skipped);
+        auto find = [&](const Digest& d) -> ManifestPtr {
+            if (ManifestPtr m = index.shared_manifest(d)) {
+                return m;
+            }
+            auto it = parsed.find(d);
+            return it == parsed.end() ? nullptr : it->second;
+        };
+        for (std::size_t i = 0; i < scans.size(); ++i) {
+            Index::RepoLoad load = make_load(scans[i], find, skipped);
+            ++vs.repos;
+            if (index.same_content(scans[i].name, load)) {
+                continue;
+            }
+            if (index.replace_repo(scans[i].name, gens[i], std::move(load))) {
+                ++vs.corrected;
+            } else {
+                ++vs.kept_live;
+            }
+        }
+    }
+    if (!vs.stopped) {
+        Found found = find_all(v2fd, 2);
+        std::size_t kept = 0;
+        for (const std::string& name : found.with_uploads) {
+            scan_uploads(v2fd, name, purge_age_s, &store, kept, vs.uploads_purged);
+        }
+    }
+    vs.seconds = since(t0);
+    return vs;
+}
+
+Result<std::size_t> write_snapshot(int rootfd, int v2fd, const Index& index, unsigned threads) {
+    SnapshotWriter w;
+    std::vector<std::string> visited;
+    (void)find_all(v2fd, threads, &visited);
+    for (std::string& p : visited) {
+        w.walk_dir(stamp_dir(v2fd, std::move(p)));
+    }
+    for (const std::string& name : index.repo_names()) {
+        auto c = index.content(name);
+        if (!c) {
+            continue;
+        }
+        SnapshotRepo r;
+        r.name = name;
+        r.dirs = repo_dirs(v2fd, name);
+        for (const Digest& d : c->layers) {
+            r.layers.push_back(w.digest(d.str()));
+        }
+        for (const Digest& d : c->manifests) {
+            r.manifests.push_back(w.digest(d.str()));
+        }
+        r.tags.reserve(c->tags.size());
+        for (auto& [tag, d] : c->tags) {
+            r.tags.emplace_back(std::move(tag), w.digest(d.str()));
+        }
+        w.repo(r);
+    }
+    std::string bytes = w.finish();
+    const std::string file(snapshot_file);
+    std::string tmp = file + ".tmp";
+    util::UniqueFd fd(
+        ::openat(rootfd, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd.valid()) {
+        return Error::sys(errno, "create " + tmp);
+    }
+    std::size_t off = 0;
+    while (off < bytes.size()) {
+        ssize_t n = ::write(fd.get(), bytes.data() + off, bytes.size() - off);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            int e = n < 0 ? errno : EIO;
+            (void)::unlinkat(rootfd, tmp.c_str(), 0);
+            return Error::sys(e, "write " + tmp);
+        }
+        off += static_cast<std::size_t>(n);
+    }
+    if (::fsync(fd.get()) != 0 || ::renameat(rootfd, tmp.c_str(), rootfd, file.c_str()) != 0 ||
+        ::fsync(rootfd) != 0) {
+        int e = errno;
+        (void)::unlinkat(rootfd, tmp.c_str(), 0);
+        return Error::sys(e, "write " + file);
+    }
+    return bytes.size();
 }
 
 std::size_t purge_stale_uploads(int v2fd, Store& store, std::int64_t purge_age_s) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -23,6 +24,8 @@ struct RebuildStats {
     double seconds = 0;
     double walk_seconds = 0; // finding the repositories (directory walk)
     double scan_seconds = 0; // ... plus reading every link (the bulk on a cold cache)
+    bool from_snapshot = false;
+    std::size_t rescanned = 0; // repositories the snapshot could not vouch for, read from disk
 };
 
 // Parses a manifest's bytes into what the index keeps (supplied by the
@@ -36,6 +39,37 @@ using ManifestParser = std::function<util::Result<ManifestInfo>(const Digest&, s
 util::Result<RebuildStats> rebuild(int v2fd, Index& index, Store& store,
                                    const ManifestParser& parse, std::int64_t purge_age_s,
                                    unsigned threads);
+
+// Loads the index from the snapshot a clean shutdown left in <root>
+// (rootfd), if the tree still matches it: every directory of the
+// repositories walk must be unchanged (else an error: the caller rebuilds),
+// and each repository whose _layers or _manifests directories changed is
+// read from disk instead. Manifests are always read and verified from their
+// blobs. The file is removed (durably) before this returns, so a crash later
+// cannot leave a stale snapshot behind. An error when there is none.
+util::Result<RebuildStats> load_snapshot(int rootfd, int v2fd, Index& index, Store& store,
+                                         const ManifestParser& parse, unsigned threads);
+
+// After a snapshot load: reads every repository's links again and corrects
+// what a directory's state cannot reveal (a tag rewritten in place by another
+// tool while ringport was stopped). A repository changed by a live write
+// since its scan keeps the live state. Then purges stale uploads. Stops
+// early when `stop` becomes true.
+struct VerifyStats {
+    std::size_t repos = 0;
+    std::size_t corrected = 0;
+    std::size_t kept_live = 0;
+    std::size_t uploads_purged = 0;
+    bool stopped = false;
+    double seconds = 0;
+};
+VerifyStats verify_index(int v2fd, Index& index, Store& store, const ManifestParser& parse,
+                         std::int64_t purge_age_s, unsigned threads, const std::atomic<bool>& stop);
+
+// Writes the snapshot (temp file, fsync, rename, fsync of <root>). For a
+// clean shutdown, when nothing writes any more. Returns the bytes written.
+util::Result<std::size_t> write_snapshot(int rootfd, int v2fd, const Index& index,
+                                         unsigned threads);
 
 // Removes upload directories older than `purge_age_s` that no session holds.
 // Blocking; for a helper thread. Returns how many were removed.

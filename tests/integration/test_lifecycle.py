@@ -1035,3 +1035,201 @@ def test_idle_keep_alive_connections_park_without_buffers_and_still_serve():
         finally:
             for s in socks:
                 s.close()
+
+
+# ---------------------------------------------------------------------------
+# 11. The index snapshot (storage.index_snapshot; docs/behaviour.md)
+# ---------------------------------------------------------------------------
+
+SNAP_CONFIG = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+SNAP_LAYER = b"the snapshot tests' layer\n"
+
+
+def snapshot_file(root):
+    return os.path.join(root, ".ringport.index")
+
+
+def snap_root(lab, repos=12, tags=("a", "b", "c")):
+    """A root with `repos` repositories, each tag its own manifest; returns
+    (root, {(name, tag): manifest digest})."""
+    root = lab.tmpdir()
+    digests = {}
+    written = set()
+    for i in range(repos):
+        name = f"snap/r{i:02d}"
+        for t in tags:
+            _, md = rootgen.write_image(root, name, [t], SNAP_CONFIG, [SNAP_LAYER],
+                                        annotations={"repo": name, "tag": t},
+                                        blobs_written=written)
+            digests[(name, t)] = md
+    return root, digests
+
+
+def index_view(srv):
+    """Everything the index answers: the catalog, each repository's tags and
+    what each tag resolves to."""
+    c = Client(srv.host)
+    r = c.request("GET", "/v2/_catalog?n=1000")
+    assert r.status == 200, r
+    view = {}
+    for name in r.json()["repositories"]:
+        t = c.request("GET", f"/v2/{name}/tags/list")
+        assert t.status == 200, (name, t)
+        for tag in t.json()["tags"]:
+            h = c.request("HEAD", f"/v2/{name}/manifests/{tag}", headers={"Accept": OCI_MANIFEST})
+            assert h.status == 200, (name, tag, h)
+            view[(name, tag)] = h.header("Docker-Content-Digest")
+    return view
+
+
+def start_ready(srv):
+    srv.start()
+    srv.wait_ready()
+    line = wait_until(lambda: next((l for l in list(srv.err) if "index ready in" in l), None), 5.0)
+    assert line, "no 'index ready in' line on stderr"
+    return line
+
+
+def verified_line(srv, timeout_s=30.0):
+    line = wait_until(lambda: next((l for l in list(srv.err) if "against the tree" in l), None),
+                      timeout_s)
+    assert line, "the verification after a snapshot load never reported"
+    return line
+
+
+def count_in(line, what):
+    m = re.search(r"(\d+) " + what, line)
+    assert m, f"no '{what}' count in: {line}"
+    return int(m.group(1))
+
+
+def stopped_with_snapshot(lab, repos=12):
+    """A root, its digests, and a stopped ringport that served it once and
+    saved its snapshot."""
+    root, digests = snap_root(lab, repos=repos)
+    srv = lab.ringport(root, start=False)
+    start_ready(srv)
+    assert srv.stop() == 0
+    assert os.path.getsize(snapshot_file(root)) > 0, "no snapshot after a clean stop"
+    return root, digests, srv
+
+
+def test_a_clean_restart_starts_from_the_snapshot_and_answers_exactly_as_before(lab):
+    root, digests = snap_root(lab)
+    srv = lab.ringport(root, start=False)
+    first = start_ready(srv)
+    assert "from the snapshot" not in first, first
+    before = index_view(srv)
+    assert before == digests
+    assert srv.stop() == 0
+    assert os.path.getsize(snapshot_file(root)) > 0, "no snapshot after a clean stop"
+
+    line = start_ready(srv)
+    assert "from the snapshot" in line, line
+    assert count_in(line, r"repositories \(") == 12 and count_in(line, "read again") == 0, line
+    assert not os.path.exists(snapshot_file(root)), "the snapshot must be gone while serving"
+    assert index_view(srv) == before
+    v = verified_line(srv)
+    assert count_in(v, "corrected") == 0 and count_in(v, "repositories read") == 12, v
+    # Manifests and blobs are still served from the tree.
+    c = Client(srv.host)
+    name, tag = "snap/r03", "b"
+    r = c.get_manifest(name, tag, accept=OCI_MANIFEST)
+    assert r.status == 200 and sha256(r.body) == digests[(name, tag)], r
+    assert c.get_blob(name, sha256(SNAP_LAYER)).body == SNAP_LAYER
+
+
+def test_tags_and_manifests_changed_by_another_writer_while_stopped_are_seen_at_once(lab):
+    root, digests, srv = stopped_with_snapshot(lab)
+    # As Distribution would, while ringport is down: a new tag on an existing
+    # manifest, a tag removed, and a new image under a new tag.
+    rootgen.link_tag(root, "snap/r01", "added", digests[("snap/r01", "a")])
+    shutil.rmtree(os.path.join(rootgen.repo_dir(root, "snap/r02"), "_manifests", "tags", "b"))
+    _, new_md = rootgen.write_image(root, "snap/r05", ["fresh"], SNAP_CONFIG, [SNAP_LAYER],
+                                    annotations={"new": "image"})
+    line = start_ready(srv)
+    assert "from the snapshot" in line and count_in(line, "read again") == 3, line
+    want = dict(digests)
+    want[("snap/r01", "added")] = digests[("snap/r01", "a")]
+    del want[("snap/r02", "b")]
+    want[("snap/r05", "fresh")] = new_md
+    assert index_view(srv) == want  # right from the first answer, not after verification
+
+
+def test_a_tag_rewritten_in_place_while_stopped_is_corrected_by_the_verification(lab):
+    root, digests, srv = stopped_with_snapshot(lab)
+    # Distribution re-points a tag by rewriting current/link in place: no
+    # directory that the snapshot checks changes.
+    name = "snap/r07"
+    other = digests[(name, "c")]
+    rootgen.link_tag(root, name, "a", other)
+    line = start_ready(srv)
+    assert "from the snapshot" in line and count_in(line, "read again") == 0, line
+    v = verified_line(srv)
+    assert count_in(v, "corrected") == 1, v
+    want = dict(digests)
+    want[(name, "a")] = other
+    assert index_view(srv) == want
+
+
+def test_a_new_repository_made_while_stopped_means_the_tree_is_read_instead(lab):
+    root, digests, srv = stopped_with_snapshot(lab, repos=4)
+    _, md = rootgen.write_image(root, "other/new", ["v1"], SNAP_CONFIG, [SNAP_LAYER])
+    line = start_ready(srv)
+    assert "from the snapshot" not in line, line
+    assert any("index snapshot not used" in l and "changed" in l for l in srv.err), srv.err[-5:]
+    want = dict(digests)
+    want[("other/new", "v1")] = md
+    assert index_view(srv) == want
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "garbage"])
+def test_a_damaged_snapshot_is_not_used_and_the_tree_is_read(lab, damage):
+    root, digests, srv = stopped_with_snapshot(lab, repos=4)
+    path = snapshot_file(root)
+    data = bytearray(open(path, "rb").read())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0x40
+    elif damage == "truncate":
+        data = data[: len(data) - 7]
+    else:
+        data = bytearray(b"RPINDEX1" + os.urandom(200))
+    with open(path, "wb") as f:
+        f.write(data)
+    line = start_ready(srv)
+    assert "from the snapshot" not in line, line
+    assert any("index snapshot not used" in l for l in srv.err), srv.err[-5:]
+    assert not os.path.exists(path)
+    assert index_view(srv) == digests
+
+
+def test_after_kill_9_no_snapshot_is_left_and_the_restart_reads_the_tree(lab):
+    root, digests, srv = stopped_with_snapshot(lab, repos=3)
+    start_ready(srv)  # from the snapshot, which is removed before serving
+    assert not os.path.exists(snapshot_file(root))
+    # Re-point a tag through the API (a rename inside the tag's own directory,
+    # which no snapshot check would see), then crash.
+    c = Client(srv.host)
+    body = c.get_manifest("snap/r00", "b", accept=OCI_MANIFEST).body
+    r = c.put_manifest("snap/r00", "a", body, OCI_MANIFEST)
+    assert r.status == 201, r
+    srv.kill()
+    line = start_ready(srv)
+    assert "from the snapshot" not in line, line
+    assert any("no index snapshot" in l for l in srv.err), srv.err[-5:]
+    want = dict(digests)
+    want[("snap/r00", "a")] = digests[("snap/r00", "b")]
+    assert index_view(srv) == want
+
+
+def test_index_snapshot_false_saves_nothing_and_removes_an_existing_one(lab):
+    root, digests, srv = stopped_with_snapshot(lab, repos=3)
+    assert os.path.exists(snapshot_file(root))
+    off = lab.ringport(root, env={"RINGPORT_STORAGE_INDEX_SNAPSHOT": "false"}, start=False)
+    line = start_ready(off)
+    assert "from the snapshot" not in line, line
+    # An old snapshot would miss what this run writes: it is removed.
+    assert not os.path.exists(snapshot_file(root))
+    assert index_view(off) == digests
+    assert off.stop() == 0
+    assert not os.path.exists(snapshot_file(root))

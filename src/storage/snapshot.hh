@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The index snapshot: what the index held at a clean shutdown, and the state
+// of the directories whose change would reveal a write made while ringport
+// was stopped. Only an encoding here; rebuild.cc decides when to trust it.
+//
+// File layout (little-endian; strings are u32 length + bytes):
+//   "RPINDEX1" | u64 payload length | u64 XXH3-64 of the payload | payload
+//   payload: u32 n, n digest strings
+//            u32 n, n DirStamps (the repositories/ walk: every directory
+//                   that is not a repository's own `_` directory)
+//            u32 n, n repositories:
+//              name | u32 n, n DirStamps (its _layers and _manifests dirs)
+//              u32 n, n layer digest numbers | u32 n, n manifest numbers
+//              u64 length of the tags part | u32 n, n (tag, digest number)
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "util/result.hh"
+
+namespace rp::storage {
+
+// <root>/.ringport.index, beside the lock file.
+constexpr std::string_view snapshot_file = ".ringport.index";
+
+struct DirStamp {
+    std::string path;      // relative to the v2 directory (walk) or to the repository
+    std::uint64_t ino = 0; // 0: absent
+    std::int64_t mtime_ns = 0;
+    std::int64_t ctime_ns = 0;
+    bool same_state(const DirStamp& o) const noexcept {
+        return ino == o.ino && mtime_ns == o.mtime_ns && ctime_ns == o.ctime_ns;
+    }
+};
+// The directory's state now (ino 0 if it is absent or not a directory).
+DirStamp stamp_dir(int dirfd, std::string path);
+
+struct SnapshotRepo {
+    std::string name;
+    std::vector<DirStamp> dirs;
+    std::vector<std::uint32_t> layers;
+    std::vector<std::uint32_t> manifests;
+    std::vector<std::pair<std::string, std::uint32_t>> tags;
+};
+
+class SnapshotWriter {
+  public:
+    std::uint32_t digest(const std::string& d); // its number, added if new
+    void walk_dir(const DirStamp& s);
+    void repo(const SnapshotRepo& r);
+    std::string finish(); // the whole file
+
+  private:
+    std::vector<std::string> digests_;
+    std::unordered_map<std::string, std::uint32_t> numbers_;
+    std::string walk_;
+    std::uint32_t walk_n_ = 0;
+    std::string repos_;
+    std::uint32_t repos_n_ = 0;
+};
+
+// Reads a snapshot in two passes: the headers of every repository (cheap),
+// then one repository's tags at a time (the bulk), so a million tags are
+// never all decoded at once.
+class SnapshotReader {
+  public:
+    struct RepoHead {
+        std::string name;
+        std::vector<DirStamp> dirs;
+        std::vector<std::uint32_t> layers;
+        std::vector<std::uint32_t> manifests;
+        std::size_t tags_at = 0; // offset of its tags part in the payload
+    };
+    static util::Result<SnapshotReader> open(std::string bytes);
+    const std::vector<std::string>& digests() const noexcept { return digests_; }
+    const std::vector<DirStamp>& walk() const noexcept { return walk_; }
+    std::vector<RepoHead>& repos() noexcept { return repos_; }
+    util::Result<std::vector<std::pair<std::string, std::uint32_t>>> tags(const RepoHead& r) const;
+
+  private:
+    std::string bytes_;
+    std::vector<std::string> digests_;
+    std::vector<DirStamp> walk_;
+    std::vector<RepoHead> repos_;
+};
+
+} // namespace rp::storage

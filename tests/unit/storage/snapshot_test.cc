@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "storage/snapshot.hh"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+using namespace rp::storage;
+
+namespace {
+
+std::string sample() {
+    SnapshotWriter w;
+    w.walk_dir(DirStamp{"repositories", 11, 100, 200});
+    w.walk_dir(DirStamp{"repositories/a", 12, 101, 201});
+    SnapshotRepo r;
+    r.name = "a";
+    r.dirs = {DirStamp{"_layers", 13, 1, 2}, DirStamp{"_manifests/tags", 0, 0, 0}};
+    r.layers = {w.digest("sha256:aa"), w.digest("sha256:bb")};
+    r.manifests = {w.digest("sha256:cc")};
+    r.tags = {{"latest", w.digest("sha256:cc")}, {"v1", w.digest("sha256:cc")}};
+    w.repo(r);
+    SnapshotRepo e;
+    e.name = "empty/one";
+    w.repo(e);
+    return w.finish();
+}
+
+} // namespace
+
+TEST_CASE("a snapshot reads back what was written") {
+    auto rd = SnapshotReader::open(sample());
+    REQUIRE(rd);
+    CHECK(rd->digests() == std::vector<std::string>{"sha256:aa", "sha256:bb", "sha256:cc"});
+    REQUIRE(rd->walk().size() == 2);
+    CHECK(rd->walk()[1].path == "repositories/a");
+    CHECK(rd->walk()[1].same_state(DirStamp{"x", 12, 101, 201}));
+    CHECK_FALSE(rd->walk()[1].same_state(DirStamp{"x", 12, 102, 201}));
+    auto& repos = rd->repos();
+    REQUIRE(repos.size() == 2);
+    CHECK(repos[0].name == "a");
+    REQUIRE(repos[0].dirs.size() == 2);
+    CHECK(repos[0].dirs[1].path == "_manifests/tags");
+    CHECK(repos[0].dirs[1].ino == 0);
+    CHECK(repos[0].layers == std::vector<std::uint32_t>{0, 1});
+    CHECK(repos[0].manifests == std::vector<std::uint32_t>{2});
+    auto tags = rd->tags(repos[0]);
+    REQUIRE(tags);
+    REQUIRE(tags->size() == 2);
+    CHECK((*tags)[0] == std::pair<std::string, std::uint32_t>{"latest", 2});
+    CHECK((*tags)[1].first == "v1");
+    CHECK(repos[1].name == "empty/one");
+    auto none = rd->tags(repos[1]);
+    REQUIRE(none);
+    CHECK(none->empty());
+}
+
+TEST_CASE("every truncation and every flipped byte of a snapshot is refused") {
+    const std::string good = sample();
+    for (std::size_t n = 0; n < good.size(); ++n) {
+        CHECK_MESSAGE(!SnapshotReader::open(good.substr(0, n)), n);
+        std::string bad = good;
+        bad[n] = static_cast<char>(bad[n] ^ 0x01);
+        CHECK_MESSAGE(!SnapshotReader::open(bad), n);
+    }
+    CHECK_FALSE(SnapshotReader::open(good + "x"));
+}
+
+TEST_CASE("a snapshot with a well-formed checksum but bad contents is refused") {
+    // A digest number past the table, written by a broken writer.
+    SnapshotWriter w;
+    SnapshotRepo r;
+    r.name = "a";
+    r.tags = {{"t", 7}};
+    w.repo(r);
+    CHECK_FALSE(SnapshotReader::open(w.finish()));
+    SnapshotWriter w2;
+    SnapshotRepo r2;
+    r2.name = "b";
+    r2.layers = {3};
+    w2.repo(r2);
+    CHECK_FALSE(SnapshotReader::open(w2.finish()));
+}
