@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "reactor/ops.hh"
+#include "storage/layout.hh"
 #include "storage/store.hh"
 #include "util/assert.hh"
 
@@ -82,13 +83,26 @@ ReceiveBuffers::Lease ReceiveBuffers::take() noexcept {
     return Lease(static_cast<char*>(p));
 }
 
+// O_DIRECT needs the file offset, the length and the memory address aligned
+// to the device's logical block; 4 KiB covers 512-byte and 4Kn devices.
+constexpr std::size_t direct_align = 4096;
+
 // State of one pipelined receive; lives in Store::receive's frame.
 struct Store::Pipeline {
     Upload& u;
     ByteSource& src;
     std::uint64_t max_bytes;
+    int dfd = -1; // the data file opened O_DIRECT, or -1: buffered writes through u.fd
     reactor::PendingOp write;
-    std::size_t write_len = 0;
+    // The piece in flight: `total` bytes from `off`; the aligned middle is
+    // the pending op (direct, or the whole piece when buffered), the tail
+    // (direct only) is written buffered once the middle is done.
+    std::size_t total = 0;
+    const char* mid = nullptr;
+    std::size_t mid_len = 0;
+    std::uint64_t mid_off = 0;
+    const char* tail = nullptr;
+    std::size_t tail_len = 0;
 };
 
 // Fills `buf` from the source until it is full or the body ends. `got`
@@ -105,7 +119,7 @@ Task<Result<bool>> Store::fill(Pipeline& p, char* buf, std::size_t cap, std::siz
             *got = n;
             co_return true; // the end of the body
         }
-        if (p.u.offset.load() + p.write_len + n + *r > p.max_bytes) {
+        if (p.u.offset.load() + p.total + n + *r > p.max_bytes) {
             *got = n;
             co_return Error::of(Errc::too_large, "blob exceeds the configured maximum size");
         }
@@ -115,74 +129,139 @@ Task<Result<bool>> Store::fill(Pipeline& p, char* buf, std::size_t cap, std::siz
     co_return false;
 }
 
-// Waits for the write in flight, if any, and accounts for it.
-Task<Result<void>> Store::finish_write(Pipeline& p, const char* buf) noexcept {
-    if (!p.write.active()) {
+// Waits for the piece in flight, if any, writes its tail and accounts for it.
+Task<Result<void>> Store::finish_write(Pipeline& p) noexcept {
+    if (p.total == 0) {
         co_return util::Ok{};
     }
-    int res = co_await p.write.wait();
-    std::uint64_t off = p.u.offset.load();
-    std::size_t len = std::exchange(p.write_len, 0);
-    if (res < 0) {
-        co_return Error::sys(res, "write upload data");
+    if (p.write.active()) {
+        int res = co_await p.write.wait();
+        if (res == -EINVAL && p.dfd >= 0) {
+            // The file system refused this direct write: write it buffered,
+            // and the rest of this body too.
+            res = 0;
+            (void)::close(std::exchange(p.dfd, -1));
+        } else if (res < 0) {
+            co_return Error::sys(res, "write upload data");
+        }
+        auto done = static_cast<std::size_t>(res);
+        if (done < p.mid_len) { // rare: finish it plainly
+            auto w =
+                co_await fs_.write_all(p.u.fd, p.mid + done, p.mid_len - done, p.mid_off + done);
+            if (!w) {
+                co_return w;
+            }
+        }
     }
-    if (static_cast<std::size_t>(res) < len) { // rare: finish it plainly
-        auto w = co_await fs_.write_all(p.u.fd, buf + res, len - static_cast<std::size_t>(res),
-                                        off + static_cast<std::uint64_t>(res));
+    if (p.tail_len > 0) {
+        auto w = co_await fs_.write_all(p.u.fd, p.tail, p.tail_len, p.mid_off + p.mid_len);
         if (!w) {
             co_return w;
         }
     }
-    p.u.offset.fetch_add(len);
+    p.u.offset.fetch_add(std::exchange(p.total, 0));
+    p.tail_len = 0;
+    co_return util::Ok{};
+}
+
+// Starts writing `got` bytes at `data` (file offset `off`). Direct: the bytes
+// before the first aligned offset are written buffered first (they sit below
+// the buffer's first aligned address, see receive), the aligned middle goes
+// out as the pending op, the tail is left to finish_write.
+Task<Result<void>> Store::start_write(Pipeline& p, const char* data, std::size_t got,
+                                      std::uint64_t off) noexcept {
+    p.total = got;
+    std::size_t head = 0;
+    if (p.dfd >= 0 && off % direct_align != 0) {
+        head = std::min<std::size_t>(got, direct_align - off % direct_align);
+        auto w = co_await fs_.write_all(p.u.fd, data, head, off);
+        if (!w) {
+            p.total = 0;
+            co_return w;
+        }
+    }
+    p.mid = data + head;
+    p.mid_off = off + head;
+    std::size_t rest = got - head;
+    p.mid_len = p.dfd >= 0 ? rest / direct_align * direct_align : rest;
+    p.tail = p.mid + p.mid_len;
+    p.tail_len = rest - p.mid_len;
+    if (p.mid_len > 0) {
+        int fd = p.dfd >= 0 ? p.dfd : p.u.fd;
+        const char* mid = p.mid;
+        auto len = static_cast<unsigned>(p.mid_len);
+        std::uint64_t at = p.mid_off;
+        p.write.start([=](io_uring_sqe* s) { io_uring_prep_write(s, fd, mid, len, at); });
+    }
+    if (p.dfd < 0) {
+        maybe_writeback(p, off + got);
+    }
     co_return util::Ok{};
 }
 
 // Starts writeback of what was written since the last time, every few MiB,
 // without waiting for it: the fsync at commit waits for whatever is left, so
-// a PATCH answers as soon as its last write is in the page cache.
-void Store::maybe_writeback(Pipeline& p) noexcept {
-    std::uint64_t done = p.u.offset.load();
-    if (done - p.u.written_back < writeback_every_bytes) {
+// a PATCH answers as soon as its last write is in the page cache. (Direct
+// writes need none: their bytes are on the device when they complete.)
+void Store::maybe_writeback(Pipeline& p, std::uint64_t upto) noexcept {
+    if (upto - p.u.written_back < writeback_every_bytes) {
         return;
     }
     int fd = p.u.fd;
     std::uint64_t from = p.u.written_back;
-    auto len = static_cast<unsigned>(done - from);
+    auto len = static_cast<unsigned>(upto - from);
     reactor::detach([=](io_uring_sqe* s) {
         io_uring_prep_sync_file_range(s, fd, len, from, SYNC_FILE_RANGE_WRITE);
     });
-    p.u.written_back = done;
+    p.u.written_back = upto;
 }
 
+// Receives the body into two buffers in turn: while one is filled from the
+// socket and hashed, the other is written. Uploads write with O_DIRECT where
+// the file system allows it: on a VM the page-cache path (copy into freshly
+// allocated pages, then writeback) ran at about 370 MB/s where direct
+// writes of the same buffers reach the device's 1.8 GB/s, and the buffers
+// (reused, already mapped) are never copied.
 Task<Result<void>> Store::receive(Upload& u, ByteSource& src) noexcept {
     RP_ASSERT(u.busy);
     ReceiveBuffers::Lease bufs[2] = {ReceiveBuffers::take(), ReceiveBuffers::take()};
     if (!bufs[0] || !bufs[1]) {
         co_return co_await receive_plain(u, src); // pool exhausted: no pipelining
     }
-    Pipeline p{u, src, cfg_.blob_bytes_max, {}, 0};
+    Pipeline p{u, src, cfg_.blob_bytes_max};
+    if (direct_writes_.load(std::memory_order_relaxed)) {
+        auto d = co_await fs_.open(layout::upload_data(u.repo, u.uuid), O_WRONLY | O_DIRECT);
+        if (d) {
+            p.dfd = *d;
+        } else if (d.error().sys_errno == EINVAL) {
+            direct_writes_ = false; // the file system has no O_DIRECT
+        }
+    }
     Result<void> result = util::Ok{};
     for (int cur = 0;; cur ^= 1) {
+        // With direct writes the bytes land at the buffer position that
+        // matches their file offset's alignment, so the aligned part of the
+        // file is an aligned part of the buffer (only a body's first piece
+        // can start unaligned; full pieces end aligned).
+        std::uint64_t off = u.offset.load() + p.total;
+        std::size_t skew = p.dfd >= 0 ? off % direct_align : 0;
+        char* buf = bufs[cur].get() + skew;
         std::size_t got = 0;
-        auto filled = co_await fill(p, bufs[cur].get(), ReceiveBuffers::buffer_bytes, &got);
+        auto filled = co_await fill(p, buf, ReceiveBuffers::buffer_bytes - skew, &got);
         // Hash only what will be written: the hash always matches the file.
-        u.sha256.update(bufs[cur].get(), got);
-        auto w = co_await finish_write(p, bufs[cur ^ 1].get());
+        u.sha256.update(buf, got);
+        auto w = co_await finish_write(p);
         if (w && got > 0) {
-            int fd = u.fd;
-            const char* data = bufs[cur].get();
-            std::uint64_t off = u.offset.load();
-            p.write_len = got;
-            p.write.start([=](io_uring_sqe* s) {
-                io_uring_prep_write(s, fd, data, static_cast<unsigned>(got), off);
-            });
-            maybe_writeback(p);
+            w = co_await start_write(p, buf, got, off);
         }
         if (!w || !filled || *filled) {
-            auto last = co_await finish_write(p, bufs[cur].get());
+            auto last = co_await finish_write(p);
             result = !w ? std::move(w) : (!filled ? Result<void>(std::move(filled).error()) : last);
             break;
         }
+    }
+    if (p.dfd >= 0) {
+        co_await fs_.close(p.dfd);
     }
     co_return result;
 }

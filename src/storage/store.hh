@@ -106,8 +106,10 @@ class Store {
     struct Pipeline;
     reactor::Task<util::Result<bool>> fill(Pipeline& p, char* buf, std::size_t cap,
                                            std::size_t* got) noexcept;
-    reactor::Task<util::Result<void>> finish_write(Pipeline& p, const char* buf) noexcept;
-    void maybe_writeback(Pipeline& p) noexcept;
+    reactor::Task<util::Result<void>> finish_write(Pipeline& p) noexcept;
+    reactor::Task<util::Result<void>> start_write(Pipeline& p, const char* data, std::size_t got,
+                                                  std::uint64_t off) noexcept;
+    void maybe_writeback(Pipeline& p, std::uint64_t upto) noexcept;
     reactor::Task<util::Result<void>> receive_plain(Upload& u, ByteSource& src) noexcept;
     reactor::Task<util::Result<void>> write_blob_bytes(const Digest& d, std::string bytes) noexcept;
     reactor::Task<util::Result<void>> link_layer(const std::string& repo, const Digest& d) noexcept;
@@ -125,6 +127,7 @@ class Store {
     mutable std::mutex uploads_mu_;
     std::unordered_map<std::string, UploadPtr> uploads_;
     std::atomic<std::size_t> cache_bytes_{0};
+    std::atomic<bool> direct_writes_{true}; // off once the file system refused O_DIRECT
 };
 
 } // namespace rp::storage
