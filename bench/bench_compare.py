@@ -462,11 +462,13 @@ def limit_openssl(args, logdir):
     raise Fatal("could not parse `openssl speed` output (see logs/openssl.txt)")
 
 
-def limit_dd(args, scratch, logdir):
+def limit_dd(args, scratch, logdir, direct=False):
     path = os.path.join(scratch, "dd-fsync.bin")
     count = 256 if args.quick else 1024
-    cp = run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={count}", "conv=fsync"],
-             timeout=600, log_path=os.path.join(logdir, "dd.txt"))
+    flags = ["oflag=direct"] if direct else []
+    cp = run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={count}", "conv=fsync",
+              *flags], timeout=600,
+             log_path=os.path.join(logdir, "dd-direct.txt" if direct else "dd.txt"))
     os.unlink(path)
     m = re.search(r"(\d+) bytes .* copied, ([\d.,]+) s", cp.stderr)
     if not m:
@@ -1068,6 +1070,10 @@ def markdown(args, res, rows):
     if lim.get("dd_fsync_Bps"):
         L.append(f"| sequential write + fsync (`dd bs=1M conv=fsync`, {lim.get('dd_mib')} MiB) | "
                  f"{lim['dd_fsync_Bps'] / 1e6:,.0f} MB/s |")
+    if lim.get("dd_direct_Bps"):
+        L.append(f"| sequential write, O_DIRECT + fsync (`dd bs=1M oflag=direct conv=fsync`; "
+                 f"how ringport writes uploads; not the target's reference) | "
+                 f"{lim['dd_direct_Bps'] / 1e6:,.0f} MB/s |")
     for key, label in (("pull1", "1 stream"), ("pull4", "concurrency 4")):
         d = lim.get("sendfile", {}).get(key)
         if d:
@@ -1191,6 +1197,9 @@ def main():
             lim["dd_mib"] = 256 if args.quick else 1024
             lim["dd_fsync_Bps"] = limit_dd(args, scratch, logdir)
             say(f"  write+fsync {lim['dd_fsync_Bps'] / 1e6:,.0f} MB/s")
+            # ringport writes uploads with O_DIRECT: the device's own speed.
+            lim["dd_direct_Bps"] = limit_dd(args, scratch, logdir, direct=True)
+            say(f"  write O_DIRECT+fsync {lim['dd_direct_Bps'] / 1e6:,.0f} MB/s")
             say("machine limits: loopback pull from sendfile-server")
             lim["sendfile"] = limit_sendfile(args, R, scratch, logdir, pulls)
             res["limits"] = lim
