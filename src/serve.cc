@@ -158,14 +158,15 @@ void load_index(const Config& cfg, int rootfd, int v2fd, storage::Index& index,
                 storage::Store& store, reactor::Latch& ready, const std::atomic<bool>& stop) {
     std::int64_t purge_age_s = static_cast<std::int64_t>(cfg.storage_upload_purge_age_hours) * 3600;
     if (cfg.storage_index_snapshot) {
-        auto snap = storage::load_snapshot(rootfd, v2fd, index, store,
-                                           registry::parse_stored_manifest, helper_threads());
+        auto snap =
+            storage::load_snapshot(rootfd, v2fd, index, store, registry::parse_stored_manifest,
+                                   purge_age_s, helper_threads());
         if (snap) {
             RP_LOG_INFO("index ready in %.3f s from the snapshot: %zu repositories (%zu read "
                         "again: their directories changed), %zu tags, %zu manifests, %zu blob "
-                        "links, %zu entries skipped",
+                        "links, %zu unfinished uploads (%zu stale purged), %zu entries skipped",
                         snap->seconds, snap->repos, snap->rescanned, snap->tags, snap->manifests,
-                        snap->layers, snap->skipped);
+                        snap->layers, snap->uploads, snap->uploads_purged, snap->skipped);
             (void)malloc_trim(0);
             ready.set();
             auto v = storage::verify_index(v2fd, index, store, registry::parse_stored_manifest,

@@ -466,7 +466,8 @@ Result<RebuildStats> rebuild(int v2fd, Index& index, Store& store, const Manifes
 }
 
 Result<RebuildStats> load_snapshot(int rootfd, int v2fd, Index& index, Store& store,
-                                   const ManifestParser& parse, unsigned threads) {
+                                   const ManifestParser& parse, std::int64_t purge_age_s,
+                                   unsigned threads) {
     auto t0 = std::chrono::steady_clock::now();
     const std::string file(snapshot_file);
     auto bytes = blocking::read_file(rootfd, file, std::size_t{1} << 36);
@@ -516,6 +517,11 @@ Result<RebuildStats> load_snapshot(int rootfd, int v2fd, Index& index, Store& st
     });
     RebuildStats stats;
     stats.from_snapshot = true;
+    // An _uploads directory made while stopped changed its parent (a walk
+    // directory): every one there is is listed here.
+    for (const std::string& name : rd->uploads()) {
+        scan_uploads(v2fd, name, purge_age_s, nullptr, stats.uploads, stats.uploads_purged);
+    }
     std::vector<RepoScan> rescans;
     for (std::size_t i = 0; i < heads.size(); ++i) {
         if (stale[i] != 0) {
@@ -640,9 +646,12 @@ VerifyStats verify_index(int v2fd, Index& index, Store& store, const ManifestPar
 Result<std::size_t> write_snapshot(int rootfd, int v2fd, const Index& index, unsigned threads) {
     SnapshotWriter w;
     std::vector<std::string> visited;
-    (void)find_all(v2fd, threads, &visited);
+    Found found = find_all(v2fd, threads, &visited);
     for (std::string& p : visited) {
         w.walk_dir(stamp_dir(v2fd, std::move(p)));
+    }
+    for (const std::string& name : found.with_uploads) {
+        w.uploads_repo(name);
     }
     for (const std::string& name : index.repo_names()) {
         auto c = index.content(name);

@@ -45,10 +45,12 @@ util::Result<RebuildStats> rebuild(int v2fd, Index& index, Store& store,
 // repositories walk must be unchanged (else an error: the caller rebuilds),
 // and each repository whose _layers or _manifests directories changed is
 // read from disk instead. Manifests are always read and verified from their
-// blobs. The file is removed (durably) before this returns, so a crash later
-// cannot leave a stale snapshot behind. An error when there is none.
+// blobs; stale uploads in the repositories that had an _uploads directory
+// are purged, as a full rebuild would. The file is removed (durably) before this returns, so a
+// crash later cannot leave a stale snapshot behind. An error when there is none.
 util::Result<RebuildStats> load_snapshot(int rootfd, int v2fd, Index& index, Store& store,
-                                         const ManifestParser& parse, unsigned threads);
+                                         const ManifestParser& parse, std::int64_t purge_age_s,
+                                         unsigned threads);
 
 // After a snapshot load: reads every repository's links again and corrects
 // what a directory's state cannot reveal (a tag rewritten in place by another

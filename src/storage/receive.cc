@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <vector>
@@ -46,6 +47,12 @@ Pool& pool() {
 constexpr std::uint64_t writeback_every_bytes = 8u << 20;
 
 } // namespace
+
+Upload::~Upload() {
+    if (dfd >= 0) {
+        (void)::close(dfd); // a session dropped without cancel_upload
+    }
+}
 
 void ReceiveBuffers::Deleter::operator()(char* p) const noexcept {
     Pool& pl = pool();
@@ -140,7 +147,8 @@ Task<Result<void>> Store::finish_write(Pipeline& p) noexcept {
             // The file system refused this direct write: write it buffered,
             // and the rest of this body too.
             res = 0;
-            (void)::close(std::exchange(p.dfd, -1));
+            (void)::close(std::exchange(p.u.dfd, -1));
+            p.dfd = -1;
         } else if (res < 0) {
             co_return Error::sys(res, "write upload data");
         }
@@ -228,15 +236,16 @@ Task<Result<void>> Store::receive(Upload& u, ByteSource& src) noexcept {
     if (!bufs[0] || !bufs[1]) {
         co_return co_await receive_plain(u, src); // pool exhausted: no pipelining
     }
-    Pipeline p{u, src, cfg_.blob_bytes_max};
-    if (direct_writes_.load(std::memory_order_relaxed)) {
+    // Opened once per session (a chunked push sends many PATCHes).
+    if (u.dfd < 0 && direct_writes_.load(std::memory_order_relaxed)) {
         auto d = co_await fs_.open(layout::upload_data(u.repo, u.uuid), O_WRONLY | O_DIRECT);
         if (d) {
-            p.dfd = *d;
+            u.dfd = *d;
         } else if (d.error().sys_errno == EINVAL) {
             direct_writes_ = false; // the file system has no O_DIRECT
         }
     }
+    Pipeline p{u, src, cfg_.blob_bytes_max, u.dfd};
     Result<void> result = util::Ok{};
     for (int cur = 0;; cur ^= 1) {
         // With direct writes the bytes land at the buffer position that
@@ -259,9 +268,6 @@ Task<Result<void>> Store::receive(Upload& u, ByteSource& src) noexcept {
             result = !w ? std::move(w) : (!filled ? Result<void>(std::move(filled).error()) : last);
             break;
         }
-    }
-    if (p.dfd >= 0) {
-        co_await fs_.close(p.dfd);
     }
     co_return result;
 }

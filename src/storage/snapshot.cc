@@ -15,7 +15,7 @@ using util::Result;
 
 namespace {
 
-constexpr std::string_view magic = "RPINDEX1";
+constexpr std::string_view magic = "RPINDEX2";
 constexpr std::size_t header_bytes = 8 + 8 + 8;
 
 template <typename T> void put(std::string& out, T v) {
@@ -131,6 +131,8 @@ void SnapshotWriter::walk_dir(const DirStamp& s) {
     ++walk_n_;
 }
 
+void SnapshotWriter::uploads_repo(const std::string& name) { uploads_.push_back(name); }
+
 void SnapshotWriter::repo(const SnapshotRepo& r) {
     put_str(repos_, r.name);
     put<std::uint32_t>(repos_, static_cast<std::uint32_t>(r.dirs.size()));
@@ -158,6 +160,10 @@ std::string SnapshotWriter::finish() {
     }
     put(payload, walk_n_);
     payload.append(walk_);
+    put<std::uint32_t>(payload, static_cast<std::uint32_t>(uploads_.size()));
+    for (const std::string& u : uploads_) {
+        put_str(payload, u);
+    }
     put(payload, repos_n_);
     payload.append(repos_);
     std::string out(magic);
@@ -190,6 +196,10 @@ Result<SnapshotReader> SnapshotReader::open(std::string bytes) {
     n = c.count(28);
     for (std::uint32_t i = 0; i < n && !c.bad; ++i) {
         r.walk_.push_back(c.stamp());
+    }
+    n = c.count(4);
+    for (std::uint32_t i = 0; i < n && !c.bad; ++i) {
+        r.uploads_.push_back(c.str());
     }
     n = c.count(24);
     r.repos_.reserve(n);

@@ -6,10 +6,11 @@
 // was stopped. Only an encoding here; rebuild.cc decides when to trust it.
 //
 // File layout (little-endian; strings are u32 length + bytes):
-//   "RPINDEX1" | u64 payload length | u64 XXH3-64 of the payload | payload
+//   "RPINDEX2" | u64 payload length | u64 XXH3-64 of the payload | payload
 //   payload: u32 n, n digest strings
 //            u32 n, n DirStamps (the repositories/ walk: every directory
 //                   that is not a repository's own `_` directory)
+//            u32 n, n names of repositories with an _uploads directory
 //            u32 n, n repositories:
 //              name | u32 n, n DirStamps (its _layers and _manifests dirs)
 //              u32 n, n layer digest numbers | u32 n, n manifest numbers
@@ -52,6 +53,7 @@ class SnapshotWriter {
   public:
     std::uint32_t digest(const std::string& d); // its number, added if new
     void walk_dir(const DirStamp& s);
+    void uploads_repo(const std::string& name);
     void repo(const SnapshotRepo& r);
     std::string finish(); // the whole file
 
@@ -60,6 +62,7 @@ class SnapshotWriter {
     std::unordered_map<std::string, std::uint32_t> numbers_;
     std::string walk_;
     std::uint32_t walk_n_ = 0;
+    std::vector<std::string> uploads_;
     std::string repos_;
     std::uint32_t repos_n_ = 0;
 };
@@ -79,6 +82,7 @@ class SnapshotReader {
     static util::Result<SnapshotReader> open(std::string bytes);
     const std::vector<std::string>& digests() const noexcept { return digests_; }
     const std::vector<DirStamp>& walk() const noexcept { return walk_; }
+    const std::vector<std::string>& uploads() const noexcept { return uploads_; }
     std::vector<RepoHead>& repos() noexcept { return repos_; }
     util::Result<std::vector<std::pair<std::string, std::uint32_t>>> tags(const RepoHead& r) const;
 
@@ -86,6 +90,7 @@ class SnapshotReader {
     std::string bytes_;
     std::vector<std::string> digests_;
     std::vector<DirStamp> walk_;
+    std::vector<std::string> uploads_;
     std::vector<RepoHead> repos_;
 };
 

@@ -307,6 +307,10 @@ Task<void> Store::cancel_upload(UploadPtr u) noexcept {
         co_await fs_.close(u->fd);
         u->fd = -1;
     }
+    if (u->dfd >= 0) {
+        co_await fs_.close(u->dfd);
+        u->dfd = -1;
+    }
     co_await remove_upload_files(u->repo, u->uuid);
     forget_upload(u->uuid);
 }

@@ -36,12 +36,18 @@ struct StoreConfig {
 struct Upload {
     std::string repo;
     std::string uuid;
-    int fd = -1;                          // the data file, O_RDWR; closed when the session ends
+    int fd = -1;  // the data file, O_RDWR; closed when the session ends
+    int dfd = -1; // the data file, O_DIRECT, opened by the first pipelined receive
     std::atomic<std::uint64_t> offset{0}; // read by GET status from any shard
     std::uint64_t written_back = 0;       // writeback started up to here (owner only)
     Hasher sha256{Algorithm::sha256};
     std::int64_t started_at = 0;
     bool busy = false;
+
+    Upload() = default;
+    Upload(const Upload&) = delete;
+    Upload& operator=(const Upload&) = delete;
+    ~Upload();
 };
 using UploadPtr = std::shared_ptr<Upload>;
 

@@ -13,6 +13,7 @@ std::string sample() {
     SnapshotWriter w;
     w.walk_dir(DirStamp{"repositories", 11, 100, 200});
     w.walk_dir(DirStamp{"repositories/a", 12, 101, 201});
+    w.uploads_repo("a");
     SnapshotRepo r;
     r.name = "a";
     r.dirs = {DirStamp{"_layers", 13, 1, 2}, DirStamp{"_manifests/tags", 0, 0, 0}};
@@ -34,6 +35,7 @@ TEST_CASE("a snapshot reads back what was written") {
     CHECK(rd->digests() == std::vector<std::string>{"sha256:aa", "sha256:bb", "sha256:cc"});
     REQUIRE(rd->walk().size() == 2);
     CHECK(rd->walk()[1].path == "repositories/a");
+    CHECK(rd->uploads() == std::vector<std::string>{"a"});
     CHECK(rd->walk()[1].same_state(DirStamp{"x", 12, 101, 201}));
     CHECK_FALSE(rd->walk()[1].same_state(DirStamp{"x", 12, 102, 201}));
     auto& repos = rd->repos();
