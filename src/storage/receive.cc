@@ -6,13 +6,20 @@
 #include "storage/receive.hh"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "reactor/ops.hh"
+#include "reactor/sync.hh"
 #include "storage/layout.hh"
 #include "storage/store.hh"
 #include "util/assert.hh"
@@ -94,22 +101,87 @@ ReceiveBuffers::Lease ReceiveBuffers::take() noexcept {
 // to the device's logical block; 4 KiB covers 512-byte and 4Kn devices.
 constexpr std::size_t direct_align = 4096;
 
-// State of one pipelined receive; lives in Store::receive's frame.
-struct Store::Pipeline {
-    Upload& u;
-    ByteSource& src;
-    std::uint64_t max_bytes;
-    int dfd = -1; // the data file opened O_DIRECT, or -1: buffered writes through u.fd
+// One thread per shard that hashes upload pieces strictly in the order they
+// were queued (so one upload's pieces update its hash in order), started on
+// the shard's first offloaded piece and joined when the shard thread exits.
+class HashWorker {
+  public:
+    HashWorker() : thread_([this] { run(); }) {}
+    ~HashWorker() {
+        {
+            std::lock_guard lk(mu_);
+            stop_ = true;
+        }
+        cv_.notify_one();
+        thread_.join();
+    }
+    HashWorker(const HashWorker&) = delete;
+    HashWorker& operator=(const HashWorker&) = delete;
+
+    void submit(Hasher* h, const char* data, std::size_t n, std::shared_ptr<reactor::Latch> done) {
+        {
+            std::lock_guard lk(mu_);
+            jobs_.push_back(Job{h, data, n, std::move(done)});
+        }
+        cv_.notify_one();
+    }
+
+  private:
+    struct Job {
+        Hasher* h;
+        const char* data;
+        std::size_t n;
+        std::shared_ptr<reactor::Latch> done;
+    };
+    void run() noexcept {
+        (void)pthread_setname_np(pthread_self(), "rp-hash");
+        std::unique_lock lk(mu_);
+        for (;;) {
+            cv_.wait(lk, [&] { return stop_ || !jobs_.empty(); });
+            if (jobs_.empty()) {
+                return;
+            }
+            Job j = std::move(jobs_.front());
+            jobs_.pop_front();
+            lk.unlock();
+            j.h->update(j.data, j.n);
+            j.done->set();
+            lk.lock();
+        }
+    }
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<Job> jobs_;
+    bool stop_ = false;
+    std::thread thread_; // last: started once the members above exist
+};
+
+HashWorker& hash_worker() {
+    thread_local HashWorker w;
+    return w;
+}
+
+// One piece handed to the file: `total` bytes from `off`; the aligned middle
+// is the pending op (direct, or the whole piece when buffered), the tail
+// (direct only) is written buffered once the middle is done.
+struct Store::Piece {
     reactor::PendingOp write;
-    // The piece in flight: `total` bytes from `off`; the aligned middle is
-    // the pending op (direct, or the whole piece when buffered), the tail
-    // (direct only) is written buffered once the middle is done.
+    bool direct = false;
     std::size_t total = 0;
     const char* mid = nullptr;
     std::size_t mid_len = 0;
     std::uint64_t mid_off = 0;
     const char* tail = nullptr;
     std::size_t tail_len = 0;
+};
+
+// State of one pipelined receive; lives in Store::receive's frame.
+struct Store::Pipeline {
+    Upload& u;
+    ByteSource& src;
+    std::uint64_t max_bytes;
+    int dfd = -1;                // the data file opened O_DIRECT, or -1: buffered through u.fd
+    std::uint64_t in_flight = 0; // bytes handed to pieces not finished yet
 };
 
 // Fills `buf` from the source until it is full or the body ends. `got`
@@ -126,7 +198,7 @@ Task<Result<bool>> Store::fill(Pipeline& p, char* buf, std::size_t cap, std::siz
             *got = n;
             co_return true; // the end of the body
         }
-        if (p.u.offset.load() + p.total + n + *r > p.max_bytes) {
+        if (p.u.offset.load() + p.in_flight + n + *r > p.max_bytes) {
             *got = n;
             co_return Error::of(Errc::too_large, "blob exceeds the configured maximum size");
         }
@@ -136,72 +208,75 @@ Task<Result<bool>> Store::fill(Pipeline& p, char* buf, std::size_t cap, std::siz
     co_return false;
 }
 
-// Waits for the piece in flight, if any, writes its tail and accounts for it.
-Task<Result<void>> Store::finish_write(Pipeline& p) noexcept {
-    if (p.total == 0) {
+// Waits for a piece, writes its tail and accounts for it. Pieces are
+// finished in the order they were started, so the offset only grows over
+// bytes that are all in the file.
+Task<Result<void>> Store::finish_write(Pipeline& p, Piece& w) noexcept {
+    if (w.total == 0) {
         co_return util::Ok{};
     }
-    if (p.write.active()) {
-        int res = co_await p.write.wait();
-        if (res == -EINVAL && p.dfd >= 0) {
+    Result<void> r = util::Ok{};
+    if (w.write.active()) {
+        int res = co_await w.write.wait();
+        if (res == -EINVAL && w.direct) {
             // The file system refused this direct write: write it buffered,
             // and the rest of this body too.
             res = 0;
-            (void)::close(std::exchange(p.u.dfd, -1));
-            p.dfd = -1;
-        } else if (res < 0) {
-            co_return Error::sys(res, "write upload data");
-        }
-        auto done = static_cast<std::size_t>(res);
-        if (done < p.mid_len) { // rare: finish it plainly
-            auto w =
-                co_await fs_.write_all(p.u.fd, p.mid + done, p.mid_len - done, p.mid_off + done);
-            if (!w) {
-                co_return w;
+            if (p.dfd >= 0) {
+                (void)::close(std::exchange(p.u.dfd, -1));
+                p.dfd = -1;
             }
         }
-    }
-    if (p.tail_len > 0) {
-        auto w = co_await fs_.write_all(p.u.fd, p.tail, p.tail_len, p.mid_off + p.mid_len);
-        if (!w) {
-            co_return w;
+        if (res < 0) {
+            r = Error::sys(res, "write upload data");
+        } else if (static_cast<std::size_t>(res) < w.mid_len) { // rare: finish it plainly
+            auto done = static_cast<std::size_t>(res);
+            r = co_await fs_.write_all(p.u.fd, w.mid + done, w.mid_len - done, w.mid_off + done);
         }
     }
-    p.u.offset.fetch_add(std::exchange(p.total, 0));
-    p.tail_len = 0;
-    co_return util::Ok{};
+    if (r && w.tail_len > 0) {
+        r = co_await fs_.write_all(p.u.fd, w.tail, w.tail_len, w.mid_off + w.mid_len);
+    }
+    p.in_flight -= w.total;
+    if (r) {
+        p.u.offset.fetch_add(w.total);
+    }
+    w.total = 0;
+    w.tail_len = 0;
+    co_return r;
 }
 
 // Starts writing `got` bytes at `data` (file offset `off`). Direct: the bytes
 // before the first aligned offset are written buffered first (they sit below
 // the buffer's first aligned address, see receive), the aligned middle goes
 // out as the pending op, the tail is left to finish_write.
-Task<Result<void>> Store::start_write(Pipeline& p, const char* data, std::size_t got,
+Task<Result<void>> Store::start_write(Pipeline& p, Piece& w, const char* data, std::size_t got,
                                       std::uint64_t off) noexcept {
-    p.total = got;
     std::size_t head = 0;
     if (p.dfd >= 0 && off % direct_align != 0) {
         head = std::min<std::size_t>(got, direct_align - off % direct_align);
-        auto w = co_await fs_.write_all(p.u.fd, data, head, off);
-        if (!w) {
-            p.total = 0;
-            co_return w;
+        auto r = co_await fs_.write_all(p.u.fd, data, head, off);
+        if (!r) {
+            co_return r;
         }
     }
-    p.mid = data + head;
-    p.mid_off = off + head;
+    w.total = got;
+    p.in_flight += got;
+    w.direct = p.dfd >= 0;
+    w.mid = data + head;
+    w.mid_off = off + head;
     std::size_t rest = got - head;
-    p.mid_len = p.dfd >= 0 ? rest / direct_align * direct_align : rest;
-    p.tail = p.mid + p.mid_len;
-    p.tail_len = rest - p.mid_len;
-    if (p.mid_len > 0) {
-        int fd = p.dfd >= 0 ? p.dfd : p.u.fd;
-        const char* mid = p.mid;
-        auto len = static_cast<unsigned>(p.mid_len);
-        std::uint64_t at = p.mid_off;
-        p.write.start([=](io_uring_sqe* s) { io_uring_prep_write(s, fd, mid, len, at); });
+    w.mid_len = w.direct ? rest / direct_align * direct_align : rest;
+    w.tail = w.mid + w.mid_len;
+    w.tail_len = rest - w.mid_len;
+    if (w.mid_len > 0) {
+        int fd = w.direct ? p.dfd : p.u.fd;
+        const char* mid = w.mid;
+        auto len = static_cast<unsigned>(w.mid_len);
+        std::uint64_t at = w.mid_off;
+        w.write.start([=](io_uring_sqe* s) { io_uring_prep_write(s, fd, mid, len, at); });
     }
-    if (p.dfd < 0) {
+    if (!w.direct) {
         maybe_writeback(p, off + got);
     }
     co_return util::Ok{};
@@ -224,18 +299,28 @@ void Store::maybe_writeback(Pipeline& p, std::uint64_t upto) noexcept {
     p.u.written_back = upto;
 }
 
-// Receives the body into two buffers in turn: while one is filled from the
-// socket and hashed, the other is written. Uploads write with O_DIRECT where
-// the file system allows it: on a VM the page-cache path (copy into freshly
-// allocated pages, then writeback) ran at about 370 MB/s where direct
+// Receives the body into buffers in turn: while one is filled from the
+// socket, the previous one is hashed and written. Uploads write with O_DIRECT
+// where the file system allows it: on a VM the page-cache path (copy into
+// freshly allocated pages, then writeback) ran at about 370 MB/s where direct
 // writes of the same buffers reach the device's 1.8 GB/s, and the buffers
 // (reused, already mapped) are never copied.
+//
+// SHA-256 (0.55 ns/byte) is most of a stream's cost. When no other upload is
+// receiving on this shard, the pieces are hashed by the shard's hash worker
+// on the other core while the shard receives the next ones (three buffers,
+// so the worker always has the next piece queued); with several uploads the
+// shards are busy anyway and hash inline (a hand-off would only add cost).
 Task<Result<void>> Store::receive(Upload& u, ByteSource& src) noexcept {
     RP_ASSERT(u.busy);
-    ReceiveBuffers::Lease bufs[2] = {ReceiveBuffers::take(), ReceiveBuffers::take()};
+    bool offload = pool().lent == 0;
+    ReceiveBuffers::Lease bufs[3] = {ReceiveBuffers::take(), ReceiveBuffers::take(),
+                                     offload ? ReceiveBuffers::take() : nullptr};
     if (!bufs[0] || !bufs[1]) {
         co_return co_await receive_plain(u, src); // pool exhausted: no pipelining
     }
+    offload = offload && bufs[2];
+    const int nbufs = offload ? 3 : 2;
     // Opened once per session (a chunked push sends many PATCHes).
     if (u.dfd < 0 && direct_writes_.load(std::memory_order_relaxed)) {
         auto d = co_await fs_.open(layout::upload_data(u.repo, u.uuid), O_WRONLY | O_DIRECT);
@@ -246,27 +331,61 @@ Task<Result<void>> Store::receive(Upload& u, ByteSource& src) noexcept {
         }
     }
     Pipeline p{u, src, cfg_.blob_bytes_max, u.dfd};
+    // Per buffer: the pending hash of its piece and the piece's write. Up to
+    // nbufs - 1 writes are in flight while the next buffer fills, so the
+    // device's latency is not on the stream's critical path.
+    std::shared_ptr<reactor::Latch> hashed[3];
+    Piece pieces[3];
     Result<void> result = util::Ok{};
-    for (int cur = 0;; cur ^= 1) {
+    int i = 0;
+    for (;; ++i) {
+        const int cur = i % nbufs;
+        if (hashed[cur]) {
+            co_await hashed[cur]->wait();
+            hashed[cur].reset();
+        }
+        if (auto w = co_await finish_write(p, pieces[cur]); !w) { // the oldest piece
+            result = std::move(w);
+            break;
+        }
         // With direct writes the bytes land at the buffer position that
         // matches their file offset's alignment, so the aligned part of the
         // file is an aligned part of the buffer (only a body's first piece
         // can start unaligned; full pieces end aligned).
-        std::uint64_t off = u.offset.load() + p.total;
+        std::uint64_t off = u.offset.load() + p.in_flight;
         std::size_t skew = p.dfd >= 0 ? off % direct_align : 0;
         char* buf = bufs[cur].get() + skew;
         std::size_t got = 0;
         auto filled = co_await fill(p, buf, ReceiveBuffers::buffer_bytes - skew, &got);
         // Hash only what will be written: the hash always matches the file.
-        u.sha256.update(buf, got);
-        auto w = co_await finish_write(p);
-        if (w && got > 0) {
-            w = co_await start_write(p, buf, got, off);
+        // A body that fits one piece is hashed inline (nothing to overlap).
+        bool whole = i == 0 && filled && *filled;
+        if (offload && !whole && got > 0) {
+            hashed[cur] = std::make_shared<reactor::Latch>();
+            hash_worker().submit(&u.sha256, buf, got, hashed[cur]);
+        } else {
+            u.sha256.update(buf, got);
+        }
+        Result<void> w = util::Ok{};
+        if (got > 0) {
+            w = co_await start_write(p, pieces[cur], buf, got, off);
         }
         if (!w || !filled || *filled) {
-            auto last = co_await finish_write(p);
-            result = !w ? std::move(w) : (!filled ? Result<void>(std::move(filled).error()) : last);
+            result = !w ? std::move(w) : (!filled ? Result<void>(std::move(filled).error()) : w);
             break;
+        }
+    }
+    // Finish every piece still in flight, oldest first; they and the hashes
+    // use buffers this frame owns.
+    for (int k = 1; k <= nbufs; ++k) {
+        auto w = co_await finish_write(p, pieces[(i + k) % nbufs]);
+        if (result && !w) {
+            result = std::move(w);
+        }
+    }
+    for (auto& h : hashed) {
+        if (h) {
+            co_await h->wait();
         }
     }
     co_return result;

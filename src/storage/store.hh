@@ -110,11 +110,12 @@ class Store {
 
   private:
     struct Pipeline;
+    struct Piece;
     reactor::Task<util::Result<bool>> fill(Pipeline& p, char* buf, std::size_t cap,
                                            std::size_t* got) noexcept;
-    reactor::Task<util::Result<void>> finish_write(Pipeline& p) noexcept;
-    reactor::Task<util::Result<void>> start_write(Pipeline& p, const char* data, std::size_t got,
-                                                  std::uint64_t off) noexcept;
+    reactor::Task<util::Result<void>> finish_write(Pipeline& p, Piece& w) noexcept;
+    reactor::Task<util::Result<void>> start_write(Pipeline& p, Piece& w, const char* data,
+                                                  std::size_t got, std::uint64_t off) noexcept;
     void maybe_writeback(Pipeline& p, std::uint64_t upto) noexcept;
     reactor::Task<util::Result<void>> receive_plain(Upload& u, ByteSource& src) noexcept;
     reactor::Task<util::Result<void>> write_blob_bytes(const Digest& d, std::string bytes) noexcept;
