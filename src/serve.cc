@@ -15,6 +15,8 @@
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include "serve.hh"
@@ -152,15 +154,18 @@ unsigned helper_threads() {
     return threads == 0 ? 2 : threads;
 }
 
-// Loads the index (from the snapshot when it is usable, else from the tree),
-// then opens /readyz; after a snapshot load, verifies it against the tree.
-void load_index(const Config& cfg, int rootfd, int v2fd, storage::Index& index,
-                storage::Store& store, reactor::Latch& ready, const std::atomic<bool>& stop) {
+// Loads the index (from the snapshot when there is a usable one, else from
+// the tree), then opens /readyz; after a snapshot load, verifies it against
+// the tree.
+void load_index(const Config& cfg, std::optional<std::string>& snapshot, int v2fd,
+                storage::Index& index, storage::Store& store, reactor::Latch& ready,
+                const std::atomic<bool>& stop) {
     std::int64_t purge_age_s = static_cast<std::int64_t>(cfg.storage_upload_purge_age_hours) * 3600;
-    if (cfg.storage_index_snapshot) {
+    if (cfg.storage_index_snapshot && snapshot) {
         auto snap =
-            storage::load_snapshot(rootfd, v2fd, index, store, registry::parse_stored_manifest,
-                                   purge_age_s, helper_threads());
+            storage::load_snapshot(std::move(*snapshot), v2fd, index, store,
+                                   registry::parse_stored_manifest, purge_age_s, helper_threads());
+        snapshot.reset();
         if (snap) {
             RP_LOG_INFO("index ready in %.3f s from the snapshot: %zu repositories (%zu read "
                         "again: their directories changed), %zu tags, %zu manifests, %zu blob "
@@ -172,26 +177,16 @@ void load_index(const Config& cfg, int rootfd, int v2fd, storage::Index& index,
             auto v = storage::verify_index(v2fd, index, store, registry::parse_stored_manifest,
                                            purge_age_s, helper_threads(), stop);
             RP_LOG_INFO("index %s against the tree in %.1f s: %zu repositories read, %zu "
-                        "corrected, %zu changed by writes meanwhile, %zu stale uploads purged",
+                        "corrected, %zu still changing under writes, %zu stale uploads purged",
                         v.stopped ? "verification stopped" : "verified", v.seconds, v.repos,
                         v.corrected, v.kept_live, v.uploads_purged);
             (void)malloc_trim(0);
             return;
         }
-        if (snap.error().sys_errno == ENOENT) {
-            RP_LOG_INFO("no index snapshot: reading the tree");
-        } else {
-            RP_LOG_WARN("index snapshot not used (%s): reading the tree",
-                        snap.error().describe().c_str()); // the index is untouched
-        }
-    }
-    if (!cfg.storage_index_snapshot) {
-        // A snapshot left by an earlier run would miss what this one writes:
-        // it must not be there for a later run with snapshots on.
-        if (::unlinkat(rootfd, std::string(storage::snapshot_file).c_str(), 0) == 0) {
-            (void)::fsync(rootfd);
-            RP_LOG_INFO("index snapshots are off: removed the one an earlier run saved");
-        }
+        RP_LOG_WARN("index snapshot not used (%s): reading the tree",
+                    snap.error().describe().c_str()); // the index is untouched
+    } else if (cfg.storage_index_snapshot) {
+        RP_LOG_INFO("no index snapshot: reading the tree");
     }
     auto stats = storage::rebuild(v2fd, index, store, registry::parse_stored_manifest, purge_age_s,
                                   helper_threads());
@@ -244,12 +239,13 @@ registry::RegistryConfig registry_config(const Config& cfg) {
 
 // Serves until SIGTERM/SIGINT while the index loads in the background; after
 // the drain, saves the index snapshot.
-void run_until_signal(const Config& cfg, sigset_t sigs, int rootfd, int v2fd, http::Server& server,
-                      storage::Index& index, storage::Store& store, reactor::Latch& ready) {
+void run_until_signal(const Config& cfg, sigset_t sigs, std::optional<std::string> snapshot,
+                      int rootfd, int v2fd, http::Server& server, storage::Index& index,
+                      storage::Store& store, reactor::Latch& ready) {
     std::int64_t purge_age_s = static_cast<std::int64_t>(cfg.storage_upload_purge_age_hours) * 3600;
     std::atomic<bool> stop{false};
-    std::thread loader(load_index, std::cref(cfg), rootfd, v2fd, std::ref(index), std::ref(store),
-                       std::ref(ready), std::cref(stop));
+    std::thread loader(load_index, std::cref(cfg), std::ref(snapshot), v2fd, std::ref(index),
+                       std::ref(store), std::ref(ready), std::cref(stop));
     {
         Purger purger(v2fd, store, purge_age_s);
         int sig = 0;
@@ -292,6 +288,12 @@ int serve_main(const Config& cfg) {
     if (!rootfd.valid()) {
         return startup_error(util::Error::sys(errno, "open " + cfg.storage_root));
     }
+    // Taken (read and removed) before anything is served; with snapshots
+    // off an old one is removed too: either way it would miss this run's writes.
+    auto snapshot = storage::take_snapshot(rootfd.get(), cfg.storage_index_snapshot);
+    if (!snapshot) {
+        return startup_error(snapshot.error());
+    }
     reactor::BlockingPool pool(2);
     reactor::BlockingPool::set_global(&pool);
     storage::Index index;
@@ -311,7 +313,8 @@ int serve_main(const Config& cfg) {
     std::fflush(stdout);
     RP_LOG_INFO("ringport %s serving %s on %s with %u shard(s)", RINGPORT_VERSION,
                 cfg.storage_root.c_str(), bound->c_str(), server.shard_count());
-    run_until_signal(cfg, sigs, rootfd.get(), v2fd.get(), server, index, store, ready);
+    run_until_signal(cfg, sigs, std::move(*snapshot), rootfd.get(), v2fd.get(), server, index,
+                     store, ready);
     RP_LOG_INFO("stopped");
     util::log_stop();
     reactor::BlockingPool::set_global(nullptr);

@@ -220,7 +220,8 @@ void Index::put_manifest(std::string_view repo_name, ManifestPtr m) {
     if (m->subject) {
         r.referrers[intern(*m->subject)].insert(id);
     }
-    r.manifests[id] = share(r, id, std::move(m));
+    ManifestPtr shared = share(r, id, std::move(m)); // before the slot exists: it counts r
+    r.manifests[id] = std::move(shared);
     ++r.gen;
 }
 
@@ -282,7 +283,8 @@ void Index::fill(RepoState& r, RepoLoad load) {
         if (m->subject) {
             r.referrers[intern(*m->subject)].insert(id);
         }
-        r.manifests[id] = share(r, id, std::move(m));
+        ManifestPtr shared = share(r, id, std::move(m)); // before the slot exists
+        r.manifests[id] = std::move(shared);
     }
     for (auto& [tag, d] : load.tags) {
         r.tags.emplace_hint(r.tags.end(), std::move(tag), intern(d));
@@ -316,12 +318,12 @@ void Index::load_repo(std::string_view repo_name, RepoLoad load) {
     fill(r, std::move(load));
 }
 
-std::vector<std::string> Index::repo_names() const {
+std::vector<std::string> Index::repo_names(bool all) const {
     std::shared_lock lk(mu_);
     std::vector<std::string> out;
     out.reserve(repos_.size());
     for (const auto& [name, r] : repos_) {
-        if (r->listed()) {
+        if (all || r->listed()) {
             out.push_back(name);
         }
     }

@@ -102,9 +102,9 @@ class Index {
         std::vector<std::pair<std::string, Digest>> tags; // sorted by tag
         std::uint64_t gen = 0;
     };
-    std::vector<std::string> repo_names() const;
-    std::optional<std::uint64_t>
-    generation(std::string_view repo) const; // listed repositories, in catalog order
+    // Listed repositories in catalog order; with `all`, also those holding nothing.
+    std::vector<std::string> repo_names(bool all = false) const;
+    std::optional<std::uint64_t> generation(std::string_view repo) const;
     std::optional<RepoContent> content(std::string_view repo) const;
     // Whether the repository holds exactly what `load` holds.
     bool same_content(std::string_view repo, const RepoLoad& load) const;

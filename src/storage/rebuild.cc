@@ -13,6 +13,7 @@
 #include <ctime>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -465,21 +466,36 @@ Result<RebuildStats> rebuild(int v2fd, Index& index, Store& store, const Manifes
     return stats;
 }
 
-Result<RebuildStats> load_snapshot(int rootfd, int v2fd, Index& index, Store& store,
+Result<std::optional<std::string>> take_snapshot(int rootfd, bool use) {
+    const std::string file(snapshot_file);
+    std::optional<std::string> bytes;
+    if (use) {
+        auto b = blocking::read_file(rootfd, file, std::size_t{1} << 36);
+        if (b) {
+            bytes = std::move(*b);
+        } else if (b.error().sys_errno == ENOENT) {
+            return bytes;
+        }
+    }
+    if (::unlinkat(rootfd, file.c_str(), 0) != 0) {
+        if (errno == ENOENT) {
+            return bytes;
+        }
+        return Error::sys(errno, "remove " + file +
+                                     " (an index snapshot that stays could be trusted after a "
+                                     "crash; remove it, or fix the root's permissions)");
+    }
+    if (::fsync(rootfd) != 0) {
+        return Error::sys(errno, "fsync the root after removing " + file);
+    }
+    return bytes;
+}
+
+Result<RebuildStats> load_snapshot(std::string bytes, int v2fd, Index& index, Store& store,
                                    const ManifestParser& parse, std::int64_t purge_age_s,
                                    unsigned threads) {
     auto t0 = std::chrono::steady_clock::now();
-    const std::string file(snapshot_file);
-    auto bytes = blocking::read_file(rootfd, file, std::size_t{1} << 36);
-    if (!bytes) {
-        return std::move(bytes).error();
-    }
-    // Trusted once only: gone (durably) before anything can be written, so
-    // a crash leaves no snapshot that misses what this run writes.
-    if (::unlinkat(rootfd, file.c_str(), 0) != 0 || ::fsync(rootfd) != 0) {
-        return Error::sys(errno, "remove " + file);
-    }
-    auto rd = SnapshotReader::open(std::move(*bytes));
+    auto rd = SnapshotReader::open(std::move(bytes));
     if (!rd) {
         return std::move(rd).error();
     }
@@ -586,52 +602,63 @@ VerifyStats verify_index(int v2fd, Index& index, Store& store, const ManifestPar
                          const std::atomic<bool>& stop) {
     auto t0 = std::chrono::steady_clock::now();
     VerifyStats vs;
-    std::vector<std::string> names = index.repo_names();
+    // Every repository the index knows, also those it holds nothing for.
+    std::vector<std::string> todo = index.repo_names(true);
     constexpr std::size_t batch = 256; // repositories read at once: bounded memory
-    for (std::size_t at = 0; at < names.size(); at += batch) {
-        if (stop) {
-            vs.stopped = true;
-            break;
-        }
-        std::size_t end = std::min(names.size(), at + batch);
-        std::vector<RepoScan> scans(end - at);
-        std::vector<std::uint64_t> gens(end - at);
-        for (std::size_t i = at; i < end; ++i) {
-            scans[i - at].name = names[i];
-            gens[i - at] = index.generation(names[i]).value_or(0); // before the disk is read
-        }
-        scan_all(v2fd, scans, threads < 8 ? 8 : threads);
-        std::unordered_set<Digest, DigestHash> unknown;
-        for (const RepoScan& r : scans) {
-            for (const auto& d : r.revisions) {
-                if (d && !index.shared_manifest(*d)) {
-                    unknown.insert(*d);
+    constexpr int passes = 3;          // a repository written to meanwhile is read again
+    for (int pass = 0; pass < passes && !todo.empty() && !vs.stopped; ++pass) {
+        std::vector<std::string> again;
+        for (std::size_t at = 0; at < todo.size(); at += batch) {
+            if (stop) {
+                vs.stopped = true;
+                break;
+            }
+            std::size_t end = std::min(todo.size(), at + batch);
+            std::vector<RepoScan> scans(end - at);
+            std::vector<std::uint64_t> gens(end - at);
+            for (std::size_t i = at; i < end; ++i) {
+                scans[i - at].name = todo[i];
+                gens[i - at] = index.generation(todo[i]).value_or(0); // before the disk is read
+            }
+            scan_all(v2fd, scans, threads < 8 ? 8 : threads);
+            std::unordered_set<Digest, DigestHash> unknown;
+            for (const RepoScan& r : scans) {
+                for (const auto& d : r.revisions) {
+                    if (d && !index.shared_manifest(*d)) {
+                        unknown.insert(*d);
+                    }
+                }
+            }
+            std::size_t skipped = 0;
+            auto parsed =
+                parse_manifest_set(v2fd, std::vector<Digest>(unknown.begin(), unknown.end()), store,
+                                   parse, threads, skipped);
+            auto find = [&](const Digest& d) -> ManifestPtr {
+                if (ManifestPtr m = index.shared_manifest(d)) {
+                    return m;
+                }
+                auto it = parsed.find(d);
+                return it == parsed.end() ? nullptr : it->second;
+            };
+            for (std::size_t i = 0; i < scans.size(); ++i) {
+                std::string name = scans[i].name;
+                Index::RepoLoad load = make_load(scans[i], find, skipped);
+                if (pass == 0) {
+                    ++vs.repos;
+                }
+                if (index.same_content(name, load)) {
+                    continue;
+                }
+                if (index.replace_repo(name, gens[i], std::move(load))) {
+                    ++vs.corrected;
+                } else {
+                    again.push_back(std::move(name));
                 }
             }
         }
-        std::size_t skipped = 0;
-        auto parsed = parse_manifest_set(v2fd, std::vector<Digest>(unknown.begin(), unknown.end()),
-                                         store, parse, threads, skipped);
-        auto find = [&](const Digest& d) -> ManifestPtr {
-            if (ManifestPtr m = index.shared_manifest(d)) {
-                return m;
-            }
-            auto it = parsed.find(d);
-            return it == parsed.end() ? nullptr : it->second;
-        };
-        for (std::size_t i = 0; i < scans.size(); ++i) {
-            Index::RepoLoad load = make_load(scans[i], find, skipped);
-            ++vs.repos;
-            if (index.same_content(scans[i].name, load)) {
-                continue;
-            }
-            if (index.replace_repo(scans[i].name, gens[i], std::move(load))) {
-                ++vs.corrected;
-            } else {
-                ++vs.kept_live;
-            }
-        }
+        todo = std::move(again);
     }
+    vs.kept_live = vs.stopped ? 0 : todo.size();
     if (!vs.stopped) {
         Found found = find_all(v2fd, 2);
         std::size_t kept = 0;
@@ -653,22 +680,26 @@ Result<std::size_t> write_snapshot(int rootfd, int v2fd, const Index& index, uns
     for (const std::string& name : found.with_uploads) {
         w.uploads_repo(name);
     }
-    for (const std::string& name : index.repo_names()) {
-        auto c = index.content(name);
-        if (!c) {
-            continue;
-        }
+    // Every repository on disk gets its directories stamped, also one the
+    // index holds nothing for (all deleted, or only broken links): a link
+    // added to it while stopped must show as a changed directory.
+    std::set<std::string> names(found.repos.begin(), found.repos.end());
+    for (std::string& n : index.repo_names()) {
+        names.insert(std::move(n));
+    }
+    for (const std::string& name : names) {
+        auto c = index.content(name).value_or(Index::RepoContent{});
         SnapshotRepo r;
         r.name = name;
         r.dirs = repo_dirs(v2fd, name);
-        for (const Digest& d : c->layers) {
+        for (const Digest& d : c.layers) {
             r.layers.push_back(w.digest(d.str()));
         }
-        for (const Digest& d : c->manifests) {
+        for (const Digest& d : c.manifests) {
             r.manifests.push_back(w.digest(d.str()));
         }
-        r.tags.reserve(c->tags.size());
-        for (auto& [tag, d] : c->tags) {
+        r.tags.reserve(c.tags.size());
+        for (auto& [tag, d] : c.tags) {
             r.tags.emplace_back(std::move(tag), w.digest(d.str()));
         }
         w.repo(r);

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "storage/index.hh"
@@ -40,15 +41,21 @@ util::Result<RebuildStats> rebuild(int v2fd, Index& index, Store& store,
                                    const ManifestParser& parse, std::int64_t purge_age_s,
                                    unsigned threads);
 
-// Loads the index from the snapshot a clean shutdown left in <root>
-// (rootfd), if the tree still matches it: every directory of the
-// repositories walk must be unchanged (else an error: the caller rebuilds),
-// and each repository whose _layers or _manifests directories changed is
-// read from disk instead. Manifests are always read and verified from their
-// blobs; stale uploads in the repositories that had an _uploads directory
-// are purged, as a full rebuild would. The file is removed (durably) before this returns, so a
-// crash later cannot leave a stale snapshot behind. An error when there is none.
-util::Result<RebuildStats> load_snapshot(int rootfd, int v2fd, Index& index, Store& store,
+// Takes the snapshot a clean shutdown left in <root> (rootfd): reads it when
+// `use` (nothing when there is none), then removes it and fsyncs the root,
+// before anything is served, so a crash later cannot leave a snapshot that
+// misses this run's writes. An error (startup must fail) when it exists but
+// cannot be removed; an unreadable one is removed and not used.
+util::Result<std::optional<std::string>> take_snapshot(int rootfd, bool use);
+
+// Loads the index from snapshot bytes (take_snapshot) if the tree still
+// matches them: every directory of the repositories walk must be unchanged
+// (else an error: the caller rebuilds), and each repository whose _layers or
+// _manifests directories changed is read from disk instead. Manifests are
+// always read and verified from their blobs; stale uploads in the
+// repositories that had an _uploads directory are purged, as a full rebuild
+// would. On an error the index is untouched.
+util::Result<RebuildStats> load_snapshot(std::string bytes, int v2fd, Index& index, Store& store,
                                          const ManifestParser& parse, std::int64_t purge_age_s,
                                          unsigned threads);
 

@@ -182,6 +182,8 @@ struct Store::Pipeline {
     std::uint64_t max_bytes;
     int dfd = -1;                // the data file opened O_DIRECT, or -1: buffered through u.fd
     std::uint64_t in_flight = 0; // bytes handed to pieces not finished yet
+    bool failed = false;         // a piece failed: later pieces no longer count
+    bool direct_refused = false; // EINVAL on a direct write: close u.dfd once all are done
 };
 
 // Fills `buf` from the source until it is full or the body ends. `got`
@@ -220,12 +222,12 @@ Task<Result<void>> Store::finish_write(Pipeline& p, Piece& w) noexcept {
         int res = co_await w.write.wait();
         if (res == -EINVAL && w.direct) {
             // The file system refused this direct write: write it buffered,
-            // and the rest of this body too.
+            // and the rest of this body too. The descriptor is closed only
+            // after every piece is done (a newer write may not even be
+            // submitted yet, and a reused number would receive it).
             res = 0;
-            if (p.dfd >= 0) {
-                (void)::close(std::exchange(p.u.dfd, -1));
-                p.dfd = -1;
-            }
+            p.dfd = -1;
+            p.direct_refused = true;
         }
         if (res < 0) {
             r = Error::sys(res, "write upload data");
@@ -238,7 +240,11 @@ Task<Result<void>> Store::finish_write(Pipeline& p, Piece& w) noexcept {
         r = co_await fs_.write_all(p.u.fd, w.tail, w.tail_len, w.mid_off + w.mid_len);
     }
     p.in_flight -= w.total;
-    if (r) {
+    if (!r) {
+        p.failed = true;
+    } else if (!p.failed) {
+        // In order: every earlier piece is in the file. After a failed
+        // piece nothing more counts (the caller cancels the session).
         p.u.offset.fetch_add(w.total);
     }
     w.total = 0;
@@ -287,7 +293,7 @@ Task<Result<void>> Store::start_write(Pipeline& p, Piece& w, const char* data, s
 // a PATCH answers as soon as its last write is in the page cache. (Direct
 // writes need none: their bytes are on the device when they complete.)
 void Store::maybe_writeback(Pipeline& p, std::uint64_t upto) noexcept {
-    if (upto - p.u.written_back < writeback_every_bytes) {
+    if (upto <= p.u.written_back || upto - p.u.written_back < writeback_every_bytes) {
         return;
     }
     int fd = p.u.fd;
@@ -336,7 +342,8 @@ Task<Result<void>> Store::receive(Upload& u, ByteSource& src) noexcept {
     // device's latency is not on the stream's critical path.
     std::shared_ptr<reactor::Latch> hashed[3];
     Piece pieces[3];
-    Result<void> result = util::Ok{};
+    Result<void> result = util::Ok{}; // how the body ended (a read error, or too large)
+    Result<void> werr = util::Ok{};   // the first write error: it wins, the caller cancels
     int i = 0;
     for (;; ++i) {
         const int cur = i % nbufs;
@@ -345,7 +352,7 @@ Task<Result<void>> Store::receive(Upload& u, ByteSource& src) noexcept {
             hashed[cur].reset();
         }
         if (auto w = co_await finish_write(p, pieces[cur]); !w) { // the oldest piece
-            result = std::move(w);
+            werr = std::move(w);
             break;
         }
         // With direct writes the bytes land at the buffer position that
@@ -366,12 +373,17 @@ Task<Result<void>> Store::receive(Upload& u, ByteSource& src) noexcept {
         } else {
             u.sha256.update(buf, got);
         }
-        Result<void> w = util::Ok{};
         if (got > 0) {
-            w = co_await start_write(p, pieces[cur], buf, got, off);
+            if (auto w = co_await start_write(p, pieces[cur], buf, got, off); !w) {
+                werr = std::move(w);
+                break;
+            }
         }
-        if (!w || !filled || *filled) {
-            result = !w ? std::move(w) : (!filled ? Result<void>(std::move(filled).error()) : w);
+        if (!filled) {
+            result = std::move(filled).error();
+            break;
+        }
+        if (*filled) {
             break;
         }
     }
@@ -379,8 +391,8 @@ Task<Result<void>> Store::receive(Upload& u, ByteSource& src) noexcept {
     // use buffers this frame owns.
     for (int k = 1; k <= nbufs; ++k) {
         auto w = co_await finish_write(p, pieces[(i + k) % nbufs]);
-        if (result && !w) {
-            result = std::move(w);
+        if (!w && werr) {
+            werr = std::move(w);
         }
     }
     for (auto& h : hashed) {
@@ -388,7 +400,11 @@ Task<Result<void>> Store::receive(Upload& u, ByteSource& src) noexcept {
             co_await h->wait();
         }
     }
-    co_return result;
+    if (p.direct_refused && u.dfd >= 0) {
+        co_await fs_.close(std::exchange(u.dfd, -1));
+        direct_writes_ = false; // this file system takes no direct writes
+    }
+    co_return !werr ? std::move(werr) : std::move(result);
 }
 
 // The sequential path: one 64 KiB buffer, hash and write each piece.

@@ -6,6 +6,9 @@
 #include <xxhash.h>
 
 #include <cstring>
+#include <unordered_set>
+
+#include "storage/names.hh"
 
 namespace rp::storage {
 
@@ -100,6 +103,25 @@ struct Cursor {
     }
 };
 
+// A stamp path names a directory under the v2 tree: relative, no "..".
+bool safe_path(std::string_view p) {
+    if (p.empty() || p.front() == '/') {
+        return false;
+    }
+    for (std::size_t at = 0; at <= p.size();) {
+        std::size_t end = p.find('/', at);
+        if (end == std::string_view::npos) {
+            end = p.size();
+        }
+        std::string_view part = p.substr(at, end - at);
+        if (part.empty() || part == "." || part == "..") {
+            return false;
+        }
+        at = end + 1;
+    }
+    return true;
+}
+
 Error corrupt(const char* what) {
     return Error::of(Errc::invalid, std::string("index snapshot: ") + what);
 }
@@ -193,22 +215,31 @@ Result<SnapshotReader> SnapshotReader::open(std::string bytes) {
     for (std::uint32_t i = 0; i < n && !c.bad; ++i) {
         r.digests_.push_back(c.str());
     }
+    // Checksummed is not trusted: every name and path is checked as a
+    // request's would be, so a crafted file cannot reach the layout's asserts.
     n = c.count(28);
     for (std::uint32_t i = 0; i < n && !c.bad; ++i) {
         r.walk_.push_back(c.stamp());
+        c.bad = c.bad || !safe_path(r.walk_.back().path) ||
+                !r.walk_.back().path.starts_with("repositories");
     }
     n = c.count(4);
     for (std::uint32_t i = 0; i < n && !c.bad; ++i) {
         r.uploads_.push_back(c.str());
+        c.bad = c.bad || !valid_repo_name(r.uploads_.back());
     }
+    std::unordered_set<std::string> names;
     n = c.count(24);
     r.repos_.reserve(n);
     for (std::uint32_t i = 0; i < n && !c.bad; ++i) {
         RepoHead head;
         head.name = c.str();
+        c.bad = c.bad || !valid_repo_name(head.name) || !names.insert(head.name).second;
         std::uint32_t nd = c.count(28);
         for (std::uint32_t j = 0; j < nd && !c.bad; ++j) {
             head.dirs.push_back(c.stamp());
+            c.bad = c.bad || !safe_path(head.dirs.back().path) ||
+                    !head.dirs.back().path.starts_with("_");
         }
         head.layers = c.ids(r.digests_.size());
         head.manifests = c.ids(r.digests_.size());
@@ -222,8 +253,8 @@ Result<SnapshotReader> SnapshotReader::open(std::string bytes) {
         Cursor t{payload.substr(0, c.at + tags_len), c.at};
         std::uint32_t nt = t.count(8);
         for (std::uint32_t j = 0; j < nt && !t.bad; ++j) {
-            (void)t.str();
-            t.bad = t.bad || t.get<std::uint32_t>() >= r.digests_.size();
+            std::string tag = t.str();
+            t.bad = t.bad || !valid_tag(tag) || t.get<std::uint32_t>() >= r.digests_.size();
         }
         if (t.bad || t.at != c.at + tags_len) {
             c.bad = true;

@@ -1233,3 +1233,37 @@ def test_index_snapshot_false_saves_nothing_and_removes_an_existing_one(lab):
     assert index_view(off) == digests
     assert off.stop() == 0
     assert not os.path.exists(snapshot_file(root))
+
+
+def test_a_repository_the_index_holds_nothing_for_is_still_checked_after_a_restart(lab):
+    # Only a broken link: the index lists nothing for it, yet it is on disk.
+    root, digests, srv = stopped_with_snapshot(lab, repos=2)
+    name = "snap/hollow"
+    rootgen.link_layer(root, name, "sha256:" + "0" * 64)
+    with open(os.path.join(rootgen.repo_dir(root, name), "_layers", "sha256", "0" * 64, "link"),
+              "w") as f:
+        f.write("sha256:" + "1" * 64)  # names another digest than its path: skipped
+    for d in ("revisions/sha256", "tags"):  # empty, as after deleting everything
+        os.makedirs(os.path.join(rootgen.repo_dir(root, name), "_manifests", d))
+    line = start_ready(srv)
+    assert "from the snapshot" not in line, line  # a new repository: the tree was read
+    assert srv.stop() == 0
+    # Now the snapshot knows it (empty). Another writer pushes into it.
+    _, md = rootgen.write_image(root, name, ["late"], SNAP_CONFIG, [SNAP_LAYER])
+    line = start_ready(srv)
+    assert "from the snapshot" in line and count_in(line, "read again") == 1, line
+    want = dict(digests)
+    want[(name, "late")] = md
+    assert index_view(srv) == want
+
+
+def test_a_snapshot_that_cannot_be_removed_stops_startup(lab):
+    root, _, srv = stopped_with_snapshot(lab, repos=1)
+    os.unlink(snapshot_file(root))
+    os.mkdir(snapshot_file(root))  # unreadable as a file and not removable by unlink
+    r = subprocess.run([ringport_bin(), "serve", "--listen", "127.0.0.1:0", "--root", root],
+                       capture_output=True, text=True, timeout=30,
+                       env={k: v for k, v in os.environ.items() if k != "RINGPORT_BIN"})
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert ".ringport.index" in r.stderr, r.stderr
+    os.rmdir(snapshot_file(root))

@@ -83,3 +83,36 @@ TEST_CASE("a snapshot with a well-formed checksum but bad contents is refused") 
     w2.repo(r2);
     CHECK_FALSE(SnapshotReader::open(w2.finish()));
 }
+
+TEST_CASE("names and paths in a snapshot are checked like a request's, checksum or not") {
+    auto with_repo = [](const char* name, const char* dir, const char* tag) {
+        SnapshotWriter w;
+        w.walk_dir(DirStamp{"repositories", 1, 2, 3});
+        SnapshotRepo r;
+        r.name = name;
+        r.dirs = {DirStamp{dir, 4, 5, 6}};
+        r.tags = {{tag, w.digest("sha256:aa")}};
+        w.repo(r);
+        return w.finish();
+    };
+    CHECK(SnapshotReader::open(with_repo("ok/name", "_layers", "v1")));
+    CHECK_FALSE(SnapshotReader::open(with_repo("../escape", "_layers", "v1")));
+    CHECK_FALSE(SnapshotReader::open(with_repo("UPPER", "_layers", "v1")));
+    CHECK_FALSE(SnapshotReader::open(with_repo("ok", "_layers/../../x", "v1")));
+    CHECK_FALSE(SnapshotReader::open(with_repo("ok", "/etc", "v1")));
+    CHECK_FALSE(SnapshotReader::open(with_repo("ok", "_layers", "a/b")));
+    CHECK_FALSE(SnapshotReader::open(with_repo("ok", "_layers", ".hidden")));
+
+    SnapshotWriter walk;
+    walk.walk_dir(DirStamp{"repositories/../../etc", 1, 2, 3});
+    CHECK_FALSE(SnapshotReader::open(walk.finish()));
+    SnapshotWriter uploads;
+    uploads.uploads_repo("bad//name");
+    CHECK_FALSE(SnapshotReader::open(uploads.finish()));
+    SnapshotWriter twice;
+    SnapshotRepo r;
+    r.name = "same";
+    twice.repo(r);
+    twice.repo(r);
+    CHECK_FALSE(SnapshotReader::open(twice.finish()));
+}
