@@ -89,19 +89,10 @@ NEEDED = {
 
 RINGPORT_ENV = {"RINGPORT_HTTP_ACCESS_LOG": "false", "RINGPORT_LOG_LEVEL": "warn"}
 
-DISTRIBUTION_CONFIG = """version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: {root}
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:{port}
-"""
+# Distribution runs with the settings the tests give it (filesystem storage,
+# deletes on, no auth, quiet logs): one definition for both.
+sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
+from ringtest.harness import DISTRIBUTION_CONFIG  # noqa: E402
 
 T0 = time.monotonic()
 

@@ -62,16 +62,18 @@ struct Cursor {
         at += sizeof(T);
         return v;
     }
-    std::string str() {
+    // A string in place: for checking, where nothing is kept.
+    std::string_view view() {
         auto n = get<std::uint32_t>();
         if (bad || b.size() - at < n) {
             bad = true;
             return {};
         }
-        std::string s(b.substr(at, n));
+        std::string_view s = b.substr(at, n);
         at += n;
         return s;
     }
+    std::string str() { return std::string(view()); }
     DirStamp stamp() {
         DirStamp s;
         s.path = str();
@@ -253,7 +255,7 @@ Result<SnapshotReader> SnapshotReader::open(std::string bytes) {
         Cursor t{payload.substr(0, c.at + tags_len), c.at};
         std::uint32_t nt = t.count(8);
         for (std::uint32_t j = 0; j < nt && !t.bad; ++j) {
-            std::string tag = t.str();
+            std::string_view tag = t.view(); // checked here, copied only by tags()
             t.bad = t.bad || !valid_tag(tag) || t.get<std::uint32_t>() >= r.digests_.size();
         }
         if (t.bad || t.at != c.at + tags_len) {
