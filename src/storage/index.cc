@@ -189,9 +189,20 @@ void Index::remove_layer(std::string_view repo_name, const Digest& d) {
         return;
     }
     ++r->gen;
-    auto ref = layer_refs_.find(*id);
+    unref_layer(*id);
+}
+
+void Index::unref_layer(DigestId id) {
+    auto ref = layer_refs_.find(id);
     if (ref != layer_refs_.end() && --ref->second == 0) {
         layer_refs_.erase(ref);
+    }
+}
+
+void Index::unref_manifest(DigestId id) {
+    auto s = manifest_refs_.find(id);
+    if (s != manifest_refs_.end() && --s->second.repos == 0) {
+        manifest_refs_.erase(s);
     }
 }
 
@@ -261,10 +272,7 @@ void Index::remove_manifest(std::string_view repo_name, const Digest& d) {
             }
         }
         r->manifests.erase(it);
-        auto s = manifest_refs_.find(*id);
-        if (s != manifest_refs_.end() && --s->second.repos == 0) {
-            manifest_refs_.erase(s);
-        }
+        unref_manifest(*id);
     }
     for (auto t = r->tags.begin(); t != r->tags.end();) {
         t = t->second == *id ? r->tags.erase(t) : std::next(t);
@@ -294,16 +302,10 @@ void Index::fill(RepoState& r, RepoLoad load) {
 
 void Index::clear(RepoState& r) {
     for (DigestId id : r.layers) {
-        auto ref = layer_refs_.find(id);
-        if (ref != layer_refs_.end() && --ref->second == 0) {
-            layer_refs_.erase(ref);
-        }
+        unref_layer(id);
     }
     for (const auto& [id, m] : r.manifests) {
-        auto s = manifest_refs_.find(id);
-        if (s != manifest_refs_.end() && --s->second.repos == 0) {
-            manifest_refs_.erase(s);
-        }
+        unref_manifest(id);
     }
     r.layers.clear();
     r.manifests.clear();

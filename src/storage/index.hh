@@ -136,6 +136,8 @@ class Index {
     std::unordered_map<DigestId, SharedManifest> manifest_refs_; // repositories holding it
     // Under the unique lock: `m`, or the equal one already shared; counts r.
     ManifestPtr share(RepoState& r, DigestId id, ManifestPtr m);
+    void unref_layer(DigestId id);          // a repository stopped linking it (unique lock)
+    void unref_manifest(DigestId id);       // a repository stopped holding it (unique lock)
     void fill(RepoState& r, RepoLoad load); // under the unique lock
     void clear(RepoState& r);               // under the unique lock
 };
