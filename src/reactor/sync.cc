@@ -58,6 +58,20 @@ void AsyncMutex::unlock() noexcept {
     shard->post_resume(h);
 }
 
+namespace {
+
+// Resumes `h` on shard `s` and ends the in-flight count its wait started
+// there (Shard::run returns only when nothing is in flight).
+void resume_counted(Shard* s, std::coroutine_handle<> h) noexcept {
+    s->post(Message{[](void* arg, std::uint64_t) noexcept {
+                        Shard::current()->op_finished();
+                        std::coroutine_handle<>::from_address(arg).resume();
+                    },
+                    h.address(), 0});
+}
+
+} // namespace
+
 bool Latch::is_set() const noexcept {
     std::lock_guard lk(mu_);
     return set_;
@@ -71,6 +85,7 @@ bool Latch::enqueue(std::coroutine_handle<> h) noexcept {
     Shard* s = Shard::current();
     RP_ASSERT(s != nullptr);
     waiters_.emplace_back(s, h);
+    s->op_started(); // a shard stops only once its latch waiters have resumed
     return true;
 }
 
@@ -82,7 +97,7 @@ void Latch::set() noexcept {
         w.swap(waiters_);
     }
     for (auto& [shard, h] : w) {
-        shard->post_resume(h);
+        resume_counted(shard, h);
     }
 }
 
@@ -128,11 +143,7 @@ void BlockingPool::RunAwaiter::await_suspend(std::coroutine_handle<> h) noexcept
     s->op_started(); // shutdown waits for the job like for any ring operation
     pool.submit([s, h, f = std::move(fn)] {
         f();
-        s->post(Message{[](void* arg, std::uint64_t) noexcept {
-                            Shard::current()->op_finished();
-                            std::coroutine_handle<>::from_address(arg).resume();
-                        },
-                        h.address(), 0});
+        resume_counted(s, h);
     });
 }
 

@@ -64,6 +64,8 @@ class AsyncLockGuard {
 };
 
 // A one-shot latch: coroutines on any shard wait until some thread sets it.
+// A waiter counts as in-flight work on its shard, so a stopping shard keeps
+// running until the latch is set and the waiter has resumed.
 class Latch {
   public:
     struct [[nodiscard]] WaitAwaiter {

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -130,4 +131,36 @@ TEST_CASE("an async mutex keeps one holder at a time across suspensions") {
     shard.run();
     CHECK(counter == 300);
     CHECK(max_inside == 1);
+}
+
+namespace {
+
+Task<void> wait_then_mark(Latch* l, bool* resumed) {
+    co_await l->wait();
+    *resumed = true;
+}
+
+Task<void> stop_now(Shard* s) {
+    s->request_stop();
+    co_return;
+}
+
+} // namespace
+
+TEST_CASE("a stopping shard keeps running until its latch waiters have resumed") {
+    Shard shard(0, 8);
+    REQUIRE(shard.init());
+    Latch l;
+    bool resumed = false;
+    spawn(wait_then_mark(&l, &resumed));
+    spawn(stop_now(&shard)); // asked to stop while the waiter is suspended
+    CHECK(shard.inflight() == 1);
+    std::thread setter([&l] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        l.set();
+    });
+    shard.run(); // returns only after the waiter ran to its end
+    setter.join();
+    CHECK(resumed);
+    CHECK(shard.inflight() == 0);
 }
