@@ -27,17 +27,36 @@ constexpr std::size_t rehash_chunk_bytes = 1u << 20;
 Store::Store(int v2fd, StoreConfig cfg, Index& index) noexcept
     : fs_(v2fd), cfg_(cfg), index_(index) {}
 
-bool Store::reserve_cache(std::size_t bytes) noexcept {
-    std::size_t cur = cache_bytes_.load(std::memory_order_relaxed);
-    for (int i = 0; i < 64; ++i) {
-        if (cur + bytes > cfg_.manifest_cache_bytes_max) {
-            return false;
-        }
-        if (cache_bytes_.compare_exchange_weak(cur, cur + bytes, std::memory_order_relaxed)) {
-            return true;
-        }
+namespace {
+
+// Holds a cached body and its charge; the charge goes back with the holder.
+struct CacheCharge {
+    std::shared_ptr<const std::string> body;
+    std::shared_ptr<std::atomic<std::size_t>> used;
+    CacheCharge(std::shared_ptr<const std::string> b, std::shared_ptr<std::atomic<std::size_t>> u)
+        : body(std::move(b)), used(std::move(u)) {}
+    CacheCharge(const CacheCharge&) = delete;
+    CacheCharge& operator=(const CacheCharge&) = delete;
+    ~CacheCharge() { used->fetch_sub(body->size(), std::memory_order_relaxed); }
+};
+
+} // namespace
+
+std::shared_ptr<const std::string>
+Store::cache_body(std::shared_ptr<const std::string> body) noexcept {
+    if (!body) {
+        return nullptr;
     }
-    return false;
+    std::size_t n = body->size();
+    std::size_t cur = cache_used_->load(std::memory_order_relaxed);
+    do {
+        if (cur + n > cfg_.manifest_cache_bytes_max) {
+            return nullptr;
+        }
+    } while (!cache_used_->compare_exchange_weak(cur, cur + n, std::memory_order_relaxed));
+    auto charge = std::make_shared<CacheCharge>(std::move(body), cache_used_);
+    const std::string* p = charge->body.get();
+    return {std::move(charge), p}; // aliasing: the charge lives as long as the body is shared
 }
 
 // ---- blobs --------------------------------------------------------------

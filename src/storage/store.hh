@@ -105,8 +105,11 @@ class Store {
     manifest_body(ManifestPtr m) noexcept;
     reactor::Task<util::Result<void>> delete_manifest(std::string repo, Digest d) noexcept;
     reactor::Task<util::Result<void>> delete_tag(std::string repo, std::string tag) noexcept;
-    // Whether a body of this size may be kept in memory (manifest cache budget).
-    bool reserve_cache(std::size_t bytes) noexcept;
+    // `body` charged to the manifest cache budget, or null when it does not
+    // fit. The charge is returned when the last copy of the result is gone
+    // (a deleted or replaced manifest frees its share of the budget).
+    std::shared_ptr<const std::string> cache_body(std::shared_ptr<const std::string> body) noexcept;
+    std::size_t cache_bytes_used() const noexcept { return cache_used_->load(); }
 
   private:
     struct Pipeline;
@@ -133,7 +136,9 @@ class Store {
     Index& index_;
     mutable std::mutex uploads_mu_;
     std::unordered_map<std::string, UploadPtr> uploads_;
-    std::atomic<std::size_t> cache_bytes_{0};
+    // Shared with the charged bodies, which may outlive the store in the index.
+    std::shared_ptr<std::atomic<std::size_t>> cache_used_ =
+        std::make_shared<std::atomic<std::size_t>>(0);
     std::atomic<bool> direct_writes_{true}; // off once the file system refused O_DIRECT
 };
 

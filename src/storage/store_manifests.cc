@@ -53,9 +53,9 @@ Task<Result<void>> Store::put_manifest(std::string repo, ManifestPtr m,
     ManifestPtr shared = index_.shared_manifest(m->digest);
     if (shared && (shared->body || !m->body)) {
         stored = std::move(shared); // held by another repository: one copy, cached once
-    } else if (m->body && !reserve_cache(m->body->size())) {
+    } else if (m->body) {
         auto copy = std::make_shared<ManifestInfo>(*m);
-        copy->body.reset(); // over the cache budget: read from disk when served
+        copy->body = cache_body(std::move(copy->body)); // null over budget: read from disk
         stored = std::move(copy);
     }
     index_.put_manifest(repo, stored);

@@ -256,9 +256,7 @@ parse_manifest_set(int v2fd, std::vector<Digest> todo, Store& store, const Manif
             return;
         }
         auto m = std::make_shared<ManifestInfo>(std::move(*info));
-        if (m->body && !store.reserve_cache(m->body->size())) {
-            m->body.reset();
-        }
+        m->body = store.cache_body(std::move(m->body)); // null over the budget
         parsed[i] = std::move(m);
     });
     std::unordered_map<Digest, ManifestPtr, DigestHash> manifests;
