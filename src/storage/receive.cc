@@ -327,6 +327,8 @@ Task<Result<void>> Store::receive(Upload& u, ByteSource& src) noexcept {
     }
     offload = offload && bufs[2];
     const int nbufs = offload ? 3 : 2;
+    const std::size_t piece_bytes =
+        offload ? ReceiveBuffers::buffer_bytes : ReceiveBuffers::shared_piece_bytes;
     // Opened once per session (a chunked push sends many PATCHes).
     if (u.dfd < 0 && direct_writes_.load(std::memory_order_relaxed)) {
         auto d = co_await fs_.open(layout::upload_data(u.repo, u.uuid), O_WRONLY | O_DIRECT);
@@ -363,7 +365,7 @@ Task<Result<void>> Store::receive(Upload& u, ByteSource& src) noexcept {
         std::size_t skew = p.dfd >= 0 ? off % direct_align : 0;
         char* buf = bufs[cur].get() + skew;
         std::size_t got = 0;
-        auto filled = co_await fill(p, buf, ReceiveBuffers::buffer_bytes - skew, &got);
+        auto filled = co_await fill(p, buf, piece_bytes - skew, &got);
         // Hash only what will be written: the hash always matches the file.
         // A body that fits one piece is hashed inline (nothing to overlap).
         bool whole = i == 0 && filled && *filled;

@@ -716,10 +716,12 @@ def test_final_put_may_carry_the_last_chunk(host, name):
 def test_chunks_at_every_alignment_are_stored_and_read_back_byte_for_byte(host, name):
     """Uploads are written with O_DIRECT in 4 KiB-aligned pieces and the
     unaligned head and tail of each PATCH buffered: chunks that start and end
-    off every alignment (and span the 512 KiB receive buffers) must still give
-    back the exact bytes, not only the right digest (which is computed from
-    the bytes received, not from the file)."""
-    sizes = [1, 4095, 4097, 8192, 3, 600001, 524288, 524289, 4096, 70000, 1048577, 17]
+    off every alignment (and span the 1 MiB receive buffers, reused several
+    times within one PATCH) must still give back the exact bytes, not only the
+    right digest (which is computed from the bytes received, not from the
+    file)."""
+    sizes = [1, 4095, 4097, 8192, 3, 600001, 524288, 524289, 4096, 70000, 1048577, 17,
+             1048576, 1048575, 5 * 1048576 + 3, 4096]
     data = oci.random_bytes(sum(sizes), 4242)
     up = start_upload(host, name)
     loc, at = up.header("Location"), 0
