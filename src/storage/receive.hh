@@ -23,9 +23,11 @@ class ByteSource {
 // Receive buffers for upload pipelines, pooled per thread (each shard) and
 // bounded: at most `lent_max` at once, so slow uploads cannot pin memory.
 // Buffers are mapped directly (not from malloc, whose arenas keep freed
-// memory): up to `cached_max` are kept for reuse while uploads run, and when
-// the last one comes back all but `idle_cached_max` are unmapped, so a burst
-// of pushes leaves no resident memory behind.
+// memory) and up to `cached_max` are kept for reuse. When the last one comes
+// back, all but `idle_cached_max` are given to the kernel with MADV_FREE: it
+// takes their pages back whenever it needs memory, and until then the next
+// upload reuses them with no fault and no zeroing (a chunked push returns
+// its buffers after every PATCH).
 class ReceiveBuffers {
   public:
     // A lone upload fills whole buffers: one direct write and one hash
