@@ -30,14 +30,17 @@ What it does, in order:
     one GET /v2/ each, then idle) held against each server while
     ringport-bench measures manifest GET; RSS before/during/after and the
     throughput against the same run without them;
- 7. startup: ringport-genroot writes 10,000 repositories x 10 tags, the page
+ 7. abuse (bench/abuse.py): two identical rounds of hostile load against a
+    fresh ringport and a fresh Distribution: RSS growth in the second round,
+    a well-behaved client's failures, and what ringport holds after each;
+ 8. startup: ringport-genroot writes 10,000 repositories x 10 tags, the page
     cache is warmed (every file read once), then the `ready` workload starts
     each server on it (`--server-cmd`): time to GET /v2/, to ready (/readyz;
     /v2/ for Distribution, which has no index), and a full catalog walk.
     ringport is started two ways: with storage.index_snapshot=false (every
     link read: a first start, or one after a crash) and as a restart from the
     snapshot that a clean stop just before saved;
- 8. with --scale: 1,000,000 tags over 10,000 repositories, `sync` and
+ 9. with --scale: 1,000,000 tags over 10,000 repositories, `sync` and
     `echo 3 > /proc/sys/vm/drop_caches` before each measured start, then
     ringport's time to /readyz (both ways, as in 7) and its RSS per tag
     ((RSS after ready - idle RSS on an empty root) / tags).
@@ -93,6 +96,7 @@ RINGPORT_ENV = {"RINGPORT_HTTP_ACCESS_LOG": "false", "RINGPORT_LOG_LEVEL": "warn
 # deletes on, no auth, quiet logs): one definition for both.
 sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
 from ringtest.harness import DISTRIBUTION_CONFIG  # noqa: E402
+import abuse as abuse_rounds  # noqa: E402  (bench/abuse.py)
 
 T0 = time.monotonic()
 
@@ -799,6 +803,7 @@ def build_rows(args, res):
         workload_rows(args, W, lim, row, q, mbps, errs, pair)
     startup_rows(res, row)
     memory_rows(args, res, row, q)
+    abuse_rounds.rows(res, row, fmt)
     return rows
 
 
@@ -1123,8 +1128,14 @@ def parse_args():
     ap.add_argument("--idle-conns", type=int, help="idle connections (10000; quick: 1000)")
     ap.add_argument("--ringport-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for ringport (e.g. RINGPORT_HTTP_SHARDS=2)")
+    ap.add_argument("--abuse-absent", type=int,
+                    help="absent requests per abuse round (1,000,000; quick: 20,000)")
+    ap.add_argument("--abuse-sessions", type=int,
+                    help="abandoned upload sessions per abuse round (10,000; quick: 600)")
+    ap.add_argument("--abuse-stalled", type=int,
+                    help="half-request connections per abuse round (10,000; quick: 300)")
     ap.add_argument("--only", help="comma-separated steps: limits,idle,workloads,connections,"
-                    "startup,scale (default: all but scale unless --scale)")
+                    "abuse,startup,scale (default: all but scale unless --scale)")
     a = ap.parse_args()
     if a.rounds < 1:
         ap.error("--rounds must be ≥ 1")
@@ -1146,12 +1157,17 @@ def parse_args():
     a.startup_repos = 500 if a.quick else 10000
     if a.idle_conns is None:
         a.idle_conns = 1000 if a.quick else 10000
-    steps = {"limits", "idle", "workloads", "connections", "startup"}
+    for key, full, quick in (("abuse_absent", 1000000, 20000), ("abuse_sessions", 10000, 600),
+                             ("abuse_stalled", 10000, 300)):
+        if getattr(a, key) is None:
+            setattr(a, key, quick if a.quick else full)
+    steps = {"limits", "idle", "workloads", "connections", "abuse", "startup"}
     if a.scale or a.scale_root:
         steps.add("scale")
     if a.only:
         steps = set(a.only.split(","))
-        bad = steps - {"limits", "idle", "workloads", "connections", "startup", "scale"}
+        bad = steps - {"limits", "idle", "workloads", "connections", "abuse", "startup",
+                       "scale"}
         if bad:
             ap.error(f"--only: unknown step(s) {', '.join(sorted(bad))}")
     a.steps = steps
@@ -1263,6 +1279,16 @@ def main():
                 code = s.stop()
                 if s.kind == "ringport" and code not in (0, None):
                     R.errors.append(f"ringport exited with {code} on SIGTERM")
+
+        if "abuse" in args.steps:
+            res["abuse"] = abuse_rounds.compare_step(
+                args,
+                lambda: start_ringport(os.path.join(scratch, "abuse-ringport"), logdir,
+                                       "abuse-ringport", args.ringport_env),
+                lambda: start_distribution(os.path.join(scratch, "abuse-distribution"), logdir,
+                                           cfgdir, "abuse-distribution"),
+                say)
+            step_done("abuse")
 
         if "startup" in args.steps:
             res["startup"] = startup(args, R, scratch, logdir, cfgdir, args.startup_repos, 10,

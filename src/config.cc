@@ -88,10 +88,16 @@ const std::vector<Key>& keys() {
                  1u << 30, "largest manifest accepted (413 SIZE_INVALID)"),
         uint_key("storage", "blob_bytes_max", &Config::storage_blob_bytes_max, 1, UINT64_MAX,
                  "largest blob accepted (413 SIZE_INVALID)"),
-        uint_key("storage", "uploads_max", &Config::storage_uploads_max, 1, 1u << 20,
-                 "open upload sessions at once (429 TOOMANYREQUESTS)"),
+        uint_key(
+            "storage", "uploads_max", &Config::storage_uploads_max, 1, 1u << 20,
+            "upload sessions holding memory at once; when full, the idlest idle one is released, "
+            "and only when every one is in use is a new one refused (429 TOOMANYREQUESTS)"),
         uint_key("storage", "upload_purge_age_hours", &Config::storage_upload_purge_age_hours, 1,
                  1u << 20, "unfinished uploads older than this are removed"),
+        uint_key("storage", "upload_idle_timeout_s", &Config::storage_upload_idle_timeout_s, 1,
+                 604800,
+                 "an upload session no request used for this long gives up its memory and "
+                 "descriptors; its data stays on disk and the next request resumes it"),
         uint_key("storage", "manifest_cache_bytes_max", &Config::storage_manifest_cache_bytes_max,
                  0, UINT64_MAX, "manifest bytes kept in memory; the rest is read from disk"),
         bool_key("storage", "index_snapshot", &Config::storage_index_snapshot,

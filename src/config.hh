@@ -31,6 +31,7 @@ struct Config {
     std::uint64_t storage_blob_bytes_max = 64ull << 30;
     std::uint64_t storage_uploads_max = 1024;
     std::uint64_t storage_upload_purge_age_hours = 168;
+    std::uint64_t storage_upload_idle_timeout_s = 300;
     std::uint64_t storage_manifest_cache_bytes_max = 256u << 20;
     bool storage_index_snapshot = true;
     // [catalog]

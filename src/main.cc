@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (cmd == "version" || cmd == "--version") {
-        std::printf("ringport %s\n", RINGPORT_VERSION);
+        std::printf("ringport %s\nsanitize: %s\n", RINGPORT_VERSION, RINGPORT_SANITIZE);
         return 0;
     }
     if (cmd == "config-example") {

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -114,12 +115,17 @@ storage::StoreConfig store_config(const Config& c) {
     return s;
 }
 
-// Removes stale uploads once an hour (or sooner for short purge ages).
-class Purger {
+// Background upkeep on one helper thread: releases idle upload sessions
+// (every quarter of the idle timeout, at least every minute) and removes
+// stale upload directories (once an hour, or sooner for short purge ages).
+// It waits on a condition variable, so a stop wakes it at once.
+class Housekeeper {
   public:
-    Purger(int v2fd, storage::Store& store, std::int64_t age_s)
-        : thread_([this, v2fd, &store, age_s] { run(v2fd, store, age_s); }) {}
-    ~Purger() {
+    Housekeeper(int v2fd, storage::Store& store, std::int64_t purge_age_s, std::int64_t idle_s)
+        : thread_([this, v2fd, &store, purge_age_s, idle_s] {
+              run(v2fd, store, purge_age_s, idle_s);
+          }) {}
+    ~Housekeeper() {
         {
             std::lock_guard lk(mu_);
             stop_ = true;
@@ -127,18 +133,31 @@ class Purger {
         cv_.notify_all();
         thread_.join();
     }
+    Housekeeper(const Housekeeper&) = delete;
+    Housekeeper& operator=(const Housekeeper&) = delete;
 
   private:
-    void run(int v2fd, storage::Store& store, std::int64_t age_s) {
-        (void)pthread_setname_np(pthread_self(), "rp-purge");
-        auto every =
-            std::chrono::seconds(age_s / 4 < 3600 ? (age_s / 4 > 60 ? age_s / 4 : 60) : 3600);
+    void run(int v2fd, storage::Store& store, std::int64_t purge_age_s, std::int64_t idle_s) {
+        (void)pthread_setname_np(pthread_self(), "rp-upkeep");
+        using std::chrono::seconds;
+        auto purge_every = seconds(std::clamp<std::int64_t>(purge_age_s / 4, 60, 3600));
+        auto sweep_every =
+            std::chrono::milliseconds(std::clamp<std::int64_t>(idle_s * 250, 250, 60000));
+        auto next_purge = std::chrono::steady_clock::now() + purge_every;
         std::unique_lock lk(mu_);
-        while (!cv_.wait_for(lk, every, [this] { return stop_; })) {
+        while (!cv_.wait_for(lk, sweep_every, [this] { return stop_; })) {
             lk.unlock();
-            std::size_t n = storage::purge_stale_uploads(v2fd, store, age_s);
-            if (n != 0) {
-                RP_LOG_INFO("purged %zu stale upload(s)", n);
+            std::size_t idle = store.release_idle_uploads(idle_s * 1000);
+            if (idle != 0) {
+                RP_LOG_INFO("released %zu idle upload session(s); their data stays resumable",
+                            idle);
+            }
+            if (std::chrono::steady_clock::now() >= next_purge) {
+                std::size_t n = storage::purge_stale_uploads(v2fd, store, purge_age_s);
+                if (n != 0) {
+                    RP_LOG_INFO("purged %zu stale upload(s)", n);
+                }
+                next_purge = std::chrono::steady_clock::now() + purge_every;
             }
             lk.lock();
         }
@@ -247,7 +266,8 @@ void run_until_signal(const Config& cfg, sigset_t sigs, std::optional<std::strin
     std::thread loader(load_index, std::cref(cfg), std::ref(snapshot), v2fd, std::ref(index),
                        std::ref(store), std::ref(ready), std::cref(stop));
     {
-        Purger purger(v2fd, store, purge_age_s);
+        Housekeeper upkeep(v2fd, store, purge_age_s,
+                           static_cast<std::int64_t>(cfg.storage_upload_idle_timeout_s));
         int sig = 0;
         while (sigwait(&sigs, &sig) != 0) {
         }

@@ -75,6 +75,13 @@ Task<void> Registry::handle(http::Exchange& ex) noexcept {
         co_await reply(ex, std::move(r));
         co_return;
     }
+    case RouteKind::status:
+        if (req.method != "GET" && req.method != "HEAD") {
+            co_await fail(ex, Code::unsupported);
+            co_return;
+        }
+        co_await status(ex);
+        co_return;
     case RouteKind::base: {
         if (req.method != "GET" && req.method != "HEAD") {
             co_await fail(ex, Code::unsupported);

@@ -54,6 +54,8 @@ class Registry final : public http::Handler {
     Task put_manifest(http::Exchange& ex, const Route& r) noexcept;
     Task delete_manifest(http::Exchange& ex, const Route& r) noexcept;
     reactor::Task<util::Result<std::string>> read_manifest_body(http::Exchange& ex) noexcept;
+    // status.cc
+    Task status(http::Exchange& ex) noexcept;
     // listings.cc
     Task tags_list(http::Exchange& ex, const Route& r) noexcept;
     Task catalog(http::Exchange& ex) noexcept;

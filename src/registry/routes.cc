@@ -37,6 +37,10 @@ Route match_route(std::string_view path) {
         r.kind = RouteKind::readyz;
         return r;
     }
+    if (path == "/ringport/v1/status") {
+        r.kind = RouteKind::status;
+        return r;
+    }
     if (path == "/v2" || path == "/v2/") {
         r.kind = RouteKind::base;
         return r;

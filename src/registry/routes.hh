@@ -17,6 +17,7 @@ enum class RouteKind {
     referrers,    // /v2/<name>/referrers/<digest>
     healthz,
     readyz,
+    status, // /ringport/v1/status: what the process holds (counts and bounds)
     not_found,
 };
 

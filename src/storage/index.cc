@@ -26,15 +26,68 @@ std::optional<DigestId> Index::id_of(const Digest& d) const {
     return it->second;
 }
 
-DigestId Index::intern(const Digest& d) {
+DigestId Index::ref(const Digest& d) {
+    RP_ASSERT(!d.empty());
     if (auto id = id_of(d)) {
+        ++refs_[*id];
         return *id;
     }
-    RP_ASSERT(digests_.size() < UINT32_MAX);
-    auto id = static_cast<DigestId>(digests_.size());
-    digests_.push_back(d);
-    ids_.emplace(std::string_view(digests_.back().str()), id);
+    DigestId id = 0;
+    if (!free_ids_.empty()) {
+        id = free_ids_.back();
+        free_ids_.pop_back();
+        RP_ASSERT(refs_[id] == 0 && digests_[id].empty());
+        digests_[id] = d;
+    } else {
+        RP_ASSERT(digests_.size() < UINT32_MAX);
+        id = static_cast<DigestId>(digests_.size());
+        digests_.push_back(d);
+        refs_.push_back(0);
+    }
+    ids_.emplace(std::string_view(digests_[id].str()), id);
+    refs_[id] = 1;
     return id;
+}
+
+void Index::unref(DigestId id) {
+    RP_ASSERT(id < refs_.size() && refs_[id] > 0);
+    if (--refs_[id] != 0) {
+        return;
+    }
+    ids_.erase(std::string_view(digests_[id].str()));
+    digests_[id] = Digest{}; // frees the string; the slot waits for reuse
+    free_ids_.push_back(id);
+}
+
+RepoState& Index::slot(std::string_view name) {
+    auto it = repos_.find(name);
+    if (it == repos_.end()) {
+        it = repos_.emplace(std::string(name), std::make_shared<RepoState>()).first;
+        it->second->gen = ++next_gen_;
+    }
+    return *it->second;
+}
+
+void Index::prune(std::string_view name) {
+    auto it = repos_.find(name);
+    // use_count is exact here: copies of the map's pointer are made only
+    // under the lock (lease), and a lease is never copied.
+    if (it != repos_.end() && it->second.use_count() == 1 && !it->second->listed()) {
+        RP_ASSERT(it->second->referrers.empty());
+        repos_.erase(it);
+    }
+}
+
+RepoLease::~RepoLease() {
+    if (state_) {
+        index_->release(name_, std::move(state_));
+    }
+}
+
+void Index::release(const std::string& name, std::shared_ptr<RepoState> state) noexcept {
+    state.reset();
+    std::unique_lock lk(mu_);
+    prune(name);
 }
 
 bool Index::repo_exists(std::string_view repo) const {
@@ -156,29 +209,34 @@ std::vector<ManifestPtr> Index::referrers(std::string_view repo, const Digest& s
     return out;
 }
 
-RepoState& Index::repo(std::string_view name) {
+RepoLease Index::lease(std::string_view name) {
     {
         std::shared_lock lk(mu_);
-        if (RepoState* r = find(name)) {
-            return *r;
+        auto it = repos_.find(name);
+        if (it != repos_.end()) {
+            return RepoLease(*this, it->first, it->second);
         }
     }
     std::unique_lock lk(mu_);
-    auto& slot = repos_[std::string(name)];
-    if (!slot) {
-        slot = std::make_unique<RepoState>();
+    slot(name);
+    auto it = repos_.find(name);
+    return RepoLease(*this, it->first, it->second);
+}
+
+void Index::set_layer(RepoState& r, DigestId id) {
+    if (r.layers.insert(id).second) {
+        ++layer_refs_[id];
+        ref(id);
     }
-    return *slot;
 }
 
 void Index::add_layer(std::string_view repo_name, const Digest& d) {
-    RepoState& r = repo(repo_name);
     std::unique_lock lk(mu_);
-    DigestId id = intern(d);
-    if (r.layers.insert(id).second) {
-        ++layer_refs_[id];
-        ++r.gen;
-    }
+    RepoState& r = slot(repo_name);
+    DigestId id = ref(d);
+    set_layer(r, id);
+    unref(id);
+    r.gen = ++next_gen_;
 }
 
 void Index::remove_layer(std::string_view repo_name, const Digest& d) {
@@ -188,8 +246,10 @@ void Index::remove_layer(std::string_view repo_name, const Digest& d) {
     if (r == nullptr || !id || r->layers.erase(*id) == 0) {
         return;
     }
-    ++r->gen;
+    r->gen = ++next_gen_;
     unref_layer(*id);
+    unref(*id);
+    prune(repo_name);
 }
 
 void Index::unref_layer(DigestId id) {
@@ -224,31 +284,65 @@ ManifestPtr Index::shared_manifest(const Digest& d) const {
     return it == manifest_refs_.end() ? nullptr : it->second.m;
 }
 
-void Index::put_manifest(std::string_view repo_name, ManifestPtr m) {
-    RepoState& r = repo(repo_name);
-    std::unique_lock lk(mu_);
-    DigestId id = intern(m->digest);
+void Index::set_referrer(RepoState& r, const Digest& subject, DigestId id) {
+    DigestId sid = ref(subject);
+    auto [it, created] = r.referrers.try_emplace(sid);
+    if (!created) {
+        unref(sid); // the key holds its reference already
+    }
+    if (it->second.insert(id).second) {
+        ref(id);
+    }
+}
+
+void Index::set_manifest(RepoState& r, DigestId id, ManifestPtr m) {
     if (m->subject) {
-        r.referrers[intern(*m->subject)].insert(id);
+        set_referrer(r, *m->subject, id);
     }
     ManifestPtr shared = share(r, id, std::move(m)); // before the slot exists: it counts r
-    r.manifests[id] = std::move(shared);
-    ++r.gen;
+    auto [it, inserted] = r.manifests.try_emplace(id, shared);
+    if (inserted) {
+        ref(id);
+    } else {
+        it->second = std::move(shared);
+    }
+}
+
+void Index::put_manifest(std::string_view repo_name, ManifestPtr m) {
+    std::unique_lock lk(mu_);
+    RepoState& r = slot(repo_name);
+    DigestId id = ref(m->digest);
+    set_manifest(r, id, std::move(m));
+    unref(id);
+    r.gen = ++next_gen_;
 }
 
 void Index::set_tag(std::string_view repo_name, std::string_view tag, const Digest& d) {
-    RepoState& r = repo(repo_name);
     std::unique_lock lk(mu_);
-    r.tags[std::string(tag)] = intern(d);
-    ++r.gen;
+    RepoState& r = slot(repo_name);
+    DigestId id = ref(d);
+    auto [it, inserted] = r.tags.try_emplace(std::string(tag), id);
+    if (!inserted) {
+        unref(it->second);
+        it->second = id;
+    }
+    r.gen = ++next_gen_;
 }
 
 void Index::remove_tag(std::string_view repo_name, std::string_view tag) {
     std::unique_lock lk(mu_);
-    if (RepoState* r = find(repo_name)) {
-        r->tags.erase(std::string(tag));
-        ++r->gen;
+    RepoState* r = find(repo_name);
+    if (r == nullptr) {
+        return;
     }
+    auto it = r->tags.find(std::string(tag));
+    if (it == r->tags.end()) {
+        return;
+    }
+    unref(it->second);
+    r->tags.erase(it);
+    r->gen = ++next_gen_;
+    prune(repo_name);
 }
 
 void Index::remove_manifest(std::string_view repo_name, const Digest& d) {
@@ -258,66 +352,86 @@ void Index::remove_manifest(std::string_view repo_name, const Digest& d) {
     if (r == nullptr || !id) {
         return;
     }
-    ++r->gen;
+    r->gen = ++next_gen_;
+    for (auto t = r->tags.begin(); t != r->tags.end();) {
+        if (t->second == *id) {
+            unref(t->second);
+            t = r->tags.erase(t);
+        } else {
+            ++t;
+        }
+    }
     auto it = r->manifests.find(*id);
     if (it != r->manifests.end()) {
         if (it->second && it->second->subject) {
             auto sid = id_of(*it->second->subject);
-            auto ref = sid ? r->referrers.find(*sid) : r->referrers.end();
-            if (ref != r->referrers.end()) {
-                ref->second.erase(*id);
-                if (ref->second.empty()) {
-                    r->referrers.erase(ref);
+            auto refs = sid ? r->referrers.find(*sid) : r->referrers.end();
+            if (refs != r->referrers.end() && refs->second.erase(*id) != 0) {
+                unref(*id);
+                if (refs->second.empty()) {
+                    r->referrers.erase(refs);
+                    unref(*sid);
                 }
             }
         }
         r->manifests.erase(it);
         unref_manifest(*id);
+        unref(*id);
     }
-    for (auto t = r->tags.begin(); t != r->tags.end();) {
-        t = t->second == *id ? r->tags.erase(t) : std::next(t);
-    }
+    prune(repo_name);
 }
 
 void Index::fill(RepoState& r, RepoLoad load) {
     for (const Digest& d : load.layers) {
-        DigestId id = intern(d);
-        if (r.layers.insert(id).second) {
-            ++layer_refs_[id];
-        }
+        DigestId id = ref(d);
+        set_layer(r, id);
+        unref(id);
     }
     for (ManifestPtr& m : load.manifests) {
-        DigestId id = intern(m->digest);
-        if (m->subject) {
-            r.referrers[intern(*m->subject)].insert(id);
-        }
-        ManifestPtr shared = share(r, id, std::move(m)); // before the slot exists
-        r.manifests[id] = std::move(shared);
+        DigestId id = ref(m->digest);
+        set_manifest(r, id, std::move(m));
+        unref(id);
     }
     for (auto& [tag, d] : load.tags) {
-        r.tags.emplace_hint(r.tags.end(), std::move(tag), intern(d));
+        DigestId id = ref(d);
+        std::size_t before = r.tags.size();
+        r.tags.emplace_hint(r.tags.end(), std::move(tag), id);
+        if (r.tags.size() == before) {
+            unref(id); // a tag listed twice: the first stands
+        }
     }
-    ++r.gen;
+    r.gen = ++next_gen_;
 }
 
 void Index::clear(RepoState& r) {
     for (DigestId id : r.layers) {
         unref_layer(id);
+        unref(id);
     }
     for (const auto& [id, m] : r.manifests) {
         unref_manifest(id);
+        unref(id);
+    }
+    for (const auto& [sid, ids] : r.referrers) {
+        for (DigestId id : ids) {
+            unref(id);
+        }
+        unref(sid);
+    }
+    for (const auto& [tag, id] : r.tags) {
+        unref(id);
     }
     r.layers.clear();
     r.manifests.clear();
     r.referrers.clear();
     r.tags.clear();
-    ++r.gen;
+    r.gen = ++next_gen_;
 }
 
 void Index::load_repo(std::string_view repo_name, RepoLoad load) {
-    RepoState& r = repo(repo_name);
     std::unique_lock lk(mu_);
-    fill(r, std::move(load));
+    fill(slot(repo_name), std::move(load));
+    prune(repo_name);
 }
 
 std::vector<std::string> Index::repo_names(bool all) const {
@@ -394,15 +508,18 @@ bool Index::same_content(std::string_view repo, const RepoLoad& load) const {
 }
 
 bool Index::replace_repo(std::string_view repo_name, std::uint64_t gen, RepoLoad load) {
-    RepoState& r = repo(repo_name);
     std::unique_lock lk(mu_);
-    if (r.gen != gen) {
+    RepoState* found = find(repo_name);
+    // gen 0 was read from an absent repository: it may be made now.
+    if (found == nullptr ? gen != 0 : found->gen != gen) {
         return false;
     }
+    RepoState& r = slot(repo_name);
     clear(r);
     std::sort(load.tags.begin(), load.tags.end(),
               [](const auto& a, const auto& b) { return a.first < b.first; });
     fill(r, std::move(load));
+    prune(repo_name);
     return true;
 }
 
@@ -419,6 +536,15 @@ Index::Counts Index::counts() const {
         c.layers += r->layers.size();
     }
     return c;
+}
+
+} // namespace rp::storage
+
+namespace rp::storage {
+
+Index::Footprint Index::footprint() const {
+    std::shared_lock lk(mu_);
+    return Footprint{repos_.size(), ids_.size(), digests_.size()};
 }
 
 } // namespace rp::storage

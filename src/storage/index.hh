@@ -35,21 +35,49 @@ struct ManifestInfo {
 };
 using ManifestPtr = std::shared_ptr<const ManifestInfo>;
 
-// Digests are interned once per process: the index's maps hold 4-byte ids,
-// which keeps a tag at well under 200 bytes (issue: 1,000,000 tags).
+// Digests are interned: the index's maps hold 4-byte ids, which keeps a tag
+// at well under 200 bytes (issue: 1,000,000 tags). Every place that stores an
+// id holds one reference to it; the last release frees the digest and its id
+// is reused, so the table is as large as what is stored, never as what was asked.
 using DigestId = std::uint32_t;
 
-// One repository's state. Writers of a repository hold `write_mu` across the
-// disk writes and the index update, so the order on disk and in memory agree.
+// One repository's state. Writers of a repository hold a RepoLease and its
+// `write_mu` across the disk writes and the index update, so the order on
+// disk and in memory agree.
 struct RepoState {
     std::map<std::string, DigestId> tags; // sorted: the tags list is served from here
     std::unordered_map<DigestId, ManifestPtr> manifests;
     std::unordered_set<DigestId> layers;
     std::unordered_map<DigestId, std::set<DigestId>> referrers; // subject -> referrers
     reactor::AsyncMutex write_mu;
-    std::uint64_t gen = 0; // bumped by every change, under the index's unique lock
+    // Changes with every change, under the index's unique lock; never repeats
+    // within a process, also across a repository freed and made again.
+    std::uint64_t gen = 0;
 
     bool listed() const noexcept { return !layers.empty() || !manifests.empty() || !tags.empty(); }
+};
+
+class Index;
+
+// A writer's hold on one repository's state: it stays alive (with its
+// write_mu) while held, and when the last hold goes and the repository holds
+// nothing, the index frees it. Only writers take one; lookups never create.
+class RepoLease {
+  public:
+    RepoLease(Index& index, std::string name, std::shared_ptr<RepoState> state) noexcept
+        : index_(&index), name_(std::move(name)), state_(std::move(state)) {}
+    RepoLease(RepoLease&& o) noexcept = default;
+    RepoLease& operator=(RepoLease&&) = delete;
+    RepoLease(const RepoLease&) = delete;
+    RepoLease& operator=(const RepoLease&) = delete;
+    ~RepoLease();
+    RepoState& operator*() const noexcept { return *state_; }
+    RepoState* operator->() const noexcept { return state_.get(); }
+
+  private:
+    Index* index_;
+    std::string name_;
+    std::shared_ptr<RepoState> state_;
 };
 
 // The in-memory index of repositories, tags, manifests, blob links and
@@ -69,9 +97,10 @@ class Index {
     std::vector<std::string> tags_pointing_to(std::string_view repo, const Digest& d) const;
     std::vector<std::string> catalog(std::string_view last, std::size_t n, bool* more) const;
     std::vector<ManifestPtr> referrers(std::string_view repo, const Digest& subject) const;
-    // The repository's state, created if absent (not listed until it holds
-    // something). Stable for the life of the process.
-    RepoState& repo(std::string_view name);
+    // A writer's lease on the repository's state, created if absent (not
+    // listed until it holds something; freed when the last lease goes and it
+    // still holds nothing).
+    RepoLease lease(std::string_view name);
 
     void add_layer(std::string_view repo, const Digest& d);
     void remove_layer(std::string_view repo, const Digest& d);
@@ -117,16 +146,41 @@ class Index {
     };
     Counts counts() const;
 
+    // What the index holds in memory, listed or not (for the bounds tests
+    // and the abuse benchmark): repository states and interned digests.
+    struct Footprint {
+        std::size_t repo_states = 0, digests = 0, digest_slots = 0;
+    };
+    Footprint footprint() const;
+
   private:
+    friend class RepoLease;
+    using RepoMap = std::map<std::string, std::shared_ptr<RepoState>, RepoNameLess>;
     const RepoState* find(std::string_view repo) const;
     RepoState* find(std::string_view repo);
+    // Under the unique lock: the repository's state, made if absent.
+    RepoState& slot(std::string_view repo);
+    // Under the unique lock: frees the repository's state when it holds
+    // nothing and no lease holds it.
+    void prune(std::string_view repo);
+    void release(const std::string& name, std::shared_ptr<RepoState> state) noexcept;
     std::optional<DigestId> id_of(const Digest& d) const; // under either lock
-    DigestId intern(const Digest& d);                     // under the unique lock
+    // Under the unique lock: one more reference to `d`'s id (interned if new).
+    DigestId ref(const Digest& d);
+    void ref(DigestId id) { ++refs_[id]; }
+    // Under the unique lock: one reference fewer; the last frees the id.
+    void unref(DigestId id);
     const Digest& digest_of_id(DigestId id) const { return digests_[id]; }
+    void set_layer(RepoState& r, DigestId id);                           // unique lock; takes a ref
+    void set_manifest(RepoState& r, DigestId id, ManifestPtr m);         // unique lock; takes a ref
+    void set_referrer(RepoState& r, const Digest& subject, DigestId id); // unique lock
 
     mutable std::shared_mutex mu_;
-    std::map<std::string, std::unique_ptr<RepoState>, RepoNameLess> repos_;
-    std::deque<Digest> digests_; // id -> digest; a deque keeps elements in place
+    RepoMap repos_;
+    std::uint64_t next_gen_ = 0;
+    std::deque<Digest> digests_;      // id -> digest; a deque keeps elements in place
+    std::vector<std::uint32_t> refs_; // id -> references; 0: free, on free_ids_
+    std::vector<DigestId> free_ids_;
     std::unordered_map<std::string_view, DigestId, DigestHash> ids_; // views into digests_
     std::unordered_map<DigestId, std::uint32_t> layer_refs_;         // repositories linking it
     struct SharedManifest {

@@ -56,8 +56,12 @@ constexpr std::uint64_t writeback_every_bytes = 8u << 20;
 } // namespace
 
 Upload::~Upload() {
+    // A session released for being idle, or dropped without cancel_upload.
+    if (fd >= 0) {
+        (void)::close(fd);
+    }
     if (dfd >= 0) {
-        (void)::close(dfd); // a session dropped without cancel_upload
+        (void)::close(dfd);
     }
 }
 

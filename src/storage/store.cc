@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <chrono>
 #include <ctime>
 #include <vector>
 
@@ -22,6 +23,12 @@ using util::Result;
 
 namespace {
 constexpr std::size_t rehash_chunk_bytes = 1u << 20;
+
+std::int64_t steady_ms() noexcept {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
 } // namespace
 
 Store::Store(int v2fd, StoreConfig cfg, Index& index) noexcept
@@ -101,9 +108,12 @@ Task<Result<void>> Store::link_layer(const std::string& repo, const Digest& d) n
 }
 
 Task<Result<void>> Store::delete_blob(std::string repo, Digest d) noexcept {
-    RepoState& rs = index_.repo(repo);
-    co_await rs.write_mu.lock();
-    reactor::AsyncLockGuard guard(rs.write_mu);
+    if (!index_.has_layer(repo, d)) { // a miss takes no lease: it leaves no state
+        co_return Error::of(Errc::not_found, "blob unknown to repository");
+    }
+    RepoLease rs = index_.lease(repo);
+    co_await rs->write_mu.lock();
+    reactor::AsyncLockGuard guard(rs->write_mu);
     if (!index_.has_layer(repo, d)) {
         co_return Error::of(Errc::not_found, "blob unknown to repository");
     }
@@ -128,9 +138,9 @@ Task<Result<bool>> Store::mount_blob(std::string repo, Digest d,
     if (!st) {
         co_return false;
     }
-    RepoState& rs = index_.repo(repo);
-    co_await rs.write_mu.lock();
-    reactor::AsyncLockGuard guard(rs.write_mu);
+    RepoLease rs = index_.lease(repo);
+    co_await rs->write_mu.lock();
+    reactor::AsyncLockGuard guard(rs->write_mu);
     auto l = co_await link_layer(repo, d);
     if (!l) {
         co_return std::move(l).error();
@@ -181,9 +191,10 @@ Task<Result<UploadPtr>> Store::start_upload(std::string repo) noexcept {
     u->uuid = new_uuid();
     u->started_at = static_cast<std::int64_t>(std::time(nullptr));
     u->busy = true;
+    UploadPtr evicted; // closed when this frame lets go of it, outside the lock
     {
         std::lock_guard lk(uploads_mu_);
-        if (uploads_.size() >= cfg_.uploads_max) {
+        if (!make_room_locked(evicted)) {
             co_return Error::of(Errc::limit, "too many upload sessions in progress");
         }
         uploads_[u->uuid] = u;
@@ -216,6 +227,45 @@ Task<Result<UploadPtr>> Store::start_upload(std::string repo) noexcept {
 void Store::release_upload(const UploadPtr& u) noexcept {
     std::lock_guard lk(uploads_mu_);
     u->busy = false;
+    u->idle_since_ms = steady_ms();
+}
+
+bool Store::make_room_locked(UploadPtr& out) noexcept {
+    if (uploads_.size() < cfg_.uploads_max) {
+        return true;
+    }
+    // Full: the session idle the longest gives up its place (O(n) only when
+    // full). It stays resumable from its data file.
+    auto idlest = uploads_.end();
+    for (auto it = uploads_.begin(); it != uploads_.end(); ++it) {
+        if (!it->second->busy && (idlest == uploads_.end() ||
+                                  it->second->idle_since_ms < idlest->second->idle_since_ms)) {
+            idlest = it;
+        }
+    }
+    if (idlest == uploads_.end()) {
+        return false; // every slot serves a request right now
+    }
+    out = std::move(idlest->second);
+    uploads_.erase(idlest);
+    return true;
+}
+
+std::size_t Store::release_idle_uploads(std::int64_t idle_ms) noexcept {
+    std::vector<UploadPtr> released; // closed after the lock is dropped
+    std::int64_t cutoff = steady_ms() - idle_ms;
+    {
+        std::lock_guard lk(uploads_mu_);
+        for (auto it = uploads_.begin(); it != uploads_.end();) {
+            if (!it->second->busy && it->second->idle_since_ms <= cutoff) {
+                released.push_back(std::move(it->second));
+                it = uploads_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+    return released.size();
 }
 
 Task<Result<Digest>> Store::rehash(int fd, Algorithm alg, std::uint64_t size,
@@ -262,18 +312,36 @@ Task<Result<UploadPtr>> Store::resume_upload(std::string repo, std::string uuid)
     std::optional<std::int64_t> t = started ? util::parse_rfc3339(*started) : std::nullopt;
     u->started_at = t ? *t : static_cast<std::int64_t>(std::time(nullptr));
     u->busy = true;
-    std::lock_guard lk(uploads_mu_);
-    auto [it, inserted] = uploads_.try_emplace(uuid, u);
-    if (!inserted) {
-        // Another request resumed it meanwhile: use theirs.
-        (void)::close(u->fd);
-        if (it->second->busy || it->second->repo != repo) {
-            co_return Error::of(Errc::busy, "upload in use");
+    UploadPtr evicted; // closed when this frame ends, after the lock is dropped
+    UploadPtr theirs;  // another request resumed it meanwhile
+    bool full = false;
+    {
+        std::lock_guard lk(uploads_mu_);
+        auto it = uploads_.find(uuid);
+        if (it != uploads_.end()) {
+            theirs = it->second;
+            if (!theirs->busy && theirs->repo == repo) {
+                theirs->busy = true;
+            } else {
+                theirs = nullptr;
+            }
+        } else if (!make_room_locked(evicted)) {
+            full = true;
+        } else {
+            uploads_.emplace(uuid, u);
+            co_return u;
         }
-        it->second->busy = true;
-        co_return it->second;
     }
-    co_return u;
+    // Not ours to keep: the descriptor goes now (the destructor would too).
+    co_await fs_.close(u->fd);
+    u->fd = -1;
+    if (full) {
+        co_return Error::of(Errc::limit, "too many upload sessions in progress");
+    }
+    if (!theirs) {
+        co_return Error::of(Errc::busy, "upload in use");
+    }
+    co_return theirs;
 }
 
 Task<Result<UploadPtr>> Store::acquire_upload(std::string repo, std::string uuid) noexcept {
@@ -289,9 +357,6 @@ Task<Result<UploadPtr>> Store::acquire_upload(std::string repo, std::string uuid
             }
             it->second->busy = true;
             co_return it->second;
-        }
-        if (uploads_.size() >= cfg_.uploads_max) {
-            co_return Error::of(Errc::limit, "too many upload sessions in progress");
         }
     }
     co_return co_await resume_upload(std::move(repo), std::move(uuid));
@@ -375,9 +440,9 @@ Task<Result<void>> Store::commit_upload(UploadPtr u, Digest expected,
     }
     auto mv = co_await move_into_blobs(*u, expected);
     if (mv) {
-        RepoState& rs = index_.repo(u->repo);
-        co_await rs.write_mu.lock();
-        reactor::AsyncLockGuard guard(rs.write_mu);
+        RepoLease rs = index_.lease(u->repo);
+        co_await rs->write_mu.lock();
+        reactor::AsyncLockGuard guard(rs->write_mu);
         mv = co_await link_layer(u->repo, expected);
     }
     co_await cancel_upload(u); // the session ends either way; its files go

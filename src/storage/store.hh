@@ -25,14 +25,15 @@ bool layout_valid_upload_id(std::string_view id) noexcept;
 struct StoreConfig {
     std::uint64_t blob_bytes_max = 64ull << 30;
     std::size_t manifest_bytes_max = 4u << 20;
-    std::size_t uploads_max = 1024;
+    std::size_t uploads_max = 1024; // sessions holding memory and descriptors at once
     std::size_t manifest_cache_bytes_max = 256u << 20;
 };
 
 // An upload session. Its SHA-256 state lives here between requests (OpenSSL
-// can copy a context but not serialise it); after a restart the data file is
-// re-hashed. One request at a time uses a session (`busy`, guarded by the
-// table's mutex); any shard may be the one.
+// can copy a context but not serialise it); after a restart, or once the
+// session was released for being idle, the data file is re-hashed. One
+// request at a time uses a session (`busy`, guarded by the table's mutex);
+// any shard may be the one. The last holder's release closes its files.
 struct Upload {
     std::string repo;
     std::string uuid;
@@ -42,6 +43,7 @@ struct Upload {
     std::uint64_t written_back = 0;       // writeback started up to here (owner only)
     Hasher sha256{Algorithm::sha256};
     std::int64_t started_at = 0;
+    std::int64_t idle_since_ms = 0; // steady clock; set when a request lets go (table's mutex)
     bool busy = false;
 
     Upload() = default;
@@ -90,6 +92,11 @@ class Store {
     reactor::Task<util::Result<void>> commit_upload(UploadPtr u, Digest expected,
                                                     std::optional<std::uint64_t> size) noexcept;
     reactor::Task<void> cancel_upload(UploadPtr u) noexcept;
+    // Releases the memory, descriptors and hash state of sessions no request
+    // has used for `idle_ms` (their data stays on disk: a later request
+    // resumes them by re-hashing it). Thread-safe; returns how many went.
+    std::size_t release_idle_uploads(std::int64_t idle_ms) noexcept;
+    // Sessions holding resources (busy or idle in memory).
     std::size_t upload_count() noexcept;
     bool upload_active(const std::string& uuid) const noexcept;
     // Bytes received so far, without taking the session (GET status).
@@ -130,6 +137,9 @@ class Store {
     reactor::Task<util::Result<UploadPtr>> resume_upload(std::string repo,
                                                          std::string uuid) noexcept;
     void forget_upload(const std::string& uuid) noexcept;
+    // Under uploads_mu_: room for one more session, releasing the idlest idle
+    // one when the table is full (into `out`, closed outside the lock).
+    bool make_room_locked(UploadPtr& out) noexcept;
 
     Fs fs_;
     StoreConfig cfg_;

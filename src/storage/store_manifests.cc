@@ -25,9 +25,9 @@ Task<Result<void>> Store::write_blob_bytes(const Digest& d, std::string bytes) n
 Task<Result<void>> Store::put_manifest(std::string repo, ManifestPtr m,
                                        std::optional<std::string> tag) noexcept {
     RP_ASSERT(m && m->body);
-    RepoState& rs = index_.repo(repo);
-    co_await rs.write_mu.lock();
-    reactor::AsyncLockGuard guard(rs.write_mu);
+    RepoLease rs = index_.lease(repo);
+    co_await rs->write_mu.lock();
+    reactor::AsyncLockGuard guard(rs->write_mu);
     auto w = co_await write_blob_bytes(m->digest, *m->body);
     if (!w) {
         co_return w;
@@ -77,9 +77,12 @@ Task<Result<std::shared_ptr<const std::string>>> Store::manifest_body(ManifestPt
 }
 
 Task<Result<void>> Store::delete_manifest(std::string repo, Digest d) noexcept {
-    RepoState& rs = index_.repo(repo);
-    co_await rs.write_mu.lock();
-    reactor::AsyncLockGuard guard(rs.write_mu);
+    if (!index_.manifest(repo, d)) { // a miss takes no lease: it leaves no state
+        co_return Error::of(Errc::not_found, "manifest unknown");
+    }
+    RepoLease rs = index_.lease(repo);
+    co_await rs->write_mu.lock();
+    reactor::AsyncLockGuard guard(rs->write_mu);
     if (!index_.manifest(repo, d)) {
         co_return Error::of(Errc::not_found, "manifest unknown");
     }
@@ -102,9 +105,12 @@ Task<Result<void>> Store::delete_manifest(std::string repo, Digest d) noexcept {
 }
 
 Task<Result<void>> Store::delete_tag(std::string repo, std::string tag) noexcept {
-    RepoState& rs = index_.repo(repo);
-    co_await rs.write_mu.lock();
-    reactor::AsyncLockGuard guard(rs.write_mu);
+    if (!index_.resolve_tag(repo, tag)) { // a miss takes no lease: it leaves no state
+        co_return Error::of(Errc::not_found, "tag unknown");
+    }
+    RepoLease rs = index_.lease(repo);
+    co_await rs->write_mu.lock();
+    reactor::AsyncLockGuard guard(rs->write_mu);
     if (!index_.resolve_tag(repo, tag)) {
         co_return Error::of(Errc::not_found, "tag unknown");
     }

@@ -24,7 +24,8 @@ struct Logger {
     std::mutex mu;
     std::condition_variable cv;
     std::string pending;
-    std::size_t dropped = 0;
+    std::size_t dropped = 0; // since the writer last reported it
+    std::atomic<std::uint64_t> dropped_total{0};
     bool stopping = false;
     bool running = false;
     std::thread writer;
@@ -81,6 +82,7 @@ void append(std::string_view line) noexcept {
     }
     if (l.pending.size() + line.size() + 1 > backlog_bytes_max) {
         ++l.dropped;
+        l.dropped_total.fetch_add(1, std::memory_order_relaxed);
         return;
     }
     l.pending.append(line);
@@ -127,6 +129,10 @@ void log_stop() noexcept {
 }
 
 void log_raw(std::string_view line) noexcept { append(line); }
+
+std::uint64_t log_dropped_total() noexcept {
+    return logger().dropped_total.load(std::memory_order_relaxed);
+}
 
 void log_line(LogLevel level, std::string_view line) noexcept {
     if (level < logger().min_level) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdarg>
+#include <cstdint>
 #include <string_view>
 
 namespace rp::util {
@@ -18,6 +19,8 @@ void log_line(LogLevel level, std::string_view line) noexcept;
 void logf(LogLevel level, const char* fmt, ...) noexcept __attribute__((format(printf, 2, 3)));
 // Appends a raw, already formatted line (access log).
 void log_raw(std::string_view line) noexcept;
+// Lines dropped since the start because the backlog was full (stderr slow or blocked).
+std::uint64_t log_dropped_total() noexcept;
 
 } // namespace rp::util
 

@@ -35,6 +35,16 @@ def ringport_bin():
     raise RuntimeError("ringport binary not found: set RINGPORT_BIN")
 
 
+def wait_until(pred, timeout_s, interval_s=0.02):
+    """Polls pred() until truthy or timeout_s passes; returns its last value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        v = pred()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(interval_s)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -102,3 +102,107 @@ TEST_CASE("removing a manifest removes the tags that point at it") {
     ix.remove_manifest("r", b->digest);
     CHECK_FALSE(ix.tags("r", "", 0, &more)); // nothing left: the repository is unknown
 }
+
+TEST_CASE("lookups of absent repositories, tags and digests leave no state") {
+    Index ix;
+    ManifestPtr a = manifest("{\"six\":6}");
+    ix.put_manifest("held", a);
+    auto before = ix.footprint();
+    for (int i = 0; i < 100; ++i) {
+        std::string name = "absent/" + std::to_string(i);
+        Digest d = sha("absent " + std::to_string(i));
+        bool more = false;
+        CHECK_FALSE(ix.repo_exists(name));
+        CHECK_FALSE(ix.resolve_tag(name, "latest"));
+        CHECK_FALSE(ix.resolve_tag("held", "t" + std::to_string(i)));
+        CHECK(ix.manifest(name, d) == nullptr);
+        CHECK(ix.manifest("held", d) == nullptr);
+        CHECK_FALSE(ix.has_layer("held", d));
+        CHECK_FALSE(ix.any_repo_has_layer(d));
+        CHECK(ix.shared_manifest(d) == nullptr);
+        CHECK_FALSE(ix.tags(name, "", 0, &more));
+        CHECK(ix.referrers("held", d).empty());
+        CHECK(ix.tags_pointing_to(name, d).empty());
+        ix.remove_tag(name, "latest");
+        ix.remove_manifest(name, d);
+        ix.remove_layer("held", d);
+    }
+    auto after = ix.footprint();
+    CHECK(after.repo_states == before.repo_states);
+    CHECK(after.digests == before.digests);
+    CHECK(after.digest_slots == before.digest_slots);
+}
+
+TEST_CASE("a repository emptied by deletes is freed with the digests it held") {
+    Index ix;
+    ManifestPtr img = manifest("{\"seven\":7}");
+    auto referrer = std::make_shared<ManifestInfo>(*manifest("{\"sig\":1}"));
+    referrer->subject = img->digest;
+    ix.add_layer("gone/repo", sha("layer"));
+    ix.put_manifest("gone/repo", img);
+    ix.put_manifest("gone/repo", referrer);
+    ix.set_tag("gone/repo", "v1", img->digest);
+    ix.set_tag("gone/repo", "v1", referrer->digest); // re-pointed: the old one's reference goes
+    ix.set_tag("gone/repo", "v2", img->digest);
+    CHECK(ix.footprint().repo_states == 1);
+    CHECK(ix.footprint().digests == 3);
+    REQUIRE(ix.referrers("gone/repo", img->digest).size() == 1);
+    ix.remove_manifest("gone/repo", referrer->digest);
+    CHECK(ix.referrers("gone/repo", img->digest).empty());
+    ix.remove_manifest("gone/repo", img->digest);
+    CHECK(ix.footprint().digests == 1); // the layer
+    CHECK(ix.repo_exists("gone/repo"));
+    ix.remove_layer("gone/repo", sha("layer"));
+    CHECK_FALSE(ix.repo_exists("gone/repo"));
+    auto f = ix.footprint();
+    CHECK(f.repo_states == 0);
+    CHECK(f.digests == 0);
+    // Freed ids are reused: storing again does not grow the table.
+    ix.add_layer("again", sha("other layer"));
+    ix.add_layer("again", sha("layer"));
+    ix.add_layer("again", sha("third"));
+    CHECK(ix.footprint().digest_slots == f.digest_slots);
+    CHECK(ix.has_layer("again", sha("layer")));
+    CHECK(ix.has_layer("again", sha("other layer")));
+}
+
+TEST_CASE("a lease keeps an empty repository's state until it is released") {
+    Index ix;
+    {
+        RepoLease l = ix.lease("leased");
+        RepoState* st = &*l;
+        CHECK(ix.footprint().repo_states == 1);
+        CHECK_FALSE(ix.repo_exists("leased")); // not listed while it holds nothing
+        RepoLease again = ix.lease("leased");
+        CHECK(&*again == st); // one state per name: one write_mu
+    }
+    CHECK(ix.footprint().repo_states == 0);
+    {
+        RepoLease l = ix.lease("kept");
+        ix.add_layer("kept", sha("x"));
+    }
+    CHECK(ix.footprint().repo_states == 1); // it holds something: it stays
+    CHECK(ix.repo_exists("kept"));
+}
+
+TEST_CASE("generations never repeat across a freed and remade repository") {
+    Index ix;
+    ix.add_layer("g", sha("a"));
+    auto g1 = ix.generation("g");
+    REQUIRE(g1);
+    ix.remove_layer("g", sha("a"));
+    CHECK_FALSE(ix.generation("g"));
+    ix.add_layer("g", sha("a"));
+    auto g2 = ix.generation("g");
+    REQUIRE(g2);
+    CHECK(*g2 != *g1);
+    // A verification that read the old generation must not overwrite.
+    CHECK_FALSE(ix.replace_repo("g", *g1, Index::RepoLoad{}));
+    CHECK(ix.has_layer("g", sha("a")));
+    // One that saw the repository absent (generation 0) may only fill an absent one.
+    CHECK_FALSE(ix.replace_repo("g", 0, Index::RepoLoad{}));
+    Index::RepoLoad l;
+    l.layers.push_back(sha("b"));
+    CHECK(ix.replace_repo("new", 0, std::move(l)));
+    CHECK(ix.has_layer("new", sha("b")));
+}
