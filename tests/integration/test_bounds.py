@@ -10,15 +10,17 @@ stores, never of what it was asked (issue 9).
   released session resumes from its data file with the right digest.
 - The short form of the abuse rounds (bench/abuse runs the long one).
 """
+import os
 import random
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
 from ringtest import abuse
 from ringtest.client import Client, path_of, sha256
-from ringtest.harness import Ringport, ringport_bin, wait_until
+from ringtest.harness import SANITIZER_MARKS, Ringport, ringport_bin, wait_until
 from ringtest.rawhttp import RawConn, build_request
 
 OCTET = "application/octet-stream"
@@ -229,3 +231,41 @@ def test_two_abuse_rounds_hold_memory_flat_while_serving_a_good_client(start):
     if not sanitized():  # ASan keeps freed memory in quarantine: RSS means nothing there
         grew = results[1]["rss_kib"] - results[0]["rss_kib"]
         assert grew <= 2048, f"round 2 grew RSS by {grew} KiB: {results}"
+
+
+# ---------------------------------------------------------------------------
+# A blocked stderr
+# ---------------------------------------------------------------------------
+
+def test_a_blocked_stderr_drops_log_lines_instead_of_stalling_or_growing(tmp_path):
+    """stderr is a pipe nobody reads: the access log fills it, the log
+    backlog (4 MiB) fills after it, and then lines are dropped and counted
+    while every request is still answered."""
+    root = tmp_path / "root"
+    root.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RINGPORT_")}
+    proc = subprocess.Popen([ringport_bin(), "serve", "--listen", "127.0.0.1:0", "--root",
+                             str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        line = proc.stdout.readline().decode()
+        assert line.startswith("ringport: listening on "), line
+        host = line.split()[-1]
+        reqs = abuse.absent_requests(random.Random(3), "none/here", 40000)
+        codes = abuse.drive_pipelined(host, reqs, time.monotonic() + 60)
+        assert sum(codes.values()) == 40000, codes
+        st = abuse.status(host)
+        # ~150-byte access lines: 40,000 of them are well past the pipe and the backlog.
+        assert st["log"]["dropped_lines"] > 0, st
+        with urllib.request.urlopen(f"http://{host}/healthz", timeout=5) as r:
+            assert r.status == 200
+    finally:
+        proc.terminate()
+        # Drain stderr so the writer can finish, bounded in time.
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+    assert proc.returncode == 0, err[-2000:]
+    assert b"dropped" in err, err[-2000:]
+    assert not any(m.encode() in err for m in SANITIZER_MARKS), err[-4000:]
