@@ -101,8 +101,13 @@ const std::vector<Key>& keys() {
         uint_key("storage", "manifest_cache_bytes_max", &Config::storage_manifest_cache_bytes_max,
                  0, UINT64_MAX, "manifest bytes kept in memory; the rest is read from disk"),
         bool_key("storage", "index_snapshot", &Config::storage_index_snapshot,
-                 "save the index at a clean shutdown and start from it when the tree's "
-                 "directories show no change (off: always read every link at startup)"),
+                 "keep a snapshot of the index on disk (saved in the background and at a clean "
+                 "stop; a journal names the repositories written since) and start from it, "
+                 "also after a crash (off: always read every link at startup)"),
+        uint_key("storage", "index_snapshot_interval_s", &Config::storage_index_snapshot_interval_s,
+                 1, 86400,
+                 "how often the snapshot is saved while something was written since the last "
+                 "save; a start after a crash reads again what was written since"),
         uint_key("catalog", "max_entries", &Config::catalog_max_entries, 1, 1u << 20,
                  "largest catalog page; a larger n is clamped", "REGISTRY_CATALOG_MAXENTRIES"),
         str_key("log", "level", &Config::log_level, "debug, info, warn or error",

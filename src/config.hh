@@ -34,6 +34,7 @@ struct Config {
     std::uint64_t storage_upload_idle_timeout_s = 300;
     std::uint64_t storage_manifest_cache_bytes_max = 256u << 20;
     bool storage_index_snapshot = true;
+    std::uint64_t storage_index_snapshot_interval_s = 60;
     // [catalog]
     std::uint64_t catalog_max_entries = 1000;
     // [log]

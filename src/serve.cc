@@ -15,10 +15,13 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "serve.hh"
 #include "http/server.hh"
@@ -26,6 +29,7 @@
 #include "registry/manifest.hh"
 #include "registry/registry.hh"
 #include "ringport_build_config.hh"
+#include "storage/journal.hh"
 #include "storage/layout.hh"
 #include "storage/rebuild.hh"
 #include "storage/snapshot.hh"
@@ -115,17 +119,18 @@ storage::StoreConfig store_config(const Config& c) {
     return s;
 }
 
-// Background upkeep on one helper thread: releases idle upload sessions
-// (every quarter of the idle timeout, at least every minute) and removes
-// stale upload directories (once an hour, or sooner for short purge ages).
-// It waits on a condition variable, so a stop wakes it at once.
-class Housekeeper {
+// Periodic background duties on one helper thread (`rp-upkeep`): each runs
+// every `every`; the thread sleeps on a condition variable until the next
+// one is due, so a stop wakes it at once.
+class Upkeep {
   public:
-    Housekeeper(int v2fd, storage::Store& store, std::int64_t purge_age_s, std::int64_t idle_s)
-        : thread_([this, v2fd, &store, purge_age_s, idle_s] {
-              run(v2fd, store, purge_age_s, idle_s);
-          }) {}
-    ~Housekeeper() {
+    struct Duty {
+        std::chrono::milliseconds every;
+        std::function<void()> run;
+    };
+    explicit Upkeep(std::vector<Duty> duties)
+        : duties_(std::move(duties)), thread_([this] { run(); }) {}
+    ~Upkeep() {
         {
             std::lock_guard lk(mu_);
             stop_ = true;
@@ -133,39 +138,38 @@ class Housekeeper {
         cv_.notify_all();
         thread_.join();
     }
-    Housekeeper(const Housekeeper&) = delete;
-    Housekeeper& operator=(const Housekeeper&) = delete;
+    Upkeep(const Upkeep&) = delete;
+    Upkeep& operator=(const Upkeep&) = delete;
 
   private:
-    void run(int v2fd, storage::Store& store, std::int64_t purge_age_s, std::int64_t idle_s) {
+    void run() {
         (void)pthread_setname_np(pthread_self(), "rp-upkeep");
-        using std::chrono::seconds;
-        auto purge_every = seconds(std::clamp<std::int64_t>(purge_age_s / 4, 60, 3600));
-        auto sweep_every =
-            std::chrono::milliseconds(std::clamp<std::int64_t>(idle_s * 250, 250, 60000));
-        auto next_purge = std::chrono::steady_clock::now() + purge_every;
+        using clock = std::chrono::steady_clock;
+        std::vector<clock::time_point> due;
+        for (const Duty& d : duties_) {
+            due.push_back(clock::now() + d.every);
+        }
         std::unique_lock lk(mu_);
-        while (!cv_.wait_for(lk, sweep_every, [this] { return stop_; })) {
-            lk.unlock();
-            std::size_t idle = store.release_idle_uploads(idle_s * 1000);
-            if (idle != 0) {
-                RP_LOG_INFO("released %zu idle upload session(s); their data stays resumable",
-                            idle);
+        while (!stop_ && !due.empty()) {
+            auto next = *std::min_element(due.begin(), due.end());
+            if (cv_.wait_until(lk, next, [this] { return stop_; })) {
+                break;
             }
-            if (std::chrono::steady_clock::now() >= next_purge) {
-                std::size_t n = storage::purge_stale_uploads(v2fd, store, purge_age_s);
-                if (n != 0) {
-                    RP_LOG_INFO("purged %zu stale upload(s)", n);
+            lk.unlock();
+            for (std::size_t i = 0; i < duties_.size(); ++i) {
+                if (clock::now() >= due[i]) {
+                    duties_[i].run();
+                    due[i] = clock::now() + duties_[i].every;
                 }
-                next_purge = std::chrono::steady_clock::now() + purge_every;
             }
             lk.lock();
         }
     }
+    std::vector<Duty> duties_;
     std::mutex mu_;
     std::condition_variable cv_;
     bool stop_ = false;
-    std::thread thread_;
+    std::thread thread_; // last: started once the rest is built
 };
 
 unsigned helper_threads() {
@@ -173,26 +177,72 @@ unsigned helper_threads() {
     return threads == 0 ? 2 : threads;
 }
 
+// Keeps the index snapshot current while serving: a save after the index
+// is loaded, then whenever something was written since the last one (every
+// storage.index_snapshot_interval_s), and one at a clean stop. Saves run on
+// helper threads, one at a time; journal.hh has the crash-safe protocol.
+class SnapshotKeeper {
+  public:
+    SnapshotKeeper(int rootfd, int v2fd, const storage::Index& index,
+                   storage::WriteJournal& journal) noexcept
+        : rootfd_(rootfd), v2fd_(v2fd), index_(index), journal_(journal) {}
+
+    void save(const char* why) {
+        std::lock_guard lk(mu_);
+        auto t0 = std::chrono::steady_clock::now();
+        auto n = storage::write_snapshot(rootfd_, v2fd_, index_, &journal_, helper_threads());
+        double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (n) {
+            RP_LOG_INFO("index snapshot saved (%s): %zu bytes in %.3f s", why, *n, s);
+        } else {
+            RP_LOG_WARN("index snapshot not saved (%s): %s; the next start reads the tree", why,
+                        n.error().describe().c_str());
+        }
+    }
+    void save_if_written() {
+        if (journal_.recorded() != 0) {
+            save("periodic");
+        }
+    }
+
+  private:
+    int rootfd_;
+    int v2fd_;
+    const storage::Index& index_;
+    storage::WriteJournal& journal_;
+    std::mutex mu_;
+};
+
+// Where the index comes from at startup.
+struct IndexSource {
+    std::optional<std::string> snapshot;
+    std::vector<std::string> dirty; // repositories the journal says were written since
+};
+
 // Loads the index (from the snapshot when there is a usable one, else from
-// the tree), then opens /readyz; after a snapshot load, verifies it against
-// the tree.
-void load_index(const Config& cfg, std::optional<std::string>& snapshot, int v2fd,
-                storage::Index& index, storage::Store& store, reactor::Latch& ready,
+// the tree), then opens /readyz and saves a fresh snapshot; after a snapshot
+// load, verifies it against the tree.
+void load_index(const Config& cfg, IndexSource& src, int v2fd, storage::Index& index,
+                storage::Store& store, reactor::Latch& ready, SnapshotKeeper* keeper,
                 const std::atomic<bool>& stop) {
     std::int64_t purge_age_s = static_cast<std::int64_t>(cfg.storage_upload_purge_age_hours) * 3600;
-    if (cfg.storage_index_snapshot && snapshot) {
+    if (cfg.storage_index_snapshot && src.snapshot) {
         auto snap =
-            storage::load_snapshot(std::move(*snapshot), v2fd, index, store,
+            storage::load_snapshot(std::move(*src.snapshot), src.dirty, v2fd, index, store,
                                    registry::parse_stored_manifest, purge_age_s, helper_threads());
-        snapshot.reset();
+        src = IndexSource{};
         if (snap) {
             RP_LOG_INFO("index ready in %.3f s from the snapshot: %zu repositories (%zu read "
-                        "again: their directories changed), %zu tags, %zu manifests, %zu blob "
-                        "links, %zu unfinished uploads (%zu stale purged), %zu entries skipped",
+                        "again: written since the save, or their directories changed), %zu "
+                        "tags, %zu manifests, %zu blob links, %zu unfinished uploads (%zu stale "
+                        "purged), %zu entries skipped",
                         snap->seconds, snap->repos, snap->rescanned, snap->tags, snap->manifests,
                         snap->layers, snap->uploads, snap->uploads_purged, snap->skipped);
             (void)malloc_trim(0);
             ready.set();
+            if (keeper != nullptr) {
+                keeper->save("after start");
+            }
             auto v = storage::verify_index(v2fd, index, store, registry::parse_stored_manifest,
                                            purge_age_s, helper_threads(), stop);
             RP_LOG_INFO("index %s against the tree in %.1f s: %zu repositories read, %zu "
@@ -223,6 +273,9 @@ void load_index(const Config& cfg, std::optional<std::string>& snapshot, int v2f
     // hand those pages back so RSS reflects the index, not the scan.
     (void)malloc_trim(0);
     ready.set();
+    if (keeper != nullptr && stats) {
+        keeper->save("after start");
+    }
 }
 
 } // namespace
@@ -256,18 +309,49 @@ registry::RegistryConfig registry_config(const Config& cfg) {
     return r;
 }
 
+std::vector<Upkeep::Duty> upkeep_duties(const Config& cfg, int v2fd, storage::Store& store,
+                                        SnapshotKeeper* keeper, reactor::Latch& ready) {
+    using std::chrono::milliseconds;
+    using std::chrono::seconds;
+    std::int64_t purge_age_s = static_cast<std::int64_t>(cfg.storage_upload_purge_age_hours) * 3600;
+    auto idle_s = static_cast<std::int64_t>(cfg.storage_upload_idle_timeout_s);
+    std::vector<Upkeep::Duty> d;
+    d.push_back(
+        {milliseconds(std::clamp<std::int64_t>(idle_s * 250, 250, 60000)), [&store, idle_s] {
+             std::size_t n = store.release_idle_uploads(idle_s * 1000);
+             if (n != 0) {
+                 RP_LOG_INFO("released %zu idle upload session(s); their data stays "
+                             "resumable",
+                             n);
+             }
+         }});
+    d.push_back(
+        {seconds(std::clamp<std::int64_t>(purge_age_s / 4, 60, 3600)), [v2fd, &store, purge_age_s] {
+             std::size_t n = storage::purge_stale_uploads(v2fd, store, purge_age_s);
+             if (n != 0) {
+                 RP_LOG_INFO("purged %zu stale upload(s)", n);
+             }
+         }});
+    if (keeper != nullptr) {
+        d.push_back({seconds(cfg.storage_index_snapshot_interval_s), [keeper, &ready] {
+                         if (ready.is_set()) {
+                             keeper->save_if_written();
+                         }
+                     }});
+    }
+    return d;
+}
+
 // Serves until SIGTERM/SIGINT while the index loads in the background; after
 // the drain, saves the index snapshot.
-void run_until_signal(const Config& cfg, sigset_t sigs, std::optional<std::string> snapshot,
-                      int rootfd, int v2fd, http::Server& server, storage::Index& index,
-                      storage::Store& store, reactor::Latch& ready) {
-    std::int64_t purge_age_s = static_cast<std::int64_t>(cfg.storage_upload_purge_age_hours) * 3600;
+void run_until_signal(const Config& cfg, sigset_t sigs, IndexSource src, int v2fd,
+                      http::Server& server, storage::Index& index, storage::Store& store,
+                      reactor::Latch& ready, SnapshotKeeper* keeper) {
     std::atomic<bool> stop{false};
-    std::thread loader(load_index, std::cref(cfg), std::ref(snapshot), v2fd, std::ref(index),
-                       std::ref(store), std::ref(ready), std::cref(stop));
+    std::thread loader(load_index, std::cref(cfg), std::ref(src), v2fd, std::ref(index),
+                       std::ref(store), std::ref(ready), keeper, std::cref(stop));
     {
-        Housekeeper upkeep(v2fd, store, purge_age_s,
-                           static_cast<std::int64_t>(cfg.storage_upload_idle_timeout_s));
+        Upkeep upkeep(upkeep_duties(cfg, v2fd, store, keeper, ready));
         int sig = 0;
         while (sigwait(&sigs, &sig) != 0) {
         }
@@ -277,16 +361,36 @@ void run_until_signal(const Config& cfg, sigset_t sigs, std::optional<std::strin
         server.stop();
     }
     loader.join();
-    if (cfg.storage_index_snapshot && ready.is_set()) {
-        auto t0 = std::chrono::steady_clock::now();
-        auto n = storage::write_snapshot(rootfd, v2fd, index, helper_threads());
-        double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        if (n) {
-            RP_LOG_INFO("index snapshot saved: %zu bytes in %.3f s", *n, s);
-        } else {
-            RP_LOG_WARN("index snapshot not saved: %s", n.error().describe().c_str());
-        }
+    if (keeper != nullptr && ready.is_set()) {
+        keeper->save("at shutdown");
     }
+}
+
+// The snapshot and the journal's names, read before anything is served; the
+// journal is opened for this run's writers. With snapshots off both are
+// removed (they would miss this run's writes).
+util::Result<IndexSource> index_source(const Config& cfg, int rootfd,
+                                       std::unique_ptr<storage::WriteJournal>& journal) {
+    IndexSource src;
+    auto snapshot = storage::read_snapshot(rootfd, cfg.storage_index_snapshot);
+    if (!snapshot) {
+        return std::move(snapshot).error();
+    }
+    src.snapshot = std::move(*snapshot);
+    if (!cfg.storage_index_snapshot) {
+        return src;
+    }
+    auto j = storage::WriteJournal::open(rootfd);
+    if (!j) {
+        return std::move(j).error();
+    }
+    journal = std::move(*j);
+    auto dirty = storage::WriteJournal::read_names(rootfd);
+    if (!dirty) {
+        return std::move(dirty).error();
+    }
+    src.dirty = std::move(*dirty);
+    return src;
 }
 
 } // namespace
@@ -308,16 +412,20 @@ int serve_main(const Config& cfg) {
     if (!rootfd.valid()) {
         return startup_error(util::Error::sys(errno, "open " + cfg.storage_root));
     }
-    // Taken (read and removed) before anything is served; with snapshots
-    // off an old one is removed too: either way it would miss this run's writes.
-    auto snapshot = storage::take_snapshot(rootfd.get(), cfg.storage_index_snapshot);
-    if (!snapshot) {
-        return startup_error(snapshot.error());
+    std::unique_ptr<storage::WriteJournal> journal;
+    auto src = index_source(cfg, rootfd.get(), journal);
+    if (!src) {
+        return startup_error(src.error());
     }
     reactor::BlockingPool pool(2);
     reactor::BlockingPool::set_global(&pool);
     storage::Index index;
     storage::Store store(v2fd.get(), store_config(cfg), index);
+    std::optional<SnapshotKeeper> keeper;
+    if (journal) {
+        store.set_journal(journal.get());
+        keeper.emplace(rootfd.get(), v2fd.get(), index, *journal);
+    }
     reactor::Latch ready;
     registry::Registry reg(registry_config(cfg), store, ready);
     http::Server server(server_config(cfg), reg);
@@ -333,8 +441,8 @@ int serve_main(const Config& cfg) {
     std::fflush(stdout);
     RP_LOG_INFO("ringport %s serving %s on %s with %u shard(s)", RINGPORT_VERSION,
                 cfg.storage_root.c_str(), bound->c_str(), server.shard_count());
-    run_until_signal(cfg, sigs, std::move(*snapshot), rootfd.get(), v2fd.get(), server, index,
-                     store, ready);
+    run_until_signal(cfg, sigs, std::move(*src), v2fd.get(), server, index, store, ready,
+                     keeper ? &*keeper : nullptr);
     RP_LOG_INFO("stopped");
     util::log_stop();
     reactor::BlockingPool::set_global(nullptr);

@@ -16,6 +16,11 @@ bool AsyncMutex::try_lock() noexcept {
     return true;
 }
 
+bool AsyncMutex::held() const noexcept {
+    std::lock_guard lk(mu_);
+    return locked_;
+}
+
 bool AsyncMutex::enqueue(LockAwaiter& w) noexcept {
     std::lock_guard lk(mu_);
     if (!locked_) {

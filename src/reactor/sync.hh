@@ -42,10 +42,13 @@ class AsyncMutex {
     LockAwaiter lock() noexcept { return LockAwaiter{*this}; }
     bool try_lock() noexcept;
     void unlock() noexcept;
+    // Whether someone holds it at this instant (for a snapshot save, which
+    // must know whether a writer may be mid-change).
+    bool held() const noexcept;
 
   private:
     bool enqueue(LockAwaiter& w) noexcept;
-    std::mutex mu_;
+    mutable std::mutex mu_;
     bool locked_ = false;
     LockAwaiter* head_ = nullptr; // FIFO of waiters
     LockAwaiter* tail_ = nullptr;

@@ -452,9 +452,12 @@ std::optional<std::uint64_t> Index::generation(std::string_view repo) const {
     return r == nullptr ? std::nullopt : std::optional<std::uint64_t>(r->gen);
 }
 
-std::optional<Index::RepoContent> Index::content(std::string_view repo) const {
+std::optional<Index::RepoContent> Index::content(std::string_view repo, bool* writing) const {
     std::shared_lock lk(mu_);
     const RepoState* r = find(repo);
+    if (writing != nullptr) {
+        *writing = r != nullptr && r->write_mu.held();
+    }
     if (r == nullptr) {
         return std::nullopt;
     }

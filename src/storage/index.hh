@@ -134,7 +134,9 @@ class Index {
     // Listed repositories in catalog order; with `all`, also those holding nothing.
     std::vector<std::string> repo_names(bool all = false) const;
     std::optional<std::uint64_t> generation(std::string_view repo) const;
-    std::optional<RepoContent> content(std::string_view repo) const;
+    // With `writing`: whether a writer held the repository's write lock when
+    // it was read (its content may then be mid-change).
+    std::optional<RepoContent> content(std::string_view repo, bool* writing = nullptr) const;
     // Whether the repository holds exactly what `load` holds.
     bool same_content(std::string_view repo, const RepoLoad& load) const;
     // Replaces the repository's content with `load` unless something changed

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "storage/fs.hh"
+#include "storage/journal.hh"
 #include "storage/layout.hh"
 #include "storage/snapshot.hh"
 #include "storage/tree_scan.hh"
@@ -74,32 +75,103 @@ Result<RebuildStats> rebuild(int v2fd, Index& index, Store& store, const Manifes
     return stats;
 }
 
-Result<std::optional<std::string>> take_snapshot(int rootfd, bool use) {
+Result<std::optional<std::string>> read_snapshot(int rootfd, bool use) {
     const std::string file(snapshot_file);
     std::optional<std::string> bytes;
     if (use) {
         auto b = blocking::read_file(rootfd, file, std::size_t{1} << 36);
         if (b) {
             bytes = std::move(*b);
-        } else if (b.error().sys_errno == ENOENT) {
-            return bytes;
+        } else if (b.error().sys_errno != ENOENT) {
+            return std::move(b).error();
         }
+        return bytes;
     }
-    if (::unlinkat(rootfd, file.c_str(), 0) != 0) {
-        if (errno == ENOENT) {
-            return bytes;
-        }
+    if (::unlinkat(rootfd, file.c_str(), 0) != 0 && errno != ENOENT) {
         return Error::sys(errno, "remove " + file +
-                                     " (an index snapshot that stays could be trusted after a "
-                                     "crash; remove it, or fix the root's permissions)");
+                                     " (an index snapshot that stays could be trusted by a "
+                                     "later start; remove it, or fix the root's permissions)");
     }
-    if (::fsync(rootfd) != 0) {
-        return Error::sys(errno, "fsync the root after removing " + file);
+    if (auto r = WriteJournal::remove(rootfd); !r) {
+        return std::move(r).error();
     }
     return bytes;
 }
 
-Result<RebuildStats> load_snapshot(std::string bytes, int v2fd, Index& index, Store& store,
+namespace {
+
+// Which of the snapshot's repositories must be read from disk: those its
+// journal names (written since the save), those whose directories changed,
+// and, when the repositories walk changed, those that appeared; those that
+// disappeared are dropped. Fills `rescans` and `stale` (per snapshot repo);
+// `uploads` gets the repositories with an _uploads directory.
+void plan_rescans(int v2fd, SnapshotReader& rd, const std::vector<std::string>& dirty,
+                  unsigned threads, std::vector<char>& stale, std::vector<RepoScan>& rescans,
+                  std::vector<std::string>& uploads) {
+    const unsigned stat_threads = 32; // many stats in flight: on a cold cache each waits
+    std::atomic<bool> walk_changed{false};
+    const auto& walk = rd.walk();
+    parallel_for(walk.size(), stat_threads, [&](std::size_t i) {
+        if (!walk_changed && !stamp_dir(v2fd, walk[i].path).same_state(walk[i])) {
+            walk_changed = true;
+        }
+    });
+    auto& heads = rd.repos();
+    stale.assign(heads.size(), 0);
+    std::set<std::string> known;
+    for (std::size_t i = 0; i < heads.size(); ++i) {
+        known.insert(heads[i].name);
+    }
+    std::set<std::string> extra(dirty.begin(), dirty.end());
+    uploads = rd.uploads();
+    if (walk_changed) {
+        // Repositories came or went: the walk (directory reads, no links) says
+        // which; only those, the dirty ones and the changed ones are read.
+        Found found = find_all(v2fd, threads < 8 ? 8 : threads);
+        std::set<std::string> present(found.repos.begin(), found.repos.end());
+        for (std::size_t i = 0; i < heads.size(); ++i) {
+            if (!present.contains(heads[i].name)) {
+                stale[i] = 2; // gone: not loaded
+            }
+        }
+        for (const std::string& n : found.repos) {
+            if (!known.contains(n)) {
+                extra.insert(n);
+            }
+        }
+        uploads = std::move(found.with_uploads);
+    }
+    parallel_for(heads.size(), stat_threads, [&](std::size_t i) {
+        if (stale[i] != 0) {
+            return;
+        }
+        if (extra.contains(heads[i].name)) {
+            stale[i] = 1;
+            return;
+        }
+        std::string base = layout::repo_dir(heads[i].name) + "/";
+        for (const DirStamp& d : heads[i].dirs) {
+            if (!stamp_dir(v2fd, base + d.path).same_state(d)) {
+                stale[i] = 1;
+                return;
+            }
+        }
+    });
+    for (std::size_t i = 0; i < heads.size(); ++i) {
+        if (stale[i] == 1) {
+            rescans.emplace_back().name = heads[i].name;
+        }
+        extra.erase(heads[i].name);
+    }
+    for (const std::string& n : extra) { // new, or named by the journal and not in the snapshot
+        rescans.emplace_back().name = n;
+    }
+}
+
+} // namespace
+
+Result<RebuildStats> load_snapshot(std::string bytes, const std::vector<std::string>& dirty,
+                                   int v2fd, Index& index, Store& store,
                                    const ManifestParser& parse, std::int64_t purge_age_s,
                                    unsigned threads) {
     auto t0 = std::chrono::steady_clock::now();
@@ -107,17 +179,8 @@ Result<RebuildStats> load_snapshot(std::string bytes, int v2fd, Index& index, St
     if (!rd) {
         return std::move(rd).error();
     }
-    // Many stats in flight: on a cold cache each waits for the disk.
-    const unsigned stat_threads = 32;
-    std::atomic<bool> walk_changed{false};
-    const auto& walk = rd->walk();
-    parallel_for(walk.size(), stat_threads, [&](std::size_t i) {
-        if (!walk_changed && !stamp_dir(v2fd, walk[i].path).same_state(walk[i])) {
-            walk_changed = true;
-        }
-    });
-    if (walk.empty() || walk_changed) {
-        return Error::of(Errc::invalid, "the repositories tree changed since the snapshot");
+    if (rd->walk().empty()) {
+        return Error::of(Errc::invalid, "the snapshot holds no repositories walk");
     }
     std::vector<Digest> digests;
     digests.reserve(rd->digests().size());
@@ -129,28 +192,14 @@ Result<RebuildStats> load_snapshot(std::string bytes, int v2fd, Index& index, St
         digests.push_back(std::move(*p));
     }
     auto& heads = rd->repos();
-    std::vector<char> stale(heads.size(), 0);
-    parallel_for(heads.size(), stat_threads, [&](std::size_t i) {
-        std::string base = layout::repo_dir(heads[i].name) + "/";
-        for (const DirStamp& d : heads[i].dirs) {
-            if (!stamp_dir(v2fd, base + d.path).same_state(d)) {
-                stale[i] = 1;
-                return;
-            }
-        }
-    });
+    std::vector<char> stale;
+    std::vector<RepoScan> rescans;
+    std::vector<std::string> uploads;
+    plan_rescans(v2fd, *rd, dirty, threads, stale, rescans, uploads);
     RebuildStats stats;
     stats.from_snapshot = true;
-    // An _uploads directory made while stopped changed its parent (a walk
-    // directory): every one there is is listed here.
-    for (const std::string& name : rd->uploads()) {
+    for (const std::string& name : uploads) {
         scan_uploads(v2fd, name, purge_age_s, nullptr, stats.uploads, stats.uploads_purged);
-    }
-    std::vector<RepoScan> rescans;
-    for (std::size_t i = 0; i < heads.size(); ++i) {
-        if (stale[i] != 0) {
-            rescans.emplace_back().name = heads[i].name;
-        }
     }
     stats.rescanned = rescans.size();
     scan_all(v2fd, rescans, threads < 8 ? 8 : threads);
@@ -278,41 +327,9 @@ VerifyStats verify_index(int v2fd, Index& index, Store& store, const ManifestPar
     return vs;
 }
 
-Result<std::size_t> write_snapshot(int rootfd, int v2fd, const Index& index, unsigned threads) {
-    SnapshotWriter w;
-    std::vector<std::string> visited;
-    Found found = find_all(v2fd, threads, &visited);
-    for (std::string& p : visited) {
-        w.walk_dir(stamp_dir(v2fd, std::move(p)));
-    }
-    for (const std::string& name : found.with_uploads) {
-        w.uploads_repo(name);
-    }
-    // Every repository on disk gets its directories stamped, also one the
-    // index holds nothing for (all deleted, or only broken links): a link
-    // added to it while stopped must show as a changed directory.
-    std::set<std::string> names(found.repos.begin(), found.repos.end());
-    for (std::string& n : index.repo_names()) {
-        names.insert(std::move(n));
-    }
-    for (const std::string& name : names) {
-        auto c = index.content(name).value_or(Index::RepoContent{});
-        SnapshotRepo r;
-        r.name = name;
-        r.dirs = repo_dirs(v2fd, name);
-        for (const Digest& d : c.layers) {
-            r.layers.push_back(w.digest(d.str()));
-        }
-        for (const Digest& d : c.manifests) {
-            r.manifests.push_back(w.digest(d.str()));
-        }
-        r.tags.reserve(c.tags.size());
-        for (auto& [tag, d] : c.tags) {
-            r.tags.emplace_back(std::move(tag), w.digest(d.str()));
-        }
-        w.repo(r);
-    }
-    std::string bytes = w.finish();
+namespace {
+
+Result<void> write_snapshot_file(int rootfd, const std::string& bytes) {
     const std::string file(snapshot_file);
     std::string tmp = file + ".tmp";
     util::UniqueFd fd(
@@ -338,6 +355,88 @@ Result<std::size_t> write_snapshot(int rootfd, int v2fd, const Index& index, uns
         int e = errno;
         (void)::unlinkat(rootfd, tmp.c_str(), 0);
         return Error::sys(e, "write " + file);
+    }
+    return util::Ok{};
+}
+
+// The snapshot's bytes. Every directory is stamped before any of the index
+// is read: a write that lands in between changes a stamped directory (read
+// again at the next start) or is in the journal, never lost. `writing` gets
+// the repositories whose writer held the write lock while they were read.
+std::string encode_snapshot(int v2fd, const Index& index, unsigned threads,
+                            std::vector<std::string>& writing) {
+    SnapshotWriter w;
+    std::vector<std::string> visited;
+    Found found = find_all(v2fd, threads, &visited);
+    for (std::string& p : visited) {
+        w.walk_dir(stamp_dir(v2fd, std::move(p)));
+    }
+    for (const std::string& name : found.with_uploads) {
+        w.uploads_repo(name);
+    }
+    // Every repository on disk gets its directories stamped, also one the
+    // index holds nothing for (all deleted, or only broken links): a link
+    // added to it while stopped must show as a changed directory. A state a
+    // writer holds without content yet is included, so its writer is seen.
+    std::set<std::string> names(found.repos.begin(), found.repos.end());
+    for (std::string& n : index.repo_names(true)) {
+        names.insert(std::move(n));
+    }
+    std::vector<SnapshotRepo> repos(names.size());
+    std::size_t i = 0;
+    for (const std::string& name : names) {
+        repos[i].name = name;
+        repos[i++].dirs = repo_dirs(v2fd, name);
+    }
+    for (SnapshotRepo& r : repos) {
+        bool busy = false;
+        auto c = index.content(r.name, &busy).value_or(Index::RepoContent{});
+        if (busy) {
+            writing.push_back(r.name);
+        }
+        for (const Digest& d : c.layers) {
+            r.layers.push_back(w.digest(d.str()));
+        }
+        for (const Digest& d : c.manifests) {
+            r.manifests.push_back(w.digest(d.str()));
+        }
+        r.tags.reserve(c.tags.size());
+        for (auto& [tag, d] : c.tags) {
+            r.tags.emplace_back(std::move(tag), w.digest(d.str()));
+        }
+        w.repo(r);
+        r = SnapshotRepo{}; // free as we go
+    }
+    return w.finish();
+}
+
+} // namespace
+
+Result<std::size_t> write_snapshot(int rootfd, int v2fd, const Index& index, WriteJournal* journal,
+                                   unsigned threads) {
+    if (journal != nullptr) {
+        if (auto b = journal->begin_save(); !b) {
+            journal->abort_save();
+            return std::move(b).error();
+        }
+    }
+    std::vector<std::string> writing;
+    std::string bytes = encode_snapshot(v2fd, index, threads, writing);
+    Result<void> r = util::Ok{};
+    if (journal != nullptr) {
+        r = journal->add_blocking(writing);
+    }
+    if (r) {
+        r = write_snapshot_file(rootfd, bytes);
+    }
+    if (r && journal != nullptr) {
+        r = journal->commit_save();
+    }
+    if (!r) {
+        if (journal != nullptr) {
+            journal->abort_save();
+        }
+        return std::move(r).error();
     }
     return bytes.size();
 }

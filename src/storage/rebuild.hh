@@ -13,6 +13,7 @@
 namespace rp::storage {
 
 class Store;
+class WriteJournal;
 
 struct RebuildStats {
     std::size_t repos = 0;
@@ -41,21 +42,22 @@ util::Result<RebuildStats> rebuild(int v2fd, Index& index, Store& store,
                                    const ManifestParser& parse, std::int64_t purge_age_s,
                                    unsigned threads);
 
-// Takes the snapshot a clean shutdown left in <root> (rootfd): reads it when
-// `use` (nothing when there is none), then removes it and fsyncs the root,
-// before anything is served, so a crash later cannot leave a snapshot that
-// misses this run's writes. An error (startup must fail) when it exists but
-// cannot be removed; an unreadable one is removed and not used.
-util::Result<std::optional<std::string>> take_snapshot(int rootfd, bool use);
+// The snapshot in <root> (rootfd), if any. It stays in place: the write
+// journal covers what this run writes until the next save replaces it.
+// With `use` false (snapshots off) it and the journal are removed instead,
+// before anything is served (they would miss this run's writes); an error
+// (startup must fail) when they exist but cannot be removed.
+util::Result<std::optional<std::string>> read_snapshot(int rootfd, bool use);
 
-// Loads the index from snapshot bytes (take_snapshot) if the tree still
-// matches them: every directory of the repositories walk must be unchanged
-// (else an error: the caller rebuilds), and each repository whose _layers or
-// _manifests directories changed is read from disk instead. Manifests are
-// always read and verified from their blobs; stale uploads in the
-// repositories that had an _uploads directory are purged, as a full rebuild
-// would. On an error the index is untouched.
-util::Result<RebuildStats> load_snapshot(std::string bytes, int v2fd, Index& index, Store& store,
+// Loads the index from snapshot bytes (read_snapshot), reading from disk
+// instead every repository the journal names (`dirty`: written since the
+// save), every one whose _layers or _manifests directories changed, and,
+// when the repositories walk changed, every one that appeared (the walk, a
+// directory read each, says which; those gone are dropped). Manifests are
+// always read and verified from their blobs; stale uploads are purged, as a
+// full rebuild would. On an error the index is untouched.
+util::Result<RebuildStats> load_snapshot(std::string bytes, const std::vector<std::string>& dirty,
+                                         int v2fd, Index& index, Store& store,
                                          const ManifestParser& parse, std::int64_t purge_age_s,
                                          unsigned threads);
 
@@ -75,10 +77,13 @@ struct VerifyStats {
 VerifyStats verify_index(int v2fd, Index& index, Store& store, const ManifestParser& parse,
                          std::int64_t purge_age_s, unsigned threads, const std::atomic<bool>& stop);
 
-// Writes the snapshot (temp file, fsync, rename, fsync of <root>). For a
-// clean shutdown, when nothing writes any more. Returns the bytes written.
+// Saves the snapshot (temp file, fsync, rename, fsync of <root>) while
+// clients write, with the journal's save protocol (journal.hh); blocking,
+// for a helper thread. Every directory is stamped before the index is read.
+// On a failure the snapshot on disk is removed (the next start reads the
+// tree). Returns the bytes written.
 util::Result<std::size_t> write_snapshot(int rootfd, int v2fd, const Index& index,
-                                         unsigned threads);
+                                         WriteJournal* journal, unsigned threads);
 
 // Removes upload directories older than `purge_age_s` that no session holds.
 // Blocking; for a helper thread. Returns how many were removed.

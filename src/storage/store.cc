@@ -66,6 +66,13 @@ Store::cache_body(std::shared_ptr<const std::string> body) noexcept {
     return {std::move(charge), p}; // aliasing: the charge lives as long as the body is shared
 }
 
+Task<Result<void>> Store::note_write(const std::string& repo) noexcept {
+    if (journal_ == nullptr) {
+        co_return util::Ok{};
+    }
+    co_return co_await journal_->record(repo);
+}
+
 // ---- blobs --------------------------------------------------------------
 
 Task<Result<std::uint64_t>> Store::stat_blob(std::string repo, Digest d) noexcept {
@@ -114,6 +121,9 @@ Task<Result<void>> Store::delete_blob(std::string repo, Digest d) noexcept {
     RepoLease rs = index_.lease(repo);
     co_await rs->write_mu.lock();
     reactor::AsyncLockGuard guard(rs->write_mu);
+    if (auto j = co_await note_write(repo); !j) {
+        co_return std::move(j).error();
+    }
     if (!index_.has_layer(repo, d)) {
         co_return Error::of(Errc::not_found, "blob unknown to repository");
     }
@@ -141,6 +151,9 @@ Task<Result<bool>> Store::mount_blob(std::string repo, Digest d,
     RepoLease rs = index_.lease(repo);
     co_await rs->write_mu.lock();
     reactor::AsyncLockGuard guard(rs->write_mu);
+    if (auto j = co_await note_write(repo); !j) {
+        co_return std::move(j).error();
+    }
     auto l = co_await link_layer(repo, d);
     if (!l) {
         co_return std::move(l).error();
@@ -443,7 +456,10 @@ Task<Result<void>> Store::commit_upload(UploadPtr u, Digest expected,
         RepoLease rs = index_.lease(u->repo);
         co_await rs->write_mu.lock();
         reactor::AsyncLockGuard guard(rs->write_mu);
-        mv = co_await link_layer(u->repo, expected);
+        mv = co_await note_write(u->repo);
+        if (mv) {
+            mv = co_await link_layer(u->repo, expected);
+        }
     }
     co_await cancel_upload(u); // the session ends either way; its files go
     co_return mv;

@@ -14,6 +14,7 @@
 #include "storage/digest.hh"
 #include "storage/fs.hh"
 #include "storage/index.hh"
+#include "storage/journal.hh"
 #include "storage/receive.hh"
 #include "util/result.hh"
 
@@ -59,6 +60,9 @@ class Store {
   public:
     Store(int v2fd, StoreConfig cfg, Index& index) noexcept;
     Index& index() noexcept { return index_; }
+    // Writers record their repository here before their first write after
+    // each index snapshot (null: snapshots off, nothing to record).
+    void set_journal(WriteJournal* j) noexcept { journal_ = j; }
     Fs& fs() noexcept { return fs_; }
     const StoreConfig& config() const noexcept { return cfg_; }
 
@@ -137,6 +141,8 @@ class Store {
     reactor::Task<util::Result<UploadPtr>> resume_upload(std::string repo,
                                                          std::string uuid) noexcept;
     void forget_upload(const std::string& uuid) noexcept;
+    // Under the repository's write lock, before its first disk write.
+    reactor::Task<util::Result<void>> note_write(const std::string& repo) noexcept;
     // Under uploads_mu_: room for one more session, releasing the idlest idle
     // one when the table is full (into `out`, closed outside the lock).
     bool make_room_locked(UploadPtr& out) noexcept;
@@ -144,6 +150,7 @@ class Store {
     Fs fs_;
     StoreConfig cfg_;
     Index& index_;
+    WriteJournal* journal_ = nullptr;
     mutable std::mutex uploads_mu_;
     std::unordered_map<std::string, UploadPtr> uploads_;
     // Shared with the charged bodies, which may outlive the store in the index.

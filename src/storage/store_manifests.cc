@@ -28,6 +28,9 @@ Task<Result<void>> Store::put_manifest(std::string repo, ManifestPtr m,
     RepoLease rs = index_.lease(repo);
     co_await rs->write_mu.lock();
     reactor::AsyncLockGuard guard(rs->write_mu);
+    if (auto j = co_await note_write(repo); !j) {
+        co_return std::move(j).error();
+    }
     auto w = co_await write_blob_bytes(m->digest, *m->body);
     if (!w) {
         co_return w;
@@ -83,6 +86,9 @@ Task<Result<void>> Store::delete_manifest(std::string repo, Digest d) noexcept {
     RepoLease rs = index_.lease(repo);
     co_await rs->write_mu.lock();
     reactor::AsyncLockGuard guard(rs->write_mu);
+    if (auto j = co_await note_write(repo); !j) {
+        co_return std::move(j).error();
+    }
     if (!index_.manifest(repo, d)) {
         co_return Error::of(Errc::not_found, "manifest unknown");
     }
@@ -111,6 +117,9 @@ Task<Result<void>> Store::delete_tag(std::string repo, std::string tag) noexcept
     RepoLease rs = index_.lease(repo);
     co_await rs->write_mu.lock();
     reactor::AsyncLockGuard guard(rs->write_mu);
+    if (auto j = co_await note_write(repo); !j) {
+        co_return std::move(j).error();
+    }
     if (!index_.resolve_tag(repo, tag)) {
         co_return Error::of(Errc::not_found, "tag unknown");
     }

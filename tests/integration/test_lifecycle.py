@@ -1044,6 +1044,19 @@ def snapshot_file(root):
     return os.path.join(root, ".ringport.index")
 
 
+def journal_file(root):
+    return os.path.join(root, ".ringport.dirty")
+
+
+def saved_line(srv, why, timeout_s=30.0, after=0):
+    """The log line of a snapshot save (`why`: after start, periodic, at shutdown)
+    among stderr lines from index `after` on."""
+    line = wait_until(lambda: next((l for l in list(srv.err)[after:]
+                                    if f"index snapshot saved ({why})" in l), None), timeout_s)
+    assert line, f"no 'index snapshot saved ({why})' line: {srv.err[-5:]}"
+    return line
+
+
 def snap_root(lab, repos=12, tags=("a", "b", "c")):
     """A root with `repos` repositories, each tag its own manifest; returns
     (root, {(name, tag): manifest digest})."""
@@ -1122,7 +1135,8 @@ def test_a_clean_restart_starts_from_the_snapshot_and_answers_exactly_as_before(
     line = start_ready(srv)
     assert "from the snapshot" in line, line
     assert count_in(line, r"repositories \(") == 12 and count_in(line, "read again") == 0, line
-    assert not os.path.exists(snapshot_file(root)), "the snapshot must be gone while serving"
+    # It stays while serving: the journal names what this run writes.
+    assert os.path.getsize(snapshot_file(root)) > 0 and os.path.exists(journal_file(root))
     assert index_view(srv) == before
     v = verified_line(srv)
     assert count_in(v, "corrected") == 0 and count_in(v, "repositories read") == 12, v
@@ -1167,13 +1181,15 @@ def test_a_tag_rewritten_in_place_while_stopped_is_corrected_by_the_verification
     assert index_view(srv) == want
 
 
-def test_a_new_repository_made_while_stopped_means_the_tree_is_read_instead(lab):
+def test_a_new_repository_made_while_stopped_is_found_by_the_walk_and_read(lab):
     root, digests, srv = stopped_with_snapshot(lab, repos=4)
     _, md = rootgen.write_image(root, "other/new", ["v1"], SNAP_CONFIG, [SNAP_LAYER])
+    shutil.rmtree(rootgen.repo_dir(root, "snap/r02"))  # and one removed
     line = start_ready(srv)
-    assert "from the snapshot" not in line, line
-    assert any("index snapshot not used" in l and "changed" in l for l in srv.err), srv.err[-5:]
-    want = dict(digests)
+    # The repositories walk changed: it is walked again (directory reads, no
+    # links), and only the new repository is read; the removed one is gone.
+    assert "from the snapshot" in line and count_in(line, "read again") == 1, line
+    want = {k: v for k, v in digests.items() if k[0] != "snap/r02"}
     want[("other/new", "v1")] = md
     assert index_view(srv) == want
 
@@ -1194,26 +1210,52 @@ def test_a_damaged_snapshot_is_not_used_and_the_tree_is_read(lab, damage):
     line = start_ready(srv)
     assert "from the snapshot" not in line, line
     assert any("index snapshot not used" in l for l in srv.err), srv.err[-5:]
-    assert not os.path.exists(path)
     assert index_view(srv) == digests
+    # Replaced by a good one once the tree was read.
+    saved_line(srv, "after start")
+    with open(path, "rb") as f:
+        assert f.read(8) == b"RPINDEX2"
 
 
-def test_after_kill_9_no_snapshot_is_left_and_the_restart_reads_the_tree(lab):
+def test_after_kill_9_the_restart_trusts_the_snapshot_and_reads_again_what_was_written(lab):
     root, digests, srv = stopped_with_snapshot(lab, repos=3)
-    start_ready(srv)  # from the snapshot, which is removed before serving
-    assert not os.path.exists(snapshot_file(root))
-    # Re-point a tag through the API (a rename inside the tag's own directory,
-    # which no snapshot check would see), then crash.
+    start_ready(srv)
+    saved_line(srv, "after start")
+    # Re-point a tag to a manifest the repository already has (a rename
+    # inside the tag's own directory, which no directory stamp sees), push a
+    # new repository, then crash.
     c = Client(srv.host)
     body = c.get_manifest("snap/r00", "b", accept=OCI_MANIFEST).body
     r = c.put_manifest("snap/r00", "a", body, OCI_MANIFEST)
     assert r.status == 201, r
+    new_body, new_md = c.push_image("crash/new", "v1", layers=(b"pushed before the crash",))
     srv.kill()
     line = start_ready(srv)
-    assert "from the snapshot" not in line, line
-    assert any("no index snapshot" in l for l in srv.err), srv.err[-5:]
+    assert "from the snapshot" in line, line
+    assert count_in(line, "read again") == 2, line  # exactly the two written since the save
     want = dict(digests)
     want[("snap/r00", "a")] = digests[("snap/r00", "b")]
+    want[("crash/new", "v1")] = new_md
+    assert index_view(srv) == want  # right from the first answer
+    got = Client(srv.host).get_manifest("crash/new", "v1", accept=OCI_MANIFEST)
+    assert got.body == new_body, got
+
+
+def test_the_snapshot_is_saved_in_the_background_while_serving(lab):
+    root, digests, srv = stopped_with_snapshot(lab, repos=3)
+    srv.env["RINGPORT_STORAGE_INDEX_SNAPSHOT_INTERVAL_S"] = "1"
+    start_ready(srv)
+    saved_line(srv, "after start")
+    mark = len(srv.err)
+    c = Client(srv.host)
+    _, md = c.push_image("bg/app", "v1", layers=(b"saved in the background",))
+    saved_line(srv, "periodic", after=mark)
+    # Nothing written since that save: a crash now loses no work at restart.
+    srv.kill()
+    line = start_ready(srv)
+    assert "from the snapshot" in line and count_in(line, "read again") == 0, line
+    want = dict(digests)
+    want[("bg/app", "v1")] = md
     assert index_view(srv) == want
 
 
@@ -1223,11 +1265,13 @@ def test_index_snapshot_false_saves_nothing_and_removes_an_existing_one(lab):
     off = lab.ringport(root, env={"RINGPORT_STORAGE_INDEX_SNAPSHOT": "false"}, start=False)
     line = start_ready(off)
     assert "from the snapshot" not in line, line
-    # An old snapshot would miss what this run writes: it is removed.
+    # An old snapshot would miss what this run writes: it is removed, with its journal.
     assert not os.path.exists(snapshot_file(root))
+    assert not os.path.exists(journal_file(root))
     assert index_view(off) == digests
     assert off.stop() == 0
     assert not os.path.exists(snapshot_file(root))
+    assert not os.path.exists(journal_file(root))
 
 
 def test_a_repository_the_index_holds_nothing_for_is_still_checked_after_a_restart(lab):
@@ -1241,7 +1285,8 @@ def test_a_repository_the_index_holds_nothing_for_is_still_checked_after_a_resta
     for d in ("revisions/sha256", "tags"):  # empty, as after deleting everything
         os.makedirs(os.path.join(rootgen.repo_dir(root, name), "_manifests", d))
     line = start_ready(srv)
-    assert "from the snapshot" not in line, line  # a new repository: the tree was read
+    # A new repository: the walk finds it and it alone is read.
+    assert "from the snapshot" in line and count_in(line, "read again") == 1, line
     assert srv.stop() == 0
     # Now the snapshot knows it (empty). Another writer pushes into it.
     _, md = rootgen.write_image(root, name, ["late"], SNAP_CONFIG, [SNAP_LAYER])

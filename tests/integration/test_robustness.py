@@ -261,7 +261,9 @@ def expected_http_state(known):
 
 
 class Tree:
-    """Files (with content hashes) and directories under a root; `_uploads` apart."""
+    """Files (with content hashes) and directories under a root; `_uploads` apart.
+    ringport's own bookkeeping beside the tree (`.ringport.lock`, the index
+    snapshot and its journal, saved in the background) is not stored data."""
 
     def __init__(self, root):
         self.files, self.dirs, self.uploads = {}, set(), set()
@@ -279,6 +281,8 @@ class Tree:
                     self.dirs.add(p)
             for fn in fns:
                 p = os.path.normpath(os.path.join(rel, fn))
+                if rel == "." and fn.startswith(".ringport."):
+                    continue
                 if in_uploads:
                     self.uploads.add(p)
                     continue
