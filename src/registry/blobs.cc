@@ -24,7 +24,9 @@ Task<void> Registry::get_blob(http::Exchange& ex, const Route& r) noexcept {
         co_return;
     }
     std::uint64_t size = 0;
-    auto fd = co_await store_.open_blob(r.name, *d, &size);
+    // While the index loads, the tree answers (no request waits for the whole walk).
+    auto fd = ready_.is_set() ? co_await store_.open_blob(r.name, *d, &size)
+                              : co_await store_.open_blob_on_disk(r.name, *d, &size);
     if (!fd) {
         co_await fail(ex, code_for(fd.error(), Code::blob_unknown), d->str());
         co_return;

@@ -77,6 +77,32 @@ util::Result<Reference> parse_reference(std::string_view ref, Code* code) {
     return r;
 }
 
+// While the index loads: the manifest straight from the tree, as Distribution
+// reads it (tag link, revision link, blob), parsed for its media type.
+Task<storage::ManifestPtr> manifest_from_tree(storage::Store& store, std::string name,
+                                              Reference ref) noexcept {
+    if (!ref.is_digest) {
+        auto d = co_await store.tag_on_disk(name, ref.tag);
+        if (!d) {
+            co_return nullptr;
+        }
+        ref.digest = std::move(*d);
+    }
+    auto body = co_await store.manifest_on_disk(name, ref.digest);
+    if (!body) {
+        co_return nullptr;
+    }
+    auto info = parse_stored_manifest(ref.digest, *body);
+    if (!info) {
+        co_return nullptr;
+    }
+    auto m = std::make_shared<storage::ManifestInfo>(std::move(*info));
+    m->digest = ref.digest;
+    m->size = body->size();
+    m->body = std::make_shared<const std::string>(std::move(*body));
+    co_return m;
+}
+
 } // namespace
 
 Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
@@ -86,10 +112,15 @@ Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
         co_await fail(ex, code, ref.error().detail);
         co_return;
     }
-    storage::Index& idx = store_.index();
-    std::optional<Digest> d =
-        ref->is_digest ? std::optional<Digest>(ref->digest) : idx.resolve_tag(r.name, ref->tag);
-    storage::ManifestPtr m = d ? idx.manifest(r.name, *d) : nullptr;
+    storage::ManifestPtr m;
+    if (ready_.is_set()) {
+        storage::Index& idx = store_.index();
+        std::optional<Digest> d =
+            ref->is_digest ? std::optional<Digest>(ref->digest) : idx.resolve_tag(r.name, ref->tag);
+        m = d ? idx.manifest(r.name, *d) : nullptr;
+    } else { // no request waits for the whole tree to be read
+        m = co_await manifest_from_tree(store_, r.name, std::move(*ref));
+    }
     if (!m) {
         co_await fail(ex, Code::manifest_unknown, r.ref);
         co_return;

@@ -100,8 +100,13 @@ Task<void> Registry::handle(http::Exchange& ex) noexcept {
         co_await fail(ex, Code::name_invalid, "invalid repository name");
         co_return;
     }
-    // No request gets an answer from a half-loaded index: wait for it.
-    co_await ready_.wait();
+    // No request gets an answer from a half-loaded index. Manifest and blob
+    // reads are answered from the tree meanwhile (no write has run yet, so it
+    // is the truth); everything else waits for the index.
+    bool read = req.method == "GET" || req.method == "HEAD";
+    if (!(read && (route.kind == RouteKind::manifest || route.kind == RouteKind::blob))) {
+        co_await ready_.wait();
+    }
     co_await dispatch(ex, std::move(route));
 }
 

@@ -90,6 +90,10 @@ Task<Result<int>> Store::open_blob(std::string repo, Digest d, std::uint64_t* si
     if (!index_.has_layer(repo, d)) {
         co_return Error::of(Errc::not_found, "blob unknown to repository");
     }
+    co_return co_await open_blob_data(d, size);
+}
+
+Task<Result<int>> Store::open_blob_data(const Digest& d, std::uint64_t* size) noexcept {
     auto fd = co_await fs_.open(layout::blob_data(d), O_RDONLY);
     if (!fd) {
         co_return Error::of(Errc::not_found, "blob data missing");
@@ -101,6 +105,45 @@ Task<Result<int>> Store::open_blob(std::string repo, Digest d, std::uint64_t* si
     }
     *size = static_cast<std::uint64_t>(st->stx_size);
     co_return *fd;
+}
+
+// ---- straight from the tree ----------------------------------------------
+
+Task<Result<Digest>> Store::read_link(std::string path) noexcept {
+    auto b = co_await fs_.read_file(std::move(path), 256);
+    if (!b) {
+        co_return Error::of(Errc::not_found, "no link");
+    }
+    auto d = Digest::parse(*b);
+    if (!d) {
+        co_return Error::of(Errc::not_found, "broken link");
+    }
+    co_return std::move(*d);
+}
+
+Task<Result<Digest>> Store::tag_on_disk(std::string repo, std::string tag) noexcept {
+    co_return co_await read_link(layout::tag_current_link(repo, tag));
+}
+
+Task<Result<std::string>> Store::manifest_on_disk(std::string repo, Digest d) noexcept {
+    auto link = co_await read_link(layout::revision_link(repo, d));
+    if (!link || !(*link == d)) {
+        co_return Error::of(Errc::not_found, "manifest unknown to repository");
+    }
+    auto body = co_await fs_.read_file(layout::blob_data(d), cfg_.manifest_bytes_max * 4);
+    if (!body || !(digest_of(d.algorithm(), *body) == d)) {
+        co_return Error::of(Errc::not_found, "manifest data missing or damaged");
+    }
+    co_return std::move(*body);
+}
+
+Task<Result<int>> Store::open_blob_on_disk(std::string repo, Digest d,
+                                           std::uint64_t* size) noexcept {
+    auto link = co_await read_link(layout::layer_link(repo, d));
+    if (!link || !(*link == d)) {
+        co_return Error::of(Errc::not_found, "blob unknown to repository");
+    }
+    co_return co_await open_blob_data(d, size);
 }
 
 Task<Result<void>> Store::link_layer(const std::string& repo, const Digest& d) noexcept {

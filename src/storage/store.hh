@@ -107,6 +107,18 @@ class Store {
     reactor::Task<util::Result<std::uint64_t>> upload_offset(std::string repo,
                                                              std::string uuid) noexcept;
 
+    // Straight from the tree --------------------------------------------------
+    // Distribution's way, a few reads each, with the checks the index load
+    // makes (a link must name the digest its path does; a manifest's bytes
+    // must hash to it). For reads answered while the index still loads,
+    // when no write can have run yet: the tree is the truth then.
+    reactor::Task<util::Result<Digest>> tag_on_disk(std::string repo, std::string tag) noexcept;
+    // The bytes of a manifest the repository links (revision link).
+    reactor::Task<util::Result<std::string>> manifest_on_disk(std::string repo, Digest d) noexcept;
+    // open_blob for a blob the repository links on disk (its _layers link).
+    reactor::Task<util::Result<int>> open_blob_on_disk(std::string repo, Digest d,
+                                                       std::uint64_t* size) noexcept;
+
     // Manifests ------------------------------------------------------------
     // Stores the manifest bytes as a blob, links the revision and the tag.
     reactor::Task<util::Result<void>> put_manifest(std::string repo, ManifestPtr m,
@@ -123,6 +135,8 @@ class Store {
     std::size_t cache_bytes_used() const noexcept { return cache_used_->load(); }
 
   private:
+    reactor::Task<util::Result<Digest>> read_link(std::string path) noexcept;
+    reactor::Task<util::Result<int>> open_blob_data(const Digest& d, std::uint64_t* size) noexcept;
     struct Pipeline;
     struct Piece;
     reactor::Task<util::Result<bool>> fill(Pipeline& p, char* buf, std::size_t cap,
