@@ -40,6 +40,11 @@ What it does, in order:
     ringport is started two ways: with storage.index_snapshot=false (every
     link read: a first start, or one after a crash) and as a restart from the
     snapshot that a clean stop just before saved;
+ 8b. on that root (and the scale root), bench/crash.py: with no snapshot, the
+    first manifest GET after the listener opens and 100 at once (Distribution
+    gets the same GETs), the time to a complete index; kill -9 during a push
+    load and the restart (time to ready, every acknowledged push pulled back);
+    manifest GET latency with a snapshot save every second and without;
  9. with --scale: 1,000,000 tags over 10,000 repositories, `sync` and
     `echo 3 > /proc/sys/vm/drop_caches` before each measured start, then
     ringport's time to /readyz (both ways, as in 7) and its RSS per tag
@@ -97,6 +102,7 @@ RINGPORT_ENV = {"RINGPORT_HTTP_ACCESS_LOG": "false", "RINGPORT_LOG_LEVEL": "warn
 sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
 from ringtest.harness import DISTRIBUTION_CONFIG  # noqa: E402
 import abuse as abuse_rounds  # noqa: E402  (bench/abuse.py)
+import crash as crash_runs  # noqa: E402  (bench/crash.py)
 
 T0 = time.monotonic()
 
@@ -723,6 +729,12 @@ def ready_runs(args, R, root, logdir, cfgdir, name, kinds, cold, res, keep):
         docs.sort(key=lambda d: d["extra"].get("ready_ms") or 1e18)
         res[kind] = (docs[(len(docs) - 1) // 2] if args.pick == "median" else docs[0]) if docs \
             else None
+    if "ringport" in kinds and not args.no_crash:
+        res["crash"] = crash_runs.compare_step(
+            root, logdir, name, res["repos"], res["tags"] // max(1, res["repos"]),
+            None if cold else (lambda: start_distribution(root, logdir, cfgdir,
+                                                          f"{name}-crash-distribution")),
+            say, drop=(lambda: drop_caches(R, name, res)) if cold else None)
     if not keep:
         t = time.monotonic()
         remove_root(root)
@@ -804,6 +816,7 @@ def build_rows(args, res):
     startup_rows(res, row)
     memory_rows(args, res, row, q)
     abuse_rounds.rows(res, row, fmt)
+    crash_runs.rows(res, row, fmt)
     return rows
 
 
@@ -1134,6 +1147,8 @@ def parse_args():
                     help="abandoned upload sessions per abuse round (10,000; quick: 600)")
     ap.add_argument("--abuse-stalled", type=int,
                     help="half-request connections per abuse round (10,000; quick: 300)")
+    ap.add_argument("--no-crash", action="store_true",
+                    help="skip the crash measurements in the startup and scale steps")
     ap.add_argument("--only", help="comma-separated steps: limits,idle,workloads,connections,"
                     "abuse,startup,scale (default: all but scale unless --scale)")
     a = ap.parse_args()

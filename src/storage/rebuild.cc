@@ -339,7 +339,8 @@ Result<void> write_snapshot_file(int rootfd, const std::string& bytes) {
     }
     std::size_t off = 0;
     while (off < bytes.size()) {
-        ssize_t n = ::write(fd.get(), bytes.data() + off, bytes.size() - off);
+        ssize_t n = ::write(fd.get(), bytes.data() + off,
+                            std::min<std::size_t>(bytes.size() - off, 1u << 20));
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -349,8 +350,16 @@ Result<void> write_snapshot_file(int rootfd, const std::string& bytes) {
             return Error::sys(e, "write " + tmp);
         }
         off += static_cast<std::size_t>(n);
+        // Written back a piece at a time, so the fsync below (and the
+        // journal commit it forces, which competes with the shards for the
+        // CPU) has little left to do.
+        {
+            (void)::sync_file_range(fd.get(), 0, static_cast<off_t>(off),
+                                    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                        SYNC_FILE_RANGE_WAIT_AFTER);
+        }
     }
-    if (::fsync(fd.get()) != 0 || ::renameat(rootfd, tmp.c_str(), rootfd, file.c_str()) != 0 ||
+    if (::fdatasync(fd.get()) != 0 || ::renameat(rootfd, tmp.c_str(), rootfd, file.c_str()) != 0 ||
         ::fsync(rootfd) != 0) {
         int e = errno;
         (void)::unlinkat(rootfd, tmp.c_str(), 0);
