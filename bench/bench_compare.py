@@ -33,6 +33,10 @@ What it does, in order:
  7. abuse (bench/abuse.py): two identical rounds of hostile load against a
     fresh ringport and a fresh Distribution: RSS growth in the second round,
     a well-behaved client's failures, and what ringport holds after each;
+ 7b. soak (bench/soak.py): 64 clients of mixed load for --soak-seconds against
+    one ringport on a 1 GiB loop-mounted root that fills up and is freed,
+    killed with SIGKILL at random moments and restarted; every acknowledged
+    write is checked after each restart, and Distribution serves the tree;
  8. startup: ringport-genroot writes 10,000 repositories x 10 tags, the page
     cache is warmed (every file read once), then the `ready` workload starts
     each server on it (`--server-cmd`): time to GET /v2/, to ready (/readyz;
@@ -103,6 +107,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
 from ringtest.harness import DISTRIBUTION_CONFIG  # noqa: E402
 import abuse as abuse_rounds  # noqa: E402  (bench/abuse.py)
 import crash as crash_runs  # noqa: E402  (bench/crash.py)
+import soak as soak_run  # noqa: E402  (bench/soak.py)
 
 T0 = time.monotonic()
 
@@ -817,6 +822,7 @@ def build_rows(args, res):
     memory_rows(args, res, row, q)
     abuse_rounds.rows(res, row, fmt)
     crash_runs.rows(res, row, fmt)
+    soak_run.rows(res, row, fmt)
     return rows
 
 
@@ -1147,10 +1153,12 @@ def parse_args():
                     help="abandoned upload sessions per abuse round (10,000; quick: 600)")
     ap.add_argument("--abuse-stalled", type=int,
                     help="half-request connections per abuse round (10,000; quick: 300)")
+    ap.add_argument("--soak-seconds", type=int,
+                    help="length of the soak step (600; quick: 60)")
     ap.add_argument("--no-crash", action="store_true",
                     help="skip the crash measurements in the startup and scale steps")
     ap.add_argument("--only", help="comma-separated steps: limits,idle,workloads,connections,"
-                    "abuse,startup,scale (default: all but scale unless --scale)")
+                    "abuse,soak,startup,scale (default: all but scale unless --scale)")
     a = ap.parse_args()
     if a.rounds < 1:
         ap.error("--rounds must be ≥ 1")
@@ -1173,16 +1181,16 @@ def parse_args():
     if a.idle_conns is None:
         a.idle_conns = 1000 if a.quick else 10000
     for key, full, quick in (("abuse_absent", 1000000, 20000), ("abuse_sessions", 10000, 600),
-                             ("abuse_stalled", 10000, 300)):
+                             ("abuse_stalled", 10000, 300), ("soak_seconds", 600, 60)):
         if getattr(a, key) is None:
             setattr(a, key, quick if a.quick else full)
-    steps = {"limits", "idle", "workloads", "connections", "abuse", "startup"}
+    steps = {"limits", "idle", "workloads", "connections", "abuse", "soak", "startup"}
     if a.scale or a.scale_root:
         steps.add("scale")
     if a.only:
         steps = set(a.only.split(","))
-        bad = steps - {"limits", "idle", "workloads", "connections", "abuse", "startup",
-                       "scale"}
+        bad = steps - {"limits", "idle", "workloads", "connections", "abuse", "soak",
+                       "startup", "scale"}
         if bad:
             ap.error(f"--only: unknown step(s) {', '.join(sorted(bad))}")
     a.steps = steps
@@ -1304,6 +1312,15 @@ def main():
                                            cfgdir, "abuse-distribution"),
                 say)
             step_done("abuse")
+
+        if "soak" in args.steps:
+            say(f"soak: {args.soak_seconds} s")
+            try:
+                res["soak"] = soak_run.run(args.soak_seconds, 64, 1024, say=say)
+            except Exception as e:  # the table says it failed; the rest still runs
+                res["soak"] = {"error": repr(e)}
+                R.errors.append(f"soak: {e!r}")
+            step_done("soak")
 
         if "startup" in args.steps:
             res["startup"] = startup(args, R, scratch, logdir, cfgdir, args.startup_repos, 10,
