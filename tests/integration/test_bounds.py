@@ -223,11 +223,11 @@ def test_two_abuse_rounds_hold_memory_flat_while_serving_a_good_client(start):
         assert st["index"]["repository_states"] == 1, st  # good/app only
     assert good.failures == 0 and good.health_failures == 0, good.errors[:5]
     assert good.ok >= 2, "the good client made no progress"
-    # Digests grow only with what the good client stored (two per push: its
-    # layer and manifest; the config is always the same bytes).
+    # The good client deletes what it pushed, so the index holds the same
+    # between rounds, give or take the one push in flight (its layer and
+    # manifest; the config is always the same bytes).
     d1, d2 = (res["status"]["index"]["digests"] for res in results)
-    pushes = results[1]["good_ok"] - results[0]["good_ok"]
-    assert d2 - d1 <= 2 * (pushes + 1), (d1, d2, pushes)
+    assert abs(d2 - d1) <= 2, (d1, d2)
     if not sanitized():  # ASan keeps freed memory in quarantine: RSS means nothing there
         grew = results[1]["rss_kib"] - results[0]["rss_kib"]
         assert grew <= 2048, f"round 2 grew RSS by {grew} KiB: {results}"

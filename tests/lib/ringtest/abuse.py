@@ -203,11 +203,16 @@ class WellBehaved(threading.Thread):
                 body, digest = c.push_image("good/app", f"v{i % 5}", layers=(layer,))
                 got = c.get_manifest("good/app", digest, accept=OCI_MANIFEST)
                 blob = c.get_blob("good/app", sha256(layer))
-                if got.status == 200 and got.body == body and blob.body == layer:
+                # Then deleted again, so what the registry stores stays the
+                # same size: growth between rounds is the abuse's, not this.
+                gone = [c.request("DELETE", f"/v2/good/app/manifests/{digest}").status,
+                        c.request("DELETE", f"/v2/good/app/blobs/{sha256(layer)}").status]
+                if got.status == 200 and got.body == body and blob.body == layer and \
+                        gone == [202, 202]:
                     self.ok += 1
                 else:
                     self.failures += 1
-                    self.errors.append(f"pull: {got.status} {blob.status}")
+                    self.errors.append(f"pull: {got.status} {blob.status}, delete: {gone}")
             except Exception as e:  # a refused push is what this counts
                 self.failures += 1
                 self.errors.append(repr(e))
