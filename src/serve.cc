@@ -395,11 +395,7 @@ util::Result<IndexSource> index_source(const Config& cfg, int rootfd,
         return std::move(j).error();
     }
     journal = std::move(*j);
-    auto dirty = storage::WriteJournal::read_names(rootfd);
-    if (!dirty) {
-        return std::move(dirty).error();
-    }
-    src.dirty = std::move(*dirty);
+    src.dirty = journal->recorded_names();
     return src;
 }
 

@@ -336,6 +336,21 @@ Result<std::string> read_file(int dirfd, const std::string& path, std::size_t ma
     return Error::of(Errc::too_large, path);
 }
 
+Result<void> write_all(int fd, std::string_view bytes, std::uint64_t off) {
+    while (!bytes.empty()) {
+        ssize_t n = ::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(off));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return Error::sys(n < 0 ? errno : EIO, "write");
+        }
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+        off += static_cast<std::uint64_t>(n);
+    }
+    return util::Ok{};
+}
+
 } // namespace blocking
 
 namespace {

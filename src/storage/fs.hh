@@ -54,6 +54,8 @@ class Fs {
 namespace blocking {
 util::Result<void> remove_tree(int dirfd, const std::string& path);
 util::Result<std::string> read_file(int dirfd, const std::string& path, std::size_t max_bytes);
+// Writes all of `bytes` at `off` (pwrite, retried on EINTR and short writes).
+util::Result<void> write_all(int fd, std::string_view bytes, std::uint64_t off);
 } // namespace blocking
 
 // Random identifiers: an RFC 4122 v4 UUID and a temp-file suffix.

@@ -47,21 +47,6 @@ void split_names(std::string_view bytes, std::vector<std::string>& out) {
     }
 }
 
-Result<void> write_at(int fd, std::string_view bytes, std::uint64_t off) {
-    while (!bytes.empty()) {
-        ssize_t n = ::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(off));
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return Error::sys(n < 0 ? errno : EIO, "write the journal");
-        }
-        bytes.remove_prefix(static_cast<std::size_t>(n));
-        off += static_cast<std::uint64_t>(n);
-    }
-    return util::Ok{};
-}
-
 Result<void> fsync_fd(int fd, const char* what) {
     if (::fsync(fd) != 0) {
         return Error::sys(errno, what);
@@ -95,12 +80,12 @@ Result<std::unique_ptr<WriteJournal>> WriteJournal::open(int rootfd) {
     }
     auto pending = blocking::read_file(rootfd, new_name(), journal_bytes_max);
     if (pending) { // a save that did not finish: keep its records in the main file
-        auto w = write_at(fd.get(), *pending, static_cast<std::uint64_t>(st.st_size));
-        if (w) {
-            w = fsync_fd(fd.get(), "fsync the journal");
-        }
+        auto w = blocking::write_all(fd.get(), *pending, static_cast<std::uint64_t>(st.st_size));
         if (!w) {
-            return w.error();
+            return Error::sys(w.error().sys_errno, "write the journal");
+        }
+        if (auto s = fsync_fd(fd.get(), "fsync the journal"); !s) {
+            return s.error();
         }
         if (::unlinkat(rootfd, new_name().c_str(), 0) != 0) {
             return Error::sys(errno, "remove " + new_name());
@@ -162,6 +147,11 @@ Task<Result<void>> WriteJournal::record(std::string repo) noexcept {
     co_return r;
 }
 
+std::vector<std::string> WriteJournal::recorded_names() const {
+    std::lock_guard lk(mu_);
+    return {cur_->names.begin(), cur_->names.end()};
+}
+
 std::size_t WriteJournal::recorded() const noexcept {
     std::lock_guard lk(mu_);
     return cur_->names.size();
@@ -207,8 +197,10 @@ Result<void> WriteJournal::add_blocking(const std::vector<std::string>& repos) {
     if (bytes.empty()) {
         return util::Ok{};
     }
-    auto w = write_at(f->fd.get(), bytes, off);
-    return w ? fsync_fd(f->fd.get(), "fsync the journal") : w;
+    if (auto w = blocking::write_all(f->fd.get(), bytes, off); !w) {
+        return Error::sys(w.error().sys_errno, "write the journal");
+    }
+    return fsync_fd(f->fd.get(), "fsync the journal");
 }
 
 Result<void> WriteJournal::commit_save() {

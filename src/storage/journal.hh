@@ -53,6 +53,9 @@ class WriteJournal {
     reactor::Task<util::Result<void>> record(std::string repo) noexcept;
     // Names recorded since the last save began (the save's "anything new?").
     std::size_t recorded() const noexcept;
+    // The names recorded so far, both files' (at startup, right after open:
+    // the repositories the snapshot on disk does not cover).
+    std::vector<std::string> recorded_names() const;
 
     // The save protocol (helper thread, blocking; one save at a time).
     util::Result<void> begin_save();

@@ -337,27 +337,19 @@ Result<void> write_snapshot_file(int rootfd, const std::string& bytes) {
     if (!fd.valid()) {
         return Error::sys(errno, "create " + tmp);
     }
-    std::size_t off = 0;
-    while (off < bytes.size()) {
-        ssize_t n = ::write(fd.get(), bytes.data() + off,
-                            std::min<std::size_t>(bytes.size() - off, 1u << 20));
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            int e = n < 0 ? errno : EIO;
+    // Written back a MiB at a time, so the fdatasync below (and the journal
+    // commit it forces, which competes with the shards for the CPU) has
+    // little left to do.
+    constexpr std::size_t piece = 1u << 20;
+    for (std::size_t off = 0; off < bytes.size(); off += piece) {
+        std::string_view part = std::string_view(bytes).substr(off, piece);
+        if (auto w = blocking::write_all(fd.get(), part, off); !w) {
             (void)::unlinkat(rootfd, tmp.c_str(), 0);
-            return Error::sys(e, "write " + tmp);
+            return Error::sys(w.error().sys_errno, "write " + tmp);
         }
-        off += static_cast<std::size_t>(n);
-        // Written back a piece at a time, so the fsync below (and the
-        // journal commit it forces, which competes with the shards for the
-        // CPU) has little left to do.
-        {
-            (void)::sync_file_range(fd.get(), 0, static_cast<off_t>(off),
-                                    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                                        SYNC_FILE_RANGE_WAIT_AFTER);
-        }
+        (void)::sync_file_range(fd.get(), 0, static_cast<off_t>(off + part.size()),
+                                SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                    SYNC_FILE_RANGE_WAIT_AFTER);
     }
     if (::fdatasync(fd.get()) != 0 || ::renameat(rootfd, tmp.c_str(), rootfd, file.c_str()) != 0 ||
         ::fsync(rootfd) != 0) {
