@@ -108,6 +108,14 @@ const std::vector<Key>& keys() {
                  1, 86400,
                  "how often the snapshot is saved while something was written since the last "
                  "save; a start after a crash reads again what was written since"),
+        uint_key("runtime", "ring_entries", &Config::runtime_ring_entries, 2, 32768,
+                 "submission queue entries of each shard's io_uring"),
+        uint_key("runtime", "blocking_threads", &Config::runtime_blocking_threads, 1, 256,
+                 "helper threads for the blocking calls io_uring cannot make (recursive "
+                 "removes, the journal's first write after a save)"),
+        uint_key("runtime", "background_threads", &Config::runtime_background_threads, 0, 256,
+                 "threads for background work at nice 19 (snapshot saves, purges, the "
+                 "verification) and for the startup index load; 0 means one per core"),
         uint_key("catalog", "max_entries", &Config::catalog_max_entries, 1, 1u << 20,
                  "largest catalog page; a larger n is clamped", "REGISTRY_CATALOG_MAXENTRIES"),
         str_key("log", "level", &Config::log_level, "debug, info, warn or error",

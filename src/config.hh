@@ -10,8 +10,8 @@
 
 namespace rp {
 
-// Every setting, with its default. docs/configuration.md and
-// ringport.example.toml list the same keys; a test keeps them in step.
+// Every setting, with its default. ringport.example.toml (written by
+// `ringport config-example`) lists the same keys; a test keeps them in step.
 struct Config {
     // [http]
     std::string http_listen = "127.0.0.1:5000";
@@ -35,6 +35,10 @@ struct Config {
     std::uint64_t storage_manifest_cache_bytes_max = 256u << 20;
     bool storage_index_snapshot = true;
     std::uint64_t storage_index_snapshot_interval_s = 60;
+    // [runtime]
+    std::uint64_t runtime_ring_entries = 1024;
+    std::uint64_t runtime_blocking_threads = 2;
+    std::uint64_t runtime_background_threads = 0; // 0: one per core
     // [catalog]
     std::uint64_t catalog_max_entries = 1000;
     // [log]

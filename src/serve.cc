@@ -25,6 +25,7 @@
 
 #include "serve.hh"
 #include "http/server.hh"
+#include "reactor/runtime.hh"
 #include "reactor/sync.hh"
 #include "registry/manifest.hh"
 #include "registry/registry.hh"
@@ -97,8 +98,6 @@ util::LogLevel level_of(const std::string& s) {
 http::ServerConfig server_config(const Config& c) {
     http::ServerConfig s;
     s.listen = c.http_listen;
-    unsigned cores = std::thread::hardware_concurrency();
-    s.shards = c.http_shards != 0 ? static_cast<unsigned>(c.http_shards) : (cores == 0 ? 1 : cores);
     s.connections_per_shard_max = static_cast<unsigned>(c.http_connections_per_shard_max);
     s.limits.header_bytes_max = c.http_header_bytes_max;
     s.limits.url_bytes_max = c.http_url_bytes_max;
@@ -108,6 +107,22 @@ http::ServerConfig server_config(const Config& c) {
     s.drain_timeout_ms = static_cast<int>(c.http_drain_timeout_ms);
     s.default_headers.push_back(http::Header{"Docker-Distribution-API-Version", "registry/2.0"});
     return s;
+}
+
+unsigned cores() {
+    unsigned n = std::thread::hardware_concurrency();
+    return n == 0 ? 1 : n;
+}
+
+reactor::RuntimeConfig runtime_config(const Config& c) {
+    reactor::RuntimeConfig r;
+    r.shards = c.http_shards != 0 ? static_cast<unsigned>(c.http_shards) : cores();
+    r.ring_entries = static_cast<unsigned>(c.runtime_ring_entries);
+    r.blocking_threads = static_cast<unsigned>(c.runtime_blocking_threads);
+    r.background_threads = c.runtime_background_threads != 0
+                               ? static_cast<unsigned>(c.runtime_background_threads)
+                               : std::max(2u, cores());
+    return r;
 }
 
 storage::StoreConfig store_config(const Config& c) {
@@ -126,65 +141,6 @@ storage::StoreConfig store_config(const Config& c) {
 // nice 0. Not SCHED_IDLE: a saturated server must still get its saves done.
 void yield_to_shards() { (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19); }
 
-// Periodic background duties on one helper thread (`rp-upkeep`): each runs
-// every `every`; the thread sleeps on a condition variable until the next
-// one is due, so a stop wakes it at once.
-class Upkeep {
-  public:
-    struct Duty {
-        std::chrono::milliseconds every;
-        std::function<void()> run;
-    };
-    explicit Upkeep(std::vector<Duty> duties)
-        : duties_(std::move(duties)), thread_([this] { run(); }) {}
-    ~Upkeep() {
-        {
-            std::lock_guard lk(mu_);
-            stop_ = true;
-        }
-        cv_.notify_all();
-        thread_.join();
-    }
-    Upkeep(const Upkeep&) = delete;
-    Upkeep& operator=(const Upkeep&) = delete;
-
-  private:
-    void run() {
-        (void)pthread_setname_np(pthread_self(), "rp-upkeep");
-        yield_to_shards();
-        using clock = std::chrono::steady_clock;
-        std::vector<clock::time_point> due;
-        for (const Duty& d : duties_) {
-            due.push_back(clock::now() + d.every);
-        }
-        std::unique_lock lk(mu_);
-        while (!stop_ && !due.empty()) {
-            auto next = *std::min_element(due.begin(), due.end());
-            if (cv_.wait_until(lk, next, [this] { return stop_; })) {
-                break;
-            }
-            lk.unlock();
-            for (std::size_t i = 0; i < duties_.size(); ++i) {
-                if (clock::now() >= due[i]) {
-                    duties_[i].run();
-                    due[i] = clock::now() + duties_[i].every;
-                }
-            }
-            lk.lock();
-        }
-    }
-    std::vector<Duty> duties_;
-    std::mutex mu_;
-    std::condition_variable cv_;
-    bool stop_ = false;
-    std::thread thread_; // last: started once the rest is built
-};
-
-unsigned helper_threads() {
-    unsigned threads = std::thread::hardware_concurrency();
-    return threads == 0 ? 2 : threads;
-}
-
 // Keeps the index snapshot current while serving: a save after the index
 // is loaded, then whenever something was written since the last one (every
 // storage.index_snapshot_interval_s), and one at a clean stop. Saves run on
@@ -192,13 +148,13 @@ unsigned helper_threads() {
 class SnapshotKeeper {
   public:
     SnapshotKeeper(int rootfd, int v2fd, const storage::Index& index,
-                   storage::WriteJournal& journal) noexcept
-        : rootfd_(rootfd), v2fd_(v2fd), index_(index), journal_(journal) {}
+                   storage::WriteJournal& journal, unsigned threads) noexcept
+        : rootfd_(rootfd), v2fd_(v2fd), index_(index), journal_(journal), threads_(threads) {}
 
     void save(const char* why) {
         std::lock_guard lk(mu_);
         auto t0 = std::chrono::steady_clock::now();
-        auto n = storage::write_snapshot(rootfd_, v2fd_, index_, &journal_, helper_threads());
+        auto n = storage::write_snapshot(rootfd_, v2fd_, index_, &journal_, threads_);
         double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (n) {
             RP_LOG_INFO("index snapshot saved (%s): %zu bytes in %.3f s", why, *n, s);
@@ -218,6 +174,7 @@ class SnapshotKeeper {
     int v2fd_;
     const storage::Index& index_;
     storage::WriteJournal& journal_;
+    unsigned threads_;
     std::mutex mu_;
 };
 
@@ -232,12 +189,11 @@ struct IndexSource {
 // load, verifies it against the tree.
 void load_index(const Config& cfg, IndexSource& src, int v2fd, storage::Index& index,
                 storage::Store& store, reactor::Latch& ready, SnapshotKeeper* keeper,
-                const std::atomic<bool>& stop) {
+                const std::atomic<bool>& stop, unsigned threads) {
     std::int64_t purge_age_s = static_cast<std::int64_t>(cfg.storage_upload_purge_age_hours) * 3600;
     if (cfg.storage_index_snapshot && src.snapshot) {
-        auto snap =
-            storage::load_snapshot(std::move(*src.snapshot), src.dirty, v2fd, index, store,
-                                   registry::parse_stored_manifest, purge_age_s, helper_threads());
+        auto snap = storage::load_snapshot(std::move(*src.snapshot), src.dirty, v2fd, index, store,
+                                           registry::parse_stored_manifest, purge_age_s, threads);
         src = IndexSource{};
         if (snap) {
             RP_LOG_INFO("index ready in %.3f s from the snapshot: %zu repositories (%zu read "
@@ -253,7 +209,7 @@ void load_index(const Config& cfg, IndexSource& src, int v2fd, storage::Index& i
                 keeper->save("after start");
             }
             auto v = storage::verify_index(v2fd, index, store, registry::parse_stored_manifest,
-                                           purge_age_s, helper_threads(), stop);
+                                           purge_age_s, threads, stop);
             RP_LOG_INFO("index %s against the tree in %.1f s: %zu repositories read, %zu "
                         "corrected, %zu still changing under writes, %zu stale uploads purged",
                         v.stopped ? "verification stopped" : "verified", v.seconds, v.repos,
@@ -267,7 +223,11 @@ void load_index(const Config& cfg, IndexSource& src, int v2fd, storage::Index& i
         RP_LOG_INFO("no index snapshot: reading the tree");
     }
     auto stats = storage::rebuild(v2fd, index, store, registry::parse_stored_manifest, purge_age_s,
-                                  helper_threads());
+                                  threads, &stop);
+    if (!stats && stats.error().kind == util::Errc::stopped) {
+        RP_LOG_INFO("index load stopped: the server is stopping");
+        return; // not ready; the waiting requests were answered 503
+    }
     if (stats) {
         RP_LOG_INFO("index ready in %.3f s: %zu repositories, %zu tags, %zu manifests, %zu blob "
                     "links, %zu unfinished uploads (%zu stale purged), %zu entries skipped "
@@ -319,58 +279,61 @@ registry::RegistryConfig registry_config(const Config& cfg) {
     return r;
 }
 
-std::vector<Upkeep::Duty> upkeep_duties(const Config& cfg, int v2fd, storage::Store& store,
-                                        SnapshotKeeper* keeper, reactor::Latch& ready) {
+// The periodic duties: each runs on the background pool from a timer in a
+// shard's ring, so a stop cancels them at once.
+void start_duties(reactor::Runtime& rt, const Config& cfg, int v2fd, storage::Store& store,
+                  SnapshotKeeper* keeper, reactor::Latch& ready) {
     using std::chrono::milliseconds;
     using std::chrono::seconds;
     std::int64_t purge_age_s = static_cast<std::int64_t>(cfg.storage_upload_purge_age_hours) * 3600;
     auto idle_s = static_cast<std::int64_t>(cfg.storage_upload_idle_timeout_s);
-    std::vector<Upkeep::Duty> d;
-    d.push_back(
-        {milliseconds(std::clamp<std::int64_t>(idle_s * 250, 250, 60000)), [&store, idle_s] {
-             std::size_t n = store.release_idle_uploads(idle_s * 1000);
-             if (n != 0) {
-                 RP_LOG_INFO("released %zu idle upload session(s); their data stays "
-                             "resumable",
-                             n);
-             }
-         }});
-    d.push_back(
-        {seconds(std::clamp<std::int64_t>(purge_age_s / 4, 60, 3600)), [v2fd, &store, purge_age_s] {
-             std::size_t n = storage::purge_stale_uploads(v2fd, store, purge_age_s);
-             if (n != 0) {
-                 RP_LOG_INFO("purged %zu stale upload(s)", n);
-             }
-         }});
+    rt.every("upload sweep", milliseconds(std::clamp<std::int64_t>(idle_s * 250, 250, 60000)),
+             [&store, idle_s] {
+                 std::size_t n = store.release_idle_uploads(idle_s * 1000);
+                 if (n != 0) {
+                     RP_LOG_INFO("released %zu idle upload session(s); their data stays "
+                                 "resumable",
+                                 n);
+                 }
+             });
+    rt.every("upload purge", seconds(std::clamp<std::int64_t>(purge_age_s / 4, 60, 3600)),
+             [v2fd, &store, purge_age_s] {
+                 std::size_t n = storage::purge_stale_uploads(v2fd, store, purge_age_s);
+                 if (n != 0) {
+                     RP_LOG_INFO("purged %zu stale upload(s)", n);
+                 }
+             });
     if (keeper != nullptr) {
-        d.push_back({seconds(cfg.storage_index_snapshot_interval_s), [keeper, &ready] {
-                         if (ready.is_set()) {
-                             keeper->save_if_written();
-                         }
-                     }});
+        rt.every("snapshot save", seconds(cfg.storage_index_snapshot_interval_s), [keeper, &ready] {
+            if (ready.is_set()) {
+                keeper->save_if_written();
+            }
+        });
     }
-    return d;
 }
 
-// Serves until SIGTERM/SIGINT while the index loads in the background; after
-// the drain, saves the index snapshot.
+// Serves until SIGTERM/SIGINT while the index loads in the background; then
+// ends the duties, drains the connections, stops the runtime and saves the
+// index snapshot.
 void run_until_signal(const Config& cfg, sigset_t sigs, IndexSource src, int v2fd,
-                      http::Server& server, storage::Index& index, storage::Store& store,
-                      reactor::Latch& ready, SnapshotKeeper* keeper) {
-    std::atomic<bool> stop{false};
-    std::thread loader(load_index, std::cref(cfg), std::ref(src), v2fd, std::ref(index),
-                       std::ref(store), std::ref(ready), keeper, std::cref(stop));
-    {
-        Upkeep upkeep(upkeep_duties(cfg, v2fd, store, keeper, ready));
-        int sig = 0;
-        while (sigwait(&sigs, &sig) != 0) {
-        }
-        RP_LOG_INFO("signal %d: draining (up to %llu ms)", sig,
-                    static_cast<unsigned long long>(cfg.http_drain_timeout_ms));
-        stop = true;
-        server.stop();
+                      reactor::Runtime& rt, http::Server& server, storage::Index& index,
+                      storage::Store& store, reactor::Latch& ready, SnapshotKeeper* keeper) {
+    unsigned threads = rt.config().background_threads;
+    rt.spawn_thread("rp-loader", [&cfg, &src, v2fd, &index, &store, &ready, keeper, &rt, threads] {
+        load_index(cfg, src, v2fd, index, store, ready, keeper, rt.stop_flag(), threads);
+    });
+    start_duties(rt, cfg, v2fd, store, keeper, ready);
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0) {
     }
-    loader.join();
+    RP_LOG_INFO("signal %d: draining (up to %llu ms)", sig,
+                static_cast<unsigned long long>(cfg.http_drain_timeout_ms));
+    if (!ready.is_set()) {
+        ready.abandon(); // requests waiting for the index get 503 now, not after the walk
+    }
+    rt.stop_duties();
+    server.stop();
+    rt.stop();
     if (keeper != nullptr && ready.is_set()) {
         keeper->save("at shutdown");
     }
@@ -423,35 +386,35 @@ int serve_main(const Config& cfg) {
     if (!src) {
         return startup_error(src.error());
     }
-    reactor::BlockingPool pool(2);
-    reactor::BlockingPool::set_global(&pool);
+    reactor::Runtime runtime(runtime_config(cfg));
     storage::Index index;
     storage::Store store(v2fd.get(), store_config(cfg), index);
     std::optional<SnapshotKeeper> keeper;
     if (journal) {
         store.set_journal(journal.get());
-        keeper.emplace(rootfd.get(), v2fd.get(), index, *journal);
+        keeper.emplace(rootfd.get(), v2fd.get(), index, *journal,
+                       runtime.config().background_threads);
     }
     reactor::Latch ready;
     registry::Registry reg(registry_config(cfg), store, ready);
-    http::Server server(server_config(cfg), reg);
+    http::Server server(server_config(cfg), reg, runtime);
     auto bound = server.listen();
     if (!bound) {
         return startup_error(bound.error());
     }
-    if (auto started = server.start(); !started) {
-        server.stop();
+    if (auto started = runtime.start(); !started) {
+        runtime.stop();
         return startup_error(started.error());
     }
+    server.start();
     std::printf("ringport: listening on %s\n", bound->c_str());
     std::fflush(stdout);
     RP_LOG_INFO("ringport %s serving %s on %s with %u shard(s)", RINGPORT_VERSION,
                 cfg.storage_root.c_str(), bound->c_str(), server.shard_count());
-    run_until_signal(cfg, sigs, std::move(*src), v2fd.get(), server, index, store, ready,
+    run_until_signal(cfg, sigs, std::move(*src), v2fd.get(), runtime, server, index, store, ready,
                      keeper ? &*keeper : nullptr);
     RP_LOG_INFO("stopped");
     util::log_stop();
-    reactor::BlockingPool::set_global(nullptr);
     return 0;
 }
 

@@ -86,6 +86,7 @@ void Connection::force_close() noexcept {
     if (!cut_ && fd_.valid()) {
         cut_ = true;
         (void)::shutdown(fd_.get(), SHUT_RDWR);
+        srv_.shard().cancel_fd(fd_.get()); // ends a wait the shutdown does not (a splice)
     }
 }
 

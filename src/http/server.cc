@@ -2,7 +2,6 @@
 #include "http/server.hh"
 
 #include <arpa/inet.h>
-#include <pthread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -64,6 +63,12 @@ Task<void> refuse_connection(int fd, int timeout_ms) {
 Task<void> accept_loop(Server* server) {
     for (std::uint64_t i = 0;; ++i) {
         int fd = co_await reactor::accept(server->listen_fd());
+        if (reactor::Shard::current()->stopping()) {
+            if (fd >= 0) {
+                (void)::close(fd);
+            }
+            break;
+        }
         if (fd < 0) {
             if (fd == -EINTR || fd == -EAGAIN || fd == -ECONNABORTED) {
                 continue;
@@ -104,6 +109,9 @@ void ShardServer::adopt(int fd) noexcept {
     // active() already counts this connection: pick_shard reserved it.
     if (draining_ || active() > config().connections_per_shard_max) {
         active_.fetch_sub(1, std::memory_order_relaxed);
+        if (draining_) {
+            server_.connection_ended();
+        }
         reactor::spawn(refuse_connection(fd, config().body_timeout_ms));
         return;
     }
@@ -131,6 +139,9 @@ void ShardServer::unlink(Connection* c) noexcept {
     }
     c->prev_ = c->next_ = nullptr;
     active_.fetch_sub(1, std::memory_order_relaxed);
+    if (draining_) {
+        server_.connection_ended();
+    }
 }
 
 void ShardServer::drain_all() noexcept {
@@ -223,17 +234,14 @@ const std::string& ShardServer::date() noexcept {
 
 // ---- Server -----------------------------------------------------------
 
-Server::Server(ServerConfig cfg, Handler& handler) : cfg_(std::move(cfg)), handler_(handler) {
-    RP_ASSERT(cfg_.shards >= 1);
-}
-
-Server::~Server() {
-    for (auto& t : threads_) {
-        if (t.joinable()) {
-            t.join();
-        }
+Server::Server(ServerConfig cfg, Handler& handler, reactor::Runtime& runtime)
+    : cfg_(std::move(cfg)), handler_(handler), runtime_(runtime) {
+    for (unsigned i = 0; i < runtime_.shard_count(); ++i) {
+        servers_.push_back(std::make_unique<ShardServer>(*this, runtime_.shard(i)));
     }
 }
+
+Server::~Server() = default;
 
 util::Result<std::string> Server::listen() {
     auto addr = reactor::parse_listen_addr(cfg_.listen);
@@ -268,41 +276,28 @@ unsigned Server::pick_shard() noexcept {
     return best;
 }
 
-void Server::shard_main(unsigned i) noexcept {
-    reactor::Shard& shard = *shards_[i];
-    std::string name = "rp-shard-" + std::to_string(i); // seen in top, perf and the bench
-    (void)pthread_setname_np(pthread_self(), name.c_str());
-    auto r = shard.init();
-    if (!r) {
-        start_error_.store(r.error().sys_errno == 0 ? EIO : r.error().sys_errno);
-        started_.fetch_add(1);
-        return;
-    }
-    started_.fetch_add(1);
-    if (i == 0) {
-        reactor::spawn(accept_loop(this));
-    }
-    shard.run();
+void Server::start() noexcept {
+    started_ = true;
+    runtime_.shard(0).post(reactor::Message{[](void* arg, std::uint64_t) noexcept {
+                                                reactor::spawn(
+                                                    accept_loop(static_cast<Server*>(arg)));
+                                            },
+                                            this, 0});
 }
 
-util::Result<void> Server::start() {
-    for (unsigned i = 0; i < cfg_.shards; ++i) {
-        shards_.push_back(std::make_unique<reactor::Shard>(i, cfg_.ring_entries));
-        servers_.push_back(std::make_unique<ShardServer>(*this, *shards_.back()));
+void Server::acceptor_exited() noexcept {
+    {
+        std::lock_guard lk(quiet_mu_);
+        acceptor_done_ = true;
     }
-    for (unsigned i = 0; i < cfg_.shards; ++i) {
-        threads_.emplace_back([this, i] { shard_main(i); });
+    quiet_cv_.notify_all();
+}
+
+void Server::connection_ended() noexcept {
+    if (total_active() == 0) {
+        std::lock_guard lk(quiet_mu_); // orders the notify after stop()'s check
+        quiet_cv_.notify_all();
     }
-    for (int i = 0; i < 10000 && started_.load() < cfg_.shards; ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    if (started_.load() < cfg_.shards) {
-        return util::Error::of(util::Errc::timeout, "shards did not start");
-    }
-    if (int e = start_error_.load(); e != 0) {
-        return util::Error::sys(e, "io_uring setup");
-    }
-    return util::Ok{};
 }
 
 std::uint64_t Server::total_active() const noexcept {
@@ -313,44 +308,44 @@ std::uint64_t Server::total_active() const noexcept {
     return n;
 }
 
+bool Server::wait_quiet(std::chrono::steady_clock::time_point deadline) noexcept {
+    std::unique_lock lk(quiet_mu_);
+    return quiet_cv_.wait_until(lk, deadline,
+                                [&] { return acceptor_done_ && total_active() == 0; });
+}
+
+void Server::post_all(void (*fn)(void*, std::uint64_t) noexcept) noexcept {
+    for (auto& s : servers_) {
+        s->shard().post(reactor::Message{fn, s.get(), 0});
+    }
+}
+
 void Server::stop() noexcept {
     using namespace std::chrono;
-    if (shards_.empty()) {
+    if (!started_ || stopping_.exchange(true)) {
         return;
     }
-    // 1. Stop accepting: shutting the listener down fails the pending accept.
-    shards_[0]->post(reactor::Message{[](void* arg, std::uint64_t) noexcept {
-                                          (void)::shutdown(static_cast<Server*>(arg)->listen_fd(),
-                                                           SHUT_RDWR);
-                                      },
-                                      this, 0});
+    // 1. Stop accepting: the pending accept is cancelled in the ring (and
+    //    the listener shut down, for kernels without fd cancellation).
+    runtime_.shard(0).post(reactor::Message{[](void* arg, std::uint64_t) noexcept {
+                                                int fd = static_cast<Server*>(arg)->listen_fd();
+                                                (void)::shutdown(fd, SHUT_RDWR);
+                                                reactor::Shard::current()->cancel_fd(fd);
+                                            },
+                                            this, 0});
     // 2. Drain: idle connections close now, busy ones after their response.
-    for (auto& s : servers_) {
-        s->shard().post(reactor::Message{
-            [](void* arg, std::uint64_t) noexcept { static_cast<ShardServer*>(arg)->drain_all(); },
-            s.get(), 0});
+    post_all(
+        [](void* arg, std::uint64_t) noexcept { static_cast<ShardServer*>(arg)->drain_all(); });
+    if (!wait_quiet(steady_clock::now() + milliseconds(cfg_.drain_timeout_ms))) {
+        // 3. Cut whatever is left: each socket is shut down and its operations
+        //    cancelled, so its flow unwinds through failed operations. A
+        //    flow busy on the disk ends when that operation does; the bound
+        //    here only keeps a wedged device from holding the stop forever
+        //    (the shards then cancel everything in flight as they stop).
+        post_all(
+            [](void* arg, std::uint64_t) noexcept { static_cast<ShardServer*>(arg)->force_all(); });
+        (void)wait_quiet(steady_clock::now() + seconds(10));
     }
-    auto deadline = steady_clock::now() + milliseconds(cfg_.drain_timeout_ms);
-    while ((total_active() > 0 || !acceptor_done_.load()) && steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(milliseconds(10));
-    }
-    // 3. Cut whatever is left; their flows unwind through failed operations.
-    for (int round = 0; round < 500 && total_active() > 0; ++round) {
-        for (auto& s : servers_) {
-            s->shard().post(reactor::Message{[](void* arg, std::uint64_t) noexcept {
-                                                 static_cast<ShardServer*>(arg)->force_all();
-                                             },
-                                             s.get(), 0});
-        }
-        std::this_thread::sleep_for(milliseconds(10));
-    }
-    for (auto& s : shards_) {
-        s->request_stop();
-    }
-    for (auto& t : threads_) {
-        t.join();
-    }
-    threads_.clear();
     listen_fd_.reset();
 }
 

@@ -2,15 +2,18 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "http/handler.hh"
 #include "http/request.hh"
 #include "http/request_parser.hh"
+#include "reactor/runtime.hh"
 #include "reactor/shard.hh"
 #include "reactor/socket.hh"
 #include "util/result.hh"
@@ -22,8 +25,6 @@ class Connection;
 
 struct ServerConfig {
     std::string listen = "127.0.0.1:5000";
-    unsigned shards = 1;
-    unsigned ring_entries = 1024;
     unsigned connections_per_shard_max = 16384;
     RequestParser::Limits limits;
     int idle_timeout_ms = 60000;
@@ -95,45 +96,54 @@ class ShardServer {
     std::int64_t date_sec_ = 0;
 };
 
-// N shards, one thread each, one acceptor (on shard 0) that hands each new
-// connection to the shard with the fewest, so load spreads evenly.
+// HTTP on every shard of a runtime, one acceptor (on shard 0) that hands
+// each new connection to the shard with the fewest, so load spreads evenly.
+// The runtime owns the threads; the server owns the connections.
 class Server {
   public:
-    Server(ServerConfig cfg, Handler& handler);
+    Server(ServerConfig cfg, Handler& handler, reactor::Runtime& runtime);
     ~Server();
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
 
     // Binds and listens; returns the bound "host:port".
     util::Result<std::string> listen();
-    // Starts the shard threads; returns once every ring is up.
-    util::Result<void> start();
-    // Graceful stop: stop accepting, drain for drain_timeout_ms, then cut.
+    // Starts accepting (the runtime is started).
+    void start() noexcept;
+    // Graceful stop: stop accepting, drain for drain_timeout_ms, then cut
+    // what is left (shutdown and cancel in the ring) and return once every
+    // connection has ended. Waits on a condition, never in a sleep loop.
     void stop() noexcept;
 
     const ServerConfig& config() const noexcept { return cfg_; }
     Handler& handler() noexcept { return handler_; }
-    unsigned shard_count() const noexcept { return static_cast<unsigned>(shards_.size()); }
+    unsigned shard_count() const noexcept { return static_cast<unsigned>(servers_.size()); }
     ShardServer& shard_server(unsigned i) noexcept { return *servers_[i]; }
     // Chooses a shard for a new connection (fewest active, round robin on ties).
     unsigned pick_shard() noexcept;
     int listen_fd() const noexcept { return listen_fd_.get(); }
-    void acceptor_exited() noexcept { acceptor_done_.store(true); }
+    void acceptor_exited() noexcept;
+    // A connection ended while stopping: wakes stop() when it was the last.
+    void connection_ended() noexcept;
 
   private:
-    void shard_main(unsigned i) noexcept;
     std::uint64_t total_active() const noexcept;
+    // Waits until every connection ended and the acceptor exited, or until
+    // `deadline`; true when all ended.
+    bool wait_quiet(std::chrono::steady_clock::time_point deadline) noexcept;
+    void post_all(void (*fn)(void*, std::uint64_t) noexcept) noexcept;
 
     ServerConfig cfg_;
     Handler& handler_;
+    reactor::Runtime& runtime_;
     util::UniqueFd listen_fd_;
-    std::vector<std::unique_ptr<reactor::Shard>> shards_;
     std::vector<std::unique_ptr<ShardServer>> servers_;
-    std::vector<std::thread> threads_;
-    std::atomic<unsigned> started_{0};
-    std::atomic<int> start_error_{0};
-    std::atomic<bool> acceptor_done_{false};
+    bool started_ = false;
     unsigned rr_ = 0;
+    std::atomic<bool> stopping_{false};
+    std::mutex quiet_mu_;
+    std::condition_variable quiet_cv_;
+    bool acceptor_done_ = false;
 };
 
 } // namespace rp::http

@@ -5,6 +5,7 @@
 #include <linux/stat.h>
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <coroutine>
 #include <cstdint>
 #include <new>
@@ -172,6 +173,65 @@ class [[nodiscard]] Sleep final : public Operation {
 };
 
 inline Sleep sleep_ms(std::uint64_t ms) noexcept { return Sleep(ms); }
+
+// A timer that can be cancelled: a flow sleeps on it, and the shard's thread
+// (directly, or another thread through the shard's inbox) cancels it with
+// IORING_OP_ASYNC_CANCEL, which ends the sleep at once. Reusable: one sleep
+// at a time. A cancel before a sleep makes that sleep end at once too, so a
+// stop never races a flow between two sleeps.
+class Timer final : public Operation {
+  public:
+    Timer() = default;
+    Timer(const Timer&) = delete;
+    Timer& operator=(const Timer&) = delete;
+    ~Timer() { RP_ASSERT(!armed_); }
+
+    struct [[nodiscard]] SleepAwaiter {
+        Timer& t;
+        std::uint64_t ms;
+        bool await_ready() const noexcept { return t.cancelled_; }
+        void await_suspend(std::coroutine_handle<> h) noexcept { t.arm(h, ms); }
+        // -ETIME when the time passed, -ECANCELED when cancelled.
+        int await_resume() const noexcept { return t.cancelled_ ? -ECANCELED : t.res_; }
+    };
+    SleepAwaiter sleep(std::uint64_t ms) noexcept { return SleepAwaiter{*this, ms}; }
+
+    // On the shard's thread: ends the current sleep, and every later one.
+    void cancel() noexcept {
+        cancelled_ = true;
+        if (armed_) {
+            shard_->cancel(this);
+        }
+    }
+    bool cancelled() const noexcept { return cancelled_; }
+    bool sleeping() const noexcept { return armed_; }
+
+    void complete(int res, std::uint32_t) noexcept override {
+        res_ = res;
+        armed_ = false;
+        shard_->op_finished();
+        std::exchange(h_, nullptr).resume();
+    }
+
+  private:
+    void arm(std::coroutine_handle<> h, std::uint64_t ms) noexcept {
+        h_ = h;
+        shard_ = Shard::current();
+        ts_.tv_sec = static_cast<long long>(ms / 1000);
+        ts_.tv_nsec = static_cast<long long>(ms % 1000) * 1000000;
+        io_uring_sqe* s = shard_->sqe();
+        io_uring_prep_timeout(s, &ts_, 0, 0);
+        io_uring_sqe_set_data(s, static_cast<Operation*>(this));
+        shard_->op_started();
+        armed_ = true;
+    }
+    __kernel_timespec ts_{};
+    int res_ = 0;
+    bool armed_ = false;
+    bool cancelled_ = false;
+    std::coroutine_handle<> h_;
+    Shard* shard_ = nullptr;
+};
 
 } // namespace rp::reactor
 

@@ -111,6 +111,28 @@ void Shard::post_resume(std::coroutine_handle<> h) noexcept {
     post(Message{resume_message, h.address(), 0});
 }
 
+void Shard::cancel(const Operation* op) noexcept {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_cancel(s, const_cast<Operation*>(op), 0);
+    io_uring_sqe_set_data(s, nullptr);
+}
+
+void Shard::cancel_fd(int fd) noexcept {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_cancel_fd(s, fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data(s, nullptr);
+}
+
+ThreadPool& Shard::blocking() noexcept {
+    RP_ASSERT(blocking_ != nullptr);
+    return *blocking_;
+}
+
+ThreadPool& Shard::companion() noexcept {
+    RP_ASSERT(companion_ != nullptr);
+    return *companion_;
+}
+
 void Shard::request_stop() noexcept {
     stop_.store(true, std::memory_order_release);
     post(Message{[](void*, std::uint64_t) noexcept {}, nullptr, 0});
@@ -173,6 +195,16 @@ void Shard::run() noexcept {
                 break;
             }
             continue;
+        }
+        if (stopping() && !cancelled_all_) {
+            // Whatever is still in flight (a stalled client's recv, a
+            // timer) is cancelled now; the flows see -ECANCELED and unwind.
+            // Kernels before 5.19 refuse CANCEL_ANY (-EINVAL): there the
+            // flows end at their own timeouts, as before.
+            cancelled_all_ = true;
+            io_uring_sqe* c = sqe();
+            io_uring_prep_cancel(c, nullptr, IORING_ASYNC_CANCEL_ANY);
+            io_uring_sqe_set_data(c, nullptr);
         }
         arm_wake();
         int r = io_uring_submit_and_wait(&ring_, 1);

@@ -14,6 +14,8 @@
 
 namespace rp::reactor {
 
+class ThreadPool;
+
 // Something waiting for one CQE. The object must not move or die until its
 // CQE is reaped (STYLE §4.1); `complete` is called once, outside the ring walk.
 class Operation {
@@ -46,6 +48,9 @@ class Shard {
     // Runs the loop until stop was requested and nothing is in flight.
     void run() noexcept;
     // Thread-safe: after this, run() returns once in-flight work drains.
+    // The shard then cancels everything still in flight in the ring
+    // (IORING_OP_ASYNC_CANCEL, any request), so flows waiting on sockets or
+    // timers unwind at once instead of at their timeouts.
     void request_stop() noexcept;
     bool stopping() const noexcept { return stop_.load(std::memory_order_acquire); }
 
@@ -57,6 +62,21 @@ class Shard {
     // not an error). `sqe_pair` guarantees two consecutive SQEs for a link.
     io_uring_sqe* sqe() noexcept;
     io_uring_sqe* sqe_pair() noexcept;
+    // Cancels one operation in flight on this shard (its CQE then carries
+    // -ECANCELED, or its result if it completed first); every operation on
+    // `fd`. Shard thread only; the cancel's own CQE is ignored.
+    void cancel(const Operation* op) noexcept;
+    void cancel_fd(int fd) noexcept;
+
+    // The helper threads this shard hands blocking calls to, and its own
+    // companion thread (hashing); set by the Runtime before run().
+    void set_pools(ThreadPool* blocking, ThreadPool* companion) noexcept {
+        blocking_ = blocking;
+        companion_ = companion;
+    }
+    ThreadPool& blocking() noexcept;
+    ThreadPool& companion() noexcept;
+
     void op_started() noexcept { ++inflight_; }
     void op_finished() noexcept { --inflight_; }
     std::uint64_t inflight() const noexcept { return inflight_; }
@@ -83,6 +103,9 @@ class Shard {
     std::uint64_t wake_buf_ = 0;
     WakeOp* wake_op_ = nullptr;
     bool wake_armed_ = false;
+    bool cancelled_all_ = false;
+    ThreadPool* blocking_ = nullptr;
+    ThreadPool* companion_ = nullptr;
 
     std::mutex inbox_mu_;
     std::vector<Message> inbox_;

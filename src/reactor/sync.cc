@@ -2,6 +2,8 @@
 #include "reactor/sync.hh"
 
 #include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "util/assert.hh"
 
@@ -84,7 +86,7 @@ bool Latch::is_set() const noexcept {
 
 bool Latch::enqueue(std::coroutine_handle<> h) noexcept {
     std::lock_guard lk(mu_);
-    if (set_) {
+    if (set_ || abandoned_) {
         return false;
     }
     Shard* s = Shard::current();
@@ -94,11 +96,31 @@ bool Latch::enqueue(std::coroutine_handle<> h) noexcept {
     return true;
 }
 
+bool Latch::abandoned() const noexcept {
+    std::lock_guard lk(mu_);
+    return abandoned_;
+}
+
 void Latch::set() noexcept {
-    std::vector<std::pair<Shard*, std::coroutine_handle<>>> w;
     {
         std::lock_guard lk(mu_);
         set_ = true;
+    }
+    release();
+}
+
+void Latch::abandon() noexcept {
+    {
+        std::lock_guard lk(mu_);
+        abandoned_ = true;
+    }
+    release();
+}
+
+void Latch::release() noexcept {
+    std::vector<std::pair<Shard*, std::coroutine_handle<>>> w;
+    {
+        std::lock_guard lk(mu_);
         w.swap(waiters_);
     }
     for (auto& [shard, h] : w) {
@@ -106,43 +128,38 @@ void Latch::set() noexcept {
     }
 }
 
-namespace {
-BlockingPool* g_pool = nullptr;
-}
-
-BlockingPool& BlockingPool::global() {
-    RP_ASSERT(g_pool != nullptr);
-    return *g_pool;
-}
-
-void BlockingPool::set_global(BlockingPool* p) noexcept { g_pool = p; }
-
-BlockingPool::BlockingPool(unsigned threads) {
+ThreadPool::ThreadPool(std::string name, unsigned threads, int nice)
+    : name_(std::move(name)), nice_(nice) {
     for (unsigned i = 0; i < threads; ++i) {
         threads_.emplace_back([this] { worker(); });
     }
 }
 
-BlockingPool::~BlockingPool() {
+ThreadPool::~ThreadPool() { stop(); }
+
+void ThreadPool::stop() noexcept {
     {
         std::lock_guard lk(mu_);
         stop_ = true;
     }
     cv_.notify_all();
     for (auto& t : threads_) {
-        t.join();
+        if (t.joinable()) {
+            t.join();
+        }
     }
 }
 
-void BlockingPool::submit(std::function<void()> fn) {
+void ThreadPool::submit(std::function<void()> fn) {
     {
         std::lock_guard lk(mu_);
+        RP_ASSERT(!stop_); // nothing would run it
         jobs_.push_back(std::move(fn));
     }
     cv_.notify_one();
 }
 
-void BlockingPool::RunAwaiter::await_suspend(std::coroutine_handle<> h) noexcept {
+void ThreadPool::RunAwaiter::await_suspend(std::coroutine_handle<> h) noexcept {
     Shard* s = Shard::current();
     RP_ASSERT(s != nullptr);
     s->op_started(); // shutdown waits for the job like for any ring operation
@@ -152,8 +169,12 @@ void BlockingPool::RunAwaiter::await_suspend(std::coroutine_handle<> h) noexcept
     });
 }
 
-void BlockingPool::worker() noexcept {
-    (void)pthread_setname_np(pthread_self(), "rp-pool");
+void ThreadPool::worker() noexcept {
+    (void)pthread_setname_np(pthread_self(), name_.substr(0, 15).c_str());
+    if (nice_ != 0) {
+        // Linux nice values are per thread (and inherited by threads it starts).
+        (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice_);
+    }
     std::unique_lock lk(mu_);
     for (;;) {
         cv_.wait(lk, [&] { return stop_ || !jobs_.empty(); });

@@ -6,6 +6,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -66,41 +67,55 @@ class AsyncLockGuard {
     AsyncMutex* m_;
 };
 
-// A one-shot latch: coroutines on any shard wait until some thread sets it.
+// A one-shot latch: coroutines on any shard wait until some thread sets it,
+// or abandons it (the event will not come: a stop before the index loaded).
 // A waiter counts as in-flight work on its shard, so a stopping shard keeps
-// running until the latch is set and the waiter has resumed.
+// running until the latch is set or abandoned and the waiter has resumed.
 class Latch {
   public:
     struct [[nodiscard]] WaitAwaiter {
         Latch& l;
-        bool await_ready() const noexcept { return l.is_set(); }
+        bool await_ready() const noexcept { return l.is_set() || l.abandoned(); }
         bool await_suspend(std::coroutine_handle<> h) noexcept { return l.enqueue(h); }
-        void await_resume() const noexcept {}
+        // True when set; false when abandoned (and not set).
+        bool await_resume() const noexcept { return l.is_set(); }
     };
     WaitAwaiter wait() noexcept { return WaitAwaiter{*this}; }
     bool is_set() const noexcept;
+    bool abandoned() const noexcept;
     void set() noexcept;
+    // Resumes every waiter with false, and answers later waits at once.
+    void abandon() noexcept;
 
   private:
     bool enqueue(std::coroutine_handle<> h) noexcept;
+    void release() noexcept;
     mutable std::mutex mu_;
     bool set_ = false;
+    bool abandoned_ = false;
     std::vector<std::pair<Shard*, std::coroutine_handle<>>> waiters_;
 };
 
-// A few helper threads for the blocking calls io_uring cannot do (directory
-// walks, recursive removal). A job runs there; the awaiting coroutine resumes
-// on its own shard.
-class BlockingPool {
+// Helper threads with a FIFO of jobs: for the blocking calls io_uring cannot
+// do (directory walks, recursive removal), for background work, and as a
+// shard's companion (hashing). A job runs there; an awaiting coroutine
+// resumes on its own shard. Owned by the Runtime (runtime.hh), which sizes
+// each pool from the config; a pool's threads exit once its queue is empty
+// after stop().
+class ThreadPool {
   public:
-    explicit BlockingPool(unsigned threads);
-    ~BlockingPool();
-    BlockingPool(const BlockingPool&) = delete;
-    BlockingPool& operator=(const BlockingPool&) = delete;
+    // `name` is the threads' name (seen in top and /proc); `nice` their
+    // nice value (0: unchanged; background pools use 19 so they yield the
+    // CPU to the shards).
+    ThreadPool(std::string name, unsigned threads, int nice = 0);
+    ~ThreadPool();
+    ThreadPool(const ThreadPool&) = delete;
+    ThreadPool& operator=(const ThreadPool&) = delete;
 
-    // Runs `fn` on a helper thread; resolves when it returned.
+    // Runs `fn` on a helper thread; resolves when it returned. The wait
+    // counts as in-flight work on the awaiting shard.
     struct [[nodiscard]] RunAwaiter {
-        BlockingPool& pool;
+        ThreadPool& pool;
         std::function<void()> fn;
         bool await_ready() const noexcept { return false; }
         void await_suspend(std::coroutine_handle<> h) noexcept;
@@ -109,12 +124,16 @@ class BlockingPool {
     RunAwaiter run(std::function<void()> fn) noexcept { return RunAwaiter{*this, std::move(fn)}; }
     // Runs `fn` on a helper thread with no one waiting.
     void submit(std::function<void()> fn);
+    // Lets the queued jobs finish, then joins the threads. Idempotent.
+    void stop() noexcept;
 
-    static BlockingPool& global();
-    static void set_global(BlockingPool* p) noexcept;
+    unsigned threads() const noexcept { return static_cast<unsigned>(threads_.size()); }
+    const std::string& name() const noexcept { return name_; }
 
   private:
     void worker() noexcept;
+    std::string name_;
+    int nice_;
     std::mutex mu_;
     std::condition_variable cv_;
     std::deque<std::function<void()>> jobs_;

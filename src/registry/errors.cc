@@ -68,6 +68,7 @@ Code code_for(const util::Error& e, Code not_found) noexcept {
     case Errc::no_space: return Code::storage_full;
     case Errc::busy: return Code::blob_upload_invalid;
     case Errc::unsupported: return Code::unsupported;
+    case Errc::stopped: return Code::unavailable;
     case Errc::timeout:
     case Errc::closed:
     case Errc::system: return Code::unknown;

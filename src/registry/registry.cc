@@ -105,7 +105,12 @@ Task<void> Registry::handle(http::Exchange& ex) noexcept {
     // is the truth); everything else waits for the index.
     bool read = req.method == "GET" || req.method == "HEAD";
     if (!(read && (route.kind == RouteKind::manifest || route.kind == RouteKind::blob))) {
-        co_await ready_.wait();
+        if (!co_await ready_.wait()) {
+            // Stopping before the index finished loading: it never will in
+            // this process. A retry reaches the next one.
+            co_await fail(ex, Code::unavailable, "stopping before the index finished loading");
+            co_return;
+        }
     }
     co_await dispatch(ex, std::move(route));
 }

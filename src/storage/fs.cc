@@ -236,7 +236,7 @@ Task<Result<void>> Fs::rmdir(std::string path) noexcept {
 Task<Result<void>> Fs::remove_tree(std::string path) noexcept {
     Result<void> result;
     int dirfd = dirfd_;
-    co_await reactor::BlockingPool::global().run(
+    co_await reactor::Shard::current()->blocking().run(
         [&result, dirfd, &path] { result = blocking::remove_tree(dirfd, path); });
     co_return result;
 }

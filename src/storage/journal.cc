@@ -143,7 +143,7 @@ Task<Result<void>> WriteJournal::record(std::string repo) noexcept {
         f->names.erase(repo);
     }
     Result<void> r = util::Ok{};
-    co_await reactor::BlockingPool::global().run([this, &r] { r = invalidate_snapshot(); });
+    co_await reactor::Shard::current()->blocking().run([this, &r] { r = invalidate_snapshot(); });
     co_return r;
 }
 

@@ -47,7 +47,8 @@ void finish_stats(const Index& index, RebuildStats& stats,
 } // namespace
 
 Result<RebuildStats> rebuild(int v2fd, Index& index, Store& store, const ManifestParser& parse,
-                             std::int64_t purge_age_s, unsigned threads) {
+                             std::int64_t purge_age_s, unsigned threads,
+                             const std::atomic<bool>* stop) {
     auto t0 = std::chrono::steady_clock::now();
     RebuildStats stats;
     Found found = find_all(v2fd, threads < 8 ? 8 : threads);
@@ -60,7 +61,10 @@ Result<RebuildStats> rebuild(int v2fd, Index& index, Store& store, const Manifes
     }
     // Many link reads in flight hide a cold cache's latency: use more threads
     // than cores (they mostly wait), each keeping 64 reads in flight.
-    scan_all(v2fd, scans, threads < 8 ? 8 : threads);
+    scan_all(v2fd, scans, threads < 8 ? 8 : threads, stop);
+    if (stop != nullptr && stop->load()) {
+        return Error::of(Errc::stopped, "index load stopped by shutdown");
+    }
     stats.scan_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     for (const std::string& name : found.with_uploads) {

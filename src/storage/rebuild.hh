@@ -38,9 +38,11 @@ using ManifestParser = std::function<util::Result<ManifestInfo>(const Digest&, s
 // `threads` helper threads: run at startup, never on a serving shard. Every
 // link is checked against the digest its path names (the pair of the check
 // at commit). Upload directories older than `purge_age_s` are removed.
+// Once `*stop` turns true (a shutdown) no further repository is read and
+// the result is Errc::stopped, the index partial.
 util::Result<RebuildStats> rebuild(int v2fd, Index& index, Store& store,
                                    const ManifestParser& parse, std::int64_t purge_age_s,
-                                   unsigned threads);
+                                   unsigned threads, const std::atomic<bool>* stop = nullptr);
 
 // The snapshot in <root> (rootfd), if any. It stays in place: the write
 // journal covers what this run writes until the next save replaces it.

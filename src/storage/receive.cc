@@ -110,66 +110,6 @@ ReceiveBuffers::Lease ReceiveBuffers::take() noexcept {
 // to the device's logical block; 4 KiB covers 512-byte and 4Kn devices.
 constexpr std::size_t direct_align = 4096;
 
-// One thread per shard that hashes upload pieces strictly in the order they
-// were queued (so one upload's pieces update its hash in order), started on
-// the shard's first offloaded piece and joined when the shard thread exits.
-class HashWorker {
-  public:
-    HashWorker() : thread_([this] { run(); }) {}
-    ~HashWorker() {
-        {
-            std::lock_guard lk(mu_);
-            stop_ = true;
-        }
-        cv_.notify_one();
-        thread_.join();
-    }
-    HashWorker(const HashWorker&) = delete;
-    HashWorker& operator=(const HashWorker&) = delete;
-
-    void submit(Hasher* h, const char* data, std::size_t n, std::shared_ptr<reactor::Latch> done) {
-        {
-            std::lock_guard lk(mu_);
-            jobs_.push_back(Job{h, data, n, std::move(done)});
-        }
-        cv_.notify_one();
-    }
-
-  private:
-    struct Job {
-        Hasher* h;
-        const char* data;
-        std::size_t n;
-        std::shared_ptr<reactor::Latch> done;
-    };
-    void run() noexcept {
-        (void)pthread_setname_np(pthread_self(), "rp-hash");
-        std::unique_lock lk(mu_);
-        for (;;) {
-            cv_.wait(lk, [&] { return stop_ || !jobs_.empty(); });
-            if (jobs_.empty()) {
-                return;
-            }
-            Job j = std::move(jobs_.front());
-            jobs_.pop_front();
-            lk.unlock();
-            j.h->update(j.data, j.n);
-            j.done->set();
-            lk.lock();
-        }
-    }
-    std::mutex mu_;
-    std::condition_variable cv_;
-    std::deque<Job> jobs_;
-    bool stop_ = false;
-    std::thread thread_; // last: started once the members above exist
-};
-
-HashWorker& hash_worker() {
-    thread_local HashWorker w;
-    return w;
-}
-
 // One piece handed to the file: `total` bytes from `off`; the aligned middle
 // is the pending op (direct, or the whole piece when buffered), the tail
 // (direct only) is written buffered once the middle is done.
@@ -380,7 +320,13 @@ Task<Result<void>> Store::receive(Upload& u, ByteSource& src) noexcept {
         bool whole = i == 0 && filled && *filled;
         if (offload && !whole && got > 0) {
             hashed[cur] = std::make_shared<reactor::Latch>();
-            hash_worker().submit(&u.sha256, buf, got, hashed[cur]);
+            // The shard's companion thread hashes pieces strictly in the
+            // order they were queued, so one upload's hash sees them in order.
+            reactor::Shard::current()->companion().submit(
+                [h = &u.sha256, buf, got, done = hashed[cur]] {
+                    h->update(buf, got);
+                    done->set();
+                });
         } else {
             u.sha256.update(buf, got);
         }

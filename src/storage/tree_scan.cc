@@ -206,7 +206,8 @@ Found find_all(int v2fd, unsigned threads, std::vector<std::string>* visited) {
     return out;
 }
 
-void scan_all(int v2fd, std::vector<RepoScan>& scans, unsigned threads) {
+void scan_all(int v2fd, std::vector<RepoScan>& scans, unsigned threads,
+              const std::atomic<bool>* stop) {
     std::atomic<std::size_t> next{0};
     auto worker = [&] {
         (void)pthread_setname_np(pthread_self(), "rp-rebuild");
@@ -215,6 +216,9 @@ void scan_all(int v2fd, std::vector<RepoScan>& scans, unsigned threads) {
             util::fatal("rebuild: io_uring setup", EIO);
         }
         for (std::size_t i = next++; i < scans.size(); i = next++) {
+            if (stop != nullptr && stop->load(std::memory_order_relaxed)) {
+                break;
+            }
             scan_repo(v2fd, rd, scans[i]);
         }
         rd.finish();

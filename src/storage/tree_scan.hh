@@ -62,8 +62,10 @@ struct RepoScan {
     std::size_t skipped = 0;
 };
 
-// Scans every repository on `threads` threads, each with its own LinkReader.
-void scan_all(int v2fd, std::vector<RepoScan>& scans, unsigned threads);
+// Scans every repository on `threads` threads, each with its own LinkReader;
+// once `*stop` is true no further repository is started.
+void scan_all(int v2fd, std::vector<RepoScan>& scans, unsigned threads,
+              const std::atomic<bool>* stop = nullptr);
 
 // Removes a repository's stale upload directories (unless a session holds
 // one); counts what it kept and what it removed.

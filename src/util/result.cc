@@ -20,6 +20,7 @@ std::string Error::describe() const {
     case Errc::closed: s = "connection closed"; break;
     case Errc::no_space: s = "no space left"; break;
     case Errc::busy: s = "busy"; break;
+    case Errc::stopped: s = "stopped"; break;
     case Errc::unsupported: s = "unsupported"; break;
     }
     if (sys_errno != 0) {

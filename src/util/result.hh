@@ -26,6 +26,7 @@ enum class Errc : std::uint8_t {
     no_space,        // ENOSPC / EDQUOT
     busy,            // the resource is in use by another request
     unsupported,     // the operation is disabled or not implemented
+    stopped,         // the process is stopping: the work was abandoned
 };
 
 // An expected failure. Cheap to copy in the common case (detail is usually

@@ -12,6 +12,7 @@ FIFO: reading it blocks the rebuild until the test writes the digest into it.
 """
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import threading
@@ -135,3 +136,48 @@ def test_listings_and_writes_wait_for_the_index(loading):
     for t in waiting:
         t.join(timeout=30)
     assert results == {"catalog": 200, "tags": 200, "upload": 202}, results
+
+
+def test_a_stop_while_the_index_loads_answers_the_waiting_requests_503_at_once(loading):
+    """SIGTERM while the load is held: the requests waiting for the index get
+    503 UNAVAILABLE at once (the index never completes in this process), the
+    load stops at the next repository once released, no snapshot of the half
+    index is written, and the next start serves everything."""
+    srv, digests, release = loading
+    time.sleep(0.3)
+    assert status_of(srv.url + "/readyz") == 503, "the load was not held"
+    results = {}
+
+    def ask(key, method, path):
+        r = Client(srv.host).request(method, path)
+        results[key] = (r.status, r.body)
+
+    waiting = [threading.Thread(target=ask, args=("catalog", "GET", "/v2/_catalog")),
+               threading.Thread(target=ask, args=("upload", "POST", "/v2/held/r0/blobs/uploads/"))]
+    for t in waiting:
+        t.start()
+    time.sleep(0.5)
+    assert results == {}, f"answered from a half-loaded index: {results}"
+    srv.proc.send_signal(signal.SIGTERM)
+    for t in waiting:
+        t.join(timeout=5)
+    assert sorted(results) == ["catalog", "upload"], f"waiters not answered: {results}"
+    for key, (status, body) in results.items():
+        assert status == 503 and b"UNAVAILABLE" in body, (key, status, body)
+    release()
+    assert srv.proc.wait(timeout=15) == 0
+    assert not os.path.exists(os.path.join(srv.root, ".ringport.index")), \
+        "a snapshot of a half-loaded index was written"
+    assert any("index load stopped" in line for line in srv.err), srv.err[-20:]
+    blocker = sha256(b"the blocker's layer")
+    link = os.path.join(rootgen.repo_dir(srv.root, "zz/blocker"), "_layers", "sha256",
+                        blocker.split(":", 1)[1], "link")
+    os.unlink(link)  # the FIFO would hold the next load too
+    with open(link, "w") as f:
+        f.write(blocker)
+    srv.start()
+    srv.wait_ready(timeout_s=30)
+    c = Client(srv.host)
+    for (name, tag), md in digests.items():
+        r = c.get_manifest(name, tag, accept=OCI_MANIFEST)
+        assert r.status == 200 and sha256(r.body) == md, (name, tag, r)
