@@ -51,7 +51,7 @@ Result<RebuildStats> rebuild(int v2fd, Index& index, Store& store, const Manifes
                              const std::atomic<bool>* stop) {
     auto t0 = std::chrono::steady_clock::now();
     RebuildStats stats;
-    Found found = find_all(v2fd, threads < 8 ? 8 : threads);
+    Found found = find_all(v2fd, threads < 8 ? 8 : threads, nullptr, stop);
     stats.walk_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     stats.skipped += found.skipped;

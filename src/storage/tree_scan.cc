@@ -27,7 +27,7 @@ namespace {
 constexpr int walk_depth_max = 64;
 
 void find_repos(int v2fd, const std::string& rel, const std::string& name, int depth, Found& out) {
-    if (depth > walk_depth_max) {
+    if (depth > walk_depth_max || (out.stop != nullptr && out.stop->load())) {
         return;
     }
     if (out.visited != nullptr) {
@@ -173,10 +173,14 @@ std::vector<Entry> list_dir(int dirfd, const std::string& path) {
     return out;
 }
 
-Found find_all(int v2fd, unsigned threads, std::vector<std::string>* visited) {
+Found find_all(int v2fd, unsigned threads, std::vector<std::string>* visited,
+               const std::atomic<bool>* stop) {
     std::vector<Entry> top = list_dir(v2fd, "repositories");
     std::sort(top.begin(), top.end(), [](const Entry& a, const Entry& b) { return a.ino < b.ino; });
     std::vector<Found> parts(top.size());
+    for (Found& p : parts) {
+        p.stop = stop;
+    }
     std::vector<std::vector<std::string>> seen(visited != nullptr ? top.size() : 0);
     if (visited != nullptr) {
         visited->push_back("repositories");
@@ -210,7 +214,6 @@ void scan_all(int v2fd, std::vector<RepoScan>& scans, unsigned threads,
               const std::atomic<bool>* stop) {
     std::atomic<std::size_t> next{0};
     auto worker = [&] {
-        (void)pthread_setname_np(pthread_self(), "rp-rebuild");
         LinkReader rd(v2fd);
         if (!rd.init()) {
             util::fatal("rebuild: io_uring setup", EIO);

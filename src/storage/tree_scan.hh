@@ -46,12 +46,15 @@ struct Found {
     std::vector<std::string> with_uploads;
     std::size_t skipped = 0;
     std::vector<std::string>* visited = nullptr; // every directory walked, if wanted
+    const std::atomic<bool>* stop = nullptr;     // once true, no further directory is read
 };
 
 // Walks repositories/ with its top-level entries spread over threads (a
 // cold walk of 10,000 repositories is 10,000 directory reads); `visited`,
-// if given, gets every directory walked.
-Found find_all(int v2fd, unsigned threads, std::vector<std::string>* visited = nullptr);
+// if given, gets every directory walked. Once `*stop` is true no further
+// directory is read (the result is then partial).
+Found find_all(int v2fd, unsigned threads, std::vector<std::string>* visited = nullptr,
+               const std::atomic<bool>* stop = nullptr);
 
 // Links under <dir>/<alg>/<hex>/link whose content names the same digest.
 struct RepoScan {
@@ -83,10 +86,15 @@ parse_manifests(int v2fd, const std::vector<RepoScan>& scans, Store& store,
                 const ManifestParser& parse, unsigned threads, std::size_t& skipped);
 
 // Runs `worker` on `threads` threads (this one among them) and joins them.
+// Only the threads started here are named `rp-rebuild`: the caller keeps its
+// own name (`rp-loader`, `rp-bg`).
 template <typename W> void on_threads(unsigned threads, W&& worker) {
     std::vector<std::thread> pool;
     for (unsigned t = 1; t < threads; ++t) {
-        pool.emplace_back(worker);
+        pool.emplace_back([&worker] {
+            (void)pthread_setname_np(pthread_self(), "rp-rebuild");
+            worker();
+        });
     }
     worker();
     for (auto& t : pool) {
@@ -98,7 +106,6 @@ template <typename W> void on_threads(unsigned threads, W&& worker) {
 template <typename F> void parallel_for(std::size_t n, unsigned threads, F&& fn) {
     std::atomic<std::size_t> next{0};
     on_threads(threads, [&] {
-        (void)pthread_setname_np(pthread_self(), "rp-rebuild");
         for (std::size_t i = next++; i < n; i = next++) {
             fn(i);
         }

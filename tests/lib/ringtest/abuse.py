@@ -40,6 +40,21 @@ def vm_rss_kib(pid):
     return 0
 
 
+def threads_of(pid):
+    """{tid: (name, nice)} of a live process's threads."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue  # ended meanwhile
+        out[int(tid)] = (name, int(fields[16]))  # field 19 of stat: nice
+    return out
+
+
 def open_fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
