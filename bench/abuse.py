@@ -63,24 +63,33 @@ def measure(host, pid, absent, sessions, stalled, conns=4, rounds=2, settle_s=2.
     return out
 
 
-def compare_step(args, start_ringport, start_distribution, say):
-    """bench/compare's `abuse` step: the same rounds against a fresh ringport
-    and a fresh Distribution, one after the other."""
+def side_by_side(start_ringport, start_distribution, say, measure_one):
+    """Runs measure_one(kind, server) against a fresh ringport, then a fresh
+    Distribution; {kind: result}, or {kind: {"error": ...}} for one that failed."""
     out = {}
     for kind, start in (("ringport", start_ringport), ("distribution", start_distribution)):
         server = start()
         try:
-            say(f"abuse: {args.abuse_absent:,} absent requests, {args.abuse_sessions:,} abandoned "
-                f"sessions, {args.abuse_stalled:,} stalled connections per round, against {kind}")
-            host = server.url.split("://", 1)[1]
-            out[kind] = measure(host, server.pid, args.abuse_absent, args.abuse_sessions,
-                                args.abuse_stalled, is_ringport=kind == "ringport", say=say)
+            out[kind] = measure_one(kind, server)
         except Exception as e:  # one server failing must not lose the other's figures
             out[kind] = {"error": repr(e)}
             say(f"  FAILED: {e!r}")
         finally:
             server.stop()
     return out
+
+
+def compare_step(args, start_ringport, start_distribution, say):
+    """bench/compare's `abuse` step: the same rounds against a fresh ringport
+    and a fresh Distribution, one after the other."""
+    def one(kind, server):
+        say(f"abuse: {args.abuse_absent:,} absent requests, {args.abuse_sessions:,} abandoned "
+            f"sessions, {args.abuse_stalled:,} stalled connections per round, against {kind}")
+        host = server.url.split("://", 1)[1]
+        return measure(host, server.pid, args.abuse_absent, args.abuse_sessions,
+                       args.abuse_stalled, is_ringport=kind == "ringport", say=say)
+
+    return side_by_side(start_ringport, start_distribution, say, one)
 
 
 def rows(res, row, fmt):

@@ -33,6 +33,9 @@ What it does, in order:
  7. abuse (bench/abuse.py): two identical rounds of hostile load against a
     fresh ringport and a fresh Distribution: RSS growth in the second round,
     a well-behaved client's failures, and what ringport holds after each;
+ 7a. stop (bench/stop.py): idle and half-request connections and a
+    half-sent upload pending, then SIGTERM: the time to exit (ringport with a
+    1 s drain and hour-long timeouts), and each server's threads;
  7b. soak (bench/soak.py): 64 clients of mixed load for --soak-seconds against
     one ringport on a 1 GiB loop-mounted root that fills up and is freed,
     killed with SIGKILL at random moments and restarted; every acknowledged
@@ -48,6 +51,7 @@ What it does, in order:
     first manifest GET after the listener opens and 100 at once (Distribution
     gets the same GETs), the time to a complete index; kill -9 during a push
     load and the restart (time to ready, every acknowledged push pulled back);
+    SIGTERM while the index loads (a waiting catalog's answer, the exit);
     manifest GET latency with a snapshot save every second and without;
  9. with --scale: 1,000,000 tags over 10,000 repositories, `sync` and
     `echo 3 > /proc/sys/vm/drop_caches` before each measured start, then
@@ -108,6 +112,7 @@ from ringtest.harness import DISTRIBUTION_CONFIG  # noqa: E402
 import abuse as abuse_rounds  # noqa: E402  (bench/abuse.py)
 import crash as crash_runs  # noqa: E402  (bench/crash.py)
 import soak as soak_run  # noqa: E402  (bench/soak.py)
+import stop as stop_run  # noqa: E402  (bench/stop.py)
 
 T0 = time.monotonic()
 
@@ -139,6 +144,20 @@ def spawn(args, log_path, env=None, stdout_path=None):
             err.close()
     CHILDREN.append(p)
     return p
+
+
+def file_size(path):
+    return os.path.getsize(path) if os.path.exists(path) else 0
+
+
+def listening_address(path, start_at):
+    """HOST:PORT from the first `listening on HOST:PORT` a process wrote to
+    `path` past `start_at` (logs are appended to: an --out reused, a restart
+    under one name), or None yet."""
+    with open(path, "rb") as f:
+        f.seek(start_at)
+        m = re.search(rb"listening on (\S+)", f.read())
+    return m.group(1).decode() if m else None
 
 
 def kill_group(p, term_wait=10.0):
@@ -267,16 +286,16 @@ def ringport_env(extra):
 def start_ringport(root, logdir, name, extra_env, timeout=30.0):
     os.makedirs(root, exist_ok=True)
     out_path = os.path.join(logdir, f"{name}.stdout")
+    start_at = file_size(out_path)
     p = spawn([RINGPORT, "serve", "--listen", "127.0.0.1:0", "--root", root],
               os.path.join(logdir, f"{name}.log"), env=ringport_env(extra_env),
               stdout_path=out_path)
     deadline = time.monotonic() + timeout
     port = None
     while time.monotonic() < deadline:
-        with open(out_path, "rb") as f:
-            m = re.search(rb"ringport: listening on [^\s]*:(\d+)", f.read())
-        if m:
-            port = int(m.group(1))
+        addr = listening_address(out_path, start_at)
+        if addr:
+            port = int(addr.rsplit(":", 1)[1])
             break
         if p.poll() is not None:
             break
@@ -499,15 +518,15 @@ def limit_sendfile(args, R, scratch, logdir, pull_specs):
     """Pull throughput from a minimal sendfile server, same client and params."""
     path = os.path.join(scratch, "sendfile.bin")
     digest = make_blob_file(path, args.size_bytes)
-    p = spawn([BENCH, "sendfile-server", "--listen", "127.0.0.1:0", "--file", path],
-              os.path.join(logdir, "sendfile-server.log"))
+    log = os.path.join(logdir, "sendfile-server.log")
+    start_at = file_size(log)
+    p = spawn([BENCH, "sendfile-server", "--listen", "127.0.0.1:0", "--file", path], log)
     url = None
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and p.poll() is None:
-        with open(os.path.join(logdir, "sendfile-server.log"), "rb") as f:
-            m = re.search(rb"listening on (\S+)", f.read())
-        if m:
-            url = "http://" + m.group(1).decode()
+        addr = listening_address(log, start_at)
+        if addr:
+            url = "http://" + addr
             break
         time.sleep(0.02)
     if url is None:
@@ -823,6 +842,7 @@ def build_rows(args, res):
     abuse_rounds.rows(res, row, fmt)
     crash_runs.rows(res, row, fmt)
     soak_run.rows(res, row, fmt)
+    stop_run.rows(res, row, fmt)
     return rows
 
 
@@ -1153,12 +1173,16 @@ def parse_args():
                     help="abandoned upload sessions per abuse round (10,000; quick: 600)")
     ap.add_argument("--abuse-stalled", type=int,
                     help="half-request connections per abuse round (10,000; quick: 300)")
+    ap.add_argument("--stop-idle", type=int,
+                    help="idle connections pending at SIGTERM in the stop step (1,000; quick: 200)")
+    ap.add_argument("--stop-stalled", type=int,
+                    help="half-request connections pending at SIGTERM (1,000; quick: 200)")
     ap.add_argument("--soak-seconds", type=int,
                     help="length of the soak step (600; quick: 60)")
     ap.add_argument("--no-crash", action="store_true",
                     help="skip the crash measurements in the startup and scale steps")
     ap.add_argument("--only", help="comma-separated steps: limits,idle,workloads,connections,"
-                    "abuse,soak,startup,scale (default: all but scale unless --scale)")
+                    "abuse,stop,soak,startup,scale (default: all but scale unless --scale)")
     a = ap.parse_args()
     if a.rounds < 1:
         ap.error("--rounds must be ≥ 1")
@@ -1181,15 +1205,16 @@ def parse_args():
     if a.idle_conns is None:
         a.idle_conns = 1000 if a.quick else 10000
     for key, full, quick in (("abuse_absent", 1000000, 20000), ("abuse_sessions", 10000, 600),
-                             ("abuse_stalled", 10000, 300), ("soak_seconds", 600, 60)):
+                             ("abuse_stalled", 10000, 300), ("soak_seconds", 600, 60),
+                             ("stop_idle", 1000, 200), ("stop_stalled", 1000, 200)):
         if getattr(a, key) is None:
             setattr(a, key, quick if a.quick else full)
-    steps = {"limits", "idle", "workloads", "connections", "abuse", "soak", "startup"}
+    steps = {"limits", "idle", "workloads", "connections", "abuse", "stop", "soak", "startup"}
     if a.scale or a.scale_root:
         steps.add("scale")
     if a.only:
         steps = set(a.only.split(","))
-        bad = steps - {"limits", "idle", "workloads", "connections", "abuse", "soak",
+        bad = steps - {"limits", "idle", "workloads", "connections", "abuse", "stop", "soak",
                        "startup", "scale"}
         if bad:
             ap.error(f"--only: unknown step(s) {', '.join(sorted(bad))}")
@@ -1312,6 +1337,17 @@ def main():
                                            cfgdir, "abuse-distribution"),
                 say)
             step_done("abuse")
+
+        if "stop" in args.steps:
+            res["stop"] = stop_run.compare_step(
+                args,
+                lambda: start_ringport(os.path.join(scratch, "stop-ringport"), logdir,
+                                       "stop-ringport",
+                                       {**stop_run.RINGPORT_STOP_ENV, **args.ringport_env}),
+                lambda: start_distribution(os.path.join(scratch, "stop-distribution"), logdir,
+                                           cfgdir, "stop-distribution"),
+                say)
+            step_done("stop")
 
         if "soak" in args.steps:
             say(f"soak: {args.soak_seconds} s")

@@ -165,6 +165,42 @@ def first_answer(root, log_path, repos, tags_per_repo, start_fn=None, seed=1):
             "hundred_statuses": statuses, "index_complete_s": ready_s}
 
 
+def stop_while_loading(root, log_path, after_s=0.5):
+    """Start with no usable snapshot, ask for the catalog (it waits for the
+    index), SIGTERM `after_s` after the listener opened: when is the waiting
+    request answered, and when is the process gone?"""
+    proc = start_ringport(root, log_path, {"RINGPORT_STORAGE_INDEX_SNAPSHOT": "false"})
+    answer = {}
+
+    def catalog():
+        try:
+            r = Client(proc.host).request("GET", "/v2/_catalog?n=10")
+            answer["status"] = r.status
+        except OSError as e:
+            answer["status"] = repr(e)
+        answer["t"] = time.monotonic()
+
+    t = threading.Thread(target=catalog)
+    t.start()
+    time.sleep(max(0.0, proc.t_listen + after_s - time.monotonic()))
+    loading = http_status(f"http://{proc.host}/readyz") == 503
+    t_term = time.monotonic()
+    os.killpg(proc.p.pid, signal.SIGTERM)
+    t.join(timeout=600)
+    try:
+        code = proc.p.wait(timeout=600)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        code = None
+    t_exit = time.monotonic()
+    proc.log.close()
+    stopped = any("index load stopped" in line for line in proc.log_lines()[-50:])
+    return {"still_loading_at_sigterm": loading, "waiter_status": answer.get("status"),
+            "waiter_answered_ms": round((answer["t"] - t_term) * 1000, 1) if "t" in answer
+            else None, "exit_ms": round((t_exit - t_term) * 1000, 1), "exit_code": code,
+            "load_stopped": stopped}
+
+
 class Pusher(threading.Thread):
     """Pushes small images to bench-crash/p<k> repositories until stopped or
     the server goes away; `acked` is the ledger of (name, tag, manifest, digest)."""
@@ -308,7 +344,8 @@ def compare_step(root, logdir, name, repos, tags_per_repo, start_distribution, s
                                                        tags_per_repo))),
             ("crash_restart", lambda: crash_restart(root, log, cold=drop is not None,
                                                     drop=drop)),
-            ("save_stall", lambda: save_stall(root, log))):
+            ("save_stall", lambda: save_stall(root, log)),
+            ("stop_while_loading", lambda: (drop and drop()) or stop_while_loading(root, log))):
         say(f"{name}: {key.replace('_', ' ')}")
         try:
             out[key] = fn()
@@ -372,6 +409,18 @@ def rows(res, row, fmt):
                 f"max {fmt(ss.get('save_seconds_max'), 's', 3)}; "
                 f"{fmt((ss.get('snapshot_bytes') or 0) / 1e6, 'MB', 1)}", "—", "—", "—", None)
 
+        sl = cr.get("stop_while_loading") or {}
+        if sl:
+            ans, ex = sl.get("waiter_answered_ms"), sl.get("exit_ms")
+            row(f"no snapshot ({what}): SIGTERM while the index loads",
+                f"a waiting catalog answered {sl.get('waiter_status')} after {fmt(ans, 'ms', 1)}; "
+                f"exit {sl.get('exit_code')} after {fmt(ex, 'ms', 0)} (still loading at SIGTERM: "
+                f"{sl.get('still_loading_at_sigterm')}, load stopped: {sl.get('load_stopped')})"
+                if "error" not in sl else sl["error"], "—", "—",
+                "waiters answered 503 ≤ 100 ms; exit ≤ 2 s",
+                None if ans is None or not sl.get("still_loading_at_sigterm") else
+                ans <= 100 and sl.get("waiter_status") == 503 and ex <= 2000 and
+                sl.get("exit_code") == 0)
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
@@ -381,7 +430,7 @@ def main():
     ap.add_argument("--repos", type=int, required=True)
     ap.add_argument("--tags-per-repo", type=int, required=True)
     ap.add_argument("--log", default="/tmp/bench-crash.log")
-    ap.add_argument("--only", default="first,crash,save")
+    ap.add_argument("--only", default="first,crash,save,stop")
     a = ap.parse_args()
     res = {}
     steps = a.only.split(",")
@@ -391,6 +440,8 @@ def main():
         res["crash_restart"] = crash_restart(a.root, a.log)
     if "save" in steps:
         res["save_stall"] = save_stall(a.root, a.log)
+    if "stop" in steps:
+        res["stop_while_loading"] = stop_while_loading(a.root, a.log)
     print(json.dumps(res, indent=1))
 
 
