@@ -364,18 +364,22 @@ Result<void> write_snapshot_file(int rootfd, const std::string& bytes) {
     return util::Ok{};
 }
 
-// The snapshot's bytes. Every directory is stamped before any of the index
-// is read: a write that lands in between changes a stamped directory (read
-// again at the next start) or is in the journal, never lost. `writing` gets
-// the repositories whose writer held the write lock while they were read.
-std::string encode_snapshot(int v2fd, const Index& index, unsigned threads,
+// The snapshot's bytes. Each repository's directories are stamped before
+// its part of the index is read, the directories above them before any: a
+// write that lands in between changes a stamped directory (read again at
+// the next start) or is in the journal, never lost. One repository at a
+// time, so a save holds the encoded file and one repository's content, not
+// every repository's stamps at once. `writing` gets the repositories whose
+// writer held the write lock while they were read.
+std::string encode_snapshot(int v2fd, const Index& index, unsigned threads, std::size_t size_hint,
                             std::vector<std::string>& writing) {
-    SnapshotWriter w;
+    SnapshotWriter w(size_hint);
     std::vector<std::string> visited;
     Found found = find_all(v2fd, threads, &visited);
     for (std::string& p : visited) {
         w.walk_dir(stamp_dir(v2fd, std::move(p)));
     }
+    std::vector<std::string>().swap(visited);
     for (const std::string& name : found.with_uploads) {
         w.uploads_repo(name);
     }
@@ -383,17 +387,16 @@ std::string encode_snapshot(int v2fd, const Index& index, unsigned threads,
     // index holds nothing for (all deleted, or only broken links): a link
     // added to it while stopped must show as a changed directory. A state a
     // writer holds without content yet is included, so its writer is seen.
-    std::set<std::string> names(found.repos.begin(), found.repos.end());
+    std::set<std::string> names(std::make_move_iterator(found.repos.begin()),
+                                std::make_move_iterator(found.repos.end()));
+    found = Found{};
     for (std::string& n : index.repo_names(true)) {
         names.insert(std::move(n));
     }
-    std::vector<SnapshotRepo> repos(names.size());
-    std::size_t i = 0;
+    SnapshotRepo r;
     for (const std::string& name : names) {
-        repos[i].name = name;
-        repos[i++].dirs = repo_dirs(v2fd, name);
-    }
-    for (SnapshotRepo& r : repos) {
+        r.name = name;
+        r.dirs = repo_dirs(v2fd, name);
         bool busy = false;
         auto c = index.content(r.name, &busy).value_or(Index::RepoContent{});
         if (busy) {
@@ -410,7 +413,9 @@ std::string encode_snapshot(int v2fd, const Index& index, unsigned threads,
             r.tags.emplace_back(std::move(tag), w.digest(d.str()));
         }
         w.repo(r);
-        r = SnapshotRepo{}; // free as we go
+        r.layers.clear();
+        r.manifests.clear();
+        r.tags.clear();
     }
     return w.finish();
 }
@@ -418,7 +423,7 @@ std::string encode_snapshot(int v2fd, const Index& index, unsigned threads,
 } // namespace
 
 Result<std::size_t> write_snapshot(int rootfd, int v2fd, const Index& index, WriteJournal* journal,
-                                   unsigned threads) {
+                                   unsigned threads, std::size_t size_hint) {
     if (journal != nullptr) {
         if (auto b = journal->begin_save(); !b) {
             journal->abort_save();
@@ -426,7 +431,7 @@ Result<std::size_t> write_snapshot(int rootfd, int v2fd, const Index& index, Wri
         }
     }
     std::vector<std::string> writing;
-    std::string bytes = encode_snapshot(v2fd, index, threads, writing);
+    std::string bytes = encode_snapshot(v2fd, index, threads, size_hint, writing);
     Result<void> r = util::Ok{};
     if (journal != nullptr) {
         r = journal->add_blocking(writing);

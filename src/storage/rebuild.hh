@@ -81,11 +81,13 @@ VerifyStats verify_index(int v2fd, Index& index, Store& store, const ManifestPar
 
 // Saves the snapshot (temp file, fsync, rename, fsync of <root>) while
 // clients write, with the journal's save protocol (journal.hh); blocking,
-// for a helper thread. Every directory is stamped before the index is read.
-// On a failure the snapshot on disk is removed (the next start reads the
-// tree). Returns the bytes written.
+// for a helper thread. Each repository's directories are stamped before its
+// part of the index is read. On a failure the snapshot on disk is removed
+// (the next start reads the tree). `size_hint` (the previous save's size)
+// is reserved up front. Returns the bytes written.
 util::Result<std::size_t> write_snapshot(int rootfd, int v2fd, const Index& index,
-                                         WriteJournal* journal, unsigned threads);
+                                         WriteJournal* journal, unsigned threads,
+                                         std::size_t size_hint = 0);
 
 // Removes upload directories older than `purge_age_s` that no session holds.
 // Blocking; for a helper thread. Returns how many were removed.

@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "storage/names.hh"
+#include "util/assert.hh"
 
 namespace rp::storage {
 
@@ -165,35 +166,54 @@ void SnapshotWriter::repo(const SnapshotRepo& r) {
     }
     put_ids(repos_, r.layers);
     put_ids(repos_, r.manifests);
-    std::string tags;
-    put<std::uint32_t>(tags, static_cast<std::uint32_t>(r.tags.size()));
+    // The tags part's length, then the part, written in place.
+    std::size_t len_at = repos_.size();
+    put<std::uint64_t>(repos_, 0);
+    std::size_t start = repos_.size();
+    put<std::uint32_t>(repos_, static_cast<std::uint32_t>(r.tags.size()));
     for (const auto& [tag, id] : r.tags) {
-        put_str(tags, tag);
-        put(tags, id);
+        put_str(repos_, tag);
+        put(repos_, id);
     }
-    put<std::uint64_t>(repos_, tags.size());
-    repos_.append(tags);
+    auto len = static_cast<std::uint64_t>(repos_.size() - start);
+    std::memcpy(repos_.data() + len_at, &len, sizeof len);
     ++repos_n_;
 }
 
+// One allocation of the exact size, the parts freed as they are copied: a
+// save's peak is the parts plus the file, not several growing copies of it.
 std::string SnapshotWriter::finish() {
-    std::string payload;
-    put<std::uint32_t>(payload, static_cast<std::uint32_t>(digests_.size()));
+    std::size_t size = header_bytes + 4 + 4 + walk_.size() + 4 + 4 + repos_.size();
     for (const std::string& d : digests_) {
-        put_str(payload, d);
+        size += 4 + d.size();
     }
-    put(payload, walk_n_);
-    payload.append(walk_);
-    put<std::uint32_t>(payload, static_cast<std::uint32_t>(uploads_.size()));
     for (const std::string& u : uploads_) {
-        put_str(payload, u);
+        size += 4 + u.size();
     }
-    put(payload, repos_n_);
-    payload.append(repos_);
-    std::string out(magic);
-    put<std::uint64_t>(out, payload.size());
-    put<std::uint64_t>(out, XXH3_64bits(payload.data(), payload.size()));
-    out.append(payload);
+    std::string out;
+    out.reserve(size);
+    out.append(magic);
+    put<std::uint64_t>(out, size - header_bytes);
+    put<std::uint64_t>(out, 0); // the checksum, once the payload is there
+    put<std::uint32_t>(out, static_cast<std::uint32_t>(digests_.size()));
+    for (const std::string& d : digests_) {
+        put_str(out, d);
+    }
+    std::vector<std::string>().swap(digests_);
+    std::unordered_map<std::string, std::uint32_t>().swap(numbers_);
+    put(out, walk_n_);
+    out.append(walk_);
+    std::string().swap(walk_);
+    put<std::uint32_t>(out, static_cast<std::uint32_t>(uploads_.size()));
+    for (const std::string& u : uploads_) {
+        put_str(out, u);
+    }
+    put(out, repos_n_);
+    out.append(repos_);
+    std::string().swap(repos_);
+    RP_ASSERT(out.size() == size);
+    std::uint64_t sum = XXH3_64bits(out.data() + header_bytes, size - header_bytes);
+    std::memcpy(out.data() + magic.size() + 8, &sum, sizeof sum);
     return out;
 }
 

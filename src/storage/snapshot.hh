@@ -51,11 +51,15 @@ struct SnapshotRepo {
 
 class SnapshotWriter {
   public:
+    SnapshotWriter() = default;
+    // `size_hint`: the previous snapshot's size, reserved up front so the
+    // encoding does not grow by doubling (a save's peak memory).
+    explicit SnapshotWriter(std::size_t size_hint) { repos_.reserve(size_hint); }
     std::uint32_t digest(const std::string& d); // its number, added if new
     void walk_dir(const DirStamp& s);
     void uploads_repo(const std::string& name);
     void repo(const SnapshotRepo& r);
-    std::string finish(); // the whole file
+    std::string finish(); // the whole file; the writer is spent
 
   private:
     std::vector<std::string> digests_;

@@ -9,8 +9,8 @@ using namespace rp::storage;
 
 namespace {
 
-std::string sample() {
-    SnapshotWriter w;
+std::string sample(std::size_t size_hint = 0) {
+    SnapshotWriter w(size_hint);
     w.walk_dir(DirStamp{"repositories", 11, 100, 200});
     w.walk_dir(DirStamp{"repositories/a", 12, 101, 201});
     w.uploads_repo("a");
@@ -55,6 +55,13 @@ TEST_CASE("a snapshot reads back what was written") {
     auto none = rd->tags(repos[1]);
     REQUIRE(none);
     CHECK(none->empty());
+}
+
+TEST_CASE("a size hint changes how the writer reserves, never the bytes") {
+    std::string plain = sample();
+    CHECK(sample(1) == plain);
+    CHECK(sample(plain.size()) == plain);
+    CHECK(sample(1u << 20) == plain);
 }
 
 TEST_CASE("every truncation and every flipped byte of a snapshot is refused") {
