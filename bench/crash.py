@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Available after a crash (issue 9), measured on a generated root.
 
-Three measurements, each starting ringport on the same root (bench/compare
+Measurements, each starting ringport on the same root (bench/compare
 runs them in its `startup` and `scale` steps; alone, see --help):
 
 - first answer: with no usable snapshot, the time from the listener opening
@@ -16,6 +16,10 @@ runs them in its `startup` and `scale` steps; alone, see --help):
 - background save: the snapshot is saved every second while a client pushes
   and another times manifest GETs; the longest GET, and each save's time and
   size from the log.
+- stop while loading: SIGTERM during a no-snapshot load; when a request
+  waiting for the index is answered (503), and when the process is gone.
+- walk (cold roots only, bench/walk.py): where the no-snapshot load's time
+  goes, against the device's own random-read rate.
 """
 import argparse
 import json
@@ -331,6 +335,11 @@ def distribution_gets(start, repos, tags_per_repo, seed=1):
             "hundred_statuses": statuses}
 
 
+def walk_analysis(root, log):
+    import walk  # bench/walk.py (which imports this module)
+    return walk.measure(root, log)
+
+
 def compare_step(root, logdir, name, repos, tags_per_repo, start_distribution, say, drop=None):
     """bench/compare: the crash measurements on a startup or scale root (the
     caches dropped before each measured start when `drop` is given)."""
@@ -345,7 +354,9 @@ def compare_step(root, logdir, name, repos, tags_per_repo, start_distribution, s
             ("crash_restart", lambda: crash_restart(root, log, cold=drop is not None,
                                                     drop=drop)),
             ("save_stall", lambda: save_stall(root, log)),
-            ("stop_while_loading", lambda: (drop and drop()) or stop_while_loading(root, log))):
+            ("stop_while_loading", lambda: (drop and drop()) or stop_while_loading(root, log)),
+            # Cold roots only: where the no-snapshot load's time goes (it drops the caches).
+            ("walk", lambda: None if drop is None else walk_analysis(root, log))):
         say(f"{name}: {key.replace('_', ' ')}")
         try:
             out[key] = fn()
@@ -380,6 +391,20 @@ def rows(res, row, fmt):
         done = fa.get("index_complete_s")
         row(f"no snapshot ({what}): index complete", fmt(done, "s", 2), "— (no index)", "—",
             "report (goal ≤ 15 s at 1M tags)", None)
+        wk = cr.get("walk") or {}
+        if wk.get("walk"):
+            w, dk = wk["walk"], wk.get("disk", {})
+            deep = next((v for k, v in dk.items() if k != "qd1"), {})
+            row(f"no snapshot ({what}), caches dropped: where the load's time goes (information)",
+                f"{fmt(w.get('ready_s'), 's', 1)}: CPU user {fmt(w.get('cpu_user_s'), 's', 1)} + "
+                f"system {fmt(w.get('cpu_system_s'), 's', 1)}; device {w.get('device_reads'):,} "
+                f"reads ({w.get('device_reads_per_s'):,}/s, {w.get('read_latency_ms')} ms each, "
+                f"{w.get('in_flight_mean')} in flight, busy {w.get('device_busy_pct')} %)",
+                "—", "—", f"device alone, random 4 KiB: {dk.get('qd1', {}).get('reads_per_s'):,}/s "
+                f"at depth 1, {deep.get('reads_per_s'):,}/s at depth {deep.get('depth')}", None)
+        elif wk.get("error"):
+            row(f"no snapshot ({what}): where the load's time goes", f"failed: {wk['error']}",
+                "—", "—", "—", None)
         ck = cr.get("crash_restart") or {}
         rs = ck.get("restart_ready_s")
         row(f"kill -9 during a push load ({what}), restart: index complete",
@@ -422,6 +447,7 @@ def rows(res, row, fmt):
                 ans <= 100 and sl.get("waiter_status") == 503 and ex <= 2000 and
                 sl.get("exit_code") == 0)
 
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -430,7 +456,8 @@ def main():
     ap.add_argument("--repos", type=int, required=True)
     ap.add_argument("--tags-per-repo", type=int, required=True)
     ap.add_argument("--log", default="/tmp/bench-crash.log")
-    ap.add_argument("--only", default="first,crash,save,stop")
+    ap.add_argument("--only", default="first,crash,save,stop",
+                    help="any of first,crash,save,stop,walk")
     a = ap.parse_args()
     res = {}
     steps = a.only.split(",")
@@ -442,6 +469,8 @@ def main():
         res["save_stall"] = save_stall(a.root, a.log)
     if "stop" in steps:
         res["stop_while_loading"] = stop_while_loading(a.root, a.log)
+    if "walk" in steps:  # drops the page cache: not in the default
+        res["walk"] = walk_analysis(a.root, a.log)
     print(json.dumps(res, indent=1))
 
 
