@@ -154,17 +154,13 @@ class SnapshotKeeper {
     void save(const char* why) {
         std::lock_guard lk(mu_);
         auto t0 = std::chrono::steady_clock::now();
-        // The repositories part is most of the file: reserve what the last
-        // one took, plus room to grow.
-        auto n = storage::write_snapshot(rootfd_, v2fd_, index_, &journal_, threads_,
-                                         last_bytes_ + last_bytes_ / 16);
+        auto n = storage::write_snapshot(rootfd_, v2fd_, index_, &journal_, threads_);
         double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         // The save's buffers were freed on this thread's and its walk
         // threads' arenas: give the pages back, so the RSS between saves is
         // the index's, not the last save's.
         (void)malloc_trim(0);
         if (n) {
-            last_bytes_ = *n;
             RP_LOG_INFO("index snapshot saved (%s): %zu bytes in %.3f s", why, *n, s);
         } else {
             RP_LOG_WARN("index snapshot not saved (%s): %s; the next start reads the tree", why,
@@ -184,7 +180,6 @@ class SnapshotKeeper {
     storage::WriteJournal& journal_;
     unsigned threads_;
     std::mutex mu_;
-    std::size_t last_bytes_ = 0; // the last save's size, under mu_
 };
 
 // Where the index comes from at startup.

@@ -14,10 +14,11 @@
 // write to it after each save; from then on it is free (a set in memory).
 // A save (helper thread) 1. starts .ringport.dirty.new, and writers record
 // there from then on, 2. stamps the tree and reads the index, each
-// repository's directories before its content; a repository whose writer
-// holds its write lock at that moment is recorded in the new journal by the
-// save itself, 3. writes the snapshot (temp, fsync, rename), 4. renames the
-// new journal over the old one. A crash at any step leaves a
+// repository's directories before its content, into the snapshot's temp
+// file as it goes; a repository whose writer holds its write lock at that
+// moment is recorded in the new journal by the save itself, 3. makes the
+// snapshot durable and renames it into place, 4. renames the new journal
+// over the old one. A crash at any step leaves a
 // snapshot that the union of the two journals covers; a start reads both.
 
 #include <cstdint>

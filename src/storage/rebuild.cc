@@ -333,47 +333,80 @@ VerifyStats verify_index(int v2fd, Index& index, Store& store, const ManifestPar
 
 namespace {
 
-Result<void> write_snapshot_file(int rootfd, const std::string& bytes) {
-    const std::string file(snapshot_file);
-    std::string tmp = file + ".tmp";
-    util::UniqueFd fd(
-        ::openat(rootfd, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!fd.valid()) {
-        return Error::sys(errno, "create " + tmp);
-    }
-    // Written back a MiB at a time, so the fdatasync below (and the journal
-    // commit it forces, which competes with the shards for the CPU) has
-    // little left to do.
-    constexpr std::size_t piece = 1u << 20;
-    for (std::size_t off = 0; off < bytes.size(); off += piece) {
-        std::string_view part = std::string_view(bytes).substr(off, piece);
-        if (auto w = blocking::write_all(fd.get(), part, off); !w) {
-            (void)::unlinkat(rootfd, tmp.c_str(), 0);
-            return Error::sys(w.error().sys_errno, "write " + tmp);
+// <root>/.ringport.index.tmp, written in the pieces a SnapshotWriter hands
+// over, then made durable and renamed over the snapshot.
+class SnapshotFile {
+  public:
+    explicit SnapshotFile(int rootfd) : rootfd_(rootfd) {}
+    ~SnapshotFile() {
+        if (fd_.valid() && !done_) {
+            (void)::unlinkat(rootfd_, tmp_.c_str(), 0);
         }
-        (void)::sync_file_range(fd.get(), 0, static_cast<off_t>(off + part.size()),
+    }
+    SnapshotFile(const SnapshotFile&) = delete;
+    SnapshotFile& operator=(const SnapshotFile&) = delete;
+
+    Result<void> open() {
+        fd_ = util::UniqueFd(
+            ::openat(rootfd_, tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+        if (!fd_.valid()) {
+            return Error::sys(errno, "create " + tmp_);
+        }
+        return util::Ok{};
+    }
+    // Each piece is written back at once, so the fdatasync at the end (and
+    // the journal commit it forces, which competes with the shards for the
+    // CPU) has little left to do.
+    bool append(std::string_view piece) {
+        if (auto w = blocking::write_all(fd_.get(), piece, size_); !w) {
+            errno_ = w.error().sys_errno;
+            return false;
+        }
+        size_ += piece.size();
+        (void)::sync_file_range(fd_.get(), 0, static_cast<off_t>(size_),
                                 SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
                                     SYNC_FILE_RANGE_WAIT_AFTER);
+        return true;
     }
-    if (::fdatasync(fd.get()) != 0 || ::renameat(rootfd, tmp.c_str(), rootfd, file.c_str()) != 0 ||
-        ::fsync(rootfd) != 0) {
-        int e = errno;
-        (void)::unlinkat(rootfd, tmp.c_str(), 0);
-        return Error::sys(e, "write " + file);
+    // The header at offset 0, then fdatasync, rename, fsync of <root>.
+    Result<void> commit(std::string_view header) {
+        if (header.empty()) {
+            return Error::sys(errno_ != 0 ? errno_ : EIO, "write " + tmp_);
+        }
+        if (auto w = blocking::write_all(fd_.get(), header, 0); !w) {
+            return Error::sys(w.error().sys_errno, "write " + tmp_);
+        }
+        const std::string file(snapshot_file);
+        if (::fdatasync(fd_.get()) != 0 ||
+            ::renameat(rootfd_, tmp_.c_str(), rootfd_, file.c_str()) != 0) {
+            return Error::sys(errno, "write " + file);
+        }
+        done_ = true;
+        if (::fsync(rootfd_) != 0) {
+            return Error::sys(errno, "fsync of the root after writing " + file);
+        }
+        return util::Ok{};
     }
-    return util::Ok{};
-}
+    std::uint64_t size() const noexcept { return size_; }
 
-// The snapshot's bytes. Each repository's directories are stamped before
-// its part of the index is read, the directories above them before any: a
-// write that lands in between changes a stamped directory (read again at
-// the next start) or is in the journal, never lost. One repository at a
-// time, so a save holds the encoded file and one repository's content, not
-// every repository's stamps at once. `writing` gets the repositories whose
-// writer held the write lock while they were read.
-std::string encode_snapshot(int v2fd, const Index& index, unsigned threads, std::size_t size_hint,
-                            std::vector<std::string>& writing) {
-    SnapshotWriter w(size_hint);
+  private:
+    int rootfd_;
+    std::string tmp_ = std::string(snapshot_file) + ".tmp";
+    util::UniqueFd fd_;
+    std::uint64_t size_ = 0;
+    int errno_ = 0;
+    bool done_ = false;
+};
+
+// Encodes the snapshot into `w`. Each repository's directories are stamped
+// before its part of the index is read, the directories above them before
+// any: a write that lands in between changes a stamped directory (read
+// again at the next start) or is in the journal, never lost. One repository
+// at a time, written out as it goes: a save holds the digest table and a
+// piece of the file. `writing` gets the repositories whose writer held the
+// write lock while they were read.
+void encode_snapshot(int v2fd, const Index& index, unsigned threads, SnapshotWriter& w,
+                     std::vector<std::string>& writing) {
     std::vector<std::string> visited;
     Found found = find_all(v2fd, threads, &visited);
     for (std::string& p : visited) {
@@ -417,27 +450,38 @@ std::string encode_snapshot(int v2fd, const Index& index, unsigned threads, std:
         r.manifests.clear();
         r.tags.clear();
     }
-    return w.finish();
 }
 
 } // namespace
 
 Result<std::size_t> write_snapshot(int rootfd, int v2fd, const Index& index, WriteJournal* journal,
-                                   unsigned threads, std::size_t size_hint) {
+                                   unsigned threads) {
     if (journal != nullptr) {
         if (auto b = journal->begin_save(); !b) {
             journal->abort_save();
             return std::move(b).error();
         }
     }
-    std::vector<std::string> writing;
-    std::string bytes = encode_snapshot(v2fd, index, threads, size_hint, writing);
     Result<void> r = util::Ok{};
-    if (journal != nullptr) {
-        r = journal->add_blocking(writing);
-    }
-    if (r) {
-        r = write_snapshot_file(rootfd, bytes);
+    std::uint64_t size = 0;
+    {
+        SnapshotFile file(rootfd);
+        r = file.open();
+        if (r) {
+            SnapshotWriter w([&file](std::string_view piece) { return file.append(piece); });
+            std::vector<std::string> writing;
+            encode_snapshot(v2fd, index, threads, w, writing);
+            std::string header = w.finish();
+            // Recorded before the rename: once the snapshot is in place, the
+            // journal names every repository whose writer it may have missed.
+            if (journal != nullptr && !header.empty()) {
+                r = journal->add_blocking(writing);
+            }
+            if (r) {
+                r = file.commit(header);
+            }
+            size = file.size();
+        }
     }
     if (r && journal != nullptr) {
         r = journal->commit_save();
@@ -448,7 +492,7 @@ Result<std::size_t> write_snapshot(int rootfd, int v2fd, const Index& index, Wri
         }
         return std::move(r).error();
     }
-    return bytes.size();
+    return static_cast<std::size_t>(size);
 }
 
 std::size_t purge_stale_uploads(int v2fd, Store& store, std::int64_t purge_age_s) {

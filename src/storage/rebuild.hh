@@ -83,11 +83,10 @@ VerifyStats verify_index(int v2fd, Index& index, Store& store, const ManifestPar
 // clients write, with the journal's save protocol (journal.hh); blocking,
 // for a helper thread. Each repository's directories are stamped before its
 // part of the index is read. On a failure the snapshot on disk is removed
-// (the next start reads the tree). `size_hint` (the previous save's size)
-// is reserved up front. Returns the bytes written.
+// (the next start reads the tree). The file is written as it is encoded, so
+// a save holds the digest table and a piece of it. Returns the bytes written.
 util::Result<std::size_t> write_snapshot(int rootfd, int v2fd, const Index& index,
-                                         WriteJournal* journal, unsigned threads,
-                                         std::size_t size_hint = 0);
+                                         WriteJournal* journal, unsigned threads);
 
 // Removes upload directories older than `purge_age_s` that no session holds.
 // Blocking; for a helper thread. Returns how many were removed.

@@ -19,8 +19,9 @@ using util::Result;
 
 namespace {
 
-constexpr std::string_view magic = "RPINDEX2";
+constexpr std::string_view magic = "RPINDEX3";
 constexpr std::size_t header_bytes = 8 + 8 + 8;
+constexpr std::size_t trailer_bytes = 8 + 8 + 4;
 
 template <typename T> void put(std::string& out, T v) {
     char b[sizeof(T)];
@@ -143,6 +144,23 @@ DirStamp stamp_dir(int dirfd, std::string path) {
     return s;
 }
 
+SnapshotWriter::SnapshotWriter() = default;
+
+SnapshotWriter::SnapshotWriter(Sink sink) : sink_(std::move(sink)) {
+    hash_ = XXH3_createState();
+    if (hash_ == nullptr) {
+        util::fatal("snapshot: XXH3_createState", ENOMEM);
+    }
+    (void)XXH3_64bits_reset(static_cast<XXH3_state_t*>(hash_));
+    buf_.reserve(piece_bytes + (64u << 10));
+}
+
+SnapshotWriter::~SnapshotWriter() {
+    if (hash_ != nullptr) {
+        (void)XXH3_freeState(static_cast<XXH3_state_t*>(hash_));
+    }
+}
+
 std::uint32_t SnapshotWriter::digest(const std::string& d) {
     auto [it, added] = numbers_.try_emplace(d, static_cast<std::uint32_t>(digests_.size()));
     if (added) {
@@ -152,69 +170,105 @@ std::uint32_t SnapshotWriter::digest(const std::string& d) {
 }
 
 void SnapshotWriter::walk_dir(const DirStamp& s) {
+    RP_ASSERT(!started_);
     put_stamp(walk_, s);
     ++walk_n_;
 }
 
-void SnapshotWriter::uploads_repo(const std::string& name) { uploads_.push_back(name); }
-
-void SnapshotWriter::repo(const SnapshotRepo& r) {
-    put_str(repos_, r.name);
-    put<std::uint32_t>(repos_, static_cast<std::uint32_t>(r.dirs.size()));
-    for (const DirStamp& d : r.dirs) {
-        put_stamp(repos_, d);
-    }
-    put_ids(repos_, r.layers);
-    put_ids(repos_, r.manifests);
-    // The tags part's length, then the part, written in place.
-    std::size_t len_at = repos_.size();
-    put<std::uint64_t>(repos_, 0);
-    std::size_t start = repos_.size();
-    put<std::uint32_t>(repos_, static_cast<std::uint32_t>(r.tags.size()));
-    for (const auto& [tag, id] : r.tags) {
-        put_str(repos_, tag);
-        put(repos_, id);
-    }
-    auto len = static_cast<std::uint64_t>(repos_.size() - start);
-    std::memcpy(repos_.data() + len_at, &len, sizeof len);
-    ++repos_n_;
+void SnapshotWriter::uploads_repo(const std::string& name) {
+    RP_ASSERT(!started_);
+    uploads_.push_back(name);
 }
 
-// One allocation of the exact size, the parts freed as they are copied: a
-// save's peak is the parts plus the file, not several growing copies of it.
-std::string SnapshotWriter::finish() {
-    std::size_t size = header_bytes + 4 + 4 + walk_.size() + 4 + 4 + repos_.size();
-    for (const std::string& d : digests_) {
-        size += 4 + d.size();
-    }
+void SnapshotWriter::start() {
+    started_ = true;
+    buf_.append(header_size, '\0'); // the header, once the payload is known
+    put(buf_, walk_n_);
+    buf_.append(walk_);
+    std::string().swap(walk_);
+    put<std::uint32_t>(buf_, static_cast<std::uint32_t>(uploads_.size()));
     for (const std::string& u : uploads_) {
-        size += 4 + u.size();
+        put_str(buf_, u);
     }
-    std::string out;
-    out.reserve(size);
-    out.append(magic);
-    put<std::uint64_t>(out, size - header_bytes);
-    put<std::uint64_t>(out, 0); // the checksum, once the payload is there
-    put<std::uint32_t>(out, static_cast<std::uint32_t>(digests_.size()));
+    std::vector<std::string>().swap(uploads_);
+    repos_at_ = at();
+}
+
+void SnapshotWriter::flush() {
+    if (!sink_ || failed_ || buf_.empty()) {
+        return;
+    }
+    std::string_view all = buf_;
+    std::size_t skip = sent_ == 0 ? header_size : 0; // the placeholder is not payload
+    (void)XXH3_64bits_update(static_cast<XXH3_state_t*>(hash_), all.data() + skip,
+                             all.size() - skip);
+    failed_ = !sink_(all);
+    sent_ += all.size();
+    buf_.clear();
+}
+
+void SnapshotWriter::repo(const SnapshotRepo& r) {
+    if (!started_) {
+        start();
+    }
+    put_str(buf_, r.name);
+    put<std::uint32_t>(buf_, static_cast<std::uint32_t>(r.dirs.size()));
+    for (const DirStamp& d : r.dirs) {
+        put_stamp(buf_, d);
+    }
+    put_ids(buf_, r.layers);
+    put_ids(buf_, r.manifests);
+    // The tags part's length, then the part, written in place.
+    std::size_t len_at = buf_.size();
+    put<std::uint64_t>(buf_, 0);
+    std::size_t part = buf_.size();
+    put<std::uint32_t>(buf_, static_cast<std::uint32_t>(r.tags.size()));
+    for (const auto& [tag, id] : r.tags) {
+        put_str(buf_, tag);
+        put(buf_, id);
+    }
+    auto len = static_cast<std::uint64_t>(buf_.size() - part);
+    std::memcpy(buf_.data() + len_at, &len, sizeof len);
+    ++repos_n_;
+    if (sink_ && buf_.size() >= piece_bytes) {
+        flush();
+    }
+}
+
+std::string SnapshotWriter::finish() {
+    if (!started_) {
+        start();
+    }
+    std::uint64_t digests_at = at();
+    put<std::uint32_t>(buf_, static_cast<std::uint32_t>(digests_.size()));
     for (const std::string& d : digests_) {
-        put_str(out, d);
+        put_str(buf_, d);
     }
     std::vector<std::string>().swap(digests_);
     std::unordered_map<std::string, std::uint32_t>().swap(numbers_);
-    put(out, walk_n_);
-    out.append(walk_);
-    std::string().swap(walk_);
-    put<std::uint32_t>(out, static_cast<std::uint32_t>(uploads_.size()));
-    for (const std::string& u : uploads_) {
-        put_str(out, u);
+    put(buf_, repos_at_);
+    put(buf_, digests_at);
+    put(buf_, repos_n_);
+    std::uint64_t len = at();
+    std::uint64_t sum = 0;
+    if (sink_) {
+        flush();
+        if (failed_) {
+            return {};
+        }
+        sum = XXH3_64bits_digest(static_cast<XXH3_state_t*>(hash_));
+    } else {
+        sum = XXH3_64bits(buf_.data() + header_size, buf_.size() - header_size);
     }
-    put(out, repos_n_);
-    out.append(repos_);
-    std::string().swap(repos_);
-    RP_ASSERT(out.size() == size);
-    std::uint64_t sum = XXH3_64bits(out.data() + header_bytes, size - header_bytes);
-    std::memcpy(out.data() + magic.size() + 8, &sum, sizeof sum);
-    return out;
+    std::string header(magic);
+    put(header, len);
+    put(header, sum);
+    RP_ASSERT(header.size() == header_size && header_size == header_bytes);
+    if (sink_) {
+        return header;
+    }
+    std::memcpy(buf_.data(), header.data(), header.size());
+    return std::move(buf_);
 }
 
 Result<SnapshotReader> SnapshotReader::open(std::string bytes) {
@@ -231,14 +285,30 @@ Result<SnapshotReader> SnapshotReader::open(std::string bytes) {
     if (len != payload.size() || XXH3_64bits(payload.data(), payload.size()) != sum) {
         return corrupt("truncated or damaged (checksum)");
     }
-    Cursor c{payload};
-    std::uint32_t n = c.count(4);
+    if (payload.size() < trailer_bytes) {
+        return corrupt("malformed");
+    }
+    std::size_t end = payload.size() - trailer_bytes;
+    Cursor tr{payload, end};
+    auto repos_at = tr.get<std::uint64_t>();
+    auto digests_at = tr.get<std::uint64_t>();
+    auto repos_n = tr.get<std::uint32_t>();
+    if (tr.bad || repos_at > digests_at || digests_at > end) {
+        return corrupt("malformed");
+    }
+    // The digests first: every number in the rest is checked against them.
+    Cursor d{payload.substr(0, end), digests_at};
+    std::uint32_t n = d.count(4);
     r.digests_.reserve(n);
-    for (std::uint32_t i = 0; i < n && !c.bad; ++i) {
-        r.digests_.push_back(c.str());
+    for (std::uint32_t i = 0; i < n && !d.bad; ++i) {
+        r.digests_.push_back(d.str());
+    }
+    if (d.bad || d.at != end) {
+        return corrupt("malformed");
     }
     // Checksummed is not trusted: every name and path is checked as a
     // request's would be, so a crafted file cannot reach the layout's asserts.
+    Cursor c{payload.substr(0, repos_at)};
     n = c.count(28);
     for (std::uint32_t i = 0; i < n && !c.bad; ++i) {
         r.walk_.push_back(c.stamp());
@@ -250,10 +320,16 @@ Result<SnapshotReader> SnapshotReader::open(std::string bytes) {
         r.uploads_.push_back(c.str());
         c.bad = c.bad || !valid_repo_name(r.uploads_.back());
     }
+    if (c.bad || c.at != repos_at) {
+        return corrupt("malformed");
+    }
+    c = Cursor{payload.substr(0, digests_at), repos_at};
+    if (repos_n > (digests_at - repos_at) / 24) {
+        return corrupt("malformed");
+    }
     std::unordered_set<std::string> names;
-    n = c.count(24);
-    r.repos_.reserve(n);
-    for (std::uint32_t i = 0; i < n && !c.bad; ++i) {
+    r.repos_.reserve(repos_n);
+    for (std::uint32_t i = 0; i < repos_n && !c.bad; ++i) {
         RepoHead head;
         head.name = c.str();
         c.bad = c.bad || !valid_repo_name(head.name) || !names.insert(head.name).second;
@@ -267,7 +343,7 @@ Result<SnapshotReader> SnapshotReader::open(std::string bytes) {
         head.manifests = c.ids(r.digests_.size());
         auto tags_len = c.get<std::uint64_t>();
         head.tags_at = c.at;
-        if (c.bad || tags_len > payload.size() - c.at) {
+        if (c.bad || tags_len > digests_at - c.at) {
             c.bad = true;
             break;
         }
@@ -285,7 +361,7 @@ Result<SnapshotReader> SnapshotReader::open(std::string bytes) {
         c.at += tags_len;
         r.repos_.push_back(std::move(head));
     }
-    if (c.bad || c.at != payload.size()) {
+    if (c.bad || c.at != digests_at) {
         return corrupt("malformed");
     }
     return r;

@@ -6,17 +6,23 @@
 // was stopped. Only an encoding here; rebuild.cc decides when to trust it.
 //
 // File layout (little-endian; strings are u32 length + bytes):
-//   "RPINDEX2" | u64 payload length | u64 XXH3-64 of the payload | payload
-//   payload: u32 n, n digest strings
-//            u32 n, n DirStamps (the repositories/ walk: every directory
+//   "RPINDEX3" | u64 payload length | u64 XXH3-64 of the payload | payload
+//   payload: u32 n, n DirStamps (the repositories/ walk: every directory
 //                   that is not a repository's own `_` directory)
 //            u32 n, n names of repositories with an _uploads directory
-//            u32 n, n repositories:
+//            the repositories, one after another:
 //              name | u32 n, n DirStamps (its _layers and _manifests dirs)
 //              u32 n, n layer digest numbers | u32 n, n manifest numbers
 //              u64 length of the tags part | u32 n, n (tag, digest number)
+//            u32 n, n digest strings (numbered in order)
+//            trailer: u64 offset of the first repository | u64 offset of
+//                     the digests | u32 number of repositories
+//   The digests come last so that a save can write the repositories out as
+//   it encodes them (it numbers digests as it meets them): a save holds the
+//   digest table and a piece of the file, never the whole file.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -49,25 +55,49 @@ struct SnapshotRepo {
     std::vector<std::pair<std::string, std::uint32_t>> tags;
 };
 
+// Encodes a snapshot. walk_dir() and uploads_repo() come before the first
+// repo(). In memory (no sink) finish() returns the whole file; with a sink
+// the bytes leave in pieces of about `piece_bytes` as they are made, the
+// first being a placeholder for the header, and finish() returns the
+// header, which belongs at offset 0.
 class SnapshotWriter {
   public:
-    SnapshotWriter() = default;
-    // `size_hint`: the previous snapshot's size, reserved up front so the
-    // encoding does not grow by doubling (a save's peak memory).
-    explicit SnapshotWriter(std::size_t size_hint) { repos_.reserve(size_hint); }
+    // Takes the next bytes of the file; false stops the writer.
+    using Sink = std::function<bool(std::string_view)>;
+    static constexpr std::size_t piece_bytes = 1u << 20;
+
+    SnapshotWriter();
+    explicit SnapshotWriter(Sink sink);
+    ~SnapshotWriter();
+    SnapshotWriter(const SnapshotWriter&) = delete;
+    SnapshotWriter& operator=(const SnapshotWriter&) = delete;
+
     std::uint32_t digest(const std::string& d); // its number, added if new
     void walk_dir(const DirStamp& s);
     void uploads_repo(const std::string& name);
     void repo(const SnapshotRepo& r);
-    std::string finish(); // the whole file; the writer is spent
+    // The whole file, or with a sink the header; empty if the sink refused
+    // a piece. The writer is spent.
+    std::string finish();
 
   private:
+    void start(); // the header placeholder, the walk and the uploads
+    void flush(); // with a sink: hands buf_ over
+    std::uint64_t at() const noexcept { return sent_ + buf_.size() - header_size; }
+    static constexpr std::size_t header_size = 8 + 8 + 8;
+
+    Sink sink_;
+    void* hash_ = nullptr; // XXH3_state_t, with a sink
+    std::string buf_;      // bytes not yet handed over (all of them without a sink)
+    std::uint64_t sent_ = 0;
+    bool started_ = false;
+    bool failed_ = false;
     std::vector<std::string> digests_;
     std::unordered_map<std::string, std::uint32_t> numbers_;
     std::string walk_;
     std::uint32_t walk_n_ = 0;
     std::vector<std::string> uploads_;
-    std::string repos_;
+    std::uint64_t repos_at_ = 0;
     std::uint32_t repos_n_ = 0;
 };
 

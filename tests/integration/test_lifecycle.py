@@ -1214,7 +1214,7 @@ def test_a_damaged_snapshot_is_not_used_and_the_tree_is_read(lab, damage):
     # Replaced by a good one once the tree was read.
     saved_line(srv, "after start")
     with open(path, "rb") as f:
-        assert f.read(8) == b"RPINDEX2"
+        assert f.read(8) == b"RPINDEX3"
 
 
 def test_after_kill_9_the_restart_trusts_the_snapshot_and_reads_again_what_was_written(lab):
@@ -1257,6 +1257,30 @@ def test_the_snapshot_is_saved_in_the_background_while_serving(lab):
     want = dict(digests)
     want[("bg/app", "v1")] = md
     assert index_view(srv) == want
+
+
+def test_a_save_that_cannot_write_removes_the_snapshot_and_the_next_start_reads_the_tree(lab):
+    root, digests, srv = stopped_with_snapshot(lab, repos=3)
+    # The save's temp file cannot be created: a directory holds its name.
+    os.mkdir(snapshot_file(root) + ".tmp")
+    line = start_ready(srv)
+    assert "from the snapshot" in line, line
+    failed = wait_until(lambda: next((l for l in list(srv.err)
+                                      if "index snapshot not saved (after start)" in l), None), 30)
+    assert failed, srv.err[-5:]
+    # A snapshot the failed save can no longer keep current is not left to be trusted.
+    assert not os.path.exists(snapshot_file(root))
+    c = Client(srv.host)
+    _, md = c.push_image("nosave/app", "v1", layers=(b"written while saves fail",))
+    srv.kill()
+    os.rmdir(snapshot_file(root) + ".tmp")
+    line = start_ready(srv)
+    assert "from the snapshot" not in line, line
+    want = dict(digests)
+    want[("nosave/app", "v1")] = md
+    assert index_view(srv) == want
+    saved_line(srv, "after start")  # saves work again
+    assert os.path.getsize(snapshot_file(root)) > 0
 
 
 def test_index_snapshot_false_saves_nothing_and_removes_an_existing_one(lab):

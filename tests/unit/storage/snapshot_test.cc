@@ -3,14 +3,15 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <string>
 
 using namespace rp::storage;
 
 namespace {
 
-std::string sample(std::size_t size_hint = 0) {
-    SnapshotWriter w(size_hint);
+// The sample's content, into `w`.
+void fill(SnapshotWriter& w) {
     w.walk_dir(DirStamp{"repositories", 11, 100, 200});
     w.walk_dir(DirStamp{"repositories/a", 12, 101, 201});
     w.uploads_repo("a");
@@ -24,6 +25,11 @@ std::string sample(std::size_t size_hint = 0) {
     SnapshotRepo e;
     e.name = "empty/one";
     w.repo(e);
+}
+
+std::string sample() {
+    SnapshotWriter w;
+    fill(w);
     return w.finish();
 }
 
@@ -57,11 +63,67 @@ TEST_CASE("a snapshot reads back what was written") {
     CHECK(none->empty());
 }
 
-TEST_CASE("a size hint changes how the writer reserves, never the bytes") {
-    std::string plain = sample();
-    CHECK(sample(1) == plain);
-    CHECK(sample(plain.size()) == plain);
-    CHECK(sample(1u << 20) == plain);
+TEST_CASE("a writer with a sink hands over the same file in pieces, the header last") {
+    std::string streamed;
+    std::size_t pieces = 0;
+    SnapshotWriter w([&](std::string_view piece) {
+        streamed.append(piece);
+        ++pieces;
+        return true;
+    });
+    fill(w);
+    std::string header = w.finish();
+    REQUIRE(header.size() == 24);
+    REQUIRE(streamed.size() > header.size());
+    CHECK(streamed.substr(0, 24) == std::string(24, '\0')); // the placeholder
+    streamed.replace(0, header.size(), header);
+    CHECK(streamed == sample());
+    CHECK(pieces >= 1);
+    CHECK(SnapshotReader::open(streamed));
+}
+
+TEST_CASE("a big snapshot leaves a streaming writer a piece at a time and reads back") {
+    constexpr int repos = 5000, tags = 40; // ~3 MiB: several pieces
+    std::string streamed;
+    std::size_t largest = 0;
+    std::size_t pieces = 0;
+    SnapshotWriter w([&](std::string_view piece) {
+        streamed.append(piece);
+        largest = std::max(largest, piece.size());
+        ++pieces;
+        return true;
+    });
+    SnapshotRepo r;
+    for (int i = 0; i < repos; ++i) {
+        r.name = "repo-" + std::to_string(i);
+        r.tags.clear();
+        for (int t = 0; t < tags; ++t) {
+            r.tags.emplace_back("tag-" + std::to_string(t),
+                                w.digest("sha256:" + std::to_string(i % 7)));
+        }
+        w.repo(r);
+    }
+    std::string header = w.finish();
+    REQUIRE_FALSE(header.empty());
+    streamed.replace(0, header.size(), header);
+    CHECK(streamed.size() > 2 * SnapshotWriter::piece_bytes);
+    CHECK(pieces >= 3);
+    CHECK(largest < SnapshotWriter::piece_bytes + (64u << 10)); // never the whole file
+    auto rd = SnapshotReader::open(streamed);
+    REQUIRE(rd);
+    CHECK(rd->digests().size() == 7);
+    REQUIRE(rd->repos().size() == static_cast<std::size_t>(repos));
+    auto last = rd->tags(rd->repos().back());
+    REQUIRE(last);
+    CHECK(last->size() == static_cast<std::size_t>(tags));
+    CHECK(rd->digests()[last->front().second] == "sha256:" + std::to_string((repos - 1) % 7));
+}
+
+TEST_CASE("a sink that refuses a piece makes the writer return no header") {
+    int calls = 0;
+    SnapshotWriter w([&](std::string_view) { return ++calls > 1; }); // the first one fails
+    fill(w);
+    CHECK(w.finish().empty());
 }
 
 TEST_CASE("every truncation and every flipped byte of a snapshot is refused") {
