@@ -200,16 +200,25 @@ def test_two_abuse_rounds_hold_memory_flat_while_serving_a_good_client(start):
     pid = r.proc.pid
     good = abuse.WellBehaved(r.host)
     good.start()
+    def one(rnd):
+        res = abuse.one_round(r.host, absent=20000, sessions=600, stalled=300,
+                              seed=rnd, time_limit_s=240)
+        time.sleep(0.5)  # let the stalled connections' closes land
+        res["rss_kib"] = abuse.vm_rss_kib(pid)
+        res["status"] = abuse.status(r.host)
+        res["good_ok"] = good.ok
+        return res
+
+    def grew(a, b):
+        return b["rss_kib"] - a["rss_kib"]
+
     try:
-        results = []
-        for rnd in range(2):
-            res = abuse.one_round(r.host, absent=20000, sessions=600, stalled=300,
-                                  seed=rnd, time_limit_s=240)
-            time.sleep(0.5)  # let the stalled connections' closes land
-            res["rss_kib"] = abuse.vm_rss_kib(pid)
-            res["status"] = abuse.status(r.host)
-            res["good_ok"] = good.ok
-            results.append(res)
+        results = [one(0), one(1)]
+        # On a loaded machine a pool may still be warming in round 2 (its
+        # live heap flat): a third round tells that from a leak, which grows
+        # every round.
+        if not sanitized() and grew(results[0], results[1]) > 2048:
+            results.append(one(2))
     finally:
         good.finish()
     print(results)
@@ -229,8 +238,10 @@ def test_two_abuse_rounds_hold_memory_flat_while_serving_a_good_client(start):
     d1, d2 = (res["status"]["index"]["digests"] for res in results)
     assert abs(d2 - d1) <= 2, (d1, d2)
     if not sanitized():  # ASan keeps freed memory in quarantine: RSS means nothing there
-        grew = results[1]["rss_kib"] - results[0]["rss_kib"]
-        assert grew <= 2048, f"round 2 grew RSS by {grew} KiB: {results}"
+        last = grew(results[-2], results[-1])
+        assert last <= 2048, f"round {len(results)} grew RSS by {last} KiB: {results}"
+        heap = [res["status"]["memory"]["heap_in_use_bytes"] for res in results]
+        assert heap[-1] - heap[0] <= 512 << 10, f"the live heap grew: {heap}"
 
 
 # ---------------------------------------------------------------------------
