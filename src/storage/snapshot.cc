@@ -180,9 +180,11 @@ void SnapshotWriter::uploads_repo(const std::string& name) {
     uploads_.push_back(name);
 }
 
+std::uint64_t SnapshotWriter::at() const noexcept { return sent_ + buf_.size() - header_bytes; }
+
 void SnapshotWriter::start() {
     started_ = true;
-    buf_.append(header_size, '\0'); // the header, once the payload is known
+    buf_.append(header_bytes, '\0'); // the header, once the payload is known
     put(buf_, walk_n_);
     buf_.append(walk_);
     std::string().swap(walk_);
@@ -199,7 +201,7 @@ void SnapshotWriter::flush() {
         return;
     }
     std::string_view all = buf_;
-    std::size_t skip = sent_ == 0 ? header_size : 0; // the placeholder is not payload
+    std::size_t skip = sent_ == 0 ? header_bytes : 0; // the placeholder is not payload
     (void)XXH3_64bits_update(static_cast<XXH3_state_t*>(hash_), all.data() + skip,
                              all.size() - skip);
     failed_ = !sink_(all);
@@ -258,12 +260,12 @@ std::string SnapshotWriter::finish() {
         }
         sum = XXH3_64bits_digest(static_cast<XXH3_state_t*>(hash_));
     } else {
-        sum = XXH3_64bits(buf_.data() + header_size, buf_.size() - header_size);
+        sum = XXH3_64bits(buf_.data() + header_bytes, buf_.size() - header_bytes);
     }
     std::string header(magic);
     put(header, len);
     put(header, sum);
-    RP_ASSERT(header.size() == header_size && header_size == header_bytes);
+    RP_ASSERT(header.size() == header_bytes);
     if (sink_) {
         return header;
     }

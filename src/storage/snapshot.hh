@@ -81,10 +81,9 @@ class SnapshotWriter {
     std::string finish();
 
   private:
-    void start(); // the header placeholder, the walk and the uploads
-    void flush(); // with a sink: hands buf_ over
-    std::uint64_t at() const noexcept { return sent_ + buf_.size() - header_size; }
-    static constexpr std::size_t header_size = 8 + 8 + 8;
+    void start();                      // the header placeholder, the walk and the uploads
+    void flush();                      // with a sink: hands buf_ over
+    std::uint64_t at() const noexcept; // the payload offset of the next byte
 
     Sink sink_;
     void* hash_ = nullptr; // XXH3_state_t, with a sink
