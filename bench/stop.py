@@ -21,12 +21,12 @@ import json
 import os
 import re
 import signal
-import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lib"))
 from ringtest import abuse  # noqa: E402
+from ringtest.rawhttp import connect  # noqa: E402
 
 from abuse import side_by_side  # noqa: E402  (bench/abuse.py)
 
@@ -49,10 +49,9 @@ def threads(pid):
 
 
 def open_idle(host, count):
-    h, p = host.rsplit(":", 1)
     socks = []
     for _ in range(count):
-        s = socket.create_connection((h, int(p)), timeout=10)
+        s = connect(host, 10)
         s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: stop\r\n\r\n")
         socks.append(s)
     for s in socks:  # each answered once, then idle
@@ -62,8 +61,7 @@ def open_idle(host, count):
 
 def half_upload(host):
     """A POST, then a PATCH that sends half of its declared body and stops."""
-    h, p = host.rsplit(":", 1)
-    s = socket.create_connection((h, int(p)), timeout=10)
+    s = connect(host, 10)
     s.sendall(b"POST /v2/stop/half/blobs/uploads/ HTTP/1.1\r\nHost: stop\r\n"
               b"Content-Length: 0\r\n\r\n")
     head = s.recv(65536).decode(errors="replace")
