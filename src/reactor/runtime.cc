@@ -20,7 +20,8 @@ struct Runtime::Duty {
 
 Runtime::Runtime(RuntimeConfig cfg)
     : cfg_(cfg), blocking_("rp-pool", cfg.blocking_threads == 0 ? 1 : cfg.blocking_threads),
-      background_("rp-bg", cfg.background_threads == 0 ? 1 : cfg.background_threads, 19) {
+      background_("rp-bg", cfg.background_threads == 0 ? 1 : cfg.background_threads,
+                  ThreadPool::Priority::background) {
     RP_ASSERT(cfg_.shards >= 1);
     for (unsigned i = 0; i < cfg_.shards; ++i) {
         shards_.push_back(std::make_unique<Shard>(i, cfg_.ring_entries));
@@ -146,6 +147,14 @@ void Runtime::stop() noexcept {
     }
     background_.stop();
     blocking_.stop();
+}
+
+Shard::Turns Runtime::turns() const noexcept {
+    Shard::Turns t;
+    for (const auto& s : shards_) {
+        t.add(s->turns());
+    }
+    return t;
 }
 
 unsigned Runtime::thread_count() const noexcept {

@@ -76,6 +76,8 @@ class Runtime {
     ThreadPool& background() noexcept { return background_; }
     // Threads this runtime runs now (shards, companions, pools, spawned).
     unsigned thread_count() const noexcept;
+    // Every shard's loop turns (Shard::turns), added up; any thread.
+    Shard::Turns turns() const noexcept;
 
     struct Duty;
 

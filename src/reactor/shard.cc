@@ -2,8 +2,10 @@
 #include "reactor/shard.hh"
 
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "reactor/task.hh"
@@ -181,8 +183,47 @@ void Shard::reap() noexcept {
     }
 }
 
+void Shard::Turns::add(const Turns& o) noexcept {
+    for (std::size_t i = 0; i < from.size(); ++i) {
+        from[i] += o.from[i];
+    }
+    longest_us = std::max(longest_us, o.longest_us);
+}
+
+Shard::Turns Shard::turns() const noexcept {
+    Turns t;
+    for (std::size_t i = 0; i < t.from.size(); ++i) {
+        t.from[i] = turns_from_[i].load(std::memory_order_relaxed);
+    }
+    t.longest_us = longest_turn_us_.load(std::memory_order_relaxed);
+    return t;
+}
+
+void Shard::count_turn(std::uint64_t ns) noexcept {
+    std::uint64_t us = ns / 1000;
+    if (us < turn_bounds_us[0]) {
+        return; // the common case: two clock reads per turn, nothing stored
+    }
+    for (std::size_t i = 0; i < turn_bounds_us.size() && us >= turn_bounds_us[i]; ++i) {
+        turns_from_[i].fetch_add(1, std::memory_order_relaxed);
+    }
+    if (us > longest_turn_us_.load(std::memory_order_relaxed)) {
+        longest_turn_us_.store(us, std::memory_order_relaxed);
+    }
+}
+
+namespace {
+std::uint64_t monotonic_ns() noexcept {
+    timespec ts{};
+    (void)::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000U +
+           static_cast<std::uint64_t>(ts.tv_nsec);
+}
+} // namespace
+
 void Shard::run() noexcept {
     RP_ASSERT(tl_current == this);
+    std::uint64_t turn_start = monotonic_ns();
     for (;;) {
         drain_inbox();
         if (stopping() && inflight_ == 0) {
@@ -207,7 +248,9 @@ void Shard::run() noexcept {
             io_uring_sqe_set_data(c, nullptr);
         }
         arm_wake();
+        count_turn(monotonic_ns() - turn_start);
         int r = io_uring_submit_and_wait(&ring_, 1);
+        turn_start = monotonic_ns();
         if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME) {
             util::fatal("io_uring_submit_and_wait", r);
         }

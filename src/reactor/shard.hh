@@ -3,6 +3,7 @@
 
 #include <liburing.h>
 
+#include <array>
 #include <atomic>
 #include <coroutine>
 #include <cstdint>
@@ -84,6 +85,20 @@ class Shard {
     unsigned id() const noexcept { return id_; }
     io_uring* ring() noexcept { return &ring_; }
 
+    // The loop's turns: from its wait on the ring returning to its next
+    // wait, the time every connection of the shard waits for whatever the
+    // shard is doing (or is blocked on). A long one is a stall of the whole
+    // shard; counting them shows whether background work ever causes one.
+    // Cumulative: turns[i] counts turns of turn_bounds_us[i] or longer.
+    static constexpr std::array<std::uint64_t, 6> turn_bounds_us{1000,  2000,  5000,
+                                                                 10000, 20000, 50000};
+    struct Turns {
+        std::array<std::uint64_t, turn_bounds_us.size()> from{};
+        std::uint64_t longest_us = 0;
+        void add(const Turns& o) noexcept;
+    };
+    Turns turns() const noexcept; // any thread
+
     // The shard whose thread is running, or nullptr on other threads.
     static Shard* current() noexcept;
 
@@ -92,6 +107,7 @@ class Shard {
     void arm_wake() noexcept;
     void drain_inbox() noexcept;
     void reap() noexcept;
+    void count_turn(std::uint64_t ns) noexcept;
 
     unsigned id_;
     unsigned ring_entries_;
@@ -106,6 +122,10 @@ class Shard {
     bool cancelled_all_ = false;
     ThreadPool* blocking_ = nullptr;
     ThreadPool* companion_ = nullptr;
+
+    // Written by the shard's thread only; read by any (relaxed).
+    std::array<std::atomic<std::uint64_t>, turn_bounds_us.size()> turns_from_{};
+    std::atomic<std::uint64_t> longest_turn_us_{0};
 
     std::mutex inbox_mu_;
     std::vector<Message> inbox_;

@@ -128,8 +128,41 @@ void Latch::release() noexcept {
     }
 }
 
-ThreadPool::ThreadPool(std::string name, unsigned threads, int nice)
-    : name_(std::move(name)), nice_(nice) {
+namespace {
+struct PaceState {
+    bool on = false;
+    std::chrono::steady_clock::time_point since{};
+    unsigned calls = 0;
+};
+thread_local PaceState pace_state;
+} // namespace
+
+void become_background() noexcept {
+    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19);
+    set_paced(true);
+}
+
+bool paced() noexcept { return pace_state.on; }
+
+void set_paced(bool on) noexcept {
+    pace_state.on = on;
+    pace_state.since = std::chrono::steady_clock::now();
+}
+
+void pace() noexcept {
+    PaceState& p = pace_state;
+    if (!p.on || (++p.calls & 7U) != 0) { // the clock every 8th call: units are µs-sized
+        return;
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (now - p.since >= kPaceWork) {
+        std::this_thread::sleep_for(kPaceRest);
+        p.since = std::chrono::steady_clock::now();
+    }
+}
+
+ThreadPool::ThreadPool(std::string name, unsigned threads, Priority priority)
+    : name_(std::move(name)), priority_(priority) {
     for (unsigned i = 0; i < threads; ++i) {
         threads_.emplace_back([this] { worker(); });
     }
@@ -171,9 +204,8 @@ void ThreadPool::RunAwaiter::await_suspend(std::coroutine_handle<> h) noexcept {
 
 void ThreadPool::worker() noexcept {
     (void)pthread_setname_np(pthread_self(), name_.substr(0, 15).c_str());
-    if (nice_ != 0) {
-        // Linux nice values are per thread (and inherited by threads it starts).
-        (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice_);
+    if (priority_ == Priority::background) {
+        become_background();
     }
     std::unique_lock lk(mu_);
     for (;;) {
@@ -184,6 +216,7 @@ void ThreadPool::worker() noexcept {
         auto job = std::move(jobs_.front());
         jobs_.pop_front();
         lk.unlock();
+        set_paced(paced()); // a job's first stretch counts from its start, not the last job's
         job();
         lk.lock();
     }

@@ -411,6 +411,7 @@ void encode_snapshot(int v2fd, const Index& index, unsigned threads, SnapshotWri
     Found found = find_all(v2fd, threads, &visited);
     for (std::string& p : visited) {
         w.walk_dir(stamp_dir(v2fd, std::move(p)));
+        reactor::pace();
     }
     std::vector<std::string>().swap(visited);
     for (const std::string& name : found.with_uploads) {
@@ -449,6 +450,7 @@ void encode_snapshot(int v2fd, const Index& index, unsigned threads, SnapshotWri
         r.layers.clear();
         r.manifests.clear();
         r.tags.clear();
+        reactor::pace();
     }
 }
 

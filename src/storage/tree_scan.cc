@@ -33,6 +33,7 @@ void find_repos(int v2fd, const std::string& rel, const std::string& name, int d
     if (out.visited != nullptr) {
         out.visited->push_back(rel);
     }
+    reactor::pace();
     bool is_repo = false;
     bool has_uploads = false;
     for (const Entry& e : list_dir(v2fd, rel)) {
@@ -223,6 +224,7 @@ void scan_all(int v2fd, std::vector<RepoScan>& scans, unsigned threads,
                 break;
             }
             scan_repo(v2fd, rd, scans[i]);
+            reactor::pace();
         }
         rd.finish();
     };

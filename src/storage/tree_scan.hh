@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "reactor/sync.hh"
 #include "storage/digest.hh"
 #include "storage/index.hh"
 #include "storage/rebuild.hh"
@@ -87,12 +88,15 @@ parse_manifests(int v2fd, const std::vector<RepoScan>& scans, Store& store,
 
 // Runs `worker` on `threads` threads (this one among them) and joins them.
 // Only the threads started here are named `rp-rebuild`: the caller keeps its
-// own name (`rp-loader`, `rp-bg`).
+// own name (`rp-loader`, `rp-bg`). They are paced when the caller is
+// (reactor::pace; their scheduling policy the kernel passes on itself).
 template <typename W> void on_threads(unsigned threads, W&& worker) {
     std::vector<std::thread> pool;
+    const bool paced = reactor::paced();
     for (unsigned t = 1; t < threads; ++t) {
-        pool.emplace_back([&worker] {
+        pool.emplace_back([&worker, paced] {
             (void)pthread_setname_np(pthread_self(), "rp-rebuild");
+            reactor::set_paced(paced);
             worker();
         });
     }
@@ -108,6 +112,7 @@ template <typename F> void parallel_for(std::size_t n, unsigned threads, F&& fn)
     on_threads(threads, [&] {
         for (std::size_t i = next++; i < n; i = next++) {
             fn(i);
+            reactor::pace();
         }
     });
 }

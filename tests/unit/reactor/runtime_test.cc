@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -69,6 +70,36 @@ TEST_CASE("a timer cancelled by another flow ends its sleep at once, and every l
     CHECK(shard2.inflight() == 0);
 }
 
+TEST_CASE("a shard counts its long loop turns: a message that holds it 6 ms is one") {
+    Shard shard(0, 8);
+    REQUIRE(shard.init());
+    // From another thread while the shard waits on its ring: the message
+    // gets a turn of its own, and the stop comes in a later one.
+    std::thread poster([&shard] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        shard.post(Message{[](void*, std::uint64_t) noexcept {
+                               std::this_thread::sleep_for(std::chrono::milliseconds(6));
+                           },
+                           nullptr, 0});
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        shard.request_stop();
+    });
+    Shard::Turns before = shard.turns();
+    shard.run();
+    poster.join();
+    Shard::Turns t = shard.turns();
+    CHECK(before.from[0] == 0);
+    CHECK(t.from[0] >= 1);         // ≥ 1 ms
+    CHECK(t.from[2] >= 1);         // ≥ 5 ms
+    CHECK(t.from[3] <= t.from[2]); // cumulative
+    CHECK(t.longest_us >= 6000);
+    Shard::Turns sum;
+    sum.add(t);
+    sum.add(t);
+    CHECK(sum.from[2] == 2 * t.from[2]);
+    CHECK(sum.longest_us == t.longest_us);
+}
+
 TEST_CASE("an uncancelled timer fires with -ETIME and can sleep again") {
     Shard shard(0, 8);
     REQUIRE(shard.init());
@@ -108,31 +139,98 @@ TEST_CASE("a stopping shard cancels an operation with no timeout and returns") {
     ::close(sv[1]);
 }
 
-TEST_CASE("a thread pool names its threads, sets their nice value and finishes queued jobs") {
-    ThreadPool pool("rp-test-bg", 2, 19);
+TEST_CASE("a background thread pool names its threads, runs them at nice 19, paced, and finishes "
+          "queued jobs") {
+    ThreadPool pool("rp-test-bg", 2, ThreadPool::Priority::background);
     std::mutex mu;
-    std::condition_variable cv;
     int done = 0;
     int nice_seen = -100;
+    int child_nice = -100; // a thread started from a job inherits the nice value
+    int policy_seen = -1;
+    bool paced_seen = false;
     std::string name_seen;
     for (int i = 0; i < 50; ++i) {
-        pool.submit([&] {
+        pool.submit([&, i] {
             char name[16] = {};
             (void)pthread_getname_np(pthread_self(), name, sizeof name);
             errno = 0;
             int n = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
+            int c = -100;
+            if (i == 0) {
+                std::thread([&c] {
+                    errno = 0;
+                    c = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
+                }).join();
+            }
             std::lock_guard lk(mu);
             nice_seen = n;
+            policy_seen = sched_getscheduler(0);
+            paced_seen = paced();
+            if (i == 0) {
+                child_nice = c;
+            }
             name_seen = name;
             ++done;
-            cv.notify_all();
         });
     }
     pool.stop(); // lets the queue drain before joining
     CHECK(done == 50);
     CHECK(nice_seen == 19);
+    CHECK(child_nice == 19);
+    CHECK(policy_seen == SCHED_OTHER); // not SCHED_IDLE (sync.hh says why)
+    CHECK(paced_seen);
     CHECK(name_seen == "rp-test-bg");
     CHECK(pool.threads() == 2);
+}
+
+TEST_CASE("a normal thread pool is neither reniced nor paced") {
+    ThreadPool pool("rp-test", 1);
+    int nice_seen = -100;
+    bool paced_seen = true;
+    pool.submit([&] {
+        errno = 0;
+        nice_seen = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
+        paced_seen = paced();
+    });
+    pool.stop();
+    CHECK(nice_seen == getpriority(PRIO_PROCESS, 0));
+    CHECK_FALSE(paced_seen);
+}
+
+namespace {
+
+// Voluntary context switches of the calling thread: each rest is one.
+long voluntary_switches() {
+    rusage ru{};
+    (void)getrusage(RUSAGE_THREAD, &ru);
+    return ru.ru_nvcsw;
+}
+
+// Calls pace() in a busy loop for `wall` and counts the rests it took.
+long rests_in(std::chrono::milliseconds wall) {
+    long before = voluntary_switches();
+    auto end = std::chrono::steady_clock::now() + wall;
+    while (std::chrono::steady_clock::now() < end) {
+        pace();
+    }
+    return voluntary_switches() - before;
+}
+
+} // namespace
+
+TEST_CASE("a paced thread rests after each stretch of work; an unpaced one never does") {
+    long paced_rests = 0;
+    long unpaced_rests = -1;
+    std::thread([&] {
+        set_paced(true);
+        paced_rests = rests_in(std::chrono::milliseconds(40));
+    }).join();
+    std::thread([&] { unpaced_rests = rests_in(std::chrono::milliseconds(40)); }).join();
+    // 40 ms is 20 stretches of kPaceWork: at least a few rests, however
+    // slowly the machine runs the loop; a busy loop alone never sleeps.
+    CHECK(paced_rests >= 5);
+    CHECK(paced_rests <= 40 / 2 + 1);
+    CHECK(unpaced_rests == 0);
 }
 
 TEST_CASE("the runtime runs its duties on time and stops promptly with an hour-long one pending") {
