@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 #include "reactor/task.hh"
@@ -24,7 +25,8 @@ class ByteSource {
 // bounded: at most `lent_max` at once, so slow uploads cannot pin memory.
 // Buffers are mapped directly (not from malloc, whose arenas keep freed
 // memory) and up to `cached_max` are kept for reuse. When the last one comes
-// back, all but `idle_cached_max` are given to the kernel with MADV_FREE: it
+// back, all but the `idle_cached_max` most recently used are given to the
+// kernel with MADV_FREE (once until written again): it
 // takes their pages back whenever it needs memory, and until then the next
 // upload reuses them with no fault and no zeroing (a chunked push returns
 // its buffers after every PATCH).
@@ -48,6 +50,8 @@ class ReceiveBuffers {
     using Lease = std::unique_ptr<char, Deleter>;
     // A buffer of buffer_bytes, or null when this thread lent lent_max already.
     static Lease take() noexcept;
+    // How many times this thread gave a buffer's pages to the kernel.
+    static std::uint64_t given_back() noexcept;
 };
 
 } // namespace rp::storage
