@@ -394,6 +394,7 @@ int serve_main(const Config& cfg) {
     }
     reactor::Latch ready;
     registry::Registry reg(registry_config(cfg), store, ready);
+    reg.set_runtime(&runtime);
     http::Server server(server_config(cfg), reg, runtime);
     auto bound = server.listen();
     if (!bound) {

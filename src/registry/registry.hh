@@ -6,6 +6,7 @@
 
 #include "http/connection.hh"
 #include "http/handler.hh"
+#include "reactor/runtime.hh"
 #include "reactor/sync.hh"
 #include "registry/errors.hh"
 #include "registry/routes.hh"
@@ -26,6 +27,8 @@ class Registry final : public http::Handler {
   public:
     Registry(RegistryConfig cfg, storage::Store& store, reactor::Latch& ready) noexcept;
     reactor::Task<void> handle(http::Exchange& ex) noexcept override;
+    // The runtime whose shards the status endpoint reports on (optional).
+    void set_runtime(const reactor::Runtime* rt) noexcept { runtime_ = rt; }
     void log_access(const http::AccessRecord& rec) noexcept override;
 
   private:
@@ -64,6 +67,7 @@ class Registry final : public http::Handler {
     RegistryConfig cfg_;
     storage::Store& store_;
     reactor::Latch& ready_;
+    const reactor::Runtime* runtime_ = nullptr;
 };
 
 // Helpers shared by the handler files.

@@ -63,6 +63,17 @@ reactor::Task<void> Registry::status(http::Exchange& ex) noexcept {
     field(b, "bytes_max", store_.config().manifest_cache_bytes_max, true);
     b += "},\"log\":{";
     field(b, "dropped_lines", util::log_dropped_total(), true);
+    if (runtime_ != nullptr) {
+        // Stalls of whole shards (Shard::turns): cumulative counts by length.
+        reactor::Shard::Turns t = runtime_->turns();
+        b += "},\"shards\":{";
+        for (std::size_t i = 0; i < t.from.size(); ++i) {
+            std::string name =
+                "turns_from_" + std::to_string(reactor::Shard::turn_bounds_us[i] / 1000) + "ms";
+            field(b, name.c_str(), t.from[i]);
+        }
+        field(b, "longest_turn_us", t.longest_us, true);
+    }
     b += "},\"memory\":{";
     field(b, "rss_bytes", rss_bytes());
     field(b, "heap_in_use_bytes", mi.uordblks, true);

@@ -92,6 +92,36 @@ def test_requests_for_absent_things_leave_no_state(start):
     assert c.get_manifest("good/app", "v1").status == 200
 
 
+def test_status_counts_whole_shard_stalls_cumulatively(start):
+    """/ringport/v1/status reports the shards' long loop turns (each a stall
+    of every connection on the shard): counts of turns from 1, 2, 5, 10, 20
+    and 50 ms, cumulative, and the longest; they only ever grow."""
+    r = start()
+    keys = [f"turns_from_{ms}ms" for ms in (1, 2, 5, 10, 20, 50)]
+
+    def turns():
+        sh = abuse.status(r.host)["shards"]
+        assert set(sh) == set(keys) | {"longest_turn_us"}, sh
+        counts = [sh[k] for k in keys]
+        assert all(isinstance(v, int) and v >= 0 for v in counts + [sh["longest_turn_us"]]), sh
+        assert counts == sorted(counts, reverse=True), sh  # from 1 ms includes from 2 ms ...
+        # The longest turn lies in the highest bucket that counted one (only
+        # turns of 1 ms or more are kept).
+        top = max((ms for ms, v in zip((1, 2, 5, 10, 20, 50), counts) if v), default=0)
+        if top == 0:
+            assert sh["longest_turn_us"] == 0, sh
+        else:
+            assert sh["longest_turn_us"] >= top * 1000, sh
+        return counts
+
+    first = turns()
+    c = Client(r.host)
+    for i in range(20):
+        c.push_image("turns/app", f"v{i}")
+    later = turns()
+    assert all(b >= a for a, b in zip(first, later)), (first, later)
+
+
 def test_an_emptied_repository_and_its_digests_are_freed(start):
     r = start()
     c = Client(r.host)
