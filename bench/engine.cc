@@ -57,6 +57,14 @@ bool Plan::take(std::uint64_t& op, std::int64_t now) noexcept {
     return op < count_;
 }
 
+void Stats::record_latency(std::int64_t start_ns, std::int64_t end_ns) noexcept {
+    auto v = static_cast<std::uint64_t>(end_ns - start_ns);
+    if (v > latency_ns.max()) {
+        slowest_start_ns = start_ns;
+    }
+    latency_ns.record(v);
+}
+
 void Stats::merge(const Stats& o) {
     ops += o.ops;
     errors += o.errors;
@@ -65,6 +73,9 @@ void Stats::merge(const Stats& o) {
     reconnects += o.reconnects;
     verify_ns += o.verify_ns;
     verify_bytes += o.verify_bytes;
+    if (o.latency_ns.max() > latency_ns.max()) {
+        slowest_start_ns = o.slowest_start_ns;
+    }
     latency_ns.merge(o.latency_ns);
     for (const std::string& s : o.error_samples) {
         if (error_samples.size() < error_samples_max) {
@@ -476,7 +487,7 @@ void Engine::finish_response(Conn& c) {
     why_.clear();
     Step step = c.flow->on_response(resp, c.req, why_);
     if (cfg_.per_request_ops && step != Step::failed) {
-        stats_->latency_ns.record(static_cast<std::uint64_t>(now - c.req_start_ns));
+        stats_->record_latency(c.req_start_ns, now);
         ++stats_->ops;
         if (live_ != nullptr) {
             live_->ops.fetch_add(1, std::memory_order_relaxed);
@@ -503,7 +514,7 @@ void Engine::after_step(Conn& c, Step step, bool close, std::int64_t now) {
         return;
     case Step::done:
         if (!cfg_.per_request_ops) {
-            stats_->latency_ns.record(static_cast<std::uint64_t>(now - c.op_start_ns));
+            stats_->record_latency(c.op_start_ns, now);
             ++stats_->ops;
             if (live_ != nullptr) {
                 live_->ops.fetch_add(1, std::memory_order_relaxed);

@@ -108,7 +108,11 @@ struct Stats {
     std::uint64_t verify_ns = 0; // time spent hashing response bodies
     std::uint64_t verify_bytes = 0;
     Histogram latency_ns;
+    // CLOCK_MONOTONIC start of the slowest op, to find it in a trace.
+    std::int64_t slowest_start_ns = 0;
     std::vector<std::string> error_samples; // the first few, for the banner
+
+    void record_latency(std::int64_t start_ns, std::int64_t end_ns) noexcept;
 
     void merge(const Stats& o);
     void add_error(std::string why);

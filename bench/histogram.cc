@@ -62,6 +62,14 @@ std::uint64_t Histogram::quantile(double q) const noexcept {
     return max_;
 }
 
+std::uint64_t Histogram::count_from(std::uint64_t v) const noexcept {
+    std::uint64_t n = 0;
+    for (int i = index_of(v); i < bucket_count; ++i) {
+        n += counts_[static_cast<std::size_t>(i)];
+    }
+    return n;
+}
+
 double Histogram::mean() const noexcept {
     return count_ == 0 ? 0.0 : static_cast<double>(sum_ / static_cast<long double>(count_));
 }

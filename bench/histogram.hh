@@ -20,6 +20,9 @@ class Histogram {
     // The value at quantile q in [0, 1] (a bucket midpoint, never above max()).
     std::uint64_t quantile(double q) const noexcept;
     std::uint64_t count() const noexcept { return count_; }
+    // Values recorded in buckets that start at or above `v` (so within the
+    // bucket error of `v`).
+    std::uint64_t count_from(std::uint64_t v) const noexcept;
     std::uint64_t max() const noexcept { return max_; }
     double mean() const noexcept;
 

@@ -156,6 +156,15 @@ RunReport build_report(const RunContext& ctx) {
     r.extra.push_back(
         Field{"client_cpu_us_per_request", ratio(cpu * 1e6, static_cast<double>(st.requests))});
     r.extra.push_back(Field{"reconnects", i64(st.reconnects)});
+    // The tail in counts, steadier than one maximum on a shared machine.
+    if (st.latency_ns.count() > 0) {
+        r.extra.push_back(
+            Field{"latency_p999_us", static_cast<double>(st.latency_ns.quantile(0.999)) / 1e3});
+        r.extra.push_back(Field{"requests_from_1ms", i64(st.latency_ns.count_from(1000000))});
+        r.extra.push_back(Field{"requests_from_5ms", i64(st.latency_ns.count_from(5000000))});
+        r.extra.push_back(Field{"slowest_started_at_monotonic_s",
+                                static_cast<double>(st.slowest_start_ns) / 1e9});
+    }
     return r;
 }
 

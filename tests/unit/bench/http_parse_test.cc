@@ -141,6 +141,10 @@ TEST_CASE("the latency histogram stays within its relative error") {
     CHECK(near(h.quantile(0.5), 50e6));
     CHECK(near(h.quantile(0.99), 99e6));
     CHECK(h.quantile(1.0) == 100000000);
+    // 1 µs .. 100 ms in 1 µs steps: 5,001 values from 95 ms, within a bucket's width.
+    CHECK(std::abs(static_cast<double>(h.count_from(95000000)) - 5001.0) <= 95000 * 0.016);
+    CHECK(h.count_from(0) == 100000);
+    CHECK(h.count_from(200000000) == 0);
     for (std::uint64_t v :
          {std::uint64_t{0}, std::uint64_t{63}, std::uint64_t{64}, std::uint64_t{1000},
           std::uint64_t{1} << 40, std::uint64_t{UINT64_MAX}}) {
