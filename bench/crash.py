@@ -522,6 +522,8 @@ def main():
     ap.add_argument("--repos", type=int, required=True)
     ap.add_argument("--tags-per-repo", type=int, required=True)
     ap.add_argument("--log", default="/tmp/bench-crash.log")
+    ap.add_argument("--save-rounds", type=int, default=3,
+                    help="save step: rounds of with and without saves (default 3)")
     ap.add_argument("--only", default="first,crash,save,stop",
                     help="any of first,crash,save,stop,walk")
     a = ap.parse_args()
@@ -532,7 +534,7 @@ def main():
     if "crash" in steps:
         res["crash_restart"] = crash_restart(a.root, a.log)
     if "save" in steps:
-        res["save_stall"] = save_stall(a.root, a.log)
+        res["save_stall"] = save_stall(a.root, a.log, rounds=a.save_rounds)
     if "stop" in steps:
         res["stop_while_loading"] = stop_while_loading(a.root, a.log)
     if "walk" in steps:  # drops the page cache: not in the default
