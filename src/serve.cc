@@ -200,6 +200,7 @@ void load_index(const Config& cfg, IndexSource& src, int v2fd, storage::Index& i
                         snap->seconds, snap->repos, snap->rescanned, snap->tags, snap->manifests,
                         snap->layers, snap->uploads, snap->uploads_purged, snap->skipped);
             (void)malloc_trim(0);
+            index.set_tags_verified(false); // tags resolve from their links until verified
             ready.set();
             reactor::become_background(); // from here on this thread is background work
             if (keeper != nullptr) {
@@ -207,6 +208,9 @@ void load_index(const Config& cfg, IndexSource& src, int v2fd, storage::Index& i
             }
             auto v = storage::verify_index(v2fd, index, store, registry::parse_stored_manifest,
                                            purge_age_s, threads, stop);
+            if (!v.stopped) {
+                index.set_tags_verified(true);
+            }
             RP_LOG_INFO("index %s against the tree in %.1f s: %zu repositories read, %zu "
                         "corrected, %zu still changing under writes, %zu stale uploads purged",
                         v.stopped ? "verification stopped" : "verified", v.seconds, v.repos,

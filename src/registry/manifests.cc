@@ -103,6 +103,26 @@ Task<storage::ManifestPtr> manifest_from_tree(storage::Store& store, std::string
     co_return m;
 }
 
+// After a snapshot load, until the verification ends: the tag resolved from
+// its current/link (another tool may have rewritten it in place while
+// ringport was stopped, which no stamped directory shows), the manifest from
+// the index when it holds it, else from the tree. Writes since the start
+// update the link before the index, so the link is never behind.
+Task<storage::ManifestPtr> manifest_by_tag_link(storage::Store& store, std::string name,
+                                                std::string tag) noexcept {
+    auto d = co_await store.tag_on_disk(name, tag);
+    if (!d) {
+        co_return nullptr;
+    }
+    if (storage::ManifestPtr m = store.index().manifest(name, *d)) {
+        co_return m;
+    }
+    Reference ref;
+    ref.is_digest = true;
+    ref.digest = std::move(*d);
+    co_return co_await manifest_from_tree(store, std::move(name), std::move(ref));
+}
+
 } // namespace
 
 Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
@@ -113,13 +133,15 @@ Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
         co_return;
     }
     storage::ManifestPtr m;
-    if (ready_.is_set()) {
-        storage::Index& idx = store_.index();
+    storage::Index& idx = store_.index();
+    if (!ready_.is_set()) { // no request waits for the whole tree to be read
+        m = co_await manifest_from_tree(store_, r.name, std::move(*ref));
+    } else if (ref->is_digest || idx.tags_verified()) {
         std::optional<Digest> d =
             ref->is_digest ? std::optional<Digest>(ref->digest) : idx.resolve_tag(r.name, ref->tag);
         m = d ? idx.manifest(r.name, *d) : nullptr;
-    } else { // no request waits for the whole tree to be read
-        m = co_await manifest_from_tree(store_, r.name, std::move(*ref));
+    } else { // from a snapshot, not verified yet: the tag's link is the truth
+        m = co_await manifest_by_tag_link(store_, r.name, ref->tag);
     }
     if (!m) {
         co_await fail(ex, Code::manifest_unknown, r.ref);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -148,6 +149,16 @@ class Index {
     };
     Counts counts() const;
 
+    // Whether every tag's target is known to match its current/link on disk.
+    // False from a snapshot load until the verification after it ends: a
+    // tag another tool rewrote in place while ringport was stopped changes
+    // no directory the snapshot's stamps cover, so until then a tag is
+    // resolved from its link file (Store::tag_on_disk). True otherwise (an
+    // index read from the tree, or ringport's own writes, which update disk
+    // and index together).
+    bool tags_verified() const noexcept { return tags_verified_.load(std::memory_order_acquire); }
+    void set_tags_verified(bool v) noexcept { tags_verified_.store(v, std::memory_order_release); }
+
     // What the index holds in memory, listed or not (for the bounds tests
     // and the abuse benchmark): repository states and interned digests.
     struct Footprint {
@@ -178,6 +189,7 @@ class Index {
     void set_referrer(RepoState& r, const Digest& subject, DigestId id); // unique lock
 
     mutable std::shared_mutex mu_;
+    std::atomic<bool> tags_verified_{true};
     RepoMap repos_;
     std::uint64_t next_gen_ = 0;
     std::deque<Digest> digests_;      // id -> digest; a deque keeps elements in place

@@ -1165,20 +1165,53 @@ def test_tags_and_manifests_changed_by_another_writer_while_stopped_are_seen_at_
     assert index_view(srv) == want  # right from the first answer, not after verification
 
 
-def test_a_tag_rewritten_in_place_while_stopped_is_corrected_by_the_verification(lab):
+def hold_the_verification(root, name):
+    """Replaces one of `name`'s layer links with a FIFO in place: no stamped
+    directory changes, so a snapshot load does not read it, but the
+    verification after it blocks on it. Returns release(), which writes the
+    digest into it (idempotent)."""
+    layer = sha256(SNAP_LAYER)
+    link = os.path.join(rootgen.repo_dir(root, name), "_layers", "sha256",
+                        layer.split(":", 1)[1], "link")
+    os.unlink(link)
+    return rootgen.fifo_link(link, layer)
+
+
+def test_a_tag_rewritten_in_place_while_stopped_is_answered_right_before_verification(lab):
     root, digests, srv = stopped_with_snapshot(lab)
     # Distribution re-points a tag by rewriting current/link in place: no
     # directory that the snapshot checks changes.
     name = "snap/r07"
     other = digests[(name, "c")]
     rootgen.link_tag(root, name, "a", other)
-    line = start_ready(srv)
-    assert "from the snapshot" in line and count_in(line, "read again") == 0, line
-    v = verified_line(srv)
-    assert count_in(v, "corrected") == 1, v
+    release = hold_the_verification(root, "snap/r03")
     want = dict(digests)
     want[(name, "a")] = other
-    assert index_view(srv) == want
+    try:
+        line = start_ready(srv)
+        assert "from the snapshot" in line and count_in(line, "read again") == 0, line
+        c = Client(srv.host)
+        r = c.get_manifest(name, "a", accept=OCI_MANIFEST)
+        assert r.status == 200 and r.header("Docker-Content-Digest") == other, r
+        assert sha256(r.body) == other
+        # Every tag answers what its link says, while the verification is held.
+        assert index_view(srv) == want
+        # A tag ringport itself moves or makes meanwhile answers its new target.
+        _, moved = c.push_image("snap/r01", "b", layers=(b"moved while unverified",))
+        _, made = c.push_image("snap/r01", "new", layers=(b"made while unverified",))
+        assert c.get_manifest("snap/r01", "b", accept=OCI_MANIFEST).header(
+            "Docker-Content-Digest") == moved
+        assert c.get_manifest("snap/r01", "new", accept=OCI_MANIFEST).header(
+            "Docker-Content-Digest") == made
+        assert c.get_manifest(name, "nope", accept=OCI_MANIFEST).status == 404
+        assert not any("against the tree" in l for l in list(srv.err)), "not held"
+    finally:
+        release()
+    v = verified_line(srv)
+    assert count_in(v, "corrected") == 1, v
+    want[("snap/r01", "b")] = moved
+    want[("snap/r01", "new")] = made
+    assert index_view(srv) == want  # from the index again, now corrected
 
 
 def test_a_new_repository_made_while_stopped_is_found_by_the_walk_and_read(lab):

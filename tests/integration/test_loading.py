@@ -56,27 +56,8 @@ def loading():
     rootgen.write_blob(root, b"the blocker's layer")
     link = os.path.join(rootgen.repo_dir(root, "zz/blocker"), "_layers", "sha256",
                         blocker.split(":", 1)[1], "link")
-    os.makedirs(os.path.dirname(link))
-    os.mkfifo(link)
+    release = rootgen.fifo_link(link, blocker)
     srv = Ringport(root=root, env={"RINGPORT_STORAGE_INDEX_SNAPSHOT": "false"})
-    released = []
-
-    def release():
-        if released:
-            return
-        released.append(True)
-        # O_NONBLOCK: fails instead of hanging when no reader has it open yet.
-        for _ in range(200):
-            try:
-                fd = os.open(link, os.O_WRONLY | os.O_NONBLOCK)
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            raise AssertionError("the rebuild never opened the FIFO link")
-        os.write(fd, blocker.encode())
-        os.close(fd)
-
     srv.start()
     try:
         yield srv, digests, release

@@ -20,6 +20,7 @@ import datetime
 import hashlib
 import json
 import os
+import time
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -91,6 +92,32 @@ def link_tag(root, name, tag, digest):
     tag_dir = os.path.join(repo_dir(root, name), "_manifests", "tags", tag)
     _link(os.path.join(tag_dir, "index", alg, hex_, "link"), digest)
     _link(os.path.join(tag_dir, "current", "link"), digest)
+
+
+def fifo_link(path, digest):
+    """A link that is a FIFO: whoever reads it (an index load, a
+    verification) blocks until release() writes `digest` into it, so a test
+    can hold that reader in place. `path` must not exist yet. release() is
+    idempotent and fails if no reader opened the FIFO within 10 s."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.mkfifo(path)
+    released = []
+
+    def release():
+        if released:
+            return
+        released.append(True)
+        for _ in range(200):  # O_NONBLOCK: ENXIO until the reader has it open
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise AssertionError(f"nothing opened the FIFO link {path}")
+        os.write(fd, digest.encode())
+        os.close(fd)
+    return release
 
 
 def image_manifest(config, layers, annotations=None):
