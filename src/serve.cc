@@ -140,14 +140,23 @@ storage::StoreConfig store_config(const Config& c) {
 // helper threads, one at a time; journal.hh has the crash-safe protocol.
 class SnapshotKeeper {
   public:
+    // `reads`: the normal-priority pool the save's index reads run on while
+    // the runtime serves (rebuild.hh says why); the save at shutdown, after
+    // the pools stopped, reads on its own thread.
     SnapshotKeeper(int rootfd, int v2fd, const storage::Index& index,
-                   storage::WriteJournal& journal, unsigned threads) noexcept
-        : rootfd_(rootfd), v2fd_(v2fd), index_(index), journal_(journal), threads_(threads) {}
+                   storage::WriteJournal& journal, unsigned threads,
+                   reactor::ThreadPool& reads) noexcept
+        : rootfd_(rootfd), v2fd_(v2fd), index_(index), journal_(journal), threads_(threads),
+          reads_(reads) {}
 
-    void save(const char* why) {
+    void save(const char* why, bool serving = true) {
         std::lock_guard lk(mu_);
         auto t0 = std::chrono::steady_clock::now();
-        auto n = storage::write_snapshot(rootfd_, v2fd_, index_, &journal_, threads_);
+        storage::IndexReads reads;
+        if (serving) {
+            reads = [this](const std::function<void()>& fn) { run_on_pool(fn); };
+        }
+        auto n = storage::write_snapshot(rootfd_, v2fd_, index_, &journal_, threads_, reads);
         double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         // No malloc_trim here: it locks every malloc arena in turn, the
         // shards' too, and measured with a save every second it added GETs
@@ -167,11 +176,29 @@ class SnapshotKeeper {
     }
 
   private:
+    // Runs `fn` on the pool and waits for it. The flag is set and the waiter
+    // notified under the mutex, so the waiter cannot return (and destroy
+    // them) while the pool thread still touches either.
+    void run_on_pool(const std::function<void()>& fn) {
+        std::mutex m;
+        std::condition_variable cv;
+        bool done = false;
+        reads_.submit([&] {
+            fn();
+            std::lock_guard lk(m);
+            done = true;
+            cv.notify_one();
+        });
+        std::unique_lock lk(m);
+        cv.wait(lk, [&] { return done; });
+    }
+
     int rootfd_;
     int v2fd_;
     const storage::Index& index_;
     storage::WriteJournal& journal_;
     unsigned threads_;
+    reactor::ThreadPool& reads_;
     std::mutex mu_;
 };
 
@@ -336,7 +363,7 @@ void run_until_signal(const Config& cfg, sigset_t sigs, IndexSource src, int v2f
     server.stop();
     rt.stop();
     if (keeper != nullptr && ready.is_set()) {
-        keeper->save("at shutdown");
+        keeper->save("at shutdown", false); // the pools have stopped
     }
 }
 
@@ -394,7 +421,7 @@ int serve_main(const Config& cfg) {
     if (journal) {
         store.set_journal(journal.get());
         keeper.emplace(rootfd.get(), v2fd.get(), index, *journal,
-                       runtime.config().background_threads);
+                       runtime.config().background_threads, runtime.blocking());
     }
     reactor::Latch ready;
     registry::Registry reg(registry_config(cfg), store, ready);

@@ -401,12 +401,20 @@ class SnapshotFile {
 // Encodes the snapshot into `w`. Each repository's directories are stamped
 // before its part of the index is read, the directories above them before
 // any: a write that lands in between changes a stamped directory (read
-// again at the next start) or is in the journal, never lost. One repository
-// at a time, written out as it goes: a save holds the digest table and a
-// piece of the file. `writing` gets the repositories whose writer held the
-// write lock while they were read.
+// again at the next start) or is in the journal, never lost. A batch of
+// repositories at a time, written out as it goes: a save holds the digest
+// table, a batch's stamps and content and a piece of the file. `writing`
+// gets the repositories whose writer held the write lock while they were
+// read.
 void encode_snapshot(int v2fd, const Index& index, unsigned threads, SnapshotWriter& w,
-                     std::vector<std::string>& writing) {
+                     std::vector<std::string>& writing, const IndexReads& reads) {
+    auto run = [&reads](const std::function<void()>& fn) {
+        if (reads) {
+            reads(fn);
+        } else {
+            fn();
+        }
+    };
     std::vector<std::string> visited;
     Found found = find_all(v2fd, threads, &visited);
     for (std::string& p : visited) {
@@ -424,40 +432,65 @@ void encode_snapshot(int v2fd, const Index& index, unsigned threads, SnapshotWri
     std::set<std::string> names(std::make_move_iterator(found.repos.begin()),
                                 std::make_move_iterator(found.repos.end()));
     found = Found{};
-    for (std::string& n : index.repo_names(true)) {
+    std::vector<std::string> known;
+    run([&] { known = index.repo_names(true); });
+    for (std::string& n : known) {
         names.insert(std::move(n));
     }
+    std::vector<std::string>().swap(known);
+    // A batch at a time: its repositories stamped, then their parts of the
+    // index read in one run of `reads`, then encoded.
+    constexpr std::size_t batch = 64;
+    std::vector<std::string> part;
+    std::vector<std::vector<DirStamp>> dirs(batch);
+    std::vector<Index::RepoContent> contents(batch);
+    std::vector<char> busy(batch);
     SnapshotRepo r;
-    for (const std::string& name : names) {
-        r.name = name;
-        r.dirs = repo_dirs(v2fd, name);
-        bool busy = false;
-        auto c = index.content(r.name, &busy).value_or(Index::RepoContent{});
-        if (busy) {
-            writing.push_back(r.name);
+    for (auto it = names.begin(); it != names.end();) {
+        part.clear();
+        for (; it != names.end() && part.size() < batch; ++it) {
+            dirs[part.size()] = repo_dirs(v2fd, *it);
+            part.push_back(*it);
+            reactor::pace();
         }
-        for (const Digest& d : c.layers) {
-            r.layers.push_back(w.digest(d.str()));
+        run([&] {
+            for (std::size_t i = 0; i < part.size(); ++i) {
+                bool b = false;
+                contents[i] = index.content(part[i], &b).value_or(Index::RepoContent{});
+                busy[i] = b ? 1 : 0;
+            }
+        });
+        for (std::size_t i = 0; i < part.size(); ++i) {
+            r.name = part[i];
+            r.dirs = std::move(dirs[i]);
+            if (busy[i] != 0) {
+                writing.push_back(r.name);
+            }
+            Index::RepoContent& c = contents[i];
+            for (const Digest& d : c.layers) {
+                r.layers.push_back(w.digest(d.str()));
+            }
+            for (const Digest& d : c.manifests) {
+                r.manifests.push_back(w.digest(d.str()));
+            }
+            r.tags.reserve(c.tags.size());
+            for (auto& [tag, d] : c.tags) {
+                r.tags.emplace_back(std::move(tag), w.digest(d.str()));
+            }
+            w.repo(r);
+            r.layers.clear();
+            r.manifests.clear();
+            r.tags.clear();
+            c = Index::RepoContent{};
+            reactor::pace();
         }
-        for (const Digest& d : c.manifests) {
-            r.manifests.push_back(w.digest(d.str()));
-        }
-        r.tags.reserve(c.tags.size());
-        for (auto& [tag, d] : c.tags) {
-            r.tags.emplace_back(std::move(tag), w.digest(d.str()));
-        }
-        w.repo(r);
-        r.layers.clear();
-        r.manifests.clear();
-        r.tags.clear();
-        reactor::pace();
     }
 }
 
 } // namespace
 
 Result<std::size_t> write_snapshot(int rootfd, int v2fd, const Index& index, WriteJournal* journal,
-                                   unsigned threads) {
+                                   unsigned threads, const IndexReads& reads) {
     if (journal != nullptr) {
         if (auto b = journal->begin_save(); !b) {
             journal->abort_save();
@@ -472,7 +505,7 @@ Result<std::size_t> write_snapshot(int rootfd, int v2fd, const Index& index, Wri
         if (r) {
             SnapshotWriter w([&file](std::string_view piece) { return file.append(piece); });
             std::vector<std::string> writing;
-            encode_snapshot(v2fd, index, threads, w, writing);
+            encode_snapshot(v2fd, index, threads, w, writing, reads);
             std::string header = w.finish();
             // Recorded before the rename: once the snapshot is in place, the
             // journal names every repository whose writer it may have missed.

@@ -85,8 +85,18 @@ VerifyStats verify_index(int v2fd, Index& index, Store& store, const ManifestPar
 // part of the index is read. On a failure the snapshot on disk is removed
 // (the next start reads the tree). The file is written as it is encoded, so
 // a save holds the digest table and a piece of it. Returns the bytes written.
+//
+// `reads` runs a closure that reads the index and returns once it has run.
+// The save reads each repository's part under the index's shared lock; from
+// a nice-19 thread, a save preempted while holding it kept a shard that
+// wanted the unique lock (a push) waiting, and every connection of that
+// shard with it: 19 ms, traced. The server passes a runner that executes the
+// reads on a normal-priority helper thread, a batch of repositories at a
+// time; empty runs them on the calling thread.
+using IndexReads = std::function<void(const std::function<void()>&)>;
 util::Result<std::size_t> write_snapshot(int rootfd, int v2fd, const Index& index,
-                                         WriteJournal* journal, unsigned threads);
+                                         WriteJournal* journal, unsigned threads,
+                                         const IndexReads& reads = {});
 
 // Removes upload directories older than `purge_age_s` that no session holds.
 // Blocking; for a helper thread. Returns how many were removed.
