@@ -154,7 +154,7 @@ class SnapshotKeeper {
         auto t0 = std::chrono::steady_clock::now();
         storage::IndexReads reads;
         if (serving) {
-            reads = [this](const std::function<void()>& fn) { run_on_pool(fn); };
+            reads = [this](const std::function<void()>& fn) { reads_.run_and_wait(fn); };
         }
         auto n = storage::write_snapshot(rootfd_, v2fd_, index_, &journal_, threads_, reads);
         double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -176,23 +176,6 @@ class SnapshotKeeper {
     }
 
   private:
-    // Runs `fn` on the pool and waits for it. The flag is set and the waiter
-    // notified under the mutex, so the waiter cannot return (and destroy
-    // them) while the pool thread still touches either.
-    void run_on_pool(const std::function<void()>& fn) {
-        std::mutex m;
-        std::condition_variable cv;
-        bool done = false;
-        reads_.submit([&] {
-            fn();
-            std::lock_guard lk(m);
-            done = true;
-            cv.notify_one();
-        });
-        std::unique_lock lk(m);
-        cv.wait(lk, [&] { return done; });
-    }
-
     int rootfd_;
     int v2fd_;
     const storage::Index& index_;

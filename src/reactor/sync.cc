@@ -192,6 +192,22 @@ void ThreadPool::submit(std::function<void()> fn) {
     cv_.notify_one();
 }
 
+void ThreadPool::run_and_wait(const std::function<void()>& fn) {
+    // The flag is set and the waiter notified under the mutex, so the waiter
+    // cannot return (and destroy them) while the pool thread still uses them.
+    std::mutex m;
+    std::condition_variable cv;
+    bool done = false;
+    submit([&] {
+        fn();
+        std::lock_guard lk(m);
+        done = true;
+        cv.notify_one();
+    });
+    std::unique_lock lk(m);
+    cv.wait(lk, [&] { return done; });
+}
+
 void ThreadPool::RunAwaiter::await_suspend(std::coroutine_handle<> h) noexcept {
     Shard* s = Shard::current();
     RP_ASSERT(s != nullptr);

@@ -149,6 +149,9 @@ class ThreadPool {
     RunAwaiter run(std::function<void()> fn) noexcept { return RunAwaiter{*this, std::move(fn)}; }
     // Runs `fn` on a helper thread with no one waiting.
     void submit(std::function<void()> fn);
+    // Runs `fn` on a helper thread and blocks the calling thread (not a
+    // shard's) until it has run.
+    void run_and_wait(const std::function<void()>& fn);
     // Lets the queued jobs finish, then joins the threads. Idempotent.
     void stop() noexcept;
 

@@ -183,6 +183,20 @@ TEST_CASE("a background thread pool names its threads, runs them at nice 19, pac
     CHECK(pool.threads() == 2);
 }
 
+TEST_CASE("run_and_wait runs the job on a pool thread and returns once it has run") {
+    ThreadPool pool("rp-test", 1);
+    std::thread::id ran_on;
+    bool done = false;
+    pool.run_and_wait([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5)); // a waiter must not return early
+        ran_on = std::this_thread::get_id();
+        done = true;
+    });
+    CHECK(done);
+    CHECK(ran_on != std::this_thread::get_id());
+    pool.stop();
+}
+
 TEST_CASE("a normal thread pool is neither reniced nor paced") {
     ThreadPool pool("rp-test", 1);
     int nice_seen = -100;
