@@ -35,6 +35,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lib"))
+from ringtest import abuse  # noqa: E402
 from ringtest.client import Client, sha256  # noqa: E402
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -292,9 +293,8 @@ def quiet_after_start(proc, timeout_s=900):
 
 def shard_turns(host):
     """The shards' cumulative counts of long loop turns (whole-shard stalls)."""
-    with urllib.request.urlopen(f"http://{host}/ringport/v1/status", timeout=10) as r:
-        doc = json.load(r)
-    return {k: v for k, v in doc.get("shards", {}).items() if k.startswith("turns_from_")}
+    shards = abuse.status(host).get("shards", {})
+    return {k: v for k, v in shards.items() if k.startswith("turns_from_")}
 
 
 def gets_under_push(root, log_path, interval_s, duration_s):

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -22,13 +21,6 @@ using util::Error;
 using util::Result;
 
 namespace {
-
-std::uint64_t now_us() noexcept {
-    timespec ts{};
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000u +
-           static_cast<std::uint64_t>(ts.tv_nsec) / 1000u;
-}
 
 Error recv_error(int n) {
     if (n == 0) {
@@ -130,7 +122,7 @@ Task<Connection::HeadResult> Connection::read_head() noexcept {
     for (;;) {
         if (buf_.begin < buf_.end) {
             if (first_byte_us == 0) {
-                first_byte_us = now_us();
+                first_byte_us = reactor::monotonic_us();
             }
             auto step = parser_.feed(buf_.data.get() + buf_.begin, buf_.end - buf_.begin);
             if (step.status == RequestParser::Status::error) {
@@ -145,7 +137,7 @@ Task<Connection::HeadResult> Connection::read_head() noexcept {
         buf_.begin = buf_.end = 0;
         int timeout = cfg.idle_timeout_ms;
         if (first_byte_us != 0) {
-            std::uint64_t spent_ms = (now_us() - first_byte_us) / 1000;
+            std::uint64_t spent_ms = (reactor::monotonic_us() - first_byte_us) / 1000;
             if (spent_ms >= static_cast<std::uint64_t>(cfg.header_timeout_ms)) {
                 co_return HeadResult::timeout;
             }
@@ -531,7 +523,7 @@ Task<bool> Connection::finish_body() noexcept {
 }
 
 Task<void> Connection::serve_one() noexcept {
-    std::uint64_t start = now_us();
+    std::uint64_t start = reactor::monotonic_us();
     state_ = ConnState::handling;
     responded_ = false;
     continue_sent_ = false;
@@ -551,8 +543,14 @@ Task<void> Connection::serve_one() noexcept {
     }
     bool again = co_await finish_body();
     const Request& req = parser_.request();
-    AccessRecord rec{peer_,       req.method, req.target,       status_,
-                     body_bytes_, bytes_out_, now_us() - start, srv_.shard().id()};
+    AccessRecord rec{peer_,
+                     req.method,
+                     req.target,
+                     status_,
+                     body_bytes_,
+                     bytes_out_,
+                     reactor::monotonic_us() - start,
+                     srv_.shard().id()};
     srv_.handler().log_access(rec);
     keep_alive_ = again;
     state_ = again ? ConnState::reading_head : ConnState::closing;

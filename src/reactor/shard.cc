@@ -199,8 +199,14 @@ Shard::Turns Shard::turns() const noexcept {
     return t;
 }
 
-void Shard::count_turn(std::uint64_t ns) noexcept {
-    std::uint64_t us = ns / 1000;
+std::uint64_t monotonic_us() noexcept {
+    timespec ts{};
+    (void)::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000U +
+           static_cast<std::uint64_t>(ts.tv_nsec) / 1000U;
+}
+
+void Shard::count_turn(std::uint64_t us) noexcept {
     if (us < turn_bounds_us[0]) {
         return; // the common case: two clock reads per turn, nothing stored
     }
@@ -212,18 +218,9 @@ void Shard::count_turn(std::uint64_t ns) noexcept {
     }
 }
 
-namespace {
-std::uint64_t monotonic_ns() noexcept {
-    timespec ts{};
-    (void)::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000U +
-           static_cast<std::uint64_t>(ts.tv_nsec);
-}
-} // namespace
-
 void Shard::run() noexcept {
     RP_ASSERT(tl_current == this);
-    std::uint64_t turn_start = monotonic_ns();
+    std::uint64_t turn_start = monotonic_us();
     for (;;) {
         drain_inbox();
         if (stopping() && inflight_ == 0) {
@@ -248,9 +245,9 @@ void Shard::run() noexcept {
             io_uring_sqe_set_data(c, nullptr);
         }
         arm_wake();
-        count_turn(monotonic_ns() - turn_start);
+        count_turn(monotonic_us() - turn_start);
         int r = io_uring_submit_and_wait(&ring_, 1);
-        turn_start = monotonic_ns();
+        turn_start = monotonic_us();
         if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME) {
             util::fatal("io_uring_submit_and_wait", r);
         }

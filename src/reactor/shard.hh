@@ -35,6 +35,9 @@ struct Message {
     std::uint64_t value;
 };
 
+// CLOCK_MONOTONIC in microseconds: the shards' loop turns, request timing.
+std::uint64_t monotonic_us() noexcept;
+
 // One thread, one io_uring. All flows of a shard run on its thread; other
 // threads talk to it only through `post`.
 class Shard {
@@ -107,7 +110,7 @@ class Shard {
     void arm_wake() noexcept;
     void drain_inbox() noexcept;
     void reap() noexcept;
-    void count_turn(std::uint64_t ns) noexcept;
+    void count_turn(std::uint64_t us) noexcept;
 
     unsigned id_;
     unsigned ring_entries_;
