@@ -61,6 +61,10 @@ class Proc:
     def __init__(self, args, env, log_path):
         self.log_path = log_path
         self.log = open(log_path, "ab")
+        # The log is shared by every start of a step: this run's lines are
+        # the ones after this offset (an earlier start's "index verified"
+        # must not end this one's quiet_after_start).
+        self.log_offset = self.log.tell()
         self.t0 = time.monotonic()
         self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, env=env,
                                   start_new_session=True)
@@ -99,7 +103,9 @@ class Proc:
         return self.p.returncode
 
     def log_lines(self):
+        """This run's stderr lines."""
         with open(self.log_path, "rb") as f:
+            f.seek(self.log_offset)
             return f.read().decode(errors="replace").splitlines()
 
 
