@@ -252,14 +252,12 @@ def crash_restart(root, log_path, pushers=8, load_s=5.0, cold=False, drop=None):
     acked = [a for p in ps for a in p.acked]
     if cold and drop:
         drop()
-    with open(log_path, "rb") as f:
-        mark = len(f.read().splitlines())
     proc = start_ringport(root, log_path)
     try:
         ready_s = proc.wait_ready()
         line = ""
         for _ in range(500):  # the log writer flushes every 50 ms
-            line = next((l for l in proc.log_lines()[mark:] if "index ready in" in l), "")
+            line = next((l for l in proc.log_lines() if "index ready in" in l), "")
             if line:
                 break
             time.sleep(0.01)
@@ -316,7 +314,7 @@ def gets_under_push(root, log_path, interval_s, duration_s):
     try:
         proc.wait_ready()
         quiet_after_start(proc)
-        mark = len(proc.log_lines())
+        mark = len(proc.log_lines())  # the saves after the quiet period
         turns_before = shard_turns(proc.host)
         pusher = Pusher(proc.host, 999, pause_s=0.2)  # keeps the journal dirty
         pusher.start()
