@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Dependencies point one way (DESIGN.md §2):
-#   util <- reactor <- http;  util, reactor <- storage;  registry <- http, storage
+#   util <- reactor <- http;  util, reactor <- net;  util, reactor <- storage;
+#   registry <- http, storage
 # Fails if a module includes a header from a module it may not use.
 set -uo pipefail
 cd "$(dirname "$0")/../src"
@@ -9,6 +10,7 @@ declare -A allowed=(
   [util]="util"
   [reactor]="util reactor"
   [http]="util reactor http"
+  [net]="util reactor net"
   [storage]="util reactor storage"
   [registry]="util reactor http storage registry"
 )

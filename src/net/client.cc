@@ -1,0 +1,458 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "net/client.hh"
+
+#include <curl/curl.h>
+#include <poll.h>
+#include <strings.h>
+
+#include <algorithm>
+#include <coroutine>
+#include <mutex>
+#include <unordered_set>
+#include <utility>
+
+#include "reactor/shard.hh"
+#include "util/assert.hh"
+
+namespace rp::net {
+
+using util::Errc;
+using util::Error;
+using util::Result;
+
+const std::string* Response::header(std::string_view name) const noexcept {
+    for (auto it = headers.rbegin(); it != headers.rend(); ++it) {
+        if (it->name.size() == name.size() &&
+            ::strncasecmp(it->name.data(), name.data(), name.size()) == 0) {
+            return &it->value;
+        }
+    }
+    return nullptr;
+}
+
+namespace {
+
+void global_init() {
+    static std::once_flag once;
+    std::call_once(once, [] { (void)curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+        s.remove_prefix(1);
+    }
+    while (!s.empty() &&
+           (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
+        s.remove_suffix(1);
+    }
+    return s;
+}
+
+} // namespace
+
+// One transfer: lives in fetch()'s frame until its coroutine resumes.
+struct Transfer {
+    Request req;
+    Response resp;
+    CURL* easy = nullptr;
+    curl_slist* headers = nullptr;
+    std::coroutine_handle<> waiter;
+    CURLcode code = CURLE_OK;
+    bool done = false;
+    bool too_large = false;
+    bool stopped = false;
+    char errbuf[CURL_ERROR_SIZE] = {};
+};
+
+struct Client::Impl {
+    CURLM* multi = nullptr;
+    reactor::Shard* shard = nullptr;
+    std::unordered_set<Transfer*> transfers;
+    std::uint64_t connections = 0;
+    bool stopping = false;
+
+    // A socket curl asked to watch: one POLL_ADD at a time. It outlives a
+    // REMOVE while its poll is in flight (deleted on that completion).
+    struct Watch final : reactor::Operation {
+        Impl* impl; // valid while !removed
+        reactor::Shard* shard;
+        int fd;
+        int want = 0; // CURL_POLL_IN / OUT / INOUT
+        bool armed = false;
+        bool rearm = false; // cancelled to change the mask
+        bool removed = false;
+        bool in_action = false; // curl is handling this socket's event
+        Watch(Impl* i, int f) : impl(i), shard(i->shard), fd(f) {}
+        void arm() noexcept {
+            unsigned mask = 0;
+            if ((want & CURL_POLL_IN) != 0) {
+                mask |= POLLIN;
+            }
+            if ((want & CURL_POLL_OUT) != 0) {
+                mask |= POLLOUT;
+            }
+            io_uring_sqe* s = shard->sqe();
+            io_uring_prep_poll_add(s, fd, mask);
+            io_uring_sqe_set_data(s, static_cast<reactor::Operation*>(this));
+            shard->op_started();
+            armed = true;
+        }
+        void complete(int res, std::uint32_t) noexcept override {
+            armed = false;
+            shard->op_finished();
+            if (removed) {
+                delete this;
+                return;
+            }
+            if (res == -ECANCELED && rearm) {
+                rearm = false;
+                if (want != 0) {
+                    arm();
+                }
+                return;
+            }
+            if (res == -ECANCELED || shard->stopping()) {
+                impl->stop_all();
+                return;
+            }
+            int ev = 0;
+            if (res < 0) {
+                ev = CURL_CSELECT_ERR;
+            } else {
+                const auto r = static_cast<unsigned>(res);
+                if ((r & (POLLIN | POLLHUP)) != 0) {
+                    ev |= CURL_CSELECT_IN;
+                }
+                if ((r & POLLOUT) != 0) {
+                    ev |= CURL_CSELECT_OUT;
+                }
+                if ((r & POLLERR) != 0) {
+                    ev |= CURL_CSELECT_ERR;
+                }
+            }
+            // Re-armed after curl had its say: the callback may change the
+            // mask or remove the socket (which deletes nothing while
+            // `armed` is false: see remove()).
+            Impl* im = impl;
+            in_action = true;
+            im->action(fd, ev);
+            in_action = false;
+            if (removed) {
+                delete this;
+                return;
+            }
+            if (!armed && want != 0 && !im->stopping) {
+                arm();
+            }
+        }
+    };
+    std::unordered_set<Watch*> watches;
+
+    // Forgets a watch: deleted now, or by its in-flight poll's completion.
+    void drop(Watch* w) {
+        watches.erase(w);
+        w->removed = true;
+        w->want = 0;
+        if (w->armed) {
+            shard->cancel(w);
+        } else if (!w->in_action) {
+            delete w;
+        }
+    }
+
+    // curl's one timeout. A re-arm leaves the old operation stale (it does
+    // nothing when it completes) and cancels it.
+    struct TimerOp final : reactor::Operation {
+        Impl* impl; // null once stale
+        __kernel_timespec ts{};
+        explicit TimerOp(Impl* i) : impl(i) {}
+        void complete(int res, std::uint32_t) noexcept override {
+            reactor::Shard* shard = shard_of;
+            shard->op_finished();
+            Impl* im = impl;
+            delete this;
+            if (im == nullptr) {
+                return;
+            }
+            im->timer = nullptr;
+            if (res == -ECANCELED || shard->stopping()) {
+                im->stop_all();
+                return;
+            }
+            im->action(CURL_SOCKET_TIMEOUT, 0);
+        }
+        reactor::Shard* shard_of = nullptr;
+    };
+    TimerOp* timer = nullptr;
+
+    void set_timer(long ms) {
+        if (timer != nullptr) {
+            timer->impl = nullptr;
+            shard->cancel(timer);
+            timer = nullptr;
+        }
+        if (ms < 0 || stopping) {
+            return;
+        }
+        auto* t = new TimerOp(this);
+        t->shard_of = shard;
+        t->ts.tv_sec = ms / 1000;
+        t->ts.tv_nsec = (ms % 1000) * 1000000;
+        io_uring_sqe* s = shard->sqe();
+        io_uring_prep_timeout(s, &t->ts, 0, 0);
+        io_uring_sqe_set_data(s, static_cast<reactor::Operation*>(t));
+        shard->op_started();
+        timer = t;
+    }
+
+    void watch(curl_socket_t fd, int what, Watch* w) {
+        if (what == CURL_POLL_REMOVE) {
+            if (w == nullptr) {
+                return;
+            }
+            (void)curl_multi_assign(multi, fd, nullptr);
+            drop(w);
+            return;
+        }
+        if (w == nullptr) {
+            w = new Watch(this, fd);
+            watches.insert(w);
+            (void)curl_multi_assign(multi, fd, w);
+        }
+        if (w->want == what && (w->armed || w->in_action)) {
+            return;
+        }
+        w->want = what;
+        if (w->armed) {
+            w->rearm = true;
+            shard->cancel(w);
+        } else if (!w->in_action) {
+            w->arm();
+        }
+    }
+
+    void action(curl_socket_t fd, int ev) {
+        int running = 0;
+        (void)curl_multi_socket_action(multi, fd, ev, &running);
+        reap();
+    }
+
+    void reap() {
+        int left = 0;
+        while (CURLMsg* m = curl_multi_info_read(multi, &left)) {
+            if (m->msg != CURLMSG_DONE) {
+                continue;
+            }
+            Transfer* t = nullptr;
+            (void)curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &t);
+            RP_ASSERT(t != nullptr);
+            t->code = m->data.result;
+            finish(t);
+        }
+    }
+
+    void finish(Transfer* t) {
+        long opened = 0;
+        if (curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &opened) == CURLE_OK) {
+            connections += static_cast<std::uint64_t>(opened);
+        }
+        (void)curl_multi_remove_handle(multi, t->easy);
+        transfers.erase(t);
+        t->done = true;
+        // Resumed from the shard's loop, not from inside curl.
+        if (t->waiter) {
+            shard->post_resume(t->waiter);
+        }
+    }
+
+    void stop_all() {
+        stopping = true;
+        if (timer != nullptr) {
+            shard->cancel(timer);
+            timer->impl = nullptr;
+            timer = nullptr; // deleted by its own (cancelled) completion
+        }
+        std::vector<Transfer*> all(transfers.begin(), transfers.end());
+        for (Transfer* t : all) {
+            t->stopped = true;
+            finish(t);
+        }
+    }
+
+    static int on_socket(CURL*, curl_socket_t fd, int what, void* userp, void* socketp) {
+        static_cast<Impl*>(userp)->watch(fd, what, static_cast<Watch*>(socketp));
+        return 0;
+    }
+    static int on_timer(CURLM*, long ms, void* userp) {
+        static_cast<Impl*>(userp)->set_timer(ms);
+        return 0;
+    }
+    static std::size_t on_body(char* p, std::size_t, std::size_t n, void* userp) {
+        auto* t = static_cast<Transfer*>(userp);
+        if (t->resp.body.size() + n > t->req.body_max) {
+            t->too_large = true;
+            return 0; // CURLE_WRITE_ERROR
+        }
+        t->resp.body.append(p, n);
+        return n;
+    }
+    static std::size_t on_header(char* p, std::size_t, std::size_t n, void* userp) {
+        auto* t = static_cast<Transfer*>(userp);
+        std::string_view line(p, n);
+        if (line.starts_with("HTTP/")) {
+            t->resp.headers.clear(); // a new response: after a redirect or a 100
+            return n;
+        }
+        auto colon = line.find(':');
+        if (colon != std::string_view::npos) {
+            t->resp.headers.push_back(Header{std::string(trim(line.substr(0, colon))),
+                                             std::string(trim(line.substr(colon + 1)))});
+        }
+        return n;
+    }
+};
+
+Client::Client() : impl_(std::make_unique<Impl>()) {}
+
+Client::~Client() {
+    if (impl_->multi == nullptr) {
+        return;
+    }
+    impl_->stop_all();
+    (void)curl_multi_cleanup(impl_->multi);
+    // Sockets curl did not say REMOVE for: their polls end as cancelled.
+    std::vector<Impl::Watch*> left(impl_->watches.begin(), impl_->watches.end());
+    for (Impl::Watch* w : left) {
+        impl_->drop(w);
+    }
+}
+
+Result<void> Client::init() {
+    global_init();
+    impl_->shard = reactor::Shard::current();
+    RP_ASSERT(impl_->shard != nullptr);
+    impl_->multi = curl_multi_init();
+    if (impl_->multi == nullptr) {
+        return Error::of(Errc::system, "curl_multi_init failed");
+    }
+    CURLM* m = impl_->multi;
+    (void)curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, &Impl::on_socket);
+    (void)curl_multi_setopt(m, CURLMOPT_SOCKETDATA, impl_.get());
+    (void)curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, &Impl::on_timer);
+    (void)curl_multi_setopt(m, CURLMOPT_TIMERDATA, impl_.get());
+    (void)curl_multi_setopt(m, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    return util::Ok{};
+}
+
+std::uint64_t Client::connections_opened() const noexcept { return impl_->connections; }
+std::size_t Client::in_flight() const noexcept { return impl_->transfers.size(); }
+
+namespace {
+
+struct Suspend {
+    Transfer* t;
+    bool await_ready() const noexcept { return t->done; }
+    void await_suspend(std::coroutine_handle<> h) noexcept { t->waiter = h; }
+    void await_resume() const noexcept {}
+};
+
+Error error_of(const Transfer& t) {
+    if (t.stopped) {
+        return Error::of(Errc::stopped, "outbound transfer abandoned: stopping");
+    }
+    if (t.too_large) {
+        return Error::of(Errc::too_large,
+                         "upstream body exceeds " + std::to_string(t.req.body_max) + " bytes");
+    }
+    std::string what = t.errbuf[0] != '\0' ? std::string(t.errbuf) : curl_easy_strerror(t.code);
+    switch (t.code) {
+    case CURLE_OPERATION_TIMEDOUT: return Error::of(Errc::timeout, what);
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE: return Error::of(Errc::closed, what);
+    default: return Error::of(Errc::system, what);
+    }
+}
+
+} // namespace
+
+reactor::Task<Result<Response>> Client::fetch(Request req) {
+    Impl& im = *impl_;
+    if (im.stopping) {
+        co_return Error::of(Errc::stopped, "outbound transfer refused: stopping");
+    }
+    Transfer t;
+    t.req = std::move(req);
+    t.easy = curl_easy_init();
+    if (t.easy == nullptr) {
+        co_return Error::of(Errc::system, "curl_easy_init failed");
+    }
+    CURL* e = t.easy;
+    const Request& r = t.req;
+    (void)curl_easy_setopt(e, CURLOPT_URL, r.url.c_str());
+    (void)curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
+    (void)curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.errbuf);
+    (void)curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    (void)curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    (void)curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    (void)curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
+    (void)curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    (void)curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, nullptr); // bytes exactly as sent
+    (void)curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(r.connect_timeout_ms));
+    // A stall: under 1 byte/s for the stall time (curl counts in seconds).
+    (void)curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    (void)curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
+                           std::max(1L, static_cast<long>((r.stall_timeout_ms + 999) / 1000)));
+    (void)curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, r.follow_redirects ? 1L : 0L);
+    (void)curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+    (void)curl_easy_setopt(e, CURLOPT_UNRESTRICTED_AUTH, 0L);
+    (void)curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, r.verify_tls ? 1L : 0L);
+    (void)curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, r.verify_tls ? 2L : 0L);
+    if (!r.ca_file.empty()) {
+        (void)curl_easy_setopt(e, CURLOPT_CAINFO, r.ca_file.c_str());
+    }
+    if (r.method == "HEAD") {
+        (void)curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (r.method != "GET") {
+        (void)curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r.method.c_str());
+    }
+    for (const std::string& h : r.headers) {
+        t.headers = curl_slist_append(t.headers, h.c_str());
+    }
+    if (t.headers != nullptr) {
+        (void)curl_easy_setopt(e, CURLOPT_HTTPHEADER, t.headers);
+    }
+    (void)curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Impl::on_body);
+    (void)curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
+    (void)curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::on_header);
+    (void)curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
+
+    Result<Response> out = Error::of(Errc::system);
+    if (curl_multi_add_handle(im.multi, e) != CURLM_OK) {
+        out = Error::of(Errc::system, "curl_multi_add_handle failed");
+    } else {
+        im.transfers.insert(&t);
+        co_await Suspend{&t};
+        if (t.code == CURLE_OK && !t.stopped && !t.too_large) {
+            long status = 0;
+            (void)curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+            t.resp.status = status;
+            char* url = nullptr;
+            if (curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK && url != nullptr) {
+                t.resp.effective_url = url;
+            }
+            out = std::move(t.resp);
+        } else {
+            out = error_of(t);
+        }
+    }
+    curl_easy_cleanup(e);
+    curl_slist_free_all(t.headers);
+    co_return out;
+}
+
+} // namespace rp::net
