@@ -197,6 +197,58 @@ const Key* find_key(std::string_view section, std::string_view name) {
     return nullptr;
 }
 
+// One [[mirror]] table. Keys are checked here; how the tables fit together
+// is mirror::validate's.
+Result<mirror::Upstream> parse_mirror(const toml::table& t, const std::string& where) {
+    mirror::Upstream u;
+    for (auto&& [name, value] : t) {
+        const std::string key(name.str());
+        auto bad = [&](const char* what) {
+            return Error::of(
+                Errc::invalid,
+                std::string(where).append(".").append(key).append(": expected ").append(what));
+        };
+        if (key == "prefix" || key == "url") {
+            const auto* v = value.as_string();
+            if (v == nullptr) {
+                return bad("a string");
+            }
+            (key == "prefix" ? u.prefix : u.url) = v->get();
+        } else if (key == "hosts") {
+            const auto* a = value.as_array();
+            if (a == nullptr) {
+                return bad("an array of strings");
+            }
+            for (const auto& h : *a) {
+                if (!h.is_string()) {
+                    return bad("an array of strings");
+                }
+                u.hosts.push_back(h.as_string()->get());
+            }
+        } else if (key == "default" || key == "implicit_library") {
+            const auto* v = value.as_boolean();
+            if (v == nullptr) {
+                return bad("true or false");
+            }
+            if (key == "default") {
+                u.is_default = v->get();
+            } else {
+                u.implicit_library = v->get();
+            }
+        } else {
+            return Error::of(Errc::invalid, std::string("config file: unknown key '")
+                                                .append(where)
+                                                .append(".")
+                                                .append(key)
+                                                .append("'"));
+        }
+    }
+    if (u.prefix.empty() || u.url.empty()) {
+        return Error::of(Errc::invalid, where + ": prefix and url are required");
+    }
+    return u;
+}
+
 Result<void> apply_file(Config& cfg, const std::string& path) {
     toml::table tbl;
     try {
@@ -211,6 +263,22 @@ Result<void> apply_file(Config& cfg, const std::string& path) {
         return Error::of(Errc::invalid, "config file " + path + ": " + e.what());
     }
     for (auto&& [section, node] : tbl) {
+        if (section.str() == "mirror") {
+            const toml::array* a = node.as_array();
+            if (a == nullptr || !a->is_array_of_tables()) {
+                return Error::of(Errc::invalid, "config file " + path +
+                                                    ": 'mirror' must be an array of tables "
+                                                    "([[mirror]])");
+            }
+            for (std::size_t i = 0; i < a->size(); ++i) {
+                auto u = parse_mirror(*a->get(i)->as_table(), "mirror[" + std::to_string(i) + "]");
+                if (!u) {
+                    return std::move(u).error();
+                }
+                cfg.mirrors.push_back(std::move(*u));
+            }
+            continue;
+        }
         const toml::table* t = node.as_table();
         if (t == nullptr) {
             return Error::of(Errc::invalid, "config file " + path + ": unknown key '" +
@@ -274,6 +342,9 @@ Result<void> validate(const Config& cfg) {
     }
     if (cfg.storage_root.empty()) {
         return Error::of(Errc::invalid, "storage.root must not be empty");
+    }
+    if (auto m = mirror::validate(cfg.mirrors); !m) {
+        return m;
     }
     const std::string& l = cfg.log_level;
     if (l != "debug" && l != "info" && l != "warn" && l != "error") {
@@ -339,6 +410,19 @@ std::string example_config() {
         }
         out += k.name + std::string(" = ") + value + "\n";
     }
+    out += "\n# Pull-through mirrors: one [[mirror]] table per upstream (file only).\n"
+           "# Its cache is stored as ordinary repositories under the prefix. A request\n"
+           "# is routed by path prefix (/v2/docker.io/library/alpine/...), else by\n"
+           "# containerd's ?ns= (looked up in prefix and hosts; unknown: 404), else to\n"
+           "# the default mirror unless the repository exists here as hosted content.\n"
+           "# Pushes under a prefix are refused.\n"
+           "# [[mirror]]\n"
+           "# prefix = \"docker.io\"\n"
+           "# url = \"https://registry-1.docker.io\"\n"
+           "# hosts = [\"docker.io\", \"index.docker.io\", \"registry-1.docker.io\"]\n"
+           "# default = true\n"
+           "# implicit_library = true   # \"alpine\" is \"library/alpine\"; default: on for "
+           "docker.io\n";
     return out;
 }
 

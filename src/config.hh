@@ -5,7 +5,9 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "mirror/router.hh"
 #include "util/result.hh"
 
 namespace rp {
@@ -43,6 +45,8 @@ struct Config {
     std::uint64_t catalog_max_entries = 1000;
     // [log]
     std::string log_level = "info";
+    // [[mirror]]: pull-through upstreams (file only; validated by mirror::validate)
+    std::vector<mirror::Upstream> mirrors;
 };
 
 struct CliOverrides {

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Dependencies point one way (DESIGN.md §2):
 #   util <- reactor <- http;  util, reactor <- net;  util, reactor <- storage;
-#   registry <- http, storage
+#   util, reactor, net, storage <- mirror;  registry <- http, storage, mirror
 # Fails if a module includes a header from a module it may not use.
 set -uo pipefail
 cd "$(dirname "$0")/../src"
@@ -12,7 +12,8 @@ declare -A allowed=(
   [http]="util reactor http"
   [net]="util reactor net"
   [storage]="util reactor storage"
-  [registry]="util reactor http storage registry"
+  [mirror]="util reactor net storage mirror"
+  [registry]="util reactor http net storage mirror registry"
 )
 status=0
 for mod in "${!allowed[@]}"; do

@@ -3,7 +3,6 @@
 
 #include <curl/curl.h>
 #include <poll.h>
-#include <strings.h>
 
 #include <algorithm>
 #include <coroutine>
@@ -13,6 +12,7 @@
 
 #include "reactor/shard.hh"
 #include "util/assert.hh"
+#include "util/strings.hh"
 
 namespace rp::net {
 
@@ -22,8 +22,7 @@ using util::Result;
 
 const std::string* Response::header(std::string_view name) const noexcept {
     for (auto it = headers.rbegin(); it != headers.rend(); ++it) {
-        if (it->name.size() == name.size() &&
-            ::strncasecmp(it->name.data(), name.data(), name.size()) == 0) {
+        if (util::iequals(it->name, name)) {
             return &it->value;
         }
     }
@@ -35,17 +34,6 @@ namespace {
 void global_init() {
     static std::once_flag once;
     std::call_once(once, [] { (void)curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() &&
-           (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-        s.remove_suffix(1);
-    }
-    return s;
 }
 
 } // namespace
@@ -299,14 +287,17 @@ struct Client::Impl {
     static std::size_t on_header(char* p, std::size_t, std::size_t n, void* userp) {
         auto* t = static_cast<Transfer*>(userp);
         std::string_view line(p, n);
+        while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) {
+            line.remove_suffix(1);
+        }
         if (line.starts_with("HTTP/")) {
             t->resp.headers.clear(); // a new response: after a redirect or a 100
             return n;
         }
         auto colon = line.find(':');
         if (colon != std::string_view::npos) {
-            t->resp.headers.push_back(Header{std::string(trim(line.substr(0, colon))),
-                                             std::string(trim(line.substr(colon + 1)))});
+            t->resp.headers.push_back(Header{std::string(util::trim(line.substr(0, colon))),
+                                             std::string(util::trim(line.substr(colon + 1)))});
         }
         return n;
     }

@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -88,6 +89,48 @@ TEST_CASE("unknown keys and bad values are errors that name them") {
     REQUIRE_FALSE(t);
     CHECK(t.error().detail.find("http.shards") != std::string::npos);
     std::remove(g.c_str());
+}
+
+TEST_CASE("[[mirror]] tables load in order; a bad one is an error that names it") {
+    std::string f = write_temp("[[mirror]]\n"
+                               "prefix = \"docker.io\"\n"
+                               "url = \"https://registry-1.docker.io\"\n"
+                               "hosts = [\"docker.io\", \"index.docker.io\"]\n"
+                               "default = true\n"
+                               "[[mirror]]\n"
+                               "prefix = \"ghcr.io\"\n"
+                               "url = \"https://ghcr.io\"\n"
+                               "implicit_library = false\n");
+    CliOverrides cli;
+    cli.config_file = f;
+    auto c = load_config(cli, {});
+    REQUIRE(c);
+    REQUIRE(c->mirrors.size() == 2);
+    CHECK(c->mirrors[0].prefix == "docker.io");
+    CHECK(c->mirrors[0].hosts.size() == 2);
+    CHECK(c->mirrors[0].is_default);
+    CHECK_FALSE(c->mirrors[0].implicit_library.has_value());
+    CHECK(c->mirrors[1].url == "https://ghcr.io");
+    CHECK(c->mirrors[1].implicit_library == std::optional<bool>(false));
+    std::remove(f.c_str());
+
+    auto fails = [&](const std::string& text) {
+        std::string g = write_temp(text);
+        cli.config_file = g;
+        auto r = load_config(cli, {});
+        std::remove(g.c_str());
+        REQUIRE_FALSE(r);
+        return r.error().detail;
+    };
+    CHECK(fails("[[mirror]]\nprefix = \"a\"\nurl = \"http://a\"\ncolour = 1\n")
+              .find("mirror[0].colour") != std::string::npos);
+    CHECK(fails("[[mirror]]\nprefix = \"a\"\n").find("required") != std::string::npos);
+    CHECK(fails("[[mirror]]\nprefix = \"a\"\nurl = \"http://a\"\nhosts = \"a\"\n")
+              .find("mirror[0].hosts") != std::string::npos);
+    CHECK(fails("[mirror]\nprefix = \"a\"\n").find("[[mirror]]") != std::string::npos);
+    CHECK(fails("[[mirror]]\nprefix = \"a\"\nurl = \"http://a\"\n"
+                "[[mirror]]\nprefix = \"a/b\"\nurl = \"http://b\"\n")
+              .find("overlaps") != std::string::npos);
 }
 
 TEST_CASE("the example file in the repository is what the binary documents, and it loads") {

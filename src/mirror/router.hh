@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Which upstream, if any, a request's repository belongs to (issue 10,
+// "Routing"). Pure: the registry asks, the mirror fetches.
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/result.hh"
+
+namespace rp::mirror {
+
+// One [[mirror]] table of the config file.
+struct Upstream {
+    std::string prefix;             // path prefix, and where the cache is stored ("docker.io")
+    std::string url;                // "https://registry-1.docker.io"
+    std::vector<std::string> hosts; // `ns` values routed here, besides the prefix itself
+    bool is_default = false;        // requests with neither prefix nor ns
+    // Docker Hub's "alpine" is "library/alpine". Unset: on when "docker.io"
+    // is the prefix or one of the hosts.
+    std::optional<bool> implicit_library;
+};
+
+// Every upstream is well formed and none overlaps another: prefixes are
+// valid repository names, neither equal nor nested; hosts are unique across
+// upstreams; at most one default. The error names the offending value.
+util::Result<void> validate(const std::vector<Upstream>& ups);
+
+struct Route {
+    enum class Kind {
+        hosted,     // ringport's own content
+        mirrored,   // the cache of `upstream`, as `local_name`
+        unknown_ns, // an `ns` that names no configured upstream: 404 NAME_UNKNOWN
+    };
+    Kind kind = Kind::hosted;
+    const Upstream* upstream = nullptr;
+    std::string local_name;    // the repository in the tree: "<prefix>/<upstream_name>"
+    std::string upstream_name; // the repository upstream: "library/alpine"
+};
+
+class Router {
+  public:
+    Router() = default;
+    explicit Router(std::vector<Upstream> ups); // validated beforehand
+    bool empty() const noexcept { return ups_.empty(); }
+    const std::vector<Upstream>& upstreams() const noexcept { return ups_; }
+
+    // `name` is the request path's repository, `ns` containerd's query
+    // parameter if present. A path prefix wins over `ns` (containerd with
+    // override_path sends both). With neither, a default upstream takes the
+    // name unless `hosted_exists(name)`: a repository pushed here stays
+    // served as hosted content.
+    Route route(std::string_view name, std::optional<std::string_view> ns,
+                const std::function<bool(std::string_view)>& hosted_exists) const;
+
+    // Whether `name` (a repository in the tree) is under a mirrored prefix:
+    // pushes there are refused.
+    const Upstream* owner(std::string_view name) const noexcept;
+
+  private:
+    Route mirrored(const Upstream& u, std::string_view upstream_name) const;
+    std::vector<Upstream> ups_;
+};
+
+} // namespace rp::mirror
