@@ -287,6 +287,7 @@ registry::RegistryConfig registry_config(const Config& cfg) {
     r.delete_enabled = cfg.storage_delete_enabled;
     r.catalog_max_entries = cfg.catalog_max_entries;
     r.access_log = cfg.http_access_log;
+    r.mirrors = cfg.mirrors;
     return r;
 }
 

@@ -2,6 +2,8 @@
 #include "registry/registry.hh"
 
 #include <cstdio>
+#include <optional>
+#include <utility>
 
 #include "storage/names.hh"
 #include "util/log.hh"
@@ -11,7 +13,7 @@ namespace rp::registry {
 using reactor::Task;
 
 Registry::Registry(RegistryConfig cfg, storage::Store& store, reactor::Latch& ready) noexcept
-    : cfg_(cfg), store_(store), ready_(ready) {}
+    : cfg_(std::move(cfg)), store_(store), ready_(ready), router_(cfg_.mirrors) {}
 
 std::string upload_location(std::string_view name, std::string_view uuid) {
     return "/v2/" + std::string(name) + "/blobs/uploads/" + std::string(uuid);
@@ -96,6 +98,9 @@ Task<void> Registry::handle(http::Exchange& ex) noexcept {
     case RouteKind::not_found: co_await fail(ex, Code::not_found, req.path); co_return;
     default: break;
     }
+    if (!router_.empty() && route.kind != RouteKind::catalog && !co_await route_mirror(ex, route)) {
+        co_return;
+    }
     if (route.kind != RouteKind::catalog && !storage::valid_repo_name(route.name)) {
         co_await fail(ex, Code::name_invalid, "invalid repository name");
         co_return;
@@ -113,6 +118,50 @@ Task<void> Registry::handle(http::Exchange& ex) noexcept {
         }
     }
     co_await dispatch(ex, std::move(route));
+}
+
+reactor::Task<bool> Registry::route_mirror(http::Exchange& ex, Route& route) noexcept {
+    const http::Request& req = ex.request();
+    const bool read = req.method == "GET" || req.method == "HEAD";
+    std::optional<std::string> ns = req.query_param("ns");
+    const mirror::Upstream* owner = router_.owner(route.name);
+    if (!read && !ns && owner == nullptr) {
+        co_return true; // a write outside every prefix: hosted, even with a default mirror
+    }
+    if (read && !ns && owner == nullptr) {
+        // The default upstream takes only names not hosted here: that needs
+        // the whole index.
+        bool has_default = false;
+        for (const mirror::Upstream& u : router_.upstreams()) {
+            has_default = has_default || u.is_default;
+        }
+        if (!has_default) {
+            co_return true;
+        }
+        if (!co_await ready_.wait()) {
+            co_await fail(ex, Code::unavailable, "stopping before the index finished loading");
+            co_return false;
+        }
+    }
+    const storage::Index& idx = store_.index();
+    mirror::Route m =
+        router_.route(route.name, ns ? std::optional<std::string_view>(*ns) : std::nullopt,
+                      [&idx](std::string_view n) { return idx.repo_exists(n); });
+    switch (m.kind) {
+    case mirror::Route::Kind::hosted: co_return true;
+    case mirror::Route::Kind::unknown_ns:
+        co_await fail(ex, Code::name_unknown, "ns '" + *ns + "' is not a mirrored registry here");
+        co_return false;
+    case mirror::Route::Kind::mirrored: break;
+    }
+    if (!read) {
+        co_await fail(ex, Code::unsupported,
+                      "'" + m.local_name + "' is a pull-through mirror of " + m.upstream->url +
+                          ": pushes and deletes are refused");
+        co_return false;
+    }
+    route.name = std::move(m.local_name);
+    co_return true;
 }
 
 Task<void> Registry::dispatch(http::Exchange& ex, Route route) noexcept {

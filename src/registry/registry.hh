@@ -3,9 +3,11 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "http/connection.hh"
 #include "http/handler.hh"
+#include "mirror/router.hh"
 #include "reactor/runtime.hh"
 #include "reactor/sync.hh"
 #include "registry/errors.hh"
@@ -19,6 +21,7 @@ struct RegistryConfig {
     std::size_t catalog_max_entries = 1000;
     std::size_t catalog_default_entries = 100;
     bool access_log = true;
+    std::vector<mirror::Upstream> mirrors; // validated (mirror::validate)
 };
 
 // The OCI Distribution API over the store. One instance serves all shards;
@@ -38,6 +41,9 @@ class Registry final : public http::Handler {
     Task dispatch_upload(http::Exchange& ex, const Route& route) noexcept;
     Task reply(http::Exchange& ex, http::Response r) noexcept;
     Task fail(http::Exchange& ex, Code c, std::string_view detail = {}) noexcept;
+    // Rewrites a mirrored repository's name to its cache's; false when the
+    // request was answered (an unknown ns, a write into a mirror).
+    reactor::Task<bool> route_mirror(http::Exchange& ex, Route& route) noexcept;
 
     // blobs.cc
     Task get_blob(http::Exchange& ex, const Route& r) noexcept;
@@ -68,6 +74,7 @@ class Registry final : public http::Handler {
     storage::Store& store_;
     reactor::Latch& ready_;
     const reactor::Runtime* runtime_ = nullptr;
+    mirror::Router router_;
 };
 
 // Helpers shared by the handler files.

@@ -1,0 +1,155 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Pull-through mirror routing (issue 10), on a cache already in the tree.
+
+The cache is laid down by a ringport started without mirrors (a hosted push
+of docker.io/library/alpine); the same root is then served with [[mirror]]
+tables. Every client convention must reach that one cache entry: the path
+prefix (podman, containerd override_path), containerd's ns parameter, and the
+default upstream (dockerd's registry-mirrors), with Docker Hub's implicit
+library/. An unknown ns is refused and never contacted, pushes into a mirror
+are refused, and everything outside the prefixes stays hosted.
+"""
+import json
+import os
+import tempfile
+
+import pytest
+
+from ringtest.client import Client
+from ringtest.harness import Ringport
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+CONFIG = """
+[[mirror]]
+prefix = "docker.io"
+url = "https://registry-1.docker.io"
+hosts = ["docker.io", "index.docker.io", "registry-1.docker.io"]
+default = true
+
+[[mirror]]
+prefix = "ghcr.io"
+url = "https://ghcr.io"
+"""
+
+
+@pytest.fixture(scope="module")
+def mirrored():
+    seed = Ringport().start()
+    try:
+        seed.wait_ready()
+        c = Client(seed.host)
+        body, digest = c.push_image("docker.io/library/alpine", "3.20",
+                                    layers=(b"alpine layer",))
+        tool, _ = c.push_image("ghcr.io/org/tool", "v1", layers=(b"tool layer",))
+        hosted, _ = c.push_image("team/app", "v1", layers=(b"hosted layer",))
+    finally:
+        seed.stop()
+    fd, cfg = tempfile.mkstemp(suffix=".toml")
+    with os.fdopen(fd, "w") as f:
+        f.write(CONFIG)
+    srv = Ringport(root=seed.root, config=cfg).start()
+    srv.wait_ready()
+    try:
+        yield srv, {"alpine": (body, digest), "tool": tool, "hosted": hosted}
+    finally:
+        srv.stop()
+        srv.cleanup()
+        os.unlink(cfg)
+
+
+def get(srv, path):
+    return Client(srv.host).request("GET", path, headers={"Accept": OCI_MANIFEST})
+
+
+@pytest.mark.parametrize("path", [
+    "/v2/docker.io/library/alpine/manifests/3.20",           # path prefix
+    "/v2/docker.io/alpine/manifests/3.20",                   # prefix, implicit library/
+    "/v2/library/alpine/manifests/3.20?ns=docker.io",        # containerd hosts.toml
+    "/v2/alpine/manifests/3.20?ns=index.docker.io",          # another host of the same upstream
+    "/v2/library/alpine/manifests/3.20?ns=registry-1.docker.io",
+    "/v2/library/alpine/manifests/3.20",                     # the default upstream (dockerd)
+    "/v2/alpine/manifests/3.20",
+    "/v2/docker.io/library/alpine/manifests/3.20?ns=ghcr.io",  # a prefix wins over ns
+])
+def test_every_client_convention_reaches_the_one_cache_entry(mirrored, path):
+    srv, seen = mirrored
+    body, digest = seen["alpine"]
+    r = get(srv, path)
+    assert r.status == 200, r
+    assert r.body == body
+    assert r.header("Docker-Content-Digest") == digest
+
+
+def test_blobs_and_tag_lists_are_routed_too(mirrored):
+    srv, seen = mirrored
+    body, _ = seen["alpine"]
+    layer = json.loads(body)["layers"][0]["digest"]
+    for path in (f"/v2/library/alpine/blobs/{layer}?ns=docker.io",
+                 f"/v2/docker.io/alpine/blobs/{layer}", f"/v2/alpine/blobs/{layer}"):
+        r = Client(srv.host).request("GET", path)
+        assert r.status == 200, (path, r)
+        assert r.body == b"alpine layer"
+    r = Client(srv.host).request("GET", "/v2/library/alpine/tags/list?ns=docker.io")
+    assert r.status == 200, r
+    assert r.json()["tags"] == ["3.20"]
+    r = Client(srv.host).request("GET", "/v2/org/tool/manifests/v1?ns=ghcr.io",
+                                 headers={"Accept": OCI_MANIFEST})
+    assert r.status == 200 and r.body == seen["tool"], r
+    # No library/ off Docker Hub: ghcr.io/tool is not ghcr.io/library/tool.
+    assert get(srv, "/v2/tool/manifests/v1?ns=ghcr.io").status == 404
+
+
+@pytest.mark.parametrize("ns", ["evil.example", "127.0.0.1:1", "localhost", "quay.io"])
+def test_an_unknown_ns_is_refused_as_name_unknown(mirrored, ns):
+    srv, _ = mirrored
+    r = get(srv, f"/v2/library/alpine/manifests/3.20?ns={ns}")
+    assert r.status == 404, r
+    assert "NAME_UNKNOWN" in r.error_codes()
+
+
+def test_pushes_and_deletes_into_a_mirror_are_refused_and_change_nothing(mirrored):
+    srv, seen = mirrored
+    body, digest = seen["alpine"]
+    c = Client(srv.host)
+    for method, path in (
+            ("POST", "/v2/docker.io/library/alpine/blobs/uploads/"),
+            ("POST", "/v2/library/alpine/blobs/uploads/?ns=docker.io"),
+            ("PUT", "/v2/docker.io/library/alpine/manifests/evil"),
+            ("DELETE", f"/v2/docker.io/library/alpine/manifests/{digest}"),
+            ("DELETE", "/v2/library/alpine/manifests/3.20?ns=docker.io")):
+        r = c.request(method, path, body=body if method == "PUT" else None,
+                      headers={"Content-Type": OCI_MANIFEST} if method == "PUT" else None)
+        assert r.status == 405, (method, path, r)
+        assert "UNSUPPORTED" in r.error_codes()
+    r = get(srv, "/v2/docker.io/library/alpine/manifests/3.20")
+    assert r.status == 200 and r.body == body
+    assert get(srv, "/v2/docker.io/library/alpine/manifests/evil").status == 404
+
+
+def test_hosted_content_stays_hosted_beside_a_default_mirror(mirrored):
+    srv, seen = mirrored
+    c = Client(srv.host)
+    r = get(srv, "/v2/team/app/manifests/v1")
+    assert r.status == 200 and r.body == seen["hosted"], r
+    # A push with neither prefix nor ns is a hosted push, default mirror or not.
+    body, _ = c.push_image("team/new", "v1", layers=(b"new hosted layer",))
+    r = get(srv, "/v2/team/new/manifests/v1")
+    assert r.status == 200 and r.body == body
+    # The catalog lists the caches as ordinary repositories.
+    names = c.request("GET", "/v2/_catalog").json()["repositories"]
+    assert {"docker.io/library/alpine", "ghcr.io/org/tool", "team/app", "team/new"} <= set(names)
+
+
+def test_a_bad_mirror_config_stops_startup_with_the_reason():
+    fd, cfg = tempfile.mkstemp(suffix=".toml")
+    with os.fdopen(fd, "w") as f:
+        f.write('[[mirror]]\nprefix = "docker.io"\nurl = "https://a"\ndefault = true\n'
+                '[[mirror]]\nprefix = "quay.io"\nurl = "https://b"\ndefault = true\n')
+    try:
+        srv = Ringport(config=cfg)
+        with pytest.raises(RuntimeError, match="default already"):
+            srv.start()
+        srv.cleanup()
+    finally:
+        os.unlink(cfg)
