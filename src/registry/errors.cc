@@ -27,6 +27,7 @@ const CodeInfo& code_info(Code c) noexcept {
         {"RANGE_INVALID", "invalid content range", 416},
         {"PAGINATION_NUMBER_INVALID", "invalid number of results requested", 400},
         {"UNAVAILABLE", "service unavailable", 503},
+        {"UNKNOWN", "the upstream registry failed", 502},
         {"UNKNOWN", "insufficient storage", 507},
         {"NOT_FOUND", "no such API endpoint", 404},
         {"UNKNOWN", "unknown error", 500},

@@ -31,6 +31,7 @@ enum class Code {
     range_invalid,
     pagination_number_invalid,
     unavailable,
+    upstream_failed, // UNKNOWN with 502: a mirror's upstream failed or sent bad content
     storage_full,
     not_found,
     unknown,

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Manifest GET/HEAD (content negotiation), PUT (validation) and DELETE.
+#include <optional>
+
 #include "registry/manifest.hh"
 #include "registry/registry.hh"
 #include "storage/names.hh"
@@ -125,6 +127,59 @@ Task<storage::ManifestPtr> manifest_by_tag_link(storage::Store& store, std::stri
 
 } // namespace
 
+// A mirrored repository's manifest its cache lacks: fetched from the
+// upstream with the client's Accept, validated as a push would be (its blobs
+// are fetched when they are pulled) and stored under the cache's name.
+Task<util::Result<storage::ManifestPtr>>
+Registry::mirror_manifest(http::Exchange& ex, const Route& r, const mirror::Upstream& u) noexcept {
+    const std::string upstream_name = r.name.substr(u.prefix.size() + 1);
+    std::string accept;
+    for (std::string_view item : ex.request().header_list("Accept")) {
+        accept.append(accept.empty() ? "" : ", ").append(util::trim(item));
+    }
+    if (accept.empty()) {
+        accept = "application/vnd.oci.image.index.v1+json, "
+                 "application/vnd.oci.image.manifest.v1+json, "
+                 "application/vnd.docker.distribution.manifest.list.v2+json, "
+                 "application/vnd.docker.distribution.manifest.v2+json";
+    }
+    auto f = co_await fetcher_.manifest(u, upstream_name, r.ref, accept,
+                                        store_.config().manifest_bytes_max);
+    if (!f) {
+        co_return std::move(f).error();
+    }
+    auto parsed = parse_manifest(f->body, f->media_type);
+    if (!parsed) {
+        co_return util::Error::of(Errc::invalid, "upstream manifest: " + parsed.error().detail);
+    }
+    if (parsed->schema1) {
+        co_return util::Error::of(Errc::invalid, "upstream sent a Docker schema 1 manifest");
+    }
+    const bool by_digest = r.ref.find(':') != std::string::npos;
+    std::optional<Digest> want;
+    if (by_digest) {
+        want = Digest::parse(r.ref).value();
+    }
+    Digest d = storage::digest_of(want ? want->algorithm() : storage::Algorithm::sha256, f->body);
+    if ((want && !(d == *want)) ||
+        (!want && !f->digest_header.empty() && f->digest_header != d.str())) {
+        co_return util::Error::of(Errc::digest_mismatch, "upstream manifest " + upstream_name +
+                                                             ":" + r.ref +
+                                                             " does not match its digest");
+    }
+    auto info = std::make_shared<storage::ManifestInfo>(std::move(parsed->info));
+    info->digest = d;
+    info->size = f->body.size();
+    info->body = std::make_shared<const std::string>(std::move(f->body));
+    auto put =
+        co_await store_.put_manifest(r.name, info, by_digest ? std::nullopt : std::optional(r.ref));
+    if (!put) {
+        co_return std::move(put).error();
+    }
+    storage::ManifestPtr m = store_.index().manifest(r.name, d);
+    co_return m ? m : storage::ManifestPtr(info);
+}
+
 Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
     Code code = Code::manifest_invalid;
     auto ref = parse_reference(r.ref, &code);
@@ -142,6 +197,25 @@ Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
         m = d ? idx.manifest(r.name, *d) : nullptr;
     } else { // from a snapshot, not verified yet: the tag's link is the truth
         m = co_await manifest_by_tag_link(store_, r.name, ref->tag);
+    }
+    if (!m && !router_.empty()) {
+        if (const mirror::Upstream* u = router_.owner(r.name)) {
+            if (!co_await ready_.wait()) { // the fetch writes: not while the index loads
+                co_await fail(ex, Code::unavailable, "stopping before the index finished loading");
+                co_return;
+            }
+            auto got = co_await mirror_manifest(ex, r, *u);
+            if (!got) {
+                const util::Error& e = got.error();
+                co_await fail(ex,
+                              e.kind == Errc::not_found ? Code::manifest_unknown
+                              : e.kind == Errc::stopped ? Code::unavailable
+                                                        : Code::upstream_failed,
+                              e.detail);
+                co_return;
+            }
+            m = std::move(*got);
+        }
     }
     if (!m) {
         co_await fail(ex, Code::manifest_unknown, r.ref);

@@ -7,6 +7,7 @@
 
 #include "http/connection.hh"
 #include "http/handler.hh"
+#include "mirror/fetcher.hh"
 #include "mirror/router.hh"
 #include "reactor/runtime.hh"
 #include "reactor/sync.hh"
@@ -60,6 +61,8 @@ class Registry final : public http::Handler {
     Task upload_failed(http::Exchange& ex, storage::UploadPtr u, util::Error e) noexcept;
     // manifests.cc
     Task get_manifest(http::Exchange& ex, const Route& r) noexcept;
+    reactor::Task<util::Result<storage::ManifestPtr>>
+    mirror_manifest(http::Exchange& ex, const Route& r, const mirror::Upstream& u) noexcept;
     Task put_manifest(http::Exchange& ex, const Route& r) noexcept;
     Task delete_manifest(http::Exchange& ex, const Route& r) noexcept;
     reactor::Task<util::Result<std::string>> read_manifest_body(http::Exchange& ex) noexcept;
@@ -75,6 +78,7 @@ class Registry final : public http::Handler {
     reactor::Latch& ready_;
     const reactor::Runtime* runtime_ = nullptr;
     mirror::Router router_;
+    mirror::Fetcher fetcher_{256}; // a slot per shard (http.shards ≤ 256)
 };
 
 // Helpers shared by the handler files.

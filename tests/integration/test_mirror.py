@@ -9,27 +9,33 @@ default upstream (dockerd's registry-mirrors), with Docker Hub's implicit
 library/. An unknown ns is refused and never contacted, pushes into a mirror
 are refused, and everything outside the prefixes stays hosted.
 """
+import hashlib
 import json
 import os
+import shutil
+import socket
 import tempfile
 
 import pytest
 
 from ringtest.client import Client
+from ringtest.fakeupstream import FakeUpstream
 from ringtest.harness import Ringport
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
+# Upstream URLs are loopback fakes with nothing to serve: tests never leave
+# the machine, and a miss is an upstream 404.
 CONFIG = """
 [[mirror]]
 prefix = "docker.io"
-url = "https://registry-1.docker.io"
+url = "{hub}"
 hosts = ["docker.io", "index.docker.io", "registry-1.docker.io"]
 default = true
 
 [[mirror]]
 prefix = "ghcr.io"
-url = "https://ghcr.io"
+url = "{ghcr}"
 """
 
 
@@ -44,17 +50,20 @@ def mirrored():
         tool, _ = c.push_image("ghcr.io/org/tool", "v1", layers=(b"tool layer",))
         hosted, _ = c.push_image("team/app", "v1", layers=(b"hosted layer",))
     finally:
-        seed.stop()
+        assert seed.stop() == 0
+    hub, ghcr = FakeUpstream(bearer=False), FakeUpstream(bearer=False)
     fd, cfg = tempfile.mkstemp(suffix=".toml")
     with os.fdopen(fd, "w") as f:
-        f.write(CONFIG)
+        f.write(CONFIG.format(hub=hub.url, ghcr=ghcr.url))
     srv = Ringport(root=seed.root, config=cfg).start()
     srv.wait_ready()
     try:
         yield srv, {"alpine": (body, digest), "tool": tool, "hosted": hosted}
     finally:
-        srv.stop()
-        srv.cleanup()
+        srv.cleanup()  # SIGTERM, exit 0 and no sanitizer report, or it fails
+        shutil.rmtree(seed.root, ignore_errors=True)
+        hub.close()
+        ghcr.close()
         os.unlink(cfg)
 
 
@@ -152,4 +161,123 @@ def test_a_bad_mirror_config_stops_startup_with_the_reason():
             srv.start()
         srv.cleanup()
     finally:
+        os.unlink(cfg)
+
+
+# --- fetching from an upstream (manifests) ---------------------------------
+
+def image_manifest(seed):
+    cfg = {"mediaType": "application/vnd.oci.image.config.v1+json",
+           "digest": "sha256:" + hashlib.sha256(seed + b"c").hexdigest(), "size": 2}
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar",
+             "digest": "sha256:" + hashlib.sha256(seed + b"l").hexdigest(), "size": 10}
+    return json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": cfg,
+                       "layers": [layer]}).encode()
+
+
+@pytest.fixture()
+def upstream_and_mirror():
+    up = FakeUpstream(bearer=True)
+    fd, cfg = tempfile.mkstemp(suffix=".toml")
+    with os.fdopen(fd, "w") as f:
+        f.write(f'[[mirror]]\nprefix = "up.test"\nurl = "{up.url}"\n')
+    srv = Ringport(config=cfg).start()
+    srv.wait_ready()
+    try:
+        yield up, srv
+    finally:
+        srv.cleanup()
+        up.close()
+        os.unlink(cfg)
+
+
+def test_a_manifest_missing_from_the_cache_is_fetched_once_with_a_token(upstream_and_mirror):
+    up, srv = upstream_and_mirror
+    body = image_manifest(b"one")
+    digest = up.add_manifest("team/app", "v1", body)
+    r = get(srv, "/v2/team/app/manifests/v1?ns=up.test")
+    assert r.status == 200, r
+    assert r.body == body
+    assert r.header("Docker-Content-Digest") == digest
+    # The dance: a 401 with a challenge, an anonymous token, the retry.
+    assert up.count("GET", "manifest") == 2
+    assert up.count("GET", "token") == 1
+    before = up.count()
+    # Cached: by tag, by digest, by the prefix route, HEAD: no upstream request.
+    assert get(srv, "/v2/up.test/team/app/manifests/v1").body == body
+    assert get(srv, f"/v2/team/app/manifests/{digest}?ns=up.test").body == body
+    h = Client(srv.host).request("HEAD", "/v2/up.test/team/app/manifests/v1",
+                                 headers={"Accept": OCI_MANIFEST})
+    assert h.status == 200 and h.header("Docker-Content-Digest") == digest
+    assert up.count() == before
+    # A second repository reuses the token cache only for its own scope.
+    up.add_manifest("team/other", "v1", image_manifest(b"two"))
+    assert get(srv, "/v2/up.test/team/other/manifests/v1").status == 200
+    assert up.count("GET", "token") == 2
+    # Stored as an ordinary repository of the tree, with its tag link.
+    v2 = os.path.join(srv.root, "docker/registry/v2/repositories/up.test/team/app/_manifests")
+    with open(os.path.join(v2, "tags/v1/current/link")) as f:
+        assert f.read() == digest
+
+
+def test_a_manifest_by_digest_is_fetched_and_checked_against_it(upstream_and_mirror):
+    up, srv = upstream_and_mirror
+    body = image_manifest(b"by digest")
+    digest = up.add_manifest("team/app", "v2", body)
+    r = get(srv, f"/v2/up.test/team/app/manifests/{digest}")
+    assert r.status == 200 and r.body == body, r
+    # A tag was not asked for, so none is made.
+    assert Client(srv.host).request("GET", "/v2/up.test/team/app/tags/list").json()["tags"] in (
+        None, [])
+
+
+def test_upstream_not_found_is_manifest_unknown_and_nothing_is_stored(upstream_and_mirror):
+    up, srv = upstream_and_mirror
+    r = get(srv, "/v2/up.test/team/none/manifests/v1")
+    assert r.status == 404, r
+    assert "MANIFEST_UNKNOWN" in r.error_codes()
+    names = Client(srv.host).request("GET", "/v2/_catalog").json()["repositories"]
+    assert "up.test/team/none" not in names
+
+
+@pytest.mark.parametrize("fault", ["digest header", "junk", "wrong digest"])
+def test_bad_upstream_content_is_502_and_never_cached(upstream_and_mirror, fault):
+    up, srv = upstream_and_mirror
+    good = image_manifest(b"good")
+    if fault == "digest header":
+        up.add_manifest("team/bad", "v1", good, digest_header="sha256:" + "0" * 64)
+        path = "/v2/up.test/team/bad/manifests/v1"
+    elif fault == "junk":
+        up.add_manifest("team/bad", "v1", b"<html>rate limited</html>", media_type=OCI_MANIFEST)
+        path = "/v2/up.test/team/bad/manifests/v1"
+    else:  # asked by digest, served other bytes
+        want = "sha256:" + hashlib.sha256(b"something else").hexdigest()
+        up.manifests[("team/bad", want)] = (good, OCI_MANIFEST, want)
+        path = f"/v2/up.test/team/bad/manifests/{want}"
+    for _ in range(2):
+        r = get(srv, path)
+        assert r.status == 502, r
+    # Each try went upstream again: nothing was cached.
+    assert up.count("GET", "manifest") >= 3
+    assert not os.path.exists(os.path.join(
+        srv.root, "docker/registry/v2/repositories/up.test/team/bad"))
+
+
+def test_an_unreachable_upstream_is_502_and_the_server_keeps_serving():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    fd, cfg = tempfile.mkstemp(suffix=".toml")
+    with os.fdopen(fd, "w") as f:
+        f.write(f'[[mirror]]\nprefix = "down.test"\nurl = "http://127.0.0.1:{port}"\n')
+    srv = Ringport(config=cfg).start()
+    try:
+        srv.wait_ready()
+        r = get(srv, "/v2/down.test/x/manifests/v1")
+        assert r.status == 502, r
+        assert "UNKNOWN" in r.error_codes()
+        assert Client(srv.host).request("GET", "/v2/").status == 200
+    finally:
+        srv.cleanup()
         os.unlink(cfg)

@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "mirror/fetcher.hh"
+
+#include <simdjson.h>
+
+#include <utility>
+
+#include "reactor/shard.hh"
+#include "util/assert.hh"
+#include "util/strings.hh"
+
+namespace rp::mirror {
+
+using util::Errc;
+using util::Error;
+using util::Result;
+
+std::optional<Challenge> parse_challenge(std::string_view h) {
+    h = util::trim(h);
+    auto sp = h.find(' ');
+    Challenge c;
+    c.scheme = util::to_lower(h.substr(0, sp));
+    if (c.scheme.empty()) {
+        return std::nullopt;
+    }
+    if (sp == std::string_view::npos) {
+        return c;
+    }
+    std::string_view rest = h.substr(sp + 1);
+    while (!rest.empty()) {
+        rest = util::trim(rest);
+        auto eq = rest.find('=');
+        if (eq == std::string_view::npos) {
+            break;
+        }
+        std::string key = util::to_lower(util::trim(rest.substr(0, eq)));
+        rest = util::trim(rest.substr(eq + 1));
+        std::string value;
+        if (!rest.empty() && rest.front() == '"') {
+            rest.remove_prefix(1);
+            while (!rest.empty() && rest.front() != '"') {
+                if (rest.front() == '\\' && rest.size() > 1) {
+                    rest.remove_prefix(1);
+                }
+                value.push_back(rest.front());
+                rest.remove_prefix(1);
+            }
+            if (rest.empty()) {
+                return std::nullopt; // unterminated quote
+            }
+            rest.remove_prefix(1);
+        } else {
+            auto end = rest.find(',');
+            value = std::string(util::trim(rest.substr(0, end)));
+            rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
+        }
+        if (key == "realm") {
+            c.realm = std::move(value);
+        } else if (key == "service") {
+            c.service = std::move(value);
+        } else if (key == "scope") {
+            c.scope = std::move(value);
+        }
+        rest = util::trim(rest);
+        if (!rest.empty() && rest.front() == ',') {
+            rest.remove_prefix(1);
+        } else if (!rest.empty()) {
+            break; // a second challenge follows: the first is enough
+        }
+    }
+    return c;
+}
+
+Result<TokenAnswer> parse_token_answer(std::string_view json) {
+    simdjson::dom::parser parser;
+    simdjson::padded_string padded(json);
+    simdjson::dom::object o;
+    if (parser.parse(padded).get_object().get(o) != simdjson::SUCCESS) {
+        return Error::of(Errc::invalid, "token answer is not a JSON object");
+    }
+    TokenAnswer t;
+    std::string_view tok;
+    if (o["token"].get_string().get(tok) != simdjson::SUCCESS || tok.empty()) {
+        if (o["access_token"].get_string().get(tok) != simdjson::SUCCESS || tok.empty()) {
+            return Error::of(Errc::invalid, "token answer has no token");
+        }
+    }
+    t.token = std::string(tok);
+    std::int64_t exp = 0;
+    if (o["expires_in"].get_int64().get(exp) == simdjson::SUCCESS && exp > 0) {
+        t.expires_in_s = static_cast<std::uint64_t>(exp);
+    }
+    return t;
+}
+
+Fetcher::Fetcher(unsigned shards) : shards_(shards) {}
+
+Fetcher::~Fetcher() = default;
+
+Fetcher::PerShard& Fetcher::here() {
+    reactor::Shard* s = reactor::Shard::current();
+    RP_ASSERT(s != nullptr && s->id() < shards_.size());
+    PerShard& p = shards_[s->id()];
+    if (!p.client) {
+        p.client = std::make_unique<net::Client>();
+        if (auto r = p.client->init(); !r) {
+            util::fatal("curl_multi_init", 0);
+        }
+    }
+    return p;
+}
+
+namespace {
+
+// A token is dropped this long before the upstream says it expires.
+constexpr std::uint64_t token_margin_us = 10'000'000;
+
+std::string scope_for(const std::string& name) { return "repository:" + name + ":pull"; }
+
+Error upstream_error(const Upstream& u, long status, std::string_view what) {
+    std::string d = "upstream " + u.url + " answered " + std::to_string(status) + " for ";
+    d.append(what);
+    if (status == 404) {
+        return Error::of(Errc::not_found, std::move(d));
+    }
+    if (status == 401 || status == 403) {
+        return Error::of(Errc::unsupported, std::move(d));
+    }
+    if (status == 429) {
+        return Error::of(Errc::busy, std::move(d));
+    }
+    return Error::of(Errc::closed, std::move(d));
+}
+
+} // namespace
+
+reactor::Task<Result<void>> Fetcher::fetch_token(PerShard& s, const Upstream& u, const Challenge& c,
+                                                 const std::string& key) {
+    if (c.realm.empty() || (!c.realm.starts_with("https://") && !c.realm.starts_with("http://"))) {
+        co_return Error::of(Errc::unsupported, "upstream " + u.url +
+                                                   " sent a bearer challenge "
+                                                   "with no usable realm");
+    }
+    net::Request tr;
+    tr.url = c.realm;
+    tr.url.append(c.realm.find('?') == std::string::npos ? "?" : "&");
+    tr.url.append("service=").append(util::percent_encode(c.service));
+    if (!c.scope.empty()) {
+        tr.url.append("&scope=").append(util::percent_encode(c.scope));
+    }
+    tr.body_max = 64U << 10U;
+    requests_.fetch_add(1, std::memory_order_relaxed);
+    auto r = co_await s.client->fetch(std::move(tr));
+    if (!r) {
+        co_return std::move(r).error();
+    }
+    if (r->status != 200) {
+        co_return upstream_error(u, r->status, "a token");
+    }
+    auto t = parse_token_answer(r->body);
+    if (!t) {
+        co_return Error::of(Errc::closed,
+                            "upstream " + u.url + " token endpoint: " + t.error().detail);
+    }
+    const std::uint64_t life_us = t->expires_in_s * 1'000'000;
+    s.tokens[key] =
+        Token{std::move(t->token),
+              reactor::monotonic_us() +
+                  (life_us > 2 * token_margin_us ? life_us - token_margin_us : life_us / 2)};
+    co_return util::Ok{};
+}
+
+reactor::Task<Result<net::Response>> Fetcher::send(PerShard& s, const Upstream& u, net::Request req,
+                                                   const std::string& scope) {
+    const std::string key = u.prefix + " " + scope;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        net::Request r = req;
+        auto it = s.tokens.find(key);
+        if (it != s.tokens.end() && it->second.expires_us > reactor::monotonic_us()) {
+            r.headers.push_back("Authorization: Bearer " + it->second.value);
+        }
+        requests_.fetch_add(1, std::memory_order_relaxed);
+        auto resp = co_await s.client->fetch(std::move(r));
+        if (!resp || resp->status != 401 || attempt == 1) {
+            co_return resp;
+        }
+        const std::string* h = resp->header("WWW-Authenticate");
+        std::optional<Challenge> c = h ? parse_challenge(*h) : std::nullopt;
+        if (!c || c->scheme != "bearer") {
+            co_return resp; // Basic needs credentials, which come with their config
+        }
+        if (c->scope.empty()) {
+            c->scope = scope;
+        }
+        if (auto t = co_await fetch_token(s, u, *c, key); !t) {
+            co_return std::move(t).error();
+        }
+    }
+    co_return Error::of(Errc::unsupported, "upstream " + u.url + " refused the token");
+}
+
+reactor::Task<Result<Fetched>> Fetcher::manifest(const Upstream& u, std::string name,
+                                                 std::string ref, std::string accept,
+                                                 std::size_t body_max) {
+    PerShard& s = here();
+    net::Request req;
+    req.url = u.url;
+    while (!req.url.empty() && req.url.back() == '/') {
+        req.url.pop_back();
+    }
+    req.url.append("/v2/").append(name).append("/manifests/").append(ref);
+    req.headers.push_back("Accept: " + accept);
+    req.body_max = body_max;
+    auto r = co_await send(s, u, std::move(req), scope_for(name));
+    if (!r) {
+        co_return std::move(r).error();
+    }
+    if (r->status != 200) {
+        co_return upstream_error(u, r->status, "manifest " + name + ":" + ref);
+    }
+    Fetched f;
+    f.body = std::move(r->body);
+    if (const std::string* ct = r->header("Content-Type")) {
+        f.media_type = std::string(util::trim(std::string_view(*ct).substr(0, ct->find(';'))));
+    }
+    if (const std::string* dg = r->header("Docker-Content-Digest")) {
+        f.digest_header = *dg;
+    }
+    co_return f;
+}
+
+} // namespace rp::mirror

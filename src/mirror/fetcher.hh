@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Requests to upstream registries, for the pull-through mirror: the Docker
+// token dance (a 401 with a Bearer challenge, an anonymous token, a retry),
+// tokens cached per upstream and scope, one net::Client per shard.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "mirror/router.hh"
+#include "net/client.hh"
+#include "reactor/task.hh"
+#include "util/result.hh"
+
+namespace rp::mirror {
+
+// A WWW-Authenticate challenge: `Bearer realm="…",service="…",scope="…"`.
+struct Challenge {
+    std::string scheme; // lowercased: "bearer", "basic"
+    std::string realm;
+    std::string service;
+    std::string scope;
+};
+// Parses the first challenge of the header. Pure.
+std::optional<Challenge> parse_challenge(std::string_view header);
+
+// A token endpoint's answer: {"token": …} or {"access_token": …}, with
+// "expires_in" in seconds (absent: 60). Pure.
+struct TokenAnswer {
+    std::string token;
+    std::uint64_t expires_in_s = 60;
+};
+util::Result<TokenAnswer> parse_token_answer(std::string_view json);
+
+struct Fetched {
+    std::string body;
+    std::string media_type;    // Content-Type, without parameters
+    std::string digest_header; // Docker-Content-Digest, if sent
+};
+
+class Fetcher {
+  public:
+    explicit Fetcher(unsigned shards);
+    ~Fetcher();
+    Fetcher(const Fetcher&) = delete;
+    Fetcher& operator=(const Fetcher&) = delete;
+
+    // GET <url>/v2/<name>/manifests/<ref>. Errc::not_found for a 404,
+    // Errc::unsupported when the upstream refuses us (401/403 after the
+    // token), Errc::closed or Errc::timeout when it cannot be reached or
+    // answers 5xx/429 (Errc::busy).
+    reactor::Task<util::Result<Fetched>> manifest(const Upstream& u, std::string name,
+                                                  std::string ref, std::string accept,
+                                                  std::size_t body_max);
+
+    // Requests sent upstream so far (token requests included).
+    std::uint64_t requests() const noexcept { return requests_.load(std::memory_order_relaxed); }
+
+  private:
+    struct Token {
+        std::string value;
+        std::uint64_t expires_us = 0;
+    };
+    struct PerShard {
+        std::unique_ptr<net::Client> client;
+        std::unordered_map<std::string, Token> tokens; // "<prefix> <scope>"
+    };
+    PerShard& here();
+    reactor::Task<util::Result<net::Response>> send(PerShard& s, const Upstream& u,
+                                                    net::Request req, const std::string& scope);
+    reactor::Task<util::Result<void>> fetch_token(PerShard& s, const Upstream& u,
+                                                  const Challenge& c, const std::string& key);
+
+    std::vector<PerShard> shards_;
+    std::atomic<std::uint64_t> requests_{0};
+};
+
+} // namespace rp::mirror

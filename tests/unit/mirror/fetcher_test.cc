@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "mirror/fetcher.hh"
+
+using namespace rp::mirror;
+
+TEST_CASE("a Docker Hub bearer challenge parses into realm, service and scope") {
+    auto c = parse_challenge(R"(Bearer realm="https://auth.docker.io/token",)"
+                             R"(service="registry.docker.io",)"
+                             R"(scope="repository:library/alpine:pull")");
+    REQUIRE(c);
+    CHECK(c->scheme == "bearer");
+    CHECK(c->realm == "https://auth.docker.io/token");
+    CHECK(c->service == "registry.docker.io");
+    CHECK(c->scope == "repository:library/alpine:pull");
+}
+
+TEST_CASE("challenges: case, spacing, unquoted values, escapes, Basic and junk") {
+    auto a = parse_challenge(R"(  BEARER Realm = "https://r/t" , Service=svc,scope="a:b\"c" )");
+    REQUIRE(a);
+    CHECK(a->scheme == "bearer");
+    CHECK(a->realm == "https://r/t");
+    CHECK(a->service == "svc");
+    CHECK(a->scope == "a:b\"c");
+    auto b = parse_challenge(R"(Basic realm="Registry Realm")");
+    REQUIRE(b);
+    CHECK(b->scheme == "basic");
+    CHECK(b->realm == "Registry Realm");
+    CHECK_FALSE(parse_challenge(R"(Bearer realm="unterminated)"));
+    CHECK_FALSE(parse_challenge(""));
+    auto only = parse_challenge("Bearer");
+    REQUIRE(only);
+    CHECK(only->realm.empty());
+}
+
+TEST_CASE("token answers: token or access_token, expires_in defaulting to 60 s") {
+    auto t = parse_token_answer(R"({"token":"abc","expires_in":300,"issued_at":"x"})");
+    REQUIRE(t);
+    CHECK(t->token == "abc");
+    CHECK(t->expires_in_s == 300);
+    auto a = parse_token_answer(R"({"access_token":"xyz"})");
+    REQUIRE(a);
+    CHECK(a->token == "xyz");
+    CHECK(a->expires_in_s == 60);
+    CHECK_FALSE(parse_token_answer(R"({"token":""})"));
+    CHECK_FALSE(parse_token_answer("<html>"));
+    CHECK_FALSE(parse_token_answer(R"(["token"])"));
+}
