@@ -235,6 +235,12 @@ Result<mirror::Upstream> parse_mirror(const toml::table& t, const std::string& w
             } else {
                 u.implicit_library = v->get();
             }
+        } else if (key == "tag_ttl_s") {
+            const auto* v = value.as_integer();
+            if (v == nullptr || v->get() < 0 || v->get() > 31536000) {
+                return bad("seconds from 0 to 31536000");
+            }
+            u.tag_ttl_s = static_cast<std::uint64_t>(v->get());
         } else {
             return Error::of(Errc::invalid, std::string("config file: unknown key '")
                                                 .append(where)

@@ -199,10 +199,19 @@ reactor::Task<Result<net::Response>> Fetcher::send(PerShard& s, const Upstream& 
     co_return Error::of(Errc::unsupported, "upstream " + u.url + " refused the token");
 }
 
-reactor::Task<Result<Fetched>> Fetcher::manifest(const Upstream& u, std::string name,
-                                                 std::string ref, std::string accept,
-                                                 std::size_t body_max) {
-    PerShard& s = here();
+bool Freshness::fresh(const std::string& repo, const std::string& tag, std::uint64_t ttl_s) const {
+    std::lock_guard lk(mu_);
+    auto it = at_us_.find(repo + ":" + tag);
+    return it != at_us_.end() && reactor::monotonic_us() - it->second < ttl_s * 1'000'000;
+}
+
+void Freshness::confirmed(const std::string& repo, const std::string& tag) {
+    std::lock_guard lk(mu_);
+    at_us_[repo + ":" + tag] = reactor::monotonic_us();
+}
+
+net::Request Fetcher::manifest_request(const Upstream& u, const std::string& name,
+                                       const std::string& ref, const std::string& accept) const {
     net::Request req;
     req.url = u.url;
     while (!req.url.empty() && req.url.back() == '/') {
@@ -210,6 +219,30 @@ reactor::Task<Result<Fetched>> Fetcher::manifest(const Upstream& u, std::string 
     }
     req.url.append("/v2/").append(name).append("/manifests/").append(ref);
     req.headers.push_back("Accept: " + accept);
+    return req;
+}
+
+reactor::Task<Result<std::string>> Fetcher::manifest_digest(const Upstream& u, std::string name,
+                                                            std::string ref, std::string accept) {
+    PerShard& s = here();
+    net::Request req = manifest_request(u, name, ref, accept);
+    req.method = "HEAD";
+    auto r = co_await send(s, u, std::move(req), scope_for(name));
+    if (!r) {
+        co_return std::move(r).error();
+    }
+    if (r->status != 200) {
+        co_return upstream_error(u, r->status, "manifest " + name + ":" + ref);
+    }
+    const std::string* dg = r->header("Docker-Content-Digest");
+    co_return dg != nullptr ? *dg : std::string();
+}
+
+reactor::Task<Result<Fetched>> Fetcher::manifest(const Upstream& u, std::string name,
+                                                 std::string ref, std::string accept,
+                                                 std::size_t body_max) {
+    PerShard& s = here();
+    net::Request req = manifest_request(u, name, ref, accept);
     req.body_max = body_max;
     auto r = co_await send(s, u, std::move(req), scope_for(name));
     if (!r) {

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -45,6 +46,19 @@ struct Fetched {
     std::string digest_header; // Docker-Content-Digest, if sent
 };
 
+// When each cached tag of a mirror was last confirmed upstream. Shared by
+// the shards (a mutex: one lookup per mirrored tag pull); an entry per tag
+// pulled through the mirror, so it grows with the cache, not with requests.
+class Freshness {
+  public:
+    bool fresh(const std::string& repo, const std::string& tag, std::uint64_t ttl_s) const;
+    void confirmed(const std::string& repo, const std::string& tag);
+
+  private:
+    mutable std::mutex mu_;
+    std::unordered_map<std::string, std::uint64_t> at_us_; // "<repo>:<tag>"
+};
+
 class Fetcher {
   public:
     explicit Fetcher(unsigned shards);
@@ -60,6 +74,11 @@ class Fetcher {
                                                   std::string ref, std::string accept,
                                                   std::size_t body_max);
 
+    // HEAD <url>/v2/<name>/manifests/<ref>: the Docker-Content-Digest the
+    // upstream would serve (empty when it sends none). Errors as manifest().
+    reactor::Task<util::Result<std::string>> manifest_digest(const Upstream& u, std::string name,
+                                                             std::string ref, std::string accept);
+
     // Requests sent upstream so far (token requests included).
     std::uint64_t requests() const noexcept { return requests_.load(std::memory_order_relaxed); }
 
@@ -73,6 +92,8 @@ class Fetcher {
         std::unordered_map<std::string, Token> tokens; // "<prefix> <scope>"
     };
     PerShard& here();
+    net::Request manifest_request(const Upstream& u, const std::string& name,
+                                  const std::string& ref, const std::string& accept) const;
     reactor::Task<util::Result<net::Response>> send(PerShard& s, const Upstream& u,
                                                     net::Request req, const std::string& scope);
     reactor::Task<util::Result<void>> fetch_token(PerShard& s, const Upstream& u,

@@ -4,6 +4,7 @@
 // Which upstream, if any, a request's repository belongs to (issue 10,
 // "Routing"). Pure: the registry asks, the mirror fetches.
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -23,6 +24,9 @@ struct Upstream {
     // Docker Hub's "alpine" is "library/alpine". Unset: on when "docker.io"
     // is the prefix or one of the hosts.
     std::optional<bool> implicit_library;
+    // A cached tag is served without asking upstream for this long; then a
+    // HEAD revalidates it (a GET only when its digest changed).
+    std::uint64_t tag_ttl_s = 60;
 };
 
 // Every upstream is well formed and none overlaps another: prefixes are

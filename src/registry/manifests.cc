@@ -52,6 +52,22 @@ bool etag_matches(std::string_view if_none_match, const Digest& d) {
     return false;
 }
 
+// What a mirror asks its upstream to send: the client's Accept, else every
+// manifest type.
+std::string mirror_accept(const http::Request& req) {
+    std::string accept;
+    for (std::string_view item : req.header_list("Accept")) {
+        accept.append(accept.empty() ? "" : ", ").append(util::trim(item));
+    }
+    if (accept.empty()) {
+        accept = "application/vnd.oci.image.index.v1+json, "
+                 "application/vnd.oci.image.manifest.v1+json, "
+                 "application/vnd.docker.distribution.manifest.list.v2+json, "
+                 "application/vnd.docker.distribution.manifest.v2+json";
+    }
+    return accept;
+}
+
 struct Reference {
     bool is_digest = false;
     Digest digest;
@@ -133,17 +149,7 @@ Task<storage::ManifestPtr> manifest_by_tag_link(storage::Store& store, std::stri
 Task<util::Result<storage::ManifestPtr>>
 Registry::mirror_manifest(http::Exchange& ex, const Route& r, const mirror::Upstream& u) noexcept {
     const std::string upstream_name = r.name.substr(u.prefix.size() + 1);
-    std::string accept;
-    for (std::string_view item : ex.request().header_list("Accept")) {
-        accept.append(accept.empty() ? "" : ", ").append(util::trim(item));
-    }
-    if (accept.empty()) {
-        accept = "application/vnd.oci.image.index.v1+json, "
-                 "application/vnd.oci.image.manifest.v1+json, "
-                 "application/vnd.docker.distribution.manifest.list.v2+json, "
-                 "application/vnd.docker.distribution.manifest.v2+json";
-    }
-    auto f = co_await fetcher_.manifest(u, upstream_name, r.ref, accept,
+    auto f = co_await fetcher_.manifest(u, upstream_name, r.ref, mirror_accept(ex.request()),
                                         store_.config().manifest_bytes_max);
     if (!f) {
         co_return std::move(f).error();
@@ -180,6 +186,31 @@ Registry::mirror_manifest(http::Exchange& ex, const Route& r, const mirror::Upst
     co_return m ? m : storage::ManifestPtr(info);
 }
 
+// A mirrored manifest: fetched when the cache lacks it; a cached tag past
+// its tag_ttl_s is revalidated with a HEAD, and fetched again only when the
+// upstream's digest differs. Errors leave the cache as it was.
+Task<util::Result<storage::ManifestPtr>>
+Registry::mirror_lookup(http::Exchange& ex, const Route& r, const mirror::Upstream& u,
+                        storage::ManifestPtr cached) noexcept {
+    const bool by_tag = r.ref.find(':') == std::string::npos;
+    if (cached) {
+        auto d = co_await fetcher_.manifest_digest(u, r.name.substr(u.prefix.size() + 1), r.ref,
+                                                   mirror_accept(ex.request()));
+        if (!d) {
+            co_return std::move(d).error();
+        }
+        if (*d == cached->digest.str()) {
+            freshness_.confirmed(r.name, r.ref);
+            co_return cached;
+        }
+    }
+    auto got = co_await mirror_manifest(ex, r, u);
+    if (got && by_tag) {
+        freshness_.confirmed(r.name, r.ref);
+    }
+    co_return got;
+}
+
 Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
     Code code = Code::manifest_invalid;
     auto ref = parse_reference(r.ref, &code);
@@ -198,23 +229,29 @@ Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
     } else { // from a snapshot, not verified yet: the tag's link is the truth
         m = co_await manifest_by_tag_link(store_, r.name, ref->tag);
     }
-    if (!m && !router_.empty()) {
-        if (const mirror::Upstream* u = router_.owner(r.name)) {
+    std::string stale; // why a cached tag is served without its revalidation
+    if (const mirror::Upstream* u = router_.empty() ? nullptr : router_.owner(r.name)) {
+        const bool by_tag = r.ref.find(':') == std::string::npos;
+        if (!m || (by_tag && !freshness_.fresh(r.name, r.ref, u->tag_ttl_s))) {
             if (!co_await ready_.wait()) { // the fetch writes: not while the index loads
                 co_await fail(ex, Code::unavailable, "stopping before the index finished loading");
                 co_return;
             }
-            auto got = co_await mirror_manifest(ex, r, *u);
+            auto got = co_await mirror_lookup(ex, r, *u, m);
             if (!got) {
                 const util::Error& e = got.error();
-                co_await fail(ex,
-                              e.kind == Errc::not_found ? Code::manifest_unknown
-                              : e.kind == Errc::stopped ? Code::unavailable
-                                                        : Code::upstream_failed,
-                              e.detail);
-                co_return;
+                if (!m || e.kind == Errc::not_found || e.kind == Errc::stopped) {
+                    co_await fail(ex,
+                                  e.kind == Errc::not_found ? Code::manifest_unknown
+                                  : e.kind == Errc::stopped ? Code::unavailable
+                                                            : Code::upstream_failed,
+                                  e.detail);
+                    co_return;
+                }
+                stale = e.detail; // the cached tag, rather than no answer
+            } else {
+                m = std::move(*got);
             }
-            m = std::move(*got);
         }
     }
     if (!m) {
@@ -231,6 +268,11 @@ Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
     resp.add("Content-Type", m->media_type);
     resp.add("Docker-Content-Digest", m->digest.str());
     resp.add("ETag", "\"" + m->digest.str() + "\"");
+    if (!stale.empty()) {
+        std::string w = "110 ringport \"stale: ";
+        util::json_escape(w, stale); // keeps the quoted string's quotes escaped
+        resp.add("Warning", w + "\"");
+    }
     if (etag_matches(req.header("If-None-Match"), m->digest)) {
         resp.status = 304;
         co_await reply(ex, std::move(resp));

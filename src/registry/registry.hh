@@ -63,6 +63,9 @@ class Registry final : public http::Handler {
     Task get_manifest(http::Exchange& ex, const Route& r) noexcept;
     reactor::Task<util::Result<storage::ManifestPtr>>
     mirror_manifest(http::Exchange& ex, const Route& r, const mirror::Upstream& u) noexcept;
+    reactor::Task<util::Result<storage::ManifestPtr>>
+    mirror_lookup(http::Exchange& ex, const Route& r, const mirror::Upstream& u,
+                  storage::ManifestPtr cached) noexcept;
     Task put_manifest(http::Exchange& ex, const Route& r) noexcept;
     Task delete_manifest(http::Exchange& ex, const Route& r) noexcept;
     reactor::Task<util::Result<std::string>> read_manifest_body(http::Exchange& ex) noexcept;
@@ -79,6 +82,7 @@ class Registry final : public http::Handler {
     const reactor::Runtime* runtime_ = nullptr;
     mirror::Router router_;
     mirror::Fetcher fetcher_{256}; // a slot per shard (http.shards ≤ 256)
+    mirror::Freshness freshness_;
 };
 
 // Helpers shared by the handler files.

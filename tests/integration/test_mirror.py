@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 
 import pytest
 
@@ -24,8 +25,7 @@ from ringtest.harness import Ringport
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
-# Upstream URLs are loopback fakes with nothing to serve: tests never leave
-# the machine, and a miss is an upstream 404.
+# Upstream URLs are loopback fakes: tests never leave the machine.
 CONFIG = """
 [[mirror]]
 prefix = "docker.io"
@@ -51,7 +51,11 @@ def mirrored():
         hosted, _ = c.push_image("team/app", "v1", layers=(b"hosted layer",))
     finally:
         assert seed.stop() == 0
+    # The upstreams hold what the cache holds, so a tag's revalidation (a
+    # HEAD after tag_ttl_s) confirms it.
     hub, ghcr = FakeUpstream(bearer=False), FakeUpstream(bearer=False)
+    hub.add_manifest("library/alpine", "3.20", body)
+    ghcr.add_manifest("org/tool", "v1", tool)
     fd, cfg = tempfile.mkstemp(suffix=".toml")
     with os.fdopen(fd, "w") as f:
         f.write(CONFIG.format(hub=hub.url, ghcr=ghcr.url))
@@ -280,4 +284,69 @@ def test_an_unreachable_upstream_is_502_and_the_server_keeps_serving():
         assert Client(srv.host).request("GET", "/v2/").status == 200
     finally:
         srv.cleanup()
+        os.unlink(cfg)
+
+
+def mirror_of(up, extra=""):
+    fd, cfg = tempfile.mkstemp(suffix=".toml")
+    with os.fdopen(fd, "w") as f:
+        f.write(f'[[mirror]]\nprefix = "up.test"\nurl = "{up.url}"\n{extra}')
+    srv = Ringport(config=cfg).start()
+    srv.wait_ready()
+    return srv, cfg
+
+
+def test_a_cached_tag_is_fresh_for_tag_ttl_then_revalidated_with_one_head():
+    up = FakeUpstream(bearer=False)
+    srv, cfg = mirror_of(up, "tag_ttl_s = 1\n")
+    try:
+        one, two = image_manifest(b"v1 content"), image_manifest(b"v2 content")
+        up.add_manifest("team/app", "latest", one)
+        assert get(srv, "/v2/up.test/team/app/manifests/latest").body == one
+        assert (up.count("GET", "manifest"), up.count("HEAD", "manifest")) == (1, 0)
+        # Re-pointed upstream; within the TTL the cache answers without asking.
+        two_digest = up.add_manifest("team/app", "latest", two)
+        assert get(srv, "/v2/up.test/team/app/manifests/latest").body == one
+        assert up.count() == 1
+        time.sleep(1.2)
+        # Past the TTL: one HEAD sees the new digest, one GET fetches it.
+        r = get(srv, "/v2/up.test/team/app/manifests/latest")
+        assert r.body == two and r.header("Docker-Content-Digest") == two_digest
+        assert (up.count("GET", "manifest"), up.count("HEAD", "manifest")) == (2, 1)
+        assert r.header("Warning") is None
+        time.sleep(1.2)
+        # Unchanged upstream: a HEAD, no GET (Docker Hub does not count HEADs).
+        assert get(srv, "/v2/up.test/team/app/manifests/latest").body == two
+        assert (up.count("GET", "manifest"), up.count("HEAD", "manifest")) == (2, 2)
+        # By digest: never upstream once cached, TTL or not.
+        assert get(srv, f"/v2/up.test/team/app/manifests/{two_digest}").body == two
+        assert up.count() == 4
+        # Upstream down past the TTL: the cached tag is served, marked stale.
+        up.close()
+        time.sleep(1.2)
+        r = get(srv, "/v2/up.test/team/app/manifests/latest")
+        assert r.status == 200 and r.body == two, r
+        assert r.header("Warning", "").startswith('110 ringport "stale: ')
+        # A tag the cache never had cannot be served stale: 502.
+        assert get(srv, "/v2/up.test/team/app/manifests/other").status == 502
+    finally:
+        srv.cleanup()
+        up.close()
+        os.unlink(cfg)
+
+
+def test_a_tag_removed_upstream_is_unknown_after_its_ttl():
+    up = FakeUpstream(bearer=False)
+    srv, cfg = mirror_of(up, "tag_ttl_s = 1\n")
+    try:
+        body = image_manifest(b"soon gone")
+        up.add_manifest("team/app", "rc", body)
+        assert get(srv, "/v2/up.test/team/app/manifests/rc").body == body
+        del up.manifests[("team/app", "rc")]
+        time.sleep(1.2)
+        r = get(srv, "/v2/up.test/team/app/manifests/rc")
+        assert r.status == 404 and "MANIFEST_UNKNOWN" in r.error_codes(), r
+    finally:
+        srv.cleanup()
+        up.close()
         os.unlink(cfg)

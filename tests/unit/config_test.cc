@@ -100,7 +100,8 @@ TEST_CASE("[[mirror]] tables load in order; a bad one is an error that names it"
                                "[[mirror]]\n"
                                "prefix = \"ghcr.io\"\n"
                                "url = \"https://ghcr.io\"\n"
-                               "implicit_library = false\n");
+                               "implicit_library = false\n"
+                               "tag_ttl_s = 5\n");
     CliOverrides cli;
     cli.config_file = f;
     auto c = load_config(cli, {});
@@ -112,6 +113,8 @@ TEST_CASE("[[mirror]] tables load in order; a bad one is an error that names it"
     CHECK_FALSE(c->mirrors[0].implicit_library.has_value());
     CHECK(c->mirrors[1].url == "https://ghcr.io");
     CHECK(c->mirrors[1].implicit_library == std::optional<bool>(false));
+    CHECK(c->mirrors[0].tag_ttl_s == 60);
+    CHECK(c->mirrors[1].tag_ttl_s == 5);
     std::remove(f.c_str());
 
     auto fails = [&](const std::string& text) {
@@ -125,6 +128,8 @@ TEST_CASE("[[mirror]] tables load in order; a bad one is an error that names it"
     CHECK(fails("[[mirror]]\nprefix = \"a\"\nurl = \"http://a\"\ncolour = 1\n")
               .find("mirror[0].colour") != std::string::npos);
     CHECK(fails("[[mirror]]\nprefix = \"a\"\n").find("required") != std::string::npos);
+    CHECK(fails("[[mirror]]\nprefix = \"a\"\nurl = \"http://a\"\ntag_ttl_s = -1\n")
+              .find("mirror[0].tag_ttl_s") != std::string::npos);
     CHECK(fails("[[mirror]]\nprefix = \"a\"\nurl = \"http://a\"\nhosts = \"a\"\n")
               .find("mirror[0].hosts") != std::string::npos);
     CHECK(fails("[mirror]\nprefix = \"a\"\n").find("[[mirror]]") != std::string::npos);

@@ -8,6 +8,7 @@ and can demand a Docker bearer token (a 401 challenge pointing at its own
 import hashlib
 import http.server
 import json
+import socket
 import threading
 import urllib.parse
 
@@ -25,6 +26,7 @@ class FakeUpstream:
         self.manifests = {}   # (name, ref) -> (body, media type, digest header or None)
         self.counts = {}      # (method, kind) -> n
         self.lock = threading.Lock()
+        self.conns = set()    # open client sockets, cut by close()
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -32,6 +34,16 @@ class FakeUpstream:
 
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                super().setup()
+                with owner.lock:
+                    owner.conns.add(self.connection)
+
+            def finish(self):
+                with owner.lock:
+                    owner.conns.discard(self.connection)
+                super().finish()
 
             def do_GET(self):
                 owner._serve(self, "GET")
@@ -50,8 +62,17 @@ class FakeUpstream:
         return f"http://127.0.0.1:{self.port}"
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        """Stops answering (connections are refused from now on). Idempotent."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+            with self.lock:
+                for c in list(self.conns):
+                    try:
+                        c.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
 
     def add_manifest(self, name, tag, body, media_type=OCI_MANIFEST, digest_header=None):
         """Serves `body` as name:tag and name@digest; returns the digest."""
