@@ -428,7 +428,8 @@ std::string example_config() {
            "# hosts = [\"docker.io\", \"index.docker.io\", \"registry-1.docker.io\"]\n"
            "# default = true\n"
            "# implicit_library = true   # \"alpine\" is \"library/alpine\"; default: on for "
-           "docker.io\n";
+           "docker.io\n"
+           "# tag_ttl_s = 60            # a cached tag is revalidated (HEAD) after this long\n";
     return out;
 }
 
