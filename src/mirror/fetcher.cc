@@ -117,6 +117,14 @@ constexpr std::uint64_t token_margin_us = 10'000'000;
 
 std::string scope_for(const std::string& name) { return "repository:" + name + ":pull"; }
 
+std::string base_url(const Upstream& u) {
+    std::string url = u.url;
+    while (!url.empty() && url.back() == '/') {
+        url.pop_back();
+    }
+    return url;
+}
+
 Error upstream_error(const Upstream& u, long status, std::string_view what) {
     std::string d = "upstream " + u.url + " answered " + std::to_string(status) + " for ";
     d.append(what);
@@ -170,16 +178,21 @@ reactor::Task<Result<void>> Fetcher::fetch_token(PerShard& s, const Upstream& u,
     co_return util::Ok{};
 }
 
+net::Request Fetcher::authorized(PerShard& s, const std::string& key, const net::Request& req) {
+    net::Request r = req;
+    auto it = s.tokens.find(key);
+    if (it != s.tokens.end() && it->second.expires_us > reactor::monotonic_us()) {
+        r.headers.push_back("Authorization: Bearer " + it->second.value);
+    }
+    requests_.fetch_add(1, std::memory_order_relaxed);
+    return r;
+}
+
 reactor::Task<Result<net::Response>> Fetcher::send(PerShard& s, const Upstream& u, net::Request req,
                                                    const std::string& scope) {
     const std::string key = u.prefix + " " + scope;
     for (int attempt = 0; attempt < 2; ++attempt) {
-        net::Request r = req;
-        auto it = s.tokens.find(key);
-        if (it != s.tokens.end() && it->second.expires_us > reactor::monotonic_us()) {
-            r.headers.push_back("Authorization: Bearer " + it->second.value);
-        }
-        requests_.fetch_add(1, std::memory_order_relaxed);
+        net::Request r = authorized(s, key, req);
         auto resp = co_await s.client->fetch(std::move(r));
         if (!resp || resp->status != 401 || attempt == 1) {
             co_return resp;
@@ -213,10 +226,7 @@ void Freshness::confirmed(const std::string& repo, const std::string& tag) {
 net::Request Fetcher::manifest_request(const Upstream& u, const std::string& name,
                                        const std::string& ref, const std::string& accept) const {
     net::Request req;
-    req.url = u.url;
-    while (!req.url.empty() && req.url.back() == '/') {
-        req.url.pop_back();
-    }
+    req.url = base_url(u);
     req.url.append("/v2/").append(name).append("/manifests/").append(ref);
     req.headers.push_back("Accept: " + accept);
     return req;
@@ -260,6 +270,52 @@ reactor::Task<Result<Fetched>> Fetcher::manifest(const Upstream& u, std::string 
         f.digest_header = *dg;
     }
     co_return f;
+}
+
+} // namespace rp::mirror
+
+namespace rp::mirror {
+
+reactor::Task<Result<std::unique_ptr<net::Download>>>
+Fetcher::blob(const Upstream& u, std::string name, std::string digest, std::uint64_t body_max) {
+    PerShard& s = here();
+    const std::string scope = scope_for(name);
+    const std::string key = u.prefix + " " + scope;
+    net::Request req;
+    req.url = base_url(u);
+    req.url.append("/v2/").append(name).append("/blobs/").append(digest);
+    req.follow_redirects = true;
+    req.body_max = body_max;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        net::Request r = authorized(s, key, req);
+        std::unique_ptr<net::Download> d = s.client->download(std::move(r));
+        auto h = co_await d->head();
+        if (!h) {
+            co_return std::move(h).error();
+        }
+        const long status = (*h)->status;
+        if (status == 200) {
+            co_return d;
+        }
+        const std::string* www = (*h)->header("WWW-Authenticate");
+        std::optional<Challenge> c = www ? parse_challenge(*www) : std::nullopt;
+        if (status != 401 || attempt == 1 || !c || c->scheme != "bearer") {
+            co_return upstream_error(u, status,
+                                     std::string("blob ").append(name).append("@").append(digest));
+        }
+        if (c->scope.empty()) {
+            c->scope = scope;
+        }
+        d.reset();
+        if (auto t = co_await fetch_token(s, u, *c, key); !t) {
+            co_return std::move(t).error();
+        }
+    }
+    co_return Error::of(Errc::unsupported, "upstream " + u.url + " refused the token");
+}
+
+reactor::Task<Result<std::size_t>> DownloadSource::read(char* dst, std::size_t cap) noexcept {
+    co_return co_await d_.read(dst, cap);
 }
 
 } // namespace rp::mirror

@@ -18,6 +18,7 @@
 #include "mirror/router.hh"
 #include "net/client.hh"
 #include "reactor/task.hh"
+#include "storage/receive.hh"
 #include "util/result.hh"
 
 namespace rp::mirror {
@@ -79,6 +80,12 @@ class Fetcher {
     reactor::Task<util::Result<std::string>> manifest_digest(const Upstream& u, std::string name,
                                                              std::string ref, std::string accept);
 
+    // GET <url>/v2/<name>/blobs/<digest>, redirects followed (a CDN gets no
+    // Authorization): the download once its status is 200. Errors as
+    // manifest().
+    reactor::Task<util::Result<std::unique_ptr<net::Download>>>
+    blob(const Upstream& u, std::string name, std::string digest, std::uint64_t body_max);
+
     // Requests sent upstream so far (token requests included).
     std::uint64_t requests() const noexcept { return requests_.load(std::memory_order_relaxed); }
 
@@ -94,6 +101,8 @@ class Fetcher {
     PerShard& here();
     net::Request manifest_request(const Upstream& u, const std::string& name,
                                   const std::string& ref, const std::string& accept) const;
+    // A copy of `req` carrying the cached token for `key`, if any; counted.
+    net::Request authorized(PerShard& s, const std::string& key, const net::Request& req);
     reactor::Task<util::Result<net::Response>> send(PerShard& s, const Upstream& u,
                                                     net::Request req, const std::string& scope);
     reactor::Task<util::Result<void>> fetch_token(PerShard& s, const Upstream& u,
@@ -101,6 +110,17 @@ class Fetcher {
 
     std::vector<PerShard> shards_;
     std::atomic<std::uint64_t> requests_{0};
+};
+
+// A download as the source of an upload: the blob goes through the store's
+// own pipeline (incremental hash, durable commit).
+class DownloadSource final : public storage::ByteSource {
+  public:
+    explicit DownloadSource(net::Download& d) : d_(d) {}
+    reactor::Task<util::Result<std::size_t>> read(char* dst, std::size_t cap) noexcept override;
+
+  private:
+    net::Download& d_;
 };
 
 } // namespace rp::mirror

@@ -50,6 +50,21 @@ struct Transfer {
     bool too_large = false;
     bool stopped = false;
     char errbuf[CURL_ERROR_SIZE] = {};
+    // A download's body is handed over as it arrives, at most `pending_max`
+    // bytes held; beyond that the transfer pauses until the reader catches up.
+    bool streaming = false;
+    std::string pending;
+    std::size_t pending_max = 1U << 20U;
+    std::uint64_t received = 0;
+    bool paused = false;
+    bool has_body = false; // a body byte arrived: the final response's head is known
+    Client::Impl* impl = nullptr;
+    // Resumes whoever waits (fetch's flow, or a download's reader), once.
+    void wake(reactor::Shard* shard) {
+        if (waiter) {
+            shard->post_resume(std::exchange(waiter, nullptr));
+        }
+    }
 };
 
 struct Client::Impl {
@@ -247,11 +262,10 @@ struct Client::Impl {
         (void)curl_multi_remove_handle(multi, t->easy);
         transfers.erase(t);
         t->done = true;
-        // Resumed from the shard's loop, not from inside curl.
-        if (t->waiter) {
-            shard->post_resume(t->waiter);
-        }
+        t->wake(shard); // from the shard's loop, not from inside curl
     }
+
+    void wake_reader(Transfer* t) { t->wake(shard); }
 
     void stop_all() {
         stopping = true;
@@ -277,6 +291,22 @@ struct Client::Impl {
     }
     static std::size_t on_body(char* p, std::size_t, std::size_t n, void* userp) {
         auto* t = static_cast<Transfer*>(userp);
+        if (t->streaming) {
+            if (t->received + n > t->req.body_max) {
+                t->too_large = true;
+                return 0;
+            }
+            if (!t->pending.empty() && t->pending.size() + n > t->pending_max) {
+                t->paused = true; // curl hands the same bytes again after the unpause
+                t->impl->wake_reader(t);
+                return CURL_WRITEFUNC_PAUSE;
+            }
+            t->pending.append(p, n);
+            t->received += n;
+            t->has_body = true;
+            t->impl->wake_reader(t);
+            return n;
+        }
         if (t->resp.body.size() + n > t->req.body_max) {
             t->too_large = true;
             return 0; // CURLE_WRITE_ERROR
@@ -371,16 +401,13 @@ Error error_of(const Transfer& t) {
 
 } // namespace
 
-reactor::Task<Result<Response>> Client::fetch(Request req) {
-    Impl& im = *impl_;
-    if (im.stopping) {
-        co_return Error::of(Errc::stopped, "outbound transfer refused: stopping");
-    }
-    Transfer t;
-    t.req = std::move(req);
+namespace {
+
+// Sets up `t`'s easy handle for its request. False when curl cannot.
+bool prepare(Transfer& t) {
     t.easy = curl_easy_init();
     if (t.easy == nullptr) {
-        co_return Error::of(Errc::system, "curl_easy_init failed");
+        return false;
     }
     CURL* e = t.easy;
     const Request& r = t.req;
@@ -417,33 +444,148 @@ reactor::Task<Result<Response>> Client::fetch(Request req) {
     if (t.headers != nullptr) {
         (void)curl_easy_setopt(e, CURLOPT_HTTPHEADER, t.headers);
     }
-    (void)curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Impl::on_body);
+    (void)curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Client::Impl::on_body);
     (void)curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
-    (void)curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::on_header);
+    (void)curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Client::Impl::on_header);
     (void)curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
+    return true;
+}
 
+// The final response's status and URL, once known.
+void fill_head(Transfer& t) {
+    long status = 0;
+    (void)curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+    t.resp.status = status;
+    char* url = nullptr;
+    if (curl_easy_getinfo(t.easy, CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK && url != nullptr) {
+        t.resp.effective_url = url;
+    }
+}
+
+bool failed(const Transfer& t) { return t.code != CURLE_OK || t.stopped || t.too_large; }
+
+} // namespace
+
+reactor::Task<Result<Response>> Client::fetch(Request req) {
+    Impl& im = *impl_;
+    if (im.stopping) {
+        co_return Error::of(Errc::stopped, "outbound transfer refused: stopping");
+    }
+    Transfer t;
+    t.req = std::move(req);
+    t.impl = &im;
+    if (!prepare(t)) {
+        co_return Error::of(Errc::system, "curl_easy_init failed");
+    }
     Result<Response> out = Error::of(Errc::system);
-    if (curl_multi_add_handle(im.multi, e) != CURLM_OK) {
+    if (curl_multi_add_handle(im.multi, t.easy) != CURLM_OK) {
         out = Error::of(Errc::system, "curl_multi_add_handle failed");
     } else {
         im.transfers.insert(&t);
         co_await Suspend{&t};
-        if (t.code == CURLE_OK && !t.stopped && !t.too_large) {
-            long status = 0;
-            (void)curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-            t.resp.status = status;
-            char* url = nullptr;
-            if (curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK && url != nullptr) {
-                t.resp.effective_url = url;
-            }
+        if (!failed(t)) {
+            fill_head(t);
             out = std::move(t.resp);
         } else {
             out = error_of(t);
         }
     }
-    curl_easy_cleanup(e);
+    curl_easy_cleanup(t.easy);
     curl_slist_free_all(t.headers);
     co_return out;
+}
+
+// A download owns its transfer on the heap: the reader's flow and curl's
+// callbacks both reach it, and it outlives neither.
+struct Download::State {
+    Transfer t;
+    bool added = false;
+};
+
+Download::Download(Client::Impl* impl, Request req) : st_(std::make_unique<State>()), impl_(impl) {
+    Transfer& t = st_->t;
+    t.req = std::move(req);
+    t.impl = impl;
+    t.streaming = true;
+    if (impl->stopping) {
+        t.stopped = true;
+        t.done = true;
+        return;
+    }
+    if (!prepare(t)) {
+        t.code = CURLE_FAILED_INIT;
+        t.done = true;
+        return;
+    }
+    if (curl_multi_add_handle(impl->multi, t.easy) != CURLM_OK) {
+        t.code = CURLE_FAILED_INIT;
+        t.done = true;
+        return;
+    }
+    impl->transfers.insert(&t);
+    st_->added = true;
+}
+
+Download::~Download() {
+    Transfer& t = st_->t;
+    if (st_->added && !t.done) { // abandoned mid-transfer
+        (void)curl_multi_remove_handle(impl_->multi, t.easy);
+        impl_->transfers.erase(&t);
+    }
+    if (t.easy != nullptr) {
+        curl_easy_cleanup(t.easy);
+    }
+    curl_slist_free_all(t.headers);
+}
+
+namespace {
+
+struct WaitData {
+    Transfer* t;
+    bool await_ready() const noexcept { return t->done || !t->pending.empty(); }
+    void await_suspend(std::coroutine_handle<> h) noexcept { t->waiter = h; }
+    void await_resume() const noexcept {}
+};
+
+} // namespace
+
+reactor::Task<Result<const Response*>> Download::head() {
+    Transfer& t = st_->t;
+    while (!t.done && !t.has_body) {
+        co_await WaitData{&t};
+    }
+    if (t.done && failed(t)) {
+        co_return error_of(t);
+    }
+    fill_head(t);
+    co_return &t.resp;
+}
+
+reactor::Task<Result<std::size_t>> Download::read(char* dst, std::size_t cap) {
+    Transfer& t = st_->t;
+    while (t.pending.empty() && !t.done) {
+        co_await WaitData{&t};
+    }
+    if (t.pending.empty()) {
+        if (failed(t)) {
+            co_return error_of(t);
+        }
+        co_return std::size_t{0};
+    }
+    std::size_t n = std::min(cap, t.pending.size());
+    std::copy_n(t.pending.data(), n, dst);
+    t.pending.erase(0, n);
+    if (t.paused && t.pending.size() < t.pending_max / 2 && !t.done) {
+        t.paused = false;
+        (void)curl_easy_pause(t.easy, CURLPAUSE_CONT); // may deliver into `pending` at once
+    }
+    co_return n;
+}
+
+std::uint64_t Download::received() const noexcept { return st_->t.received; }
+
+std::unique_ptr<Download> Client::download(Request req) {
+    return std::unique_ptr<Download>(new Download(impl_.get(), std::move(req)));
 }
 
 } // namespace rp::net

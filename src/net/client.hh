@@ -52,6 +52,8 @@ struct Response {
     const std::string* header(std::string_view name) const noexcept;
 };
 
+class Download;
+
 // One per shard, created and used on that shard's thread. Destroying it (or
 // the shard stopping) ends every transfer in flight with Errc::stopped.
 class Client {
@@ -65,6 +67,9 @@ class Client {
 
     // Runs one transfer; the body is collected into the response.
     reactor::Task<util::Result<Response>> fetch(Request req);
+    // Starts a transfer whose body is read as it arrives (body_max bounds its
+    // total). Destroying the download abandons the transfer.
+    std::unique_ptr<Download> download(Request req);
 
     // Connections opened so far (a reused connection is not counted again).
     std::uint64_t connections_opened() const noexcept;
@@ -74,6 +79,31 @@ class Client {
 
   private:
     std::unique_ptr<Impl> impl_;
+};
+
+// A body read as it arrives, with bounded memory: at most about 1 MiB is
+// held, and the transfer pauses (CURL_WRITEFUNC_PAUSE) while the reader is
+// behind, so a slow reader slows the upstream, never the shard.
+class Download {
+  public:
+    ~Download();
+    Download(const Download&) = delete;
+    Download& operator=(const Download&) = delete;
+
+    // The final response's status and headers (after any redirect followed):
+    // known at its first body byte, or at the end of a transfer without one.
+    reactor::Task<util::Result<const Response*>> head();
+    // Up to `cap` body bytes into `dst`; 0 at the end of the body. An error
+    // when the transfer failed (the bytes before it were read).
+    reactor::Task<util::Result<std::size_t>> read(char* dst, std::size_t cap);
+    std::uint64_t received() const noexcept;
+
+  private:
+    friend class Client;
+    struct State;
+    Download(Client::Impl* impl, Request req);
+    std::unique_ptr<State> st_;
+    Client::Impl* impl_;
 };
 
 } // namespace rp::net

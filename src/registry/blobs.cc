@@ -7,6 +7,7 @@ namespace rp::registry {
 
 using reactor::Task;
 using storage::Digest;
+using util::Errc;
 
 namespace {
 
@@ -16,6 +17,33 @@ Code digest_code(const util::Error& e) noexcept {
 }
 
 } // namespace
+
+// A mirrored repository's blob its cache lacks: downloaded from the upstream
+// through the store's upload pipeline (hashed as it lands, committed only
+// when the digest verifies), then served from disk like any other blob.
+reactor::Task<util::Result<void>> Registry::mirror_blob(const Route& r, const mirror::Upstream& u,
+                                                        const Digest& d) noexcept {
+    auto dl = co_await fetcher_.blob(u, r.name.substr(u.prefix.size() + 1), d.str(),
+                                     store_.config().blob_bytes_max);
+    if (!dl) {
+        co_return std::move(dl).error();
+    }
+    auto up = co_await store_.start_upload(r.name);
+    if (!up) {
+        co_return std::move(up).error();
+    }
+    mirror::DownloadSource src(**dl);
+    if (auto got = co_await store_.receive(**up, src); !got) {
+        co_await store_.cancel_upload(*up);
+        co_return std::move(got).error();
+    }
+    auto c = co_await store_.commit_upload(*up, d, std::nullopt);
+    if (!c && c.error().kind == Errc::digest_mismatch) {
+        co_return util::Error::of(Errc::digest_mismatch,
+                                  "upstream " + u.url + " sent bytes that do not match " + d.str());
+    }
+    co_return c;
+}
 
 Task<void> Registry::get_blob(http::Exchange& ex, const Route& r) noexcept {
     auto d = Digest::parse(r.ref);
@@ -27,6 +55,25 @@ Task<void> Registry::get_blob(http::Exchange& ex, const Route& r) noexcept {
     // While the index loads, the tree answers (no request waits for the whole walk).
     auto fd = ready_.is_set() ? co_await store_.open_blob(r.name, *d, &size)
                               : co_await store_.open_blob_on_disk(r.name, *d, &size);
+    const mirror::Upstream* u = router_.empty() ? nullptr : router_.owner(r.name);
+    if (!fd && fd.error().kind == Errc::not_found && u != nullptr) {
+        if (!co_await ready_.wait()) { // the fetch writes: not while the index loads
+            co_await fail(ex, Code::unavailable, "stopping before the index finished loading");
+            co_return;
+        }
+        auto got = co_await mirror_blob(r, *u, *d);
+        if (!got) {
+            const util::Error& e = got.error();
+            co_await fail(ex,
+                          e.kind == Errc::not_found  ? Code::blob_unknown
+                          : e.kind == Errc::stopped  ? Code::unavailable
+                          : e.kind == Errc::no_space ? Code::storage_full
+                                                     : Code::upstream_failed,
+                          e.detail);
+            co_return;
+        }
+        fd = co_await store_.open_blob(r.name, *d, &size);
+    }
     if (!fd) {
         co_await fail(ex, code_for(fd.error(), Code::blob_unknown), d->str());
         co_return;

@@ -48,6 +48,8 @@ class Registry final : public http::Handler {
 
     // blobs.cc
     Task get_blob(http::Exchange& ex, const Route& r) noexcept;
+    reactor::Task<util::Result<void>> mirror_blob(const Route& r, const mirror::Upstream& u,
+                                                  const storage::Digest& d) noexcept;
     Task delete_blob(http::Exchange& ex, const Route& r) noexcept;
     // uploads.cc
     Task start_upload(http::Exchange& ex, const Route& r) noexcept;

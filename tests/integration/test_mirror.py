@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import time
 
@@ -21,7 +22,7 @@ import pytest
 
 from ringtest.client import Client
 from ringtest.fakeupstream import FakeUpstream
-from ringtest.harness import Ringport
+from ringtest.harness import Ringport, ringport_bin
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
@@ -159,13 +160,17 @@ def test_a_bad_mirror_config_stops_startup_with_the_reason():
     with os.fdopen(fd, "w") as f:
         f.write('[[mirror]]\nprefix = "docker.io"\nurl = "https://a"\ndefault = true\n'
                 '[[mirror]]\nprefix = "quay.io"\nurl = "https://b"\ndefault = true\n')
+    root = tempfile.mkdtemp(prefix="ringport-test-")
     try:
-        srv = Ringport(config=cfg)
-        with pytest.raises(RuntimeError, match="default already"):
-            srv.start()
-        srv.cleanup()
+        p = subprocess.run([ringport_bin(), "serve", "--listen", "127.0.0.1:0", "--root", root,
+                            "--config", cfg], capture_output=True, text=True, timeout=60,
+                           env={k: v for k, v in os.environ.items() if k != "RINGPORT_BIN"})
+        assert p.returncode == 2, p
+        assert "default already" in p.stderr
+        assert p.stdout == ""  # never listened
     finally:
         os.unlink(cfg)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # --- fetching from an upstream (manifests) ---------------------------------
@@ -353,3 +358,69 @@ def test_a_tag_removed_upstream_is_unknown_after_its_ttl():
         srv.cleanup()
         up.close()
         os.unlink(cfg)
+
+
+# --- fetching blobs ---------------------------------------------------------
+
+def blob_get(srv, path, headers=None):
+    return Client(srv.host).request("GET", path, headers=headers)
+
+
+def test_a_blob_missing_from_the_cache_is_fetched_verified_and_kept(upstream_and_mirror):
+    up, srv = upstream_and_mirror
+    data = os.urandom(3 * 1024 * 1024 + 17)  # several of the pipeline's buffers
+    d = up.add_blob("team/app", data)
+    r = blob_get(srv, f"/v2/team/app/blobs/{d}?ns=up.test")
+    assert r.status == 200, r
+    assert r.body == data
+    assert r.header("Docker-Content-Digest") == d
+    assert (up.count("GET", "blob"), up.count("GET", "token")) == (2, 1)  # 401, token, retry
+    before = up.count()
+    # From the cache now: whole, by range, by HEAD, by the prefix route.
+    assert blob_get(srv, f"/v2/up.test/team/app/blobs/{d}").body == data
+    part = blob_get(srv, f"/v2/up.test/team/app/blobs/{d}", {"Range": "bytes=10-19"})
+    assert part.status == 206 and part.body == data[10:20]
+    assert Client(srv.host).request("HEAD", f"/v2/up.test/team/app/blobs/{d}").status == 200
+    assert up.count() == before
+    # In the tree as Distribution keeps it: the data once, a layer link.
+    v2 = os.path.join(srv.root, "docker/registry/v2")
+    with open(os.path.join(v2, "blobs/sha256", d[7:9], d[7:], "data"), "rb") as f:
+        assert f.read() == data
+    with open(os.path.join(v2, "repositories/up.test/team/app/_layers/sha256", d[7:],
+                           "link")) as f:
+        assert f.read() == d
+
+
+def test_a_blob_redirected_to_a_cdn_is_fetched_without_the_token(upstream_and_mirror):
+    up, srv = upstream_and_mirror
+    cdn = FakeUpstream(bearer=False)
+    try:
+        up.redirect_blobs_to = cdn
+        data = b"from the cdn" * 1000
+        d = up.add_blob("team/app", data)
+        r = blob_get(srv, f"/v2/up.test/team/app/blobs/{d}")
+        assert r.status == 200 and r.body == data, r
+        assert cdn.count("GET", "cdn") == 1  # and it saw no Authorization, or it says 403
+    finally:
+        cdn.close()
+
+
+def test_wrong_blob_bytes_are_502_and_nothing_is_kept(upstream_and_mirror):
+    up, srv = upstream_and_mirror
+    data = b"the real layer" * 100
+    d = up.add_blob("team/app", data, served=b"not the layer" * 100)
+    for _ in range(2):
+        r = blob_get(srv, f"/v2/up.test/team/app/blobs/{d}")
+        assert r.status == 502, r
+    assert up.count("GET", "blob") >= 3  # each try went upstream again
+    assert not os.path.exists(os.path.join(srv.root, "docker/registry/v2/blobs/sha256", d[7:9],
+                                           d[7:]))
+    # The upstream repairs itself: the next pull gets the right bytes.
+    up.blobs[("team/app", d)] = data
+    assert blob_get(srv, f"/v2/up.test/team/app/blobs/{d}").body == data
+
+
+def test_a_blob_the_upstream_lacks_is_blob_unknown(upstream_and_mirror):
+    up, srv = upstream_and_mirror
+    r = blob_get(srv, "/v2/up.test/team/app/blobs/sha256:" + "ab" * 32)
+    assert r.status == 404 and "BLOB_UNKNOWN" in r.error_codes(), r

@@ -24,6 +24,9 @@ class FakeUpstream:
     def __init__(self, bearer=True):
         self.bearer = bearer
         self.manifests = {}   # (name, ref) -> (body, media type, digest header or None)
+        self.blobs = {}       # (name, digest) -> bytes served for it (right or wrong)
+        self.redirect_blobs_to = None  # another FakeUpstream: blobs answer 307 to its /cdn/
+        self.cdn = {}         # digest -> bytes, served at /cdn/<digest> without Authorization
         self.counts = {}      # (method, kind) -> n
         self.lock = threading.Lock()
         self.conns = set()    # open client sockets, cut by close()
@@ -82,6 +85,12 @@ class FakeUpstream:
         self.manifests[(name, d)] = entry
         return d
 
+    def add_blob(self, name, data, served=None):
+        """Serves `served` (default: `data`) as name's blob of data's digest."""
+        d = digest_of(data)
+        self.blobs[(name, d)] = data if served is None else served
+        return d
+
     def count(self, method=None, kind=None):
         with self.lock:
             return sum(n for (m, k), n in self.counts.items()
@@ -100,6 +109,31 @@ class FakeUpstream:
         if method != "HEAD":
             h.wfile.write(body)
 
+    def _authorized(self, h, method, name):
+        if self.bearer and h.headers.get("Authorization") != f"Bearer {TOKEN}":
+            realm = f"{self.url}/token"
+            self._send(h, 401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', {
+                "WWW-Authenticate":
+                    f'Bearer realm="{realm}",service="fake",scope="repository:{name}:pull"'},
+                method=method)
+            return False
+        return True
+
+    def _serve_blob(self, h, method, name, digest):
+        self._bump(method, "blob")
+        if not self._authorized(h, method, name):
+            return
+        data = self.blobs.get((name, digest))
+        if data is None:
+            self._send(h, 404, b'{"errors":[{"code":"BLOB_UNKNOWN"}]}', method=method)
+        elif self.redirect_blobs_to is not None:
+            self.redirect_blobs_to.cdn[digest] = data
+            self._send(h, 307, b"", {"Location": f"{self.redirect_blobs_to.url}/cdn/{digest}"},
+                       method=method)
+        else:
+            self._send(h, 200, data, {"Content-Type": "application/octet-stream",
+                                      "Docker-Content-Digest": digest}, method=method)
+
     def _serve(self, h, method):
         u = urllib.parse.urlsplit(h.path)
         if u.path == "/token":
@@ -110,18 +144,25 @@ class FakeUpstream:
                        json.dumps({"token": TOKEN, "expires_in": 300}).encode() if ok else b"")
             return
         parts = u.path.split("/")
+        if len(parts) == 3 and parts[1] == "cdn":
+            self._bump(method, "cdn")
+            if h.headers.get("Authorization") is not None:  # a CDN must never see a token
+                self._send(h, 403, b"authorization sent to the CDN", method=method)
+            elif parts[2] in self.cdn:
+                self._send(h, 200, self.cdn[parts[2]], method=method)
+            else:
+                self._send(h, 404, b"", method=method)
+            return
+        if len(parts) >= 5 and parts[1] == "v2" and parts[-2] == "blobs":
+            self._serve_blob(h, method, "/".join(parts[2:-2]), parts[-1])
+            return
         if len(parts) < 5 or parts[1] != "v2" or parts[-2] != "manifests":
             self._bump(method, "other")
             self._send(h, 404, b"{}", method=method)
             return
         name, ref = "/".join(parts[2:-2]), parts[-1]
         self._bump(method, "manifest")
-        if self.bearer and h.headers.get("Authorization") != f"Bearer {TOKEN}":
-            realm = f"{self.url}/token"
-            self._send(h, 401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', {
-                "WWW-Authenticate":
-                    f'Bearer realm="{realm}",service="fake",scope="repository:{name}:pull"'},
-                method=method)
+        if not self._authorized(h, method, name):
             return
         entry = self.manifests.get((name, ref))
         if entry is None:

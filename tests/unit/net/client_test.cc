@@ -31,11 +31,14 @@ using clk = std::chrono::steady_clock;
 
 namespace {
 
+constexpr std::size_t huge_bytes = 5U << 20U;
+
 // A scripted HTTP/1.1 server on 127.0.0.1 with keep-alive, one thread per
 // connection. It counts connections and remembers each request's
 // Authorization header. Paths:
 //   /hello           200 "hello world", X-Test: yes
 //   /big             200, 10,000 bytes
+//   /huge            200, 5 MiB of a 23-byte pattern
 //   /missing         404
 //   /stall           reads the request, never answers (until the server stops)
 //   /redirect?to=URL 302 to URL
@@ -131,6 +134,11 @@ class Server {
                 extra = "X-Test: yes\r\n";
             } else if (target == "/big") {
                 body.assign(10000, 'b');
+            } else if (target == "/huge") {
+                body.resize(huge_bytes);
+                for (std::size_t i = 0; i < body.size(); ++i) {
+                    body[i] = static_cast<char>('a' + i % 23);
+                }
             } else if (target == "/missing") {
                 status = "404 Not Found";
                 body = "{\"errors\":[]}";
@@ -355,4 +363,92 @@ TEST_CASE("a shard that stops ends a transfer in flight with Errc::stopped, at o
     CHECK(r.error().kind == Errc::stopped);
     CHECK(took_s < 5);
     CHECK(shard.inflight() == 0);
+}
+
+TEST_CASE("a download hands its body over as it arrives, holding at most about 1 MiB") {
+    Server srv;
+    std::string got;
+    long status = 0;
+    std::uint64_t most_held = 0;
+    bool ended = false;
+    util::Result<std::size_t> missing_end = util::Error::of(Errc::system);
+    long missing_status = 0;
+    on_shard([&]() -> Task<void> {
+        Client c;
+        REQUIRE(c.init());
+        Request r = get(srv.url("/huge"));
+        r.body_max = huge_bytes;
+        auto d = c.download(r);
+        auto h = co_await d->head();
+        REQUIRE(h);
+        status = (*h)->status;
+        std::vector<char> buf(64 << 10);
+        for (int i = 0; i < 10000; ++i) {
+            auto n = co_await d->read(buf.data(), buf.size());
+            REQUIRE(n);
+            if (*n == 0) {
+                ended = true;
+                break;
+            }
+            got.append(buf.data(), *n);
+            most_held = std::max(most_held, d->received() - got.size());
+            (void)co_await reactor::sleep_ms(1); // a slow reader: the transfer waits for it
+        }
+        auto m = c.download(get(srv.url("/missing")));
+        auto mh = co_await m->head();
+        REQUIRE(mh);
+        missing_status = (*mh)->status;
+        std::string rest;
+        for (int i = 0; i < 10; ++i) {
+            auto n = co_await m->read(buf.data(), buf.size());
+            REQUIRE(n);
+            if (*n == 0) {
+                missing_end = n;
+                break;
+            }
+            rest.append(buf.data(), *n);
+        }
+        CHECK(rest == "{\"errors\":[]}");
+    });
+    CHECK(status == 200);
+    CHECK(ended);
+    REQUIRE(got.size() == huge_bytes);
+    bool pattern = true;
+    for (std::size_t i = 0; i < got.size() && pattern; ++i) {
+        pattern = got[i] == static_cast<char>('a' + i % 23);
+    }
+    CHECK(pattern);
+    CHECK(most_held <= (1U << 20U) + (64U << 10U));
+    CHECK(missing_status == 404);
+    CHECK(missing_end);
+}
+
+TEST_CASE("a download over its limit fails, and one abandoned midway leaves nothing running") {
+    Server srv;
+    util::Result<std::size_t> over = util::Error::of(Errc::system);
+    std::size_t in_flight_after = 99;
+    on_shard([&]() -> Task<void> {
+        Client c;
+        REQUIRE(c.init());
+        Request r = get(srv.url("/huge"));
+        r.body_max = 1U << 20U;
+        auto d = c.download(r);
+        std::vector<char> buf(64 << 10);
+        for (int i = 0; i < 1000; ++i) {
+            over = co_await d->read(buf.data(), buf.size());
+            if (!over || *over == 0) {
+                break;
+            }
+        }
+        auto a = c.download(get(srv.url("/huge")));
+        (void)co_await a->read(buf.data(), buf.size());
+        a.reset(); // abandoned with most of the body unread
+        in_flight_after = c.in_flight();
+        // The client still works afterwards.
+        auto ok = co_await c.fetch(get(srv.url("/hello")));
+        CHECK((ok && ok->body == "hello world"));
+    });
+    REQUIRE(!over);
+    CHECK(over.error().kind == Errc::too_large);
+    CHECK(in_flight_after == 0);
 }
