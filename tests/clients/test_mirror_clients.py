@@ -9,23 +9,17 @@ must bring only that platform's blobs into the cache.
 """
 import json
 import os
-import tempfile
 
 import pytest
 
 from ringtest import realclients as rc
-from ringtest.harness import Ringport
+from ringtest.harness import Ringport, ringport_with_config
 
 TAG = "v1"
 
 
 def mirror_of(upstream_url, prefix):
-    fd, cfg = tempfile.mkstemp(suffix=".toml")
-    with os.fdopen(fd, "w") as f:
-        f.write(f'[[mirror]]\nprefix = "{prefix}"\nurl = "{upstream_url}"\n')
-    srv = Ringport(config=cfg).start()
-    srv.wait_ready()
-    return srv, cfg
+    return ringport_with_config(f'[[mirror]]\nprefix = "{prefix}"\nurl = "{upstream_url}"\n')
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +39,11 @@ def chain(skopeo, images):
         os.unlink(cfg2)
 
 
+def referenced(manifest_bytes):
+    m = json.loads(manifest_bytes)
+    return {m["config"]["digest"]} | {layer["digest"] for layer in m["layers"]}
+
+
 def cached_blobs(srv, repo):
     d = os.path.join(srv.root, "docker/registry/v2/repositories", repo, "_layers/sha256")
     return {"sha256:" + x for x in os.listdir(d)} if os.path.isdir(d) else set()
@@ -60,9 +59,7 @@ def test_skopeo_copies_an_image_out_through_the_mirror_byte_identical(chain, sko
     assert desc["digest"] == images.single_digest
     assert body == images.single_manifest
     # The cache is an ordinary repository now: its blobs are all there.
-    m = json.loads(images.single_manifest)
-    want = {m["config"]["digest"]} | {layer["digest"] for layer in m["layers"]}
-    assert cached_blobs(first, "up.test/team/single") == want
+    assert cached_blobs(first, "up.test/team/single") == referenced(images.single_manifest)
 
 
 def test_a_chain_of_two_mirrors_serves_the_same_bytes(chain, skopeo, images, tmp_path):
@@ -83,6 +80,4 @@ def test_one_platform_of_a_multi_arch_image_brings_only_its_blobs(chain, skopeo,
                 "--override-arch", "arm64", "--override-os", "linux")
     desc, got = rc.layout_top(str(out), "back")
     assert desc["digest"] == digest and got == body
-    m = json.loads(body)
-    mine = {m["config"]["digest"]} | {layer["digest"] for layer in m["layers"]}
-    assert cached_blobs(first, "up.test/team/multi") == mine
+    assert cached_blobs(first, "up.test/team/multi") == referenced(body)

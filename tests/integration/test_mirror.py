@@ -22,7 +22,7 @@ import pytest
 
 from ringtest.client import Client
 from ringtest.fakeupstream import FakeUpstream
-from ringtest.harness import Ringport, ringport_bin
+from ringtest.harness import Ringport, ringport_bin, ringport_with_config
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
@@ -187,11 +187,7 @@ def image_manifest(seed):
 @pytest.fixture()
 def upstream_and_mirror():
     up = FakeUpstream(bearer=True)
-    fd, cfg = tempfile.mkstemp(suffix=".toml")
-    with os.fdopen(fd, "w") as f:
-        f.write(f'[[mirror]]\nprefix = "up.test"\nurl = "{up.url}"\n')
-    srv = Ringport(config=cfg).start()
-    srv.wait_ready()
+    srv, cfg = mirror_of(up)
     try:
         yield up, srv
     finally:
@@ -296,12 +292,7 @@ TTL_PAST_S = 2.3  # past the tests' tag_ttl_s (2 s; 1 s in the removal test)
 
 
 def mirror_of(up, extra=""):
-    fd, cfg = tempfile.mkstemp(suffix=".toml")
-    with os.fdopen(fd, "w") as f:
-        f.write(f'[[mirror]]\nprefix = "up.test"\nurl = "{up.url}"\n{extra}')
-    srv = Ringport(config=cfg).start()
-    srv.wait_ready()
-    return srv, cfg
+    return ringport_with_config(f'[[mirror]]\nprefix = "up.test"\nurl = "{up.url}"\n{extra}')
 
 
 def test_a_cached_tag_is_fresh_for_tag_ttl_then_revalidated_with_one_head():

@@ -217,6 +217,17 @@ http:
 """
 
 
+def ringport_with_config(text):
+    """A started, ready Ringport reading `text` as its config file; returns
+    (ringport, config path). The caller cleans up both."""
+    fd, cfg = tempfile.mkstemp(suffix=".toml")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    srv = Ringport(config=cfg).start()
+    srv.wait_ready()
+    return srv, cfg
+
+
 class Distribution:
     """Debian's docker-registry (Distribution 2.8.2) on a loopback port."""
 
