@@ -319,3 +319,27 @@ reactor::Task<Result<std::size_t>> DownloadSource::read(char* dst, std::size_t c
 }
 
 } // namespace rp::mirror
+
+namespace rp::mirror {
+
+Flights::Ticket Flights::join(const std::string& key) {
+    std::lock_guard lk(mu_);
+    auto [it, fresh] = in_flight_.try_emplace(key);
+    if (fresh) {
+        it->second = std::make_shared<Flight>();
+        return Ticket{it->second, true};
+    }
+    coalesced_.fetch_add(1, std::memory_order_relaxed);
+    return Ticket{it->second, false};
+}
+
+void Flights::land(const std::string& key, const std::shared_ptr<Flight>& f, util::Result<void> r) {
+    {
+        std::lock_guard lk(mu_);
+        in_flight_.erase(key); // later requests see the store (or start afresh after an error)
+    }
+    f->result = std::move(r);
+    f->landed.set();
+}
+
+} // namespace rp::mirror

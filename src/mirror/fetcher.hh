@@ -17,6 +17,7 @@
 
 #include "mirror/router.hh"
 #include "net/client.hh"
+#include "reactor/sync.hh"
 #include "reactor/task.hh"
 #include "storage/receive.hh"
 #include "util/result.hh"
@@ -110,6 +111,30 @@ class Fetcher {
 
     std::vector<PerShard> shards_;
     std::atomic<std::uint64_t> requests_{0};
+};
+
+// Single flight: concurrent requests for the same missing thing (a blob or
+// a manifest of one cached repository) make one upstream fetch. The first
+// caller leads and fetches; the others, on any shard, wait for it to land
+// and then read what it stored (or get its error).
+class Flights {
+  public:
+    struct Flight {
+        reactor::Latch landed;
+        util::Result<void> result = util::Ok{}; // written before `landed` is set
+    };
+    struct Ticket {
+        std::shared_ptr<Flight> flight;
+        bool leader = false;
+    };
+    Ticket join(const std::string& key);
+    void land(const std::string& key, const std::shared_ptr<Flight>& f, util::Result<void> r);
+    std::uint64_t coalesced() const noexcept { return coalesced_.load(std::memory_order_relaxed); }
+
+  private:
+    std::mutex mu_;
+    std::unordered_map<std::string, std::shared_ptr<Flight>> in_flight_;
+    std::atomic<std::uint64_t> coalesced_{0};
 };
 
 // A download as the source of an upload: the blob goes through the store's

@@ -61,7 +61,18 @@ Task<void> Registry::get_blob(http::Exchange& ex, const Route& r) noexcept {
             co_await fail(ex, Code::unavailable, "stopping before the index finished loading");
             co_return;
         }
-        auto got = co_await mirror_blob(r, *u, *d);
+        // One upstream fetch however many ask at once; the others wait for it.
+        const std::string key = r.name + "@" + d->str();
+        mirror::Flights::Ticket t = flights_.join(key);
+        util::Result<void> got = util::Ok{};
+        if (t.leader) {
+            got = co_await mirror_blob(r, *u, *d);
+            flights_.land(key, t.flight, got);
+        } else if (co_await t.flight->landed.wait()) {
+            got = t.flight->result;
+        } else {
+            got = util::Error::of(Errc::stopped, "stopping");
+        }
         if (!got) {
             const util::Error& e = got.error();
             co_await fail(ex,

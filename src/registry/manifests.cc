@@ -193,6 +193,39 @@ Task<util::Result<storage::ManifestPtr>>
 Registry::mirror_lookup(http::Exchange& ex, const Route& r, const mirror::Upstream& u,
                         storage::ManifestPtr cached) noexcept {
     const bool by_tag = r.ref.find(':') == std::string::npos;
+    // One upstream request (HEAD or GET) however many ask at once: the others
+    // wait for it and then read what it confirmed or stored.
+    const std::string key = r.name + ":" + r.ref;
+    mirror::Flights::Ticket t = flights_.join(key);
+    if (!t.leader) {
+        if (!co_await t.flight->landed.wait()) {
+            co_return util::Error::of(Errc::stopped, "stopping");
+        }
+        if (!t.flight->result) {
+            co_return t.flight->result.error();
+        }
+        std::optional<Digest> d = by_tag ? store_.index().resolve_tag(r.name, r.ref)
+                                         : std::optional<Digest>(Digest::parse(r.ref).value());
+        storage::ManifestPtr m = d ? store_.index().manifest(r.name, *d) : nullptr;
+        if (!m) {
+            co_return util::Error::of(Errc::not_found, "manifest unknown");
+        }
+        co_return m;
+    }
+    auto got = co_await revalidate_or_fetch(ex, r, u, std::move(cached));
+    if (got && by_tag) {
+        freshness_.confirmed(r.name, r.ref);
+    }
+    flights_.land(key, t.flight,
+                  got ? util::Result<void>(util::Ok{}) : util::Result<void>(got.error()));
+    co_return got;
+}
+
+// The leader's part: a cached tag's HEAD, and a GET when it is missing or
+// changed.
+Task<util::Result<storage::ManifestPtr>>
+Registry::revalidate_or_fetch(http::Exchange& ex, const Route& r, const mirror::Upstream& u,
+                              storage::ManifestPtr cached) noexcept {
     if (cached) {
         auto d = co_await fetcher_.manifest_digest(u, r.name.substr(u.prefix.size() + 1), r.ref,
                                                    mirror_accept(ex.request()));
@@ -200,15 +233,10 @@ Registry::mirror_lookup(http::Exchange& ex, const Route& r, const mirror::Upstre
             co_return std::move(d).error();
         }
         if (*d == cached->digest.str()) {
-            freshness_.confirmed(r.name, r.ref);
             co_return cached;
         }
     }
-    auto got = co_await mirror_manifest(ex, r, u);
-    if (got && by_tag) {
-        freshness_.confirmed(r.name, r.ref);
-    }
-    co_return got;
+    co_return co_await mirror_manifest(ex, r, u);
 }
 
 Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {

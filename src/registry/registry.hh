@@ -68,6 +68,9 @@ class Registry final : public http::Handler {
     reactor::Task<util::Result<storage::ManifestPtr>>
     mirror_lookup(http::Exchange& ex, const Route& r, const mirror::Upstream& u,
                   storage::ManifestPtr cached) noexcept;
+    reactor::Task<util::Result<storage::ManifestPtr>>
+    revalidate_or_fetch(http::Exchange& ex, const Route& r, const mirror::Upstream& u,
+                        storage::ManifestPtr cached) noexcept;
     Task put_manifest(http::Exchange& ex, const Route& r) noexcept;
     Task delete_manifest(http::Exchange& ex, const Route& r) noexcept;
     reactor::Task<util::Result<std::string>> read_manifest_body(http::Exchange& ex) noexcept;
@@ -85,6 +88,7 @@ class Registry final : public http::Handler {
     mirror::Router router_;
     mirror::Fetcher fetcher_{256}; // a slot per shard (http.shards ≤ 256)
     mirror::Freshness freshness_;
+    mirror::Flights flights_;
 };
 
 // Helpers shared by the handler files.

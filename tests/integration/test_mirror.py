@@ -9,6 +9,7 @@ default upstream (dockerd's registry-mirrors), with Docker Hub's implicit
 library/. An unknown ns is refused and never contacted, pushes into a mirror
 are refused, and everything outside the prefixes stays hosted.
 """
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -415,3 +416,42 @@ def test_a_blob_the_upstream_lacks_is_blob_unknown(upstream_and_mirror):
     up, srv = upstream_and_mirror
     r = blob_get(srv, "/v2/up.test/team/app/blobs/sha256:" + "ab" * 32)
     assert r.status == 404 and "BLOB_UNKNOWN" in r.error_codes(), r
+
+
+# --- single flight ----------------------------------------------------------
+
+def at_once(n, fn):
+    with concurrent.futures.ThreadPoolExecutor(n) as pool:
+        return list(pool.map(lambda _: fn(), range(n)))
+
+
+def test_many_clients_asking_at_once_make_one_upstream_request_each_thing():
+    up = FakeUpstream(bearer=False)
+    srv, cfg = mirror_of(up, "tag_ttl_s = 2\n")
+    try:
+        up.delay_s = 0.5  # every client arrives while the first fetch is under way
+        data = os.urandom(256 * 1024)
+        d = up.add_blob("team/app", data)
+        body = image_manifest(b"one flight")
+        up.add_manifest("team/app", "v1", body)
+        blobs = at_once(16, lambda: blob_get(srv, f"/v2/up.test/team/app/blobs/{d}"))
+        assert all(r.status == 200 and r.body == data for r in blobs), blobs[0]
+        assert up.count("GET", "blob") == 1
+        tags = at_once(16, lambda: get(srv, "/v2/up.test/team/app/manifests/v1"))
+        assert all(r.status == 200 and r.body == body for r in tags), tags[0]
+        assert up.count("GET", "manifest") == 1
+        # Past the TTL, 16 pulls of the tag share one revalidation.
+        time.sleep(TTL_PAST_S)
+        tags = at_once(16, lambda: get(srv, "/v2/up.test/team/app/manifests/v1"))
+        assert all(r.status == 200 and r.body == body for r in tags), tags[0]
+        assert (up.count("HEAD", "manifest"), up.count("GET", "manifest")) == (1, 1)
+        # Errors are shared too, and not remembered: a later request tries again.
+        missing = at_once(8, lambda: blob_get(srv, "/v2/up.test/team/app/blobs/sha256:" + "cd" * 32))
+        assert all(r.status == 404 for r in missing)
+        assert up.count("GET", "blob") == 2
+        assert blob_get(srv, "/v2/up.test/team/app/blobs/sha256:" + "cd" * 32).status == 404
+        assert up.count("GET", "blob") == 3
+    finally:
+        srv.cleanup()
+        up.close()
+        os.unlink(cfg)

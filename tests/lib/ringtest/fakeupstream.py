@@ -10,6 +10,7 @@ import http.server
 import json
 import socket
 import threading
+import time
 import urllib.parse
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -27,6 +28,7 @@ class FakeUpstream:
         self.blobs = {}       # (name, digest) -> bytes served for it (right or wrong)
         self.redirect_blobs_to = None  # another FakeUpstream: blobs answer 307 to its /cdn/
         self.cdn = {}         # digest -> bytes, served at /cdn/<digest> without Authorization
+        self.delay_s = 0.0    # each manifest and blob answer waits this long (a slow upstream)
         self.counts = {}      # (method, kind) -> n
         self.lock = threading.Lock()
         self.conns = set()    # open client sockets, cut by close()
@@ -121,6 +123,7 @@ class FakeUpstream:
 
     def _serve_blob(self, h, method, name, digest):
         self._bump(method, "blob")
+        time.sleep(self.delay_s)
         if not self._authorized(h, method, name):
             return
         data = self.blobs.get((name, digest))
@@ -162,6 +165,7 @@ class FakeUpstream:
             return
         name, ref = "/".join(parts[2:-2]), parts[-1]
         self._bump(method, "manifest")
+        time.sleep(self.delay_s)
         if not self._authorized(h, method, name):
             return
         entry = self.manifests.get((name, ref))
