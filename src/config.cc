@@ -235,12 +235,13 @@ Result<mirror::Upstream> parse_mirror(const toml::table& t, const std::string& w
             } else {
                 u.implicit_library = v->get();
             }
-        } else if (key == "tag_ttl_s") {
+        } else if (key == "tag_ttl_s" || key == "not_found_ttl_s") {
             const auto* v = value.as_integer();
             if (v == nullptr || v->get() < 0 || v->get() > 31536000) {
                 return bad("seconds from 0 to 31536000");
             }
-            u.tag_ttl_s = static_cast<std::uint64_t>(v->get());
+            (key == "tag_ttl_s" ? u.tag_ttl_s : u.not_found_ttl_s) =
+                static_cast<std::uint64_t>(v->get());
         } else {
             return Error::of(Errc::invalid, std::string("config file: unknown key '")
                                                 .append(where)
@@ -429,7 +430,8 @@ std::string example_config() {
            "# default = true\n"
            "# implicit_library = true   # \"alpine\" is \"library/alpine\"; default: on for "
            "docker.io\n"
-           "# tag_ttl_s = 60            # a cached tag is revalidated (HEAD) after this long\n";
+           "# tag_ttl_s = 60            # a cached tag is revalidated (HEAD) after this long\n"
+           "# not_found_ttl_s = 30      # an upstream 404 is remembered this long (0: never)\n";
     return out;
 }
 

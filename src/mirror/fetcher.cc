@@ -112,6 +112,8 @@ Fetcher::PerShard& Fetcher::here() {
 
 namespace {
 
+constexpr std::size_t tokens_per_shard_max = 1024;
+
 // A token is dropped this long before the upstream says it expires.
 constexpr std::uint64_t token_margin_us = 10'000'000;
 
@@ -169,6 +171,15 @@ reactor::Task<Result<void>> Fetcher::fetch_token(PerShard& s, const Upstream& u,
     if (!t) {
         co_return Error::of(Errc::closed,
                             "upstream " + u.url + " token endpoint: " + t.error().detail);
+    }
+    // Scopes follow the repositories clients ask for, existing or not: the
+    // table is capped, expired tokens going first.
+    if (s.tokens.size() >= tokens_per_shard_max && !s.tokens.contains(key)) {
+        const std::uint64_t now = reactor::monotonic_us();
+        std::erase_if(s.tokens, [now](const auto& kv) { return kv.second.expires_us <= now; });
+        if (s.tokens.size() >= tokens_per_shard_max) {
+            s.tokens.erase(s.tokens.begin());
+        }
     }
     const std::uint64_t life_us = t->expires_in_s * 1'000'000;
     s.tokens[key] =
@@ -340,6 +351,41 @@ void Flights::land(const std::string& key, const std::shared_ptr<Flight>& f, uti
     }
     f->result = std::move(r);
     f->landed.set();
+}
+
+} // namespace rp::mirror
+
+namespace rp::mirror {
+
+bool NotFound::remembered(const std::string& key, std::uint64_t ttl_s) const {
+    if (ttl_s == 0) {
+        return false;
+    }
+    std::lock_guard lk(mu_);
+    auto it = at_us_.find(key);
+    if (it == at_us_.end() || reactor::monotonic_us() - it->second >= ttl_s * 1'000'000) {
+        return false;
+    }
+    hits_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+}
+
+void NotFound::remember(const std::string& key) {
+    std::lock_guard lk(mu_);
+    auto [it, fresh] = at_us_.insert_or_assign(key, reactor::monotonic_us());
+    (void)it;
+    if (fresh) {
+        order_.push_back(key);
+    }
+    while (at_us_.size() > max_ && !order_.empty()) {
+        at_us_.erase(order_.front());
+        order_.pop_front();
+    }
+}
+
+std::size_t NotFound::size() const {
+    std::lock_guard lk(mu_);
+    return at_us_.size();
 }
 
 } // namespace rp::mirror

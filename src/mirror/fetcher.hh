@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -135,6 +136,26 @@ class Flights {
     std::mutex mu_;
     std::unordered_map<std::string, std::shared_ptr<Flight>> in_flight_;
     std::atomic<std::uint64_t> coalesced_{0};
+};
+
+// Upstream "not found" answers, remembered for a mirror's not_found_ttl_s so
+// a fleet asking for a missing tag does not ask upstream each time. What
+// clients ask for must not grow memory without bound: at most `max_entries`,
+// the oldest forgotten first.
+class NotFound {
+  public:
+    explicit NotFound(std::size_t max_entries = 10000) : max_(max_entries) {}
+    bool remembered(const std::string& key, std::uint64_t ttl_s) const;
+    void remember(const std::string& key);
+    std::uint64_t hits() const noexcept { return hits_.load(std::memory_order_relaxed); }
+    std::size_t size() const;
+
+  private:
+    std::size_t max_;
+    mutable std::mutex mu_;
+    std::unordered_map<std::string, std::uint64_t> at_us_;
+    std::deque<std::string> order_; // oldest first; may name entries renewed since
+    mutable std::atomic<std::uint64_t> hits_{0};
 };
 
 // A download as the source of an upload: the blob goes through the store's

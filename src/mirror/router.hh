@@ -27,6 +27,8 @@ struct Upstream {
     // A cached tag is served without asking upstream for this long; then a
     // HEAD revalidates it (a GET only when its digest changed).
     std::uint64_t tag_ttl_s = 60;
+    // An upstream "not found" is remembered this long (0: never).
+    std::uint64_t not_found_ttl_s = 30;
 };
 
 // Every upstream is well formed and none overlaps another: prefixes are

@@ -63,10 +63,17 @@ Task<void> Registry::get_blob(http::Exchange& ex, const Route& r) noexcept {
         }
         // One upstream fetch however many ask at once; the others wait for it.
         const std::string key = r.name + "@" + d->str();
+        if (not_found_.remembered(key, u->not_found_ttl_s)) {
+            co_await fail(ex, Code::blob_unknown, d->str());
+            co_return;
+        }
         mirror::Flights::Ticket t = flights_.join(key);
         util::Result<void> got = util::Ok{};
         if (t.leader) {
             got = co_await mirror_blob(r, *u, *d);
+            if (!got && got.error().kind == Errc::not_found) {
+                not_found_.remember(key);
+            }
             flights_.land(key, t.flight, got);
         } else if (co_await t.flight->landed.wait()) {
             got = t.flight->result;

@@ -196,6 +196,10 @@ Registry::mirror_lookup(http::Exchange& ex, const Route& r, const mirror::Upstre
     // One upstream request (HEAD or GET) however many ask at once: the others
     // wait for it and then read what it confirmed or stored.
     const std::string key = r.name + ":" + r.ref;
+    if (!cached && not_found_.remembered(key, u.not_found_ttl_s)) {
+        co_return util::Error::of(Errc::not_found, "upstream " + u.url + " answered 404 for " +
+                                                       r.ref + " (remembered)");
+    }
     mirror::Flights::Ticket t = flights_.join(key);
     if (!t.leader) {
         if (!co_await t.flight->landed.wait()) {
@@ -215,6 +219,9 @@ Registry::mirror_lookup(http::Exchange& ex, const Route& r, const mirror::Upstre
     auto got = co_await revalidate_or_fetch(ex, r, u, std::move(cached));
     if (got && by_tag) {
         freshness_.confirmed(r.name, r.ref);
+    }
+    if (!got && got.error().kind == Errc::not_found) {
+        not_found_.remember(key);
     }
     flights_.land(key, t.flight,
                   got ? util::Result<void>(util::Ok{}) : util::Result<void>(got.error()));

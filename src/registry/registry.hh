@@ -89,6 +89,7 @@ class Registry final : public http::Handler {
     mirror::Fetcher fetcher_{256}; // a slot per shard (http.shards ≤ 256)
     mirror::Freshness freshness_;
     mirror::Flights flights_;
+    mirror::NotFound not_found_;
 };
 
 // Helpers shared by the handler files.

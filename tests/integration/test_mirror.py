@@ -427,7 +427,7 @@ def at_once(n, fn):
 
 def test_many_clients_asking_at_once_make_one_upstream_request_each_thing():
     up = FakeUpstream(bearer=False)
-    srv, cfg = mirror_of(up, "tag_ttl_s = 2\n")
+    srv, cfg = mirror_of(up, "tag_ttl_s = 2\nnot_found_ttl_s = 0\n")
     try:
         up.delay_s = 0.5  # every client arrives while the first fetch is under way
         data = os.urandom(256 * 1024)
@@ -445,12 +445,35 @@ def test_many_clients_asking_at_once_make_one_upstream_request_each_thing():
         tags = at_once(16, lambda: get(srv, "/v2/up.test/team/app/manifests/v1"))
         assert all(r.status == 200 and r.body == body for r in tags), tags[0]
         assert (up.count("HEAD", "manifest"), up.count("GET", "manifest")) == (1, 1)
-        # Errors are shared too, and not remembered: a later request tries again.
+        # Errors are shared too; with not_found_ttl_s = 0 a later request tries again.
         missing = at_once(8, lambda: blob_get(srv, "/v2/up.test/team/app/blobs/sha256:" + "cd" * 32))
         assert all(r.status == 404 for r in missing)
         assert up.count("GET", "blob") == 2
         assert blob_get(srv, "/v2/up.test/team/app/blobs/sha256:" + "cd" * 32).status == 404
         assert up.count("GET", "blob") == 3
+    finally:
+        srv.cleanup()
+        up.close()
+        os.unlink(cfg)
+
+
+def test_an_upstream_404_is_remembered_for_not_found_ttl_s():
+    up = FakeUpstream(bearer=False)
+    srv, cfg = mirror_of(up, "not_found_ttl_s = 1\n")
+    try:
+        missing_blob = "/v2/up.test/team/app/blobs/sha256:" + "ef" * 32
+        for _ in range(3):
+            assert get(srv, "/v2/up.test/team/app/manifests/nope").status == 404
+            assert blob_get(srv, missing_blob).status == 404
+        assert (up.count("GET", "manifest"), up.count("GET", "blob")) == (1, 1)
+        time.sleep(1.3)
+        assert get(srv, "/v2/up.test/team/app/manifests/nope").status == 404
+        assert (up.count("GET", "manifest"), up.count("GET", "blob")) == (2, 1)
+        # Once the upstream has it, the next request after the TTL gets it.
+        body = image_manifest(b"arrived")
+        up.add_manifest("team/app", "nope", body)
+        time.sleep(1.3)
+        assert get(srv, "/v2/up.test/team/app/manifests/nope").body == body
     finally:
         srv.cleanup()
         up.close()

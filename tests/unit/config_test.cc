@@ -101,7 +101,8 @@ TEST_CASE("[[mirror]] tables load in order; a bad one is an error that names it"
                                "prefix = \"ghcr.io\"\n"
                                "url = \"https://ghcr.io\"\n"
                                "implicit_library = false\n"
-                               "tag_ttl_s = 5\n");
+                               "tag_ttl_s = 5\n"
+                               "not_found_ttl_s = 0\n");
     CliOverrides cli;
     cli.config_file = f;
     auto c = load_config(cli, {});
@@ -115,6 +116,8 @@ TEST_CASE("[[mirror]] tables load in order; a bad one is an error that names it"
     CHECK(c->mirrors[1].implicit_library == std::optional<bool>(false));
     CHECK(c->mirrors[0].tag_ttl_s == 60);
     CHECK(c->mirrors[1].tag_ttl_s == 5);
+    CHECK(c->mirrors[0].not_found_ttl_s == 30);
+    CHECK(c->mirrors[1].not_found_ttl_s == 0);
     std::remove(f.c_str());
 
     auto fails = [&](const std::string& text) {

@@ -49,3 +49,18 @@ TEST_CASE("token answers: token or access_token, expires_in defaulting to 60 s")
     CHECK_FALSE(parse_token_answer("<html>"));
     CHECK_FALSE(parse_token_answer(R"(["token"])"));
 }
+
+TEST_CASE("the not-found memory is bounded: the oldest entries go first") {
+    NotFound nf(3);
+    for (const char* k : {"a", "b", "c", "d"}) {
+        nf.remember(k);
+    }
+    CHECK(nf.size() == 3);
+    CHECK_FALSE(nf.remembered("a", 60));
+    CHECK(nf.remembered("d", 60));
+    CHECK(nf.remembered("b", 60));
+    CHECK_FALSE(nf.remembered("d", 0)); // a TTL of 0 remembers nothing
+    nf.remember("b");                   // renewed, not added twice
+    CHECK(nf.size() == 3);
+    CHECK(nf.hits() == 2);
+}
