@@ -265,8 +265,8 @@ def test_two_abuse_rounds_hold_memory_flat_while_serving_a_good_client(start):
     # The good client deletes what it pushed, so the index holds the same
     # between rounds, give or take the one push in flight (its layer and
     # manifest; the config is always the same bytes).
-    d1, d2 = (res["status"]["index"]["digests"] for res in results)
-    assert abs(d2 - d1) <= 2, (d1, d2)
+    digests = [res["status"]["index"]["digests"] for res in results]  # 2 rounds, or 3
+    assert max(digests) - min(digests) <= 2, digests
     if not sanitized():  # ASan keeps freed memory in quarantine: RSS means nothing there
         last = grew(results[-2], results[-1])
         assert last <= 2048, f"round {len(results)} grew RSS by {last} KiB: {results}"
