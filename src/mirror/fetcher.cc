@@ -181,7 +181,7 @@ reactor::Task<Result<void>> Fetcher::fetch_token(PerShard& s, const Upstream& u,
             s.tokens.erase(s.tokens.begin());
         }
     }
-    const std::uint64_t life_us = t->expires_in_s * 1'000'000;
+    const std::uint64_t life_us = std::min<std::uint64_t>(t->expires_in_s, 86400) * 1'000'000;
     s.tokens[key] =
         Token{std::move(t->token),
               reactor::monotonic_us() +

@@ -107,8 +107,10 @@ struct Client::Impl {
                 delete this;
                 return;
             }
-            if (res == -ECANCELED && rearm) {
-                rearm = false;
+            // A mask change cancels the poll; the poll may have fired first,
+            // so the flag is only for this completion.
+            const bool was_rearm = std::exchange(rearm, false);
+            if (res == -ECANCELED && was_rearm && !shard->stopping() && !impl->stopping) {
                 if (want != 0) {
                     arm();
                 }
@@ -144,7 +146,7 @@ struct Client::Impl {
                 delete this;
                 return;
             }
-            if (!armed && want != 0 && !im->stopping) {
+            if (!armed && want != 0 && !im->stopping && !shard->stopping()) {
                 arm();
             }
         }
@@ -226,10 +228,12 @@ struct Client::Impl {
             return;
         }
         w->want = what;
+        // Nothing new is armed once stopping: the shard cancels in-flight
+        // operations once, so a poll armed after that would hold it open.
         if (w->armed) {
             w->rearm = true;
             shard->cancel(w);
-        } else if (!w->in_action) {
+        } else if (!w->in_action && what != CURL_POLL_NONE && !stopping) {
             w->arm();
         }
     }

@@ -70,7 +70,11 @@ Task<void> Registry::get_blob(http::Exchange& ex, const Route& r) noexcept {
         mirror::Flights::Ticket t = flights_.join(key);
         util::Result<void> got = util::Ok{};
         if (t.leader) {
-            got = co_await mirror_blob(r, *u, *d);
+            // A flight that landed between this request's miss and its join
+            // stored the blob already.
+            if (!co_await store_.stat_blob(r.name, *d)) {
+                got = co_await mirror_blob(r, *u, *d);
+            }
             if (!got && got.error().kind == Errc::not_found) {
                 not_found_.remember(key);
             }

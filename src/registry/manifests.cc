@@ -52,20 +52,15 @@ bool etag_matches(std::string_view if_none_match, const Digest& d) {
     return false;
 }
 
-// What a mirror asks its upstream to send: the client's Accept, else every
-// manifest type.
-std::string mirror_accept(const http::Request& req) {
-    std::string accept;
-    for (std::string_view item : req.header_list("Accept")) {
-        accept.append(accept.empty() ? "" : ", ").append(util::trim(item));
-    }
-    if (accept.empty()) {
-        accept = "application/vnd.oci.image.index.v1+json, "
-                 "application/vnd.oci.image.manifest.v1+json, "
-                 "application/vnd.docker.distribution.manifest.list.v2+json, "
-                 "application/vnd.docker.distribution.manifest.v2+json";
-    }
-    return accept;
+// What a mirror asks its upstream for: every manifest type, whatever this
+// client accepts. The cache is shared: a narrow Accept must not make the
+// upstream answer a platform's manifest (or 404) and store it under the
+// tag for everyone; negotiation stays local (accepts()).
+std::string mirror_accept() {
+    return "application/vnd.oci.image.index.v1+json, "
+           "application/vnd.oci.image.manifest.v1+json, "
+           "application/vnd.docker.distribution.manifest.list.v2+json, "
+           "application/vnd.docker.distribution.manifest.v2+json";
 }
 
 struct Reference {
@@ -147,9 +142,9 @@ Task<storage::ManifestPtr> manifest_by_tag_link(storage::Store& store, std::stri
 // upstream with the client's Accept, validated as a push would be (its blobs
 // are fetched when they are pulled) and stored under the cache's name.
 Task<util::Result<storage::ManifestPtr>>
-Registry::mirror_manifest(http::Exchange& ex, const Route& r, const mirror::Upstream& u) noexcept {
+Registry::mirror_manifest(const Route& r, const mirror::Upstream& u) noexcept {
     const std::string upstream_name = r.name.substr(u.prefix.size() + 1);
-    auto f = co_await fetcher_.manifest(u, upstream_name, r.ref, mirror_accept(ex.request()),
+    auto f = co_await fetcher_.manifest(u, upstream_name, r.ref, mirror_accept(),
                                         store_.config().manifest_bytes_max);
     if (!f) {
         co_return std::move(f).error();
@@ -190,7 +185,7 @@ Registry::mirror_manifest(http::Exchange& ex, const Route& r, const mirror::Upst
 // its tag_ttl_s is revalidated with a HEAD, and fetched again only when the
 // upstream's digest differs. Errors leave the cache as it was.
 Task<util::Result<storage::ManifestPtr>>
-Registry::mirror_lookup(http::Exchange& ex, const Route& r, const mirror::Upstream& u,
+Registry::mirror_lookup(const Route& r, const mirror::Upstream& u,
                         storage::ManifestPtr cached) noexcept {
     const bool by_tag = r.ref.find(':') == std::string::npos;
     // One upstream request (HEAD or GET) however many ask at once: the others
@@ -216,7 +211,7 @@ Registry::mirror_lookup(http::Exchange& ex, const Route& r, const mirror::Upstre
         }
         co_return m;
     }
-    auto got = co_await revalidate_or_fetch(ex, r, u, std::move(cached));
+    auto got = co_await revalidate_or_fetch(r, u, std::move(cached));
     if (got && by_tag) {
         freshness_.confirmed(r.name, r.ref);
     }
@@ -231,11 +226,19 @@ Registry::mirror_lookup(http::Exchange& ex, const Route& r, const mirror::Upstre
 // The leader's part: a cached tag's HEAD, and a GET when it is missing or
 // changed.
 Task<util::Result<storage::ManifestPtr>>
-Registry::revalidate_or_fetch(http::Exchange& ex, const Route& r, const mirror::Upstream& u,
+Registry::revalidate_or_fetch(const Route& r, const mirror::Upstream& u,
                               storage::ManifestPtr cached) noexcept {
+    if (!cached) { // a flight that landed after this request's miss may have stored it
+        std::optional<Digest> d = r.ref.find(':') == std::string::npos
+                                      ? store_.index().resolve_tag(r.name, r.ref)
+                                      : std::optional<Digest>(Digest::parse(r.ref).value());
+        if (storage::ManifestPtr m = d ? store_.index().manifest(r.name, *d) : nullptr) {
+            co_return m;
+        }
+    }
     if (cached) {
         auto d = co_await fetcher_.manifest_digest(u, r.name.substr(u.prefix.size() + 1), r.ref,
-                                                   mirror_accept(ex.request()));
+                                                   mirror_accept());
         if (!d) {
             co_return std::move(d).error();
         }
@@ -243,7 +246,7 @@ Registry::revalidate_or_fetch(http::Exchange& ex, const Route& r, const mirror::
             co_return cached;
         }
     }
-    co_return co_await mirror_manifest(ex, r, u);
+    co_return co_await mirror_manifest(r, u);
 }
 
 Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
@@ -272,7 +275,7 @@ Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
                 co_await fail(ex, Code::unavailable, "stopping before the index finished loading");
                 co_return;
             }
-            auto got = co_await mirror_lookup(ex, r, *u, m);
+            auto got = co_await mirror_lookup(r, *u, m);
             if (!got) {
                 const util::Error& e = got.error();
                 if (!m || e.kind == Errc::not_found || e.kind == Errc::stopped) {

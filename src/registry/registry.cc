@@ -125,6 +125,10 @@ reactor::Task<bool> Registry::route_mirror(http::Exchange& ex, Route& route) noe
     const bool read = req.method == "GET" || req.method == "HEAD";
     std::optional<std::string> ns = req.query_param("ns");
     const mirror::Upstream* owner = router_.owner(route.name);
+    const bool upload = route.kind == RouteKind::upload || route.kind == RouteKind::upload_start;
+    if (upload && read) {
+        co_return true; // an upload's status is hosted state, under whatever name
+    }
     if (!read && !ns && owner == nullptr) {
         co_return true; // a write outside every prefix: hosted, even with a default mirror
     }
@@ -153,6 +157,14 @@ reactor::Task<bool> Registry::route_mirror(http::Exchange& ex, Route& route) noe
         co_await fail(ex, Code::name_unknown, "ns '" + *ns + "' is not a mirrored registry here");
         co_return false;
     case mirror::Route::Kind::mirrored: break;
+    }
+    // With neither prefix nor ns, a blob read goes to the default upstream
+    // only for an image pulled through it already (a pull asks for the
+    // manifest first): a client pushing a new hosted repository checks its
+    // blobs with HEAD first, and those must not be fetched from upstream.
+    if (read && !ns && owner == nullptr && route.kind == RouteKind::blob &&
+        !idx.repo_exists(m.local_name)) {
+        co_return true;
     }
     if (!read) {
         co_await fail(ex, Code::unsupported,

@@ -64,12 +64,11 @@ class Registry final : public http::Handler {
     // manifests.cc
     Task get_manifest(http::Exchange& ex, const Route& r) noexcept;
     reactor::Task<util::Result<storage::ManifestPtr>>
-    mirror_manifest(http::Exchange& ex, const Route& r, const mirror::Upstream& u) noexcept;
+    mirror_manifest(const Route& r, const mirror::Upstream& u) noexcept;
     reactor::Task<util::Result<storage::ManifestPtr>>
-    mirror_lookup(http::Exchange& ex, const Route& r, const mirror::Upstream& u,
-                  storage::ManifestPtr cached) noexcept;
+    mirror_lookup(const Route& r, const mirror::Upstream& u, storage::ManifestPtr cached) noexcept;
     reactor::Task<util::Result<storage::ManifestPtr>>
-    revalidate_or_fetch(http::Exchange& ex, const Route& r, const mirror::Upstream& u,
+    revalidate_or_fetch(const Route& r, const mirror::Upstream& u,
                         storage::ManifestPtr cached) noexcept;
     Task put_manifest(http::Exchange& ex, const Route& r) noexcept;
     Task delete_manifest(http::Exchange& ex, const Route& r) noexcept;

@@ -64,7 +64,7 @@ def mirrored():
     srv = Ringport(root=seed.root, config=cfg).start()
     srv.wait_ready()
     try:
-        yield srv, {"alpine": (body, digest), "tool": tool, "hosted": hosted}
+        yield srv, {"alpine": (body, digest), "tool": tool, "hosted": hosted, "hub": hub}
     finally:
         srv.cleanup()  # SIGTERM, exit 0 and no sanitizer report, or it fails
         shutil.rmtree(seed.root, ignore_errors=True)
@@ -148,6 +148,14 @@ def test_hosted_content_stays_hosted_beside_a_default_mirror(mirrored):
     r = get(srv, "/v2/team/app/manifests/v1")
     assert r.status == 200 and r.body == seen["hosted"], r
     # A push with neither prefix nor ns is a hosted push, default mirror or not.
+    # Clients check each blob with a HEAD first: for a repository nobody
+    # pulled through the mirror that stays hosted (404 here, nothing fetched).
+    layer = "sha256:" + hashlib.sha256(b"new hosted layer").hexdigest()
+    hub = seen["hub"]
+    blob_requests = hub.count(kind="blob")
+    h = c.request("HEAD", f"/v2/team/new/blobs/{layer}")
+    assert h.status == 404, h
+    assert hub.count(kind="blob") == blob_requests
     body, _ = c.push_image("team/new", "v1", layers=(b"new hosted layer",))
     r = get(srv, "/v2/team/new/manifests/v1")
     assert r.status == 200 and r.body == body
@@ -474,6 +482,34 @@ def test_an_upstream_404_is_remembered_for_not_found_ttl_s():
         up.add_manifest("team/app", "nope", body)
         time.sleep(1.3)
         assert get(srv, "/v2/up.test/team/app/manifests/nope").body == body
+    finally:
+        srv.cleanup()
+        up.close()
+        os.unlink(cfg)
+
+
+def test_the_upstream_is_asked_for_every_manifest_type_whatever_the_client_accepts():
+    """The cache is shared: one client's narrow Accept must not decide what
+    the tag holds for the others (an upstream would answer a platform's
+    manifest, or 404, and that would be stored under the tag)."""
+    up = FakeUpstream(bearer=False)
+    srv, cfg = mirror_of(up)
+    try:
+        body = image_manifest(b"any accept")
+        up.add_manifest("team/app", "v1", body)
+        narrow = "application/vnd.docker.distribution.manifest.v2+json"
+        r = Client(srv.host).request("GET", "/v2/up.test/team/app/manifests/v1",
+                                     headers={"Accept": narrow})
+        assert r.status == 404, r  # an OCI manifest, which this client does not take
+        assert up.accepts and all(
+            all(t in a for t in ("application/vnd.oci.image.index.v1+json",
+                                 "application/vnd.oci.image.manifest.v1+json",
+                                 "application/vnd.docker.distribution.manifest.list.v2+json",
+                                 narrow)) for a in up.accepts), up.accepts
+        # Cached as the upstream has it, for the next client.
+        before = up.count()
+        assert get(srv, "/v2/up.test/team/app/manifests/v1").body == body
+        assert up.count() == before
     finally:
         srv.cleanup()
         up.close()

@@ -29,6 +29,7 @@ class FakeUpstream:
         self.redirect_blobs_to = None  # another FakeUpstream: blobs answer 307 to its /cdn/
         self.cdn = {}         # digest -> bytes, served at /cdn/<digest> without Authorization
         self.delay_s = 0.0    # each manifest and blob answer waits this long (a slow upstream)
+        self.accepts = []     # the Accept header of each manifest request
         self.counts = {}      # (method, kind) -> n
         self.lock = threading.Lock()
         self.conns = set()    # open client sockets, cut by close()
@@ -165,6 +166,8 @@ class FakeUpstream:
             return
         name, ref = "/".join(parts[2:-2]), parts[-1]
         self._bump(method, "manifest")
+        with self.lock:
+            self.accepts.append(h.headers.get("Accept", ""))
         time.sleep(self.delay_s)
         if not self._authorized(h, method, name):
             return
