@@ -235,13 +235,18 @@ Result<mirror::Upstream> parse_mirror(const toml::table& t, const std::string& w
             } else {
                 u.implicit_library = v->get();
             }
-        } else if (key == "tag_ttl_s" || key == "not_found_ttl_s") {
+        } else if (key == "tag_ttl_s" || key == "not_found_ttl_s" || key == "retry_after_s" ||
+                   key == "deadline_ms") {
             const auto* v = value.as_integer();
-            if (v == nullptr || v->get() < 0 || v->get() > 31536000) {
-                return bad("seconds from 0 to 31536000");
+            const bool ms = key == "deadline_ms";
+            if (v == nullptr || v->get() < (ms ? 1 : 0) || v->get() > 31536000) {
+                return bad(ms ? "milliseconds from 1 to 31536000" : "seconds from 0 to 31536000");
             }
-            (key == "tag_ttl_s" ? u.tag_ttl_s : u.not_found_ttl_s) =
-                static_cast<std::uint64_t>(v->get());
+            std::uint64_t& field = key == "tag_ttl_s"         ? u.tag_ttl_s
+                                   : key == "not_found_ttl_s" ? u.not_found_ttl_s
+                                   : key == "retry_after_s"   ? u.retry_after_s
+                                                              : u.deadline_ms;
+            field = static_cast<std::uint64_t>(v->get());
         } else {
             return Error::of(Errc::invalid, std::string("config file: unknown key '")
                                                 .append(where)
@@ -431,7 +436,11 @@ std::string example_config() {
            "# implicit_library = true   # \"alpine\" is \"library/alpine\"; default: on for "
            "docker.io\n"
            "# tag_ttl_s = 60            # a cached tag is revalidated (HEAD) after this long\n"
-           "# not_found_ttl_s = 30      # an upstream 404 is remembered this long (0: never)\n";
+           "# not_found_ttl_s = 30      # an upstream 404 is remembered this long (0: never)\n"
+           "# deadline_ms = 1000        # a cached tag's revalidation waits this long, then it is "
+           "served stale\n"
+           "# retry_after_s = 10        # after an upstream failure, cached tags are served "
+           "without asking it this long\n";
     return out;
 }
 

@@ -244,10 +244,12 @@ net::Request Fetcher::manifest_request(const Upstream& u, const std::string& nam
 }
 
 reactor::Task<Result<std::string>> Fetcher::manifest_digest(const Upstream& u, std::string name,
-                                                            std::string ref, std::string accept) {
+                                                            std::string ref, std::string accept,
+                                                            std::uint32_t deadline_ms) {
     PerShard& s = here();
     net::Request req = manifest_request(u, name, ref, accept);
     req.method = "HEAD";
+    req.total_timeout_ms = deadline_ms;
     auto r = co_await send(s, u, std::move(req), scope_for(name));
     if (!r) {
         co_return std::move(r).error();
@@ -386,6 +388,35 @@ void NotFound::remember(const std::string& key) {
 std::size_t NotFound::size() const {
     std::lock_guard lk(mu_);
     return at_us_.size();
+}
+
+} // namespace rp::mirror
+
+namespace rp::mirror {
+
+bool Breaker::open(const Upstream& u) const {
+    std::lock_guard lk(mu_);
+    auto it = retry_at_us_.find(u.prefix);
+    if (it == retry_at_us_.end() || reactor::monotonic_us() >= it->second) {
+        return false;
+    }
+    short_circuits_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+}
+
+void Breaker::failed(const Upstream& u, std::uint64_t for_s) {
+    std::lock_guard lk(mu_);
+    retry_at_us_[u.prefix] =
+        reactor::monotonic_us() + std::min<std::uint64_t>(for_s, 3600) * 1'000'000;
+}
+
+void Breaker::succeeded(const Upstream& u) {
+    std::lock_guard lk(mu_);
+    retry_at_us_.erase(u.prefix);
+}
+
+bool upstream_down(const util::Error& e) noexcept {
+    return e.kind == Errc::closed || e.kind == Errc::timeout || e.kind == Errc::busy;
 }
 
 } // namespace rp::mirror

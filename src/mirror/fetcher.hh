@@ -80,7 +80,8 @@ class Fetcher {
     // HEAD <url>/v2/<name>/manifests/<ref>: the Docker-Content-Digest the
     // upstream would serve (empty when it sends none). Errors as manifest().
     reactor::Task<util::Result<std::string>> manifest_digest(const Upstream& u, std::string name,
-                                                             std::string ref, std::string accept);
+                                                             std::string ref, std::string accept,
+                                                             std::uint32_t deadline_ms = 0);
 
     // GET <url>/v2/<name>/blobs/<digest>, redirects followed (a CDN gets no
     // Authorization): the download once its status is 200. Errors as
@@ -157,6 +158,28 @@ class NotFound {
     std::deque<std::string> order_; // oldest first; may name entries renewed since
     mutable std::atomic<std::uint64_t> hits_{0};
 };
+
+// Per upstream: after a failure that says it is down or throttled, cached
+// tags are served without asking it until `retry_at`; the first request
+// after that tries it again (and is the probe).
+class Breaker {
+  public:
+    bool open(const Upstream& u) const;
+    void failed(const Upstream& u, std::uint64_t for_s);
+    void succeeded(const Upstream& u);
+    std::uint64_t short_circuits() const noexcept {
+        return short_circuits_.load(std::memory_order_relaxed);
+    }
+
+  private:
+    mutable std::mutex mu_;
+    std::unordered_map<std::string, std::uint64_t> retry_at_us_; // by prefix
+    mutable std::atomic<std::uint64_t> short_circuits_{0};
+};
+
+// Whether an upstream error means it is down or throttled (as opposed to
+// an answer about the thing asked for).
+bool upstream_down(const util::Error& e) noexcept;
 
 // A download as the source of an upload: the blob goes through the store's
 // own pipeline (incremental hash, durable commit).

@@ -29,6 +29,13 @@ struct Upstream {
     std::uint64_t tag_ttl_s = 60;
     // An upstream "not found" is remembered this long (0: never).
     std::uint64_t not_found_ttl_s = 30;
+    // Revalidating a cached tag waits at most this long for the upstream;
+    // then the cached copy is served (stale).
+    std::uint64_t deadline_ms = 1000;
+    // After the upstream failed (refused, timed out, 5xx, 429), cached tags
+    // are served without asking it for this long (its Retry-After, when
+    // longer); then the next request tries it again.
+    std::uint64_t retry_after_s = 10;
 };
 
 // Every upstream is well formed and none overlaps another: prefixes are

@@ -425,6 +425,7 @@ bool prepare(Transfer& t) {
     (void)curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     (void)curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, nullptr); // bytes exactly as sent
     (void)curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(r.connect_timeout_ms));
+    (void)curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(r.total_timeout_ms));
     // A stall: under 1 byte/s for the stall time (curl counts in seconds).
     (void)curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
     (void)curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,

@@ -36,6 +36,8 @@ struct Request {
     // No byte for this long, at any point of the transfer (before the status
     // line too): the transfer fails with Errc::timeout.
     std::uint32_t stall_timeout_ms = 30000;
+    // The whole transfer, connect included (0: no limit but the others).
+    std::uint32_t total_timeout_ms = 0;
     // A collected body larger than this fails the transfer (Errc::too_large).
     std::size_t body_max = 4U << 20U;
     bool follow_redirects = false; // when followed, Authorization stays behind

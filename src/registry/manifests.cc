@@ -237,8 +237,10 @@ Registry::revalidate_or_fetch(const Route& r, const mirror::Upstream& u,
         }
     }
     if (cached) {
+        // Bounded: past the deadline the cached copy is served (stale).
         auto d = co_await fetcher_.manifest_digest(u, r.name.substr(u.prefix.size() + 1), r.ref,
-                                                   mirror_accept());
+                                                   mirror_accept(),
+                                                   static_cast<std::uint32_t>(u.deadline_ms));
         if (!d) {
             co_return std::move(d).error();
         }
@@ -275,7 +277,18 @@ Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
                 co_await fail(ex, Code::unavailable, "stopping before the index finished loading");
                 co_return;
             }
-            auto got = co_await mirror_lookup(r, *u, m);
+            util::Result<storage::ManifestPtr> got = util::Error::of(Errc::closed);
+            if (m && breaker_.open(*u)) { // down a moment ago: the cache answers at once
+                got = util::Error::of(Errc::closed,
+                                      "upstream " + u->url + " failed recently; asked again later");
+            } else {
+                got = co_await mirror_lookup(r, *u, m);
+                if (got) {
+                    breaker_.succeeded(*u);
+                } else if (mirror::upstream_down(got.error())) {
+                    breaker_.failed(*u, u->retry_after_s);
+                }
+            }
             if (!got) {
                 const util::Error& e = got.error();
                 if (!m || e.kind == Errc::not_found || e.kind == Errc::stopped) {

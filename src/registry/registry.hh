@@ -89,6 +89,7 @@ class Registry final : public http::Handler {
     mirror::Freshness freshness_;
     mirror::Flights flights_;
     mirror::NotFound not_found_;
+    mirror::Breaker breaker_;
 };
 
 // Helpers shared by the handler files.

@@ -10,6 +10,7 @@ library/. An unknown ns is refused and never contacted, pushes into a mirror
 are refused, and everything outside the prefixes stays hosted.
 """
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import os
@@ -195,14 +196,8 @@ def image_manifest(seed):
 
 @pytest.fixture()
 def upstream_and_mirror():
-    up = FakeUpstream(bearer=True)
-    srv, cfg = mirror_of(up)
-    try:
+    with fake_and_mirror(bearer=True) as (up, srv):
         yield up, srv
-    finally:
-        srv.cleanup()
-        up.close()
-        os.unlink(cfg)
 
 
 def test_a_manifest_missing_from_the_cache_is_fetched_once_with_a_token(upstream_and_mirror):
@@ -300,14 +295,25 @@ def test_an_unreachable_upstream_is_502_and_the_server_keeps_serving():
 TTL_PAST_S = 2.3  # past the tests' tag_ttl_s (2 s; 1 s in the removal test)
 
 
+@contextlib.contextmanager
+def fake_and_mirror(extra="", bearer=False):
+    """A scripted upstream and a ringport mirroring it as up.test."""
+    up = FakeUpstream(bearer=bearer)
+    srv, cfg = mirror_of(up, extra)
+    try:
+        yield up, srv
+    finally:
+        srv.cleanup()
+        up.close()
+        os.unlink(cfg)
+
+
 def mirror_of(up, extra=""):
     return ringport_with_config(f'[[mirror]]\nprefix = "up.test"\nurl = "{up.url}"\n{extra}')
 
 
 def test_a_cached_tag_is_fresh_for_tag_ttl_then_revalidated_with_one_head():
-    up = FakeUpstream(bearer=False)
-    srv, cfg = mirror_of(up, "tag_ttl_s = 2\n")  # room for the checks meant to fall within it
-    try:
+    with fake_and_mirror("tag_ttl_s = 2\n") as (up, srv):
         one, two = image_manifest(b"v1 content"), image_manifest(b"v2 content")
         up.add_manifest("team/app", "latest", one)
         assert get(srv, "/v2/up.test/team/app/manifests/latest").body == one
@@ -337,16 +343,10 @@ def test_a_cached_tag_is_fresh_for_tag_ttl_then_revalidated_with_one_head():
         assert r.header("Warning", "").startswith('110 ringport "stale: ')
         # A tag the cache never had cannot be served stale: 502.
         assert get(srv, "/v2/up.test/team/app/manifests/other").status == 502
-    finally:
-        srv.cleanup()
-        up.close()
-        os.unlink(cfg)
 
 
 def test_a_tag_removed_upstream_is_unknown_after_its_ttl():
-    up = FakeUpstream(bearer=False)
-    srv, cfg = mirror_of(up, "tag_ttl_s = 1\n")
-    try:
+    with fake_and_mirror("tag_ttl_s = 1\n") as (up, srv):
         body = image_manifest(b"soon gone")
         up.add_manifest("team/app", "rc", body)
         assert get(srv, "/v2/up.test/team/app/manifests/rc").body == body
@@ -354,10 +354,6 @@ def test_a_tag_removed_upstream_is_unknown_after_its_ttl():
         time.sleep(TTL_PAST_S)
         r = get(srv, "/v2/up.test/team/app/manifests/rc")
         assert r.status == 404 and "MANIFEST_UNKNOWN" in r.error_codes(), r
-    finally:
-        srv.cleanup()
-        up.close()
-        os.unlink(cfg)
 
 
 # --- fetching blobs ---------------------------------------------------------
@@ -434,9 +430,7 @@ def at_once(n, fn):
 
 
 def test_many_clients_asking_at_once_make_one_upstream_request_each_thing():
-    up = FakeUpstream(bearer=False)
-    srv, cfg = mirror_of(up, "tag_ttl_s = 2\nnot_found_ttl_s = 0\n")
-    try:
+    with fake_and_mirror("tag_ttl_s = 2\nnot_found_ttl_s = 0\n") as (up, srv):
         up.delay_s = 0.5  # every client arrives while the first fetch is under way
         data = os.urandom(256 * 1024)
         d = up.add_blob("team/app", data)
@@ -459,16 +453,10 @@ def test_many_clients_asking_at_once_make_one_upstream_request_each_thing():
         assert up.count("GET", "blob") == 2
         assert blob_get(srv, "/v2/up.test/team/app/blobs/sha256:" + "cd" * 32).status == 404
         assert up.count("GET", "blob") == 3
-    finally:
-        srv.cleanup()
-        up.close()
-        os.unlink(cfg)
 
 
 def test_an_upstream_404_is_remembered_for_not_found_ttl_s():
-    up = FakeUpstream(bearer=False)
-    srv, cfg = mirror_of(up, "not_found_ttl_s = 1\n")
-    try:
+    with fake_and_mirror("not_found_ttl_s = 1\n") as (up, srv):
         missing_blob = "/v2/up.test/team/app/blobs/sha256:" + "ef" * 32
         for _ in range(3):
             assert get(srv, "/v2/up.test/team/app/manifests/nope").status == 404
@@ -482,19 +470,13 @@ def test_an_upstream_404_is_remembered_for_not_found_ttl_s():
         up.add_manifest("team/app", "nope", body)
         time.sleep(1.3)
         assert get(srv, "/v2/up.test/team/app/manifests/nope").body == body
-    finally:
-        srv.cleanup()
-        up.close()
-        os.unlink(cfg)
 
 
 def test_the_upstream_is_asked_for_every_manifest_type_whatever_the_client_accepts():
     """The cache is shared: one client's narrow Accept must not decide what
     the tag holds for the others (an upstream would answer a platform's
     manifest, or 404, and that would be stored under the tag)."""
-    up = FakeUpstream(bearer=False)
-    srv, cfg = mirror_of(up)
-    try:
+    with fake_and_mirror() as (up, srv):
         body = image_manifest(b"any accept")
         up.add_manifest("team/app", "v1", body)
         narrow = "application/vnd.docker.distribution.manifest.v2+json"
@@ -510,7 +492,29 @@ def test_the_upstream_is_asked_for_every_manifest_type_whatever_the_client_accep
         before = up.count()
         assert get(srv, "/v2/up.test/team/app/manifests/v1").body == body
         assert up.count() == before
-    finally:
-        srv.cleanup()
-        up.close()
-        os.unlink(cfg)
+
+
+def test_a_stalled_upstream_costs_one_deadline_then_the_cache_answers_at_once():
+    with fake_and_mirror("tag_ttl_s = 1\ndeadline_ms = 500\nretry_after_s = 2\n") as (up, srv):
+        body = image_manifest(b"cached before the outage")
+        up.add_manifest("team/app", "v1", body)
+        assert get(srv, "/v2/up.test/team/app/manifests/v1").body == body
+        up.delay_s = 30  # it accepts, and answers nothing for 30 s
+        time.sleep(1.3)  # past the tag's TTL
+        r = get(srv, "/v2/up.test/team/app/manifests/v1")
+        assert r.status == 200 and r.body == body, r
+        assert r.header("Warning", "").startswith('110 ringport "stale: '), r
+        heads = up.count("HEAD", "manifest")
+        assert heads == 1
+        # The circuit is open: ten more pulls are answered from the cache
+        # without a request upstream.
+        for _ in range(10):
+            r = get(srv, "/v2/up.test/team/app/manifests/v1")
+            assert r.status == 200 and r.body == body and r.header("Warning"), r
+        assert up.count("HEAD", "manifest") == heads
+        # retry_after_s later the next pull asks again, and the upstream is back.
+        up.delay_s = 0
+        time.sleep(2.3)
+        r = get(srv, "/v2/up.test/team/app/manifests/v1")
+        assert r.status == 200 and r.body == body and r.header("Warning") is None, r
+        assert up.count("HEAD", "manifest") == heads + 1

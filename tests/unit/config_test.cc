@@ -102,7 +102,9 @@ TEST_CASE("[[mirror]] tables load in order; a bad one is an error that names it"
                                "url = \"https://ghcr.io\"\n"
                                "implicit_library = false\n"
                                "tag_ttl_s = 5\n"
-                               "not_found_ttl_s = 0\n");
+                               "not_found_ttl_s = 0\n"
+                               "deadline_ms = 250\n"
+                               "retry_after_s = 3\n");
     CliOverrides cli;
     cli.config_file = f;
     auto c = load_config(cli, {});
@@ -118,6 +120,10 @@ TEST_CASE("[[mirror]] tables load in order; a bad one is an error that names it"
     CHECK(c->mirrors[1].tag_ttl_s == 5);
     CHECK(c->mirrors[0].not_found_ttl_s == 30);
     CHECK(c->mirrors[1].not_found_ttl_s == 0);
+    CHECK(c->mirrors[0].deadline_ms == 1000);
+    CHECK(c->mirrors[1].deadline_ms == 250);
+    CHECK(c->mirrors[0].retry_after_s == 10);
+    CHECK(c->mirrors[1].retry_after_s == 3);
     std::remove(f.c_str());
 
     auto fails = [&](const std::string& text) {
@@ -133,6 +139,8 @@ TEST_CASE("[[mirror]] tables load in order; a bad one is an error that names it"
     CHECK(fails("[[mirror]]\nprefix = \"a\"\n").find("required") != std::string::npos);
     CHECK(fails("[[mirror]]\nprefix = \"a\"\nurl = \"http://a\"\ntag_ttl_s = -1\n")
               .find("mirror[0].tag_ttl_s") != std::string::npos);
+    CHECK(fails("[[mirror]]\nprefix = \"a\"\nurl = \"http://a\"\ndeadline_ms = 0\n")
+              .find("mirror[0].deadline_ms") != std::string::npos);
     CHECK(fails("[[mirror]]\nprefix = \"a\"\nurl = \"http://a\"\nhosts = \"a\"\n")
               .find("mirror[0].hosts") != std::string::npos);
     CHECK(fails("[mirror]\nprefix = \"a\"\n").find("[[mirror]]") != std::string::npos);
