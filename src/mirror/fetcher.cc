@@ -189,6 +189,24 @@ reactor::Task<Result<void>> Fetcher::fetch_token(PerShard& s, const Upstream& u,
     co_return util::Ok{};
 }
 
+reactor::Task<Result<bool>> Fetcher::answer_challenge(PerShard& s, const Upstream& u,
+                                                      const net::Response& r,
+                                                      const std::string& scope,
+                                                      const std::string& key) {
+    const std::string* h = r.header("WWW-Authenticate");
+    std::optional<Challenge> c = h ? parse_challenge(*h) : std::nullopt;
+    if (!c || c->scheme != "bearer") {
+        co_return false;
+    }
+    if (c->scope.empty()) {
+        c->scope = scope;
+    }
+    if (auto t = co_await fetch_token(s, u, *c, key); !t) {
+        co_return std::move(t).error();
+    }
+    co_return true;
+}
+
 net::Request Fetcher::authorized(PerShard& s, const std::string& key, const net::Request& req) {
     net::Request r = req;
     auto it = s.tokens.find(key);
@@ -208,16 +226,12 @@ reactor::Task<Result<net::Response>> Fetcher::send(PerShard& s, const Upstream& 
         if (!resp || resp->status != 401 || attempt == 1) {
             co_return resp;
         }
-        const std::string* h = resp->header("WWW-Authenticate");
-        std::optional<Challenge> c = h ? parse_challenge(*h) : std::nullopt;
-        if (!c || c->scheme != "bearer") {
+        auto renewed = co_await answer_challenge(s, u, *resp, scope, key);
+        if (!renewed) {
+            co_return std::move(renewed).error();
+        }
+        if (!*renewed) {
             co_return resp; // Basic needs credentials, which come with their config
-        }
-        if (c->scope.empty()) {
-            c->scope = scope;
-        }
-        if (auto t = co_await fetch_token(s, u, *c, key); !t) {
-            co_return std::move(t).error();
         }
     }
     co_return Error::of(Errc::unsupported, "upstream " + u.url + " refused the token");
@@ -285,10 +299,6 @@ reactor::Task<Result<Fetched>> Fetcher::manifest(const Upstream& u, std::string 
     co_return f;
 }
 
-} // namespace rp::mirror
-
-namespace rp::mirror {
-
 reactor::Task<Result<std::unique_ptr<net::Download>>>
 Fetcher::blob(const Upstream& u, std::string name, std::string digest, std::uint64_t body_max) {
     PerShard& s = here();
@@ -310,18 +320,16 @@ Fetcher::blob(const Upstream& u, std::string name, std::string digest, std::uint
         if (status == 200) {
             co_return d;
         }
-        const std::string* www = (*h)->header("WWW-Authenticate");
-        std::optional<Challenge> c = www ? parse_challenge(*www) : std::nullopt;
-        if (status != 401 || attempt == 1 || !c || c->scheme != "bearer") {
+        util::Result<bool> renewed = false;
+        if (status == 401 && attempt == 0) {
+            renewed = co_await answer_challenge(s, u, **h, scope, key);
+            if (!renewed) {
+                co_return std::move(renewed).error();
+            }
+        }
+        if (!*renewed) {
             co_return upstream_error(u, status,
                                      std::string("blob ").append(name).append("@").append(digest));
-        }
-        if (c->scope.empty()) {
-            c->scope = scope;
-        }
-        d.reset();
-        if (auto t = co_await fetch_token(s, u, *c, key); !t) {
-            co_return std::move(t).error();
         }
     }
     co_return Error::of(Errc::unsupported, "upstream " + u.url + " refused the token");
@@ -330,10 +338,6 @@ Fetcher::blob(const Upstream& u, std::string name, std::string digest, std::uint
 reactor::Task<Result<std::size_t>> DownloadSource::read(char* dst, std::size_t cap) noexcept {
     co_return co_await d_.read(dst, cap);
 }
-
-} // namespace rp::mirror
-
-namespace rp::mirror {
 
 Flights::Ticket Flights::join(const std::string& key) {
     std::lock_guard lk(mu_);
@@ -346,6 +350,13 @@ Flights::Ticket Flights::join(const std::string& key) {
     return Ticket{it->second, false};
 }
 
+reactor::Task<util::Result<void>> Flights::follow(const Ticket& t) {
+    if (!co_await t.flight->landed.wait()) {
+        co_return util::Error::of(Errc::stopped, "stopping");
+    }
+    co_return t.flight->result;
+}
+
 void Flights::land(const std::string& key, const std::shared_ptr<Flight>& f, util::Result<void> r) {
     {
         std::lock_guard lk(mu_);
@@ -354,10 +365,6 @@ void Flights::land(const std::string& key, const std::shared_ptr<Flight>& f, uti
     f->result = std::move(r);
     f->landed.set();
 }
-
-} // namespace rp::mirror
-
-namespace rp::mirror {
 
 bool NotFound::remembered(const std::string& key, std::uint64_t ttl_s) const {
     if (ttl_s == 0) {
@@ -389,10 +396,6 @@ std::size_t NotFound::size() const {
     std::lock_guard lk(mu_);
     return at_us_.size();
 }
-
-} // namespace rp::mirror
-
-namespace rp::mirror {
 
 bool Breaker::open(const Upstream& u) const {
     std::lock_guard lk(mu_);

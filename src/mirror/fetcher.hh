@@ -104,6 +104,12 @@ class Fetcher {
     PerShard& here();
     net::Request manifest_request(const Upstream& u, const std::string& name,
                                   const std::string& ref, const std::string& accept) const;
+    // After a 401: fetches a token for its Bearer challenge (scope defaulting
+    // to `scope`). False when the challenge is not one it can answer.
+    reactor::Task<util::Result<bool>> answer_challenge(PerShard& s, const Upstream& u,
+                                                       const net::Response& r,
+                                                       const std::string& scope,
+                                                       const std::string& key);
     // A copy of `req` carrying the cached token for `key`, if any; counted.
     net::Request authorized(PerShard& s, const std::string& key, const net::Request& req);
     reactor::Task<util::Result<net::Response>> send(PerShard& s, const Upstream& u,
@@ -130,6 +136,8 @@ class Flights {
         bool leader = false;
     };
     Ticket join(const std::string& key);
+    // A follower's wait: the leader's result, or Errc::stopped.
+    reactor::Task<util::Result<void>> follow(const Ticket& t);
     void land(const std::string& key, const std::shared_ptr<Flight>& f, util::Result<void> r);
     std::uint64_t coalesced() const noexcept { return coalesced_.load(std::memory_order_relaxed); }
 

@@ -89,7 +89,13 @@ Result<void> validate(const std::vector<Upstream>& ups) {
     return util::Ok{};
 }
 
-Router::Router(std::vector<Upstream> ups) : ups_(std::move(ups)) {}
+Router::Router(std::vector<Upstream> ups) : ups_(std::move(ups)) {
+    for (const Upstream& u : ups_) {
+        if (u.is_default) {
+            default_ = &u;
+        }
+    }
+}
 
 Route Router::mirrored(const Upstream& u, std::string_view upstream_name) const {
     Route r;
@@ -129,10 +135,8 @@ Route Router::route(std::string_view name, std::optional<std::string_view> ns,
         r.kind = Route::Kind::unknown_ns;
         return r;
     }
-    for (const Upstream& u : ups_) {
-        if (u.is_default && !(hosted_exists && hosted_exists(name))) {
-            return mirrored(u, name);
-        }
+    if (default_ != nullptr && !(hosted_exists && hosted_exists(name))) {
+        return mirrored(*default_, name);
     }
     return Route{};
 }

@@ -59,8 +59,14 @@ class Router {
   public:
     Router() = default;
     explicit Router(std::vector<Upstream> ups); // validated beforehand
+    // default_ points into ups_: a move keeps it valid, a copy would not.
+    Router(const Router&) = delete;
+    Router& operator=(const Router&) = delete;
+    Router(Router&&) noexcept = default;
+    Router& operator=(Router&&) noexcept = default;
     bool empty() const noexcept { return ups_.empty(); }
-    const std::vector<Upstream>& upstreams() const noexcept { return ups_; }
+    // The upstream taking requests with neither prefix nor ns, if any.
+    const Upstream* default_upstream() const noexcept { return default_; }
 
     // `name` is the request path's repository, `ns` containerd's query
     // parameter if present. A path prefix wins over `ns` (containerd with
@@ -77,6 +83,7 @@ class Router {
   private:
     Route mirrored(const Upstream& u, std::string_view upstream_name) const;
     std::vector<Upstream> ups_;
+    const Upstream* default_ = nullptr; // into ups_
 };
 
 } // namespace rp::mirror

@@ -57,10 +57,11 @@ struct Transfer {
     std::size_t pending_max = 1U << 20U;
     std::uint64_t received = 0;
     bool paused = false;
-    bool has_body = false; // a body byte arrived: the final response's head is known
-    Client::Impl* impl = nullptr;
-    // Resumes whoever waits (fetch's flow, or a download's reader), once.
-    void wake(reactor::Shard* shard) {
+    bool has_body = false;           // a body byte arrived: the final response's head is known
+    reactor::Shard* shard = nullptr; // the client's
+    // Resumes whoever waits (fetch's flow, or a download's reader), once,
+    // from the shard's loop rather than from inside curl.
+    void wake() {
         if (waiter) {
             shard->post_resume(std::exchange(waiter, nullptr));
         }
@@ -266,10 +267,8 @@ struct Client::Impl {
         (void)curl_multi_remove_handle(multi, t->easy);
         transfers.erase(t);
         t->done = true;
-        t->wake(shard); // from the shard's loop, not from inside curl
+        t->wake();
     }
-
-    void wake_reader(Transfer* t) { t->wake(shard); }
 
     void stop_all() {
         stopping = true;
@@ -302,13 +301,13 @@ struct Client::Impl {
             }
             if (!t->pending.empty() && t->pending.size() + n > t->pending_max) {
                 t->paused = true; // curl hands the same bytes again after the unpause
-                t->impl->wake_reader(t);
+                t->wake();
                 return CURL_WRITEFUNC_PAUSE;
             }
             t->pending.append(p, n);
             t->received += n;
             t->has_body = true;
-            t->impl->wake_reader(t);
+            t->wake();
             return n;
         }
         if (t->resp.body.size() + n > t->req.body_max) {
@@ -478,7 +477,7 @@ reactor::Task<Result<Response>> Client::fetch(Request req) {
     }
     Transfer t;
     t.req = std::move(req);
-    t.impl = &im;
+    t.shard = im.shard;
     if (!prepare(t)) {
         co_return Error::of(Errc::system, "curl_easy_init failed");
     }
@@ -510,7 +509,7 @@ struct Download::State {
 Download::Download(Client::Impl* impl, Request req) : st_(std::make_unique<State>()), impl_(impl) {
     Transfer& t = st_->t;
     t.req = std::move(req);
-    t.impl = impl;
+    t.shard = impl->shard;
     t.streaming = true;
     if (impl->stopping) {
         t.stopped = true;

@@ -79,19 +79,11 @@ Task<void> Registry::get_blob(http::Exchange& ex, const Route& r) noexcept {
                 not_found_.remember(key);
             }
             flights_.land(key, t.flight, got);
-        } else if (co_await t.flight->landed.wait()) {
-            got = t.flight->result;
         } else {
-            got = util::Error::of(Errc::stopped, "stopping");
+            got = co_await flights_.follow(t);
         }
         if (!got) {
-            const util::Error& e = got.error();
-            co_await fail(ex,
-                          e.kind == Errc::not_found  ? Code::blob_unknown
-                          : e.kind == Errc::stopped  ? Code::unavailable
-                          : e.kind == Errc::no_space ? Code::storage_full
-                                                     : Code::upstream_failed,
-                          e.detail);
+            co_await fail(ex, mirror_code(got.error(), Code::blob_unknown), got.error().detail);
             co_return;
         }
         fd = co_await store_.open_blob(r.name, *d, &size);

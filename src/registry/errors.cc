@@ -77,4 +77,13 @@ Code code_for(const util::Error& e, Code not_found) noexcept {
     return Code::unknown;
 }
 
+Code mirror_code(const util::Error& e, Code not_found) noexcept {
+    switch (e.kind) {
+    case util::Errc::not_found: return not_found;
+    case util::Errc::stopped: return Code::unavailable;
+    case util::Errc::no_space: return Code::storage_full;
+    default: return Code::upstream_failed;
+    }
+}
+
 } // namespace rp::registry

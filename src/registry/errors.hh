@@ -51,5 +51,8 @@ http::Response error_response(Code c, std::string_view detail = {});
 // Maps a storage failure to the OCI code a client should see; `fallback` is
 // the code for "not found" in the calling context (BLOB_UNKNOWN, ...).
 Code code_for(const util::Error& e, Code not_found) noexcept;
+// The code for a failed pull-through fetch: `not_found` for an upstream 404,
+// UNAVAILABLE when stopping, storage full, else upstream_failed (502).
+Code mirror_code(const util::Error& e, Code not_found) noexcept;
 
 } // namespace rp::registry

@@ -63,6 +63,15 @@ std::string mirror_accept() {
            "application/vnd.docker.distribution.manifest.v2+json";
 }
 
+// The index's manifest for a tag or a digest (already validated), or null.
+storage::ManifestPtr indexed_manifest(const storage::Index& idx, const std::string& name,
+                                      const std::string& ref) {
+    std::optional<Digest> d = ref.find(':') == std::string::npos
+                                  ? idx.resolve_tag(name, ref)
+                                  : std::optional<Digest>(Digest::parse(ref).value());
+    return d ? idx.manifest(name, *d) : nullptr;
+}
+
 struct Reference {
     bool is_digest = false;
     Digest digest;
@@ -197,19 +206,13 @@ Registry::mirror_lookup(const Route& r, const mirror::Upstream& u,
     }
     mirror::Flights::Ticket t = flights_.join(key);
     if (!t.leader) {
-        if (!co_await t.flight->landed.wait()) {
-            co_return util::Error::of(Errc::stopped, "stopping");
+        if (auto landed = co_await flights_.follow(t); !landed) {
+            co_return std::move(landed).error();
         }
-        if (!t.flight->result) {
-            co_return t.flight->result.error();
+        if (storage::ManifestPtr m = indexed_manifest(store_.index(), r.name, r.ref)) {
+            co_return m;
         }
-        std::optional<Digest> d = by_tag ? store_.index().resolve_tag(r.name, r.ref)
-                                         : std::optional<Digest>(Digest::parse(r.ref).value());
-        storage::ManifestPtr m = d ? store_.index().manifest(r.name, *d) : nullptr;
-        if (!m) {
-            co_return util::Error::of(Errc::not_found, "manifest unknown");
-        }
-        co_return m;
+        co_return util::Error::of(Errc::not_found, "manifest unknown");
     }
     auto got = co_await revalidate_or_fetch(r, u, std::move(cached));
     if (got && by_tag) {
@@ -229,10 +232,7 @@ Task<util::Result<storage::ManifestPtr>>
 Registry::revalidate_or_fetch(const Route& r, const mirror::Upstream& u,
                               storage::ManifestPtr cached) noexcept {
     if (!cached) { // a flight that landed after this request's miss may have stored it
-        std::optional<Digest> d = r.ref.find(':') == std::string::npos
-                                      ? store_.index().resolve_tag(r.name, r.ref)
-                                      : std::optional<Digest>(Digest::parse(r.ref).value());
-        if (storage::ManifestPtr m = d ? store_.index().manifest(r.name, *d) : nullptr) {
+        if (storage::ManifestPtr m = indexed_manifest(store_.index(), r.name, r.ref)) {
             co_return m;
         }
     }
@@ -292,11 +292,7 @@ Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
             if (!got) {
                 const util::Error& e = got.error();
                 if (!m || e.kind == Errc::not_found || e.kind == Errc::stopped) {
-                    co_await fail(ex,
-                                  e.kind == Errc::not_found ? Code::manifest_unknown
-                                  : e.kind == Errc::stopped ? Code::unavailable
-                                                            : Code::upstream_failed,
-                                  e.detail);
+                    co_await fail(ex, mirror_code(e, Code::manifest_unknown), e.detail);
                     co_return;
                 }
                 stale = e.detail; // the cached tag, rather than no answer

@@ -135,11 +135,7 @@ reactor::Task<bool> Registry::route_mirror(http::Exchange& ex, Route& route) noe
     if (read && !ns && owner == nullptr) {
         // The default upstream takes only names not hosted here: that needs
         // the whole index.
-        bool has_default = false;
-        for (const mirror::Upstream& u : router_.upstreams()) {
-            has_default = has_default || u.is_default;
-        }
-        if (!has_default) {
+        if (router_.default_upstream() == nullptr) {
             co_return true;
         }
         if (!co_await ready_.wait()) {
