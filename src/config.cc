@@ -214,7 +214,33 @@ Result<mirror::Upstream> parse_mirror(const toml::table& t, const std::string& w
                 return bad("a string");
             }
             (key == "prefix" ? u.prefix : u.url) = v->get();
-        } else if (key == "hosts") {
+        } else if (key == "username" || key == "password" || key == "credentials_file" ||
+                   key == "ca_file") {
+            const auto* v = value.as_string();
+            if (v == nullptr) {
+                return bad("a string");
+            }
+            (key == "username"           ? u.username
+             : key == "password"         ? u.password
+             : key == "credentials_file" ? u.credentials_file
+                                         : u.ca_file) = v->get();
+        } else if (key == "tls_verify") {
+            const auto* v = value.as_boolean();
+            if (v == nullptr) {
+                return bad("true or false");
+            }
+            u.tls_verify = v->get();
+        } else if (key == "connect_timeout_ms" || key == "first_byte_timeout_ms" ||
+                   key == "stall_timeout_ms") {
+            const auto* v = value.as_integer();
+            if (v == nullptr || v->get() < 1 || v->get() > 3600000) {
+                return bad("milliseconds from 1 to 3600000");
+            }
+            (key == "connect_timeout_ms"      ? u.connect_timeout_ms
+             : key == "first_byte_timeout_ms" ? u.first_byte_timeout_ms
+                                              : u.stall_timeout_ms) =
+                static_cast<std::uint32_t>(v->get());
+        } else if (key == "hosts" || key == "auth_hosts") {
             const auto* a = value.as_array();
             if (a == nullptr) {
                 return bad("an array of strings");
@@ -223,7 +249,7 @@ Result<mirror::Upstream> parse_mirror(const toml::table& t, const std::string& w
                 if (!h.is_string()) {
                     return bad("an array of strings");
                 }
-                u.hosts.push_back(h.as_string()->get());
+                (key == "hosts" ? u.hosts : u.auth_hosts).push_back(h.as_string()->get());
             }
         } else if (key == "default" || key == "implicit_library") {
             const auto* v = value.as_boolean();
@@ -257,6 +283,13 @@ Result<mirror::Upstream> parse_mirror(const toml::table& t, const std::string& w
     }
     if (u.prefix.empty() || u.url.empty()) {
         return Error::of(Errc::invalid, where + ": prefix and url are required");
+    }
+    if (!u.credentials_file.empty() && (!u.username.empty() || !u.password.empty())) {
+        return Error::of(Errc::invalid,
+                         where + ": credentials_file or username/password, not both");
+    }
+    if (u.username.empty() != u.password.empty()) {
+        return Error::of(Errc::invalid, where + ": username and password go together");
     }
     return u;
 }
@@ -440,7 +473,18 @@ std::string example_config() {
            "# deadline_ms = 1000        # a cached tag's revalidation waits this long, then it is "
            "served stale\n"
            "# retry_after_s = 10        # after an upstream failure, cached tags are served "
-           "without asking it this long\n";
+           "without asking it this long\n"
+           "# username = \"bot\"          # credentials: Basic auth, or for the token realm\n"
+           "# password = \"...\"\n"
+           "# credentials_file = \"/etc/ringport/hub.cred\"  # \"user:password\", re-read when "
+           "it changes (instead of username/password)\n"
+           "# auth_hosts = [\"auth.example.com\"]  # token realms trusted besides the "
+           "upstream's own registrable domain\n"
+           "# ca_file = \"/etc/ssl/upstream-ca.pem\"  # default: the system's CAs\n"
+           "# tls_verify = true\n"
+           "# connect_timeout_ms = 5000\n"
+           "# first_byte_timeout_ms = 30000  # no status line this long: the request fails\n"
+           "# stall_timeout_ms = 30000  # no byte this long: fails (a blob transfer resumes)\n";
     return out;
 }
 

@@ -11,11 +11,13 @@ BUILD_PKGS=(
   clang libclang-rt-14-dev clang-format clang-tidy meson ninja-build pkg-config
   liburing-dev libsimdjson-dev libssl-dev libxxhash-dev libcurl4-openssl-dev
   libtomlplusplus-dev doctest-dev node-llhttp
+  publicsuffix             # read at start: where a mirror's credentials may go
 )
 TEST_PKGS=(
   python3 python3-pytest curl
   docker-registry          # CNCF Distribution 2.8.2: interop peer and benchmark reference
   skopeo podman conmon runc containerd docker.io busybox-static
+  openssl                  # test CAs (TLS upstreams)
 )
 
 tests=0

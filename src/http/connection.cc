@@ -479,7 +479,28 @@ Task<Result<void>> Connection::respond(Response r) noexcept {
     if (!s || !file) {
         co_return s;
     }
-    co_return co_await send_file(r.file_fd, r.file_offset, r.file_length);
+    if (r.growing == nullptr) {
+        co_return co_await send_file(r.file_fd, r.file_offset, r.file_length);
+    }
+    // Bounded: each turn sends at least one byte, or ends.
+    const std::uint64_t end = r.file_offset + r.file_length;
+    for (std::uint64_t at = r.file_offset; at < end;) {
+        auto ready = co_await r.growing->ready_past(at);
+        if (!ready) {
+            // The length was promised: only closing tells the client the
+            // body is incomplete.
+            cut_ = true;
+            keep_alive_ = false;
+            co_return std::move(ready).error();
+        }
+        const std::uint64_t upto = *ready < end ? *ready : end;
+        RP_ASSERT(upto > at);
+        if (auto sent = co_await send_file(r.file_fd, at, upto - at); !sent) {
+            co_return sent;
+        }
+        at = upto;
+    }
+    co_return util::Ok{};
 }
 
 Task<void> Connection::send_error(int status, const char* reason) noexcept {

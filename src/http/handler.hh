@@ -29,6 +29,10 @@ class Handler {
     virtual ~Handler() = default;
     virtual reactor::Task<void> handle(Exchange& ex) noexcept = 0;
     virtual void log_access(const AccessRecord& rec) noexcept = 0;
+    // The stop is about to cut the connections that did not drain in time:
+    // wake whatever a response waits on that is not a socket (a stream
+    // following a mirror fetch), so the cut ends it. Any thread.
+    virtual void cutting() noexcept {}
 };
 
 } // namespace rp::http

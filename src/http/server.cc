@@ -342,6 +342,7 @@ void Server::stop() noexcept {
         //    flow busy on the disk ends when that operation does; the bound
         //    here only keeps a wedged device from holding the stop forever
         //    (the shards then cancel everything in flight as they stop).
+        handler_.cutting();
         post_all(
             [](void* arg, std::uint64_t) noexcept { static_cast<ShardServer*>(arg)->force_all(); });
         (void)wait_quiet(steady_clock::now() + seconds(10));

@@ -2,11 +2,15 @@
 #include "mirror/fetcher.hh"
 
 #include <simdjson.h>
+#include <sys/stat.h>
+
+#include <fstream>
 
 #include <utility>
 
 #include "reactor/shard.hh"
 #include "util/assert.hh"
+#include "util/log.hh"
 #include "util/strings.hh"
 
 namespace rp::mirror {
@@ -151,7 +155,7 @@ reactor::Task<Result<void>> Fetcher::fetch_token(PerShard& s, const Upstream& u,
                                                    " sent a bearer challenge "
                                                    "with no usable realm");
     }
-    net::Request tr;
+    net::Request tr = request_for(u);
     tr.url = c.realm;
     tr.url.append(c.realm.find('?') == std::string::npos ? "?" : "&");
     tr.url.append("service=").append(util::percent_encode(c.service));
@@ -159,6 +163,13 @@ reactor::Task<Result<void>> Fetcher::fetch_token(PerShard& s, const Upstream& u,
         tr.url.append("&scope=").append(util::percent_encode(c.scope));
     }
     tr.body_max = 64U << 10U;
+    if (std::string cred = credentials(u); !cred.empty()) {
+        if (credentials_allowed(u.url, c.realm, u.auth_hosts, psl_.get())) {
+            tr.headers.push_back("Authorization: Basic " + util::base64(cred));
+        } else {
+            withheld_.fetch_add(1, std::memory_order_relaxed); // anonymous, as asked
+        }
+    }
     requests_.fetch_add(1, std::memory_order_relaxed);
     auto r = co_await s.client->fetch(std::move(tr));
     if (!r) {
@@ -195,6 +206,16 @@ reactor::Task<Result<bool>> Fetcher::answer_challenge(PerShard& s, const Upstrea
                                                       const std::string& key) {
     const std::string* h = r.header("WWW-Authenticate");
     std::optional<Challenge> c = h ? parse_challenge(*h) : std::nullopt;
+    if (c && c->scheme == "basic") {
+        // Basic goes to the configured upstream itself: retry with the
+        // credentials, and send them up front from now on.
+        if (credentials(u).empty() || wants_basic(u)) {
+            co_return false; // none to give, or they were sent and refused
+        }
+        std::lock_guard lk(cred_mu_);
+        basic_.insert(u.prefix);
+        co_return true;
+    }
     if (!c || c->scheme != "bearer") {
         co_return false;
     }
@@ -207,11 +228,16 @@ reactor::Task<Result<bool>> Fetcher::answer_challenge(PerShard& s, const Upstrea
     co_return true;
 }
 
-net::Request Fetcher::authorized(PerShard& s, const std::string& key, const net::Request& req) {
+net::Request Fetcher::authorized(PerShard& s, const Upstream& u, const std::string& key,
+                                 const net::Request& req) {
     net::Request r = req;
     auto it = s.tokens.find(key);
     if (it != s.tokens.end() && it->second.expires_us > reactor::monotonic_us()) {
         r.headers.push_back("Authorization: Bearer " + it->second.value);
+    } else if (wants_basic(u)) {
+        if (std::string cred = credentials(u); !cred.empty()) {
+            r.headers.push_back("Authorization: Basic " + util::base64(cred));
+        }
     }
     requests_.fetch_add(1, std::memory_order_relaxed);
     return r;
@@ -221,7 +247,7 @@ reactor::Task<Result<net::Response>> Fetcher::send(PerShard& s, const Upstream& 
                                                    const std::string& scope) {
     const std::string key = u.prefix + " " + scope;
     for (int attempt = 0; attempt < 2; ++attempt) {
-        net::Request r = authorized(s, key, req);
+        net::Request r = authorized(s, u, key, req);
         auto resp = co_await s.client->fetch(std::move(r));
         if (!resp || resp->status != 401 || attempt == 1) {
             co_return resp;
@@ -248,9 +274,71 @@ void Freshness::confirmed(const std::string& repo, const std::string& tag) {
     at_us_[repo + ":" + tag] = reactor::monotonic_us();
 }
 
+net::Request Fetcher::request_for(const Upstream& u) {
+    net::Request req;
+    req.connect_timeout_ms = u.connect_timeout_ms;
+    req.first_byte_timeout_ms = u.first_byte_timeout_ms;
+    req.stall_timeout_ms = u.stall_timeout_ms;
+    req.ca_file = u.ca_file;
+    req.verify_tls = u.tls_verify;
+    return req;
+}
+
+bool Fetcher::wants_basic(const Upstream& u) {
+    std::lock_guard lk(cred_mu_);
+    return basic_.contains(u.prefix);
+}
+
+std::string Fetcher::credentials(const Upstream& u) {
+    if (u.credentials_file.empty()) {
+        return u.username.empty() ? std::string() : u.username + ":" + u.password;
+    }
+    std::lock_guard lk(cred_mu_);
+    FileCredentials& f = file_creds_[u.prefix];
+    const std::uint64_t now = reactor::monotonic_us();
+    if (f.checked_us != 0 && now - f.checked_us < 1'000'000) {
+        return f.value;
+    }
+    const bool first = f.checked_us == 0;
+    f.checked_us = now;
+    // A small file, looked at once a second at most: a stat, and a read
+    // only when it changed (the page cache has both).
+    struct stat st {};
+    if (::stat(u.credentials_file.c_str(), &st) != 0) {
+        if (first || f.mtime_ns != -1) {
+            RP_LOG_WARN("mirror %s: credentials_file %s is gone; requests go without credentials",
+                        u.prefix.c_str(), u.credentials_file.c_str());
+        }
+        f = FileCredentials{{}, now, -1, 0, 0};
+        return {};
+    }
+    const std::int64_t mtime = st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec;
+    if (mtime == f.mtime_ns && static_cast<std::uint64_t>(st.st_size) == f.size &&
+        st.st_ino == f.ino) {
+        return f.value;
+    }
+    std::ifstream in(u.credentials_file);
+    std::string line;
+    std::getline(in, line);
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) {
+        line.pop_back();
+    }
+    if (line.find(':') == std::string::npos) {
+        RP_LOG_WARN("mirror %s: credentials_file %s does not start with user:password; "
+                    "requests go without credentials",
+                    u.prefix.c_str(), u.credentials_file.c_str());
+        line.clear();
+    }
+    f.value = std::move(line);
+    f.mtime_ns = mtime;
+    f.size = static_cast<std::uint64_t>(st.st_size);
+    f.ino = st.st_ino;
+    return f.value;
+}
+
 net::Request Fetcher::manifest_request(const Upstream& u, const std::string& name,
                                        const std::string& ref, const std::string& accept) const {
-    net::Request req;
+    net::Request req = request_for(u);
     req.url = base_url(u);
     req.url.append("/v2/").append(name).append("/manifests/").append(ref);
     req.headers.push_back("Accept: " + accept);
@@ -300,17 +388,21 @@ reactor::Task<Result<Fetched>> Fetcher::manifest(const Upstream& u, std::string 
 }
 
 reactor::Task<Result<std::unique_ptr<net::Download>>>
-Fetcher::blob(const Upstream& u, std::string name, std::string digest, std::uint64_t body_max) {
+Fetcher::blob(const Upstream& u, std::string name, std::string digest, std::uint64_t body_max,
+              std::uint64_t from) {
     PerShard& s = here();
     const std::string scope = scope_for(name);
     const std::string key = u.prefix + " " + scope;
-    net::Request req;
+    net::Request req = request_for(u);
     req.url = base_url(u);
     req.url.append("/v2/").append(name).append("/blobs/").append(digest);
     req.follow_redirects = true;
     req.body_max = body_max;
+    if (from > 0) {
+        req.headers.push_back("Range: bytes=" + std::to_string(from) + "-");
+    }
     for (int attempt = 0; attempt < 2; ++attempt) {
-        net::Request r = authorized(s, key, req);
+        net::Request r = authorized(s, u, key, req);
         std::unique_ptr<net::Download> d = s.client->download(std::move(r));
         auto h = co_await d->head();
         if (!h) {
@@ -319,6 +411,14 @@ Fetcher::blob(const Upstream& u, std::string name, std::string digest, std::uint
         const long status = (*h)->status;
         if (status == 200) {
             co_return d;
+        }
+        if (status == 206 && from > 0) {
+            const std::string* cr = (*h)->header("Content-Range");
+            if (cr != nullptr && cr->starts_with("bytes " + std::to_string(from) + "-")) {
+                co_return d;
+            }
+            co_return Error::of(Errc::closed, "upstream " + u.url + " resumed " + digest +
+                                                  " at the wrong offset");
         }
         util::Result<bool> renewed = false;
         if (status == 401 && attempt == 0) {
@@ -364,6 +464,15 @@ void Flights::land(const std::string& key, const std::shared_ptr<Flight>& f, uti
     }
     f->result = std::move(r);
     f->landed.set();
+    f->headed.set();
+    f->bytes.close(); // a reader it wakes finds `landed` set and the result
+}
+
+void Flights::cut_readers() {
+    std::lock_guard lk(mu_);
+    for (auto& [key, f] : in_flight_) {
+        f->bytes.close();
+    }
 }
 
 bool NotFound::remembered(const std::string& key, std::uint64_t ttl_s) const {

@@ -14,14 +14,17 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
+#include "mirror/realm.hh"
 #include "mirror/router.hh"
 #include "net/client.hh"
 #include "reactor/sync.hh"
 #include "reactor/task.hh"
 #include "storage/receive.hh"
 #include "util/result.hh"
+#include "util/unique_fd.hh"
 
 namespace rp::mirror {
 
@@ -84,13 +87,28 @@ class Fetcher {
                                                              std::uint32_t deadline_ms = 0);
 
     // GET <url>/v2/<name>/blobs/<digest>, redirects followed (a CDN gets no
-    // Authorization): the download once its status is 200. Errors as
-    // manifest().
+    // Authorization): the download once its status is 200. From a byte
+    // offset (`from` > 0, a resumed transfer) it asks for `Range: bytes=from-`
+    // and takes a 206 that starts there, or a 200 (the whole blob: the caller
+    // skips what it has). Errors as manifest().
     reactor::Task<util::Result<std::unique_ptr<net::Download>>>
-    blob(const Upstream& u, std::string name, std::string digest, std::uint64_t body_max);
+    blob(const Upstream& u, std::string name, std::string digest, std::uint64_t body_max,
+         std::uint64_t from = 0);
 
     // Requests sent upstream so far (token requests included).
     std::uint64_t requests() const noexcept { return requests_.load(std::memory_order_relaxed); }
+
+    // The list that tells a token realm on the upstream's registrable domain
+    // (realm.hh); without one, credentials go only to the upstream's own
+    // host and its auth_hosts. Set before serving.
+    void set_public_suffixes(std::shared_ptr<const PublicSuffixes> psl) { psl_ = std::move(psl); }
+    // The upstream's credentials as "user:password", or empty: inline, or
+    // its credentials_file as last read. The file is looked at (a stat) at
+    // most once a second per upstream and re-read when it changed.
+    std::string credentials(const Upstream& u);
+    // Token requests that went without the credentials because the realm
+    // did not qualify.
+    std::uint64_t withheld() const noexcept { return withheld_.load(std::memory_order_relaxed); }
 
   private:
     struct Token {
@@ -101,7 +119,16 @@ class Fetcher {
         std::unique_ptr<net::Client> client;
         std::unordered_map<std::string, Token> tokens; // "<prefix> <scope>"
     };
+    struct FileCredentials {
+        std::string value;
+        std::uint64_t checked_us = 0;
+        std::int64_t mtime_ns = -1;
+        std::uint64_t size = 0;
+        std::uint64_t ino = 0;
+    };
     PerShard& here();
+    // A request with the upstream's timeouts and TLS settings.
+    static net::Request request_for(const Upstream& u);
     net::Request manifest_request(const Upstream& u, const std::string& name,
                                   const std::string& ref, const std::string& accept) const;
     // After a 401: fetches a token for its Bearer challenge (scope defaulting
@@ -110,8 +137,10 @@ class Fetcher {
                                                        const net::Response& r,
                                                        const std::string& scope,
                                                        const std::string& key);
-    // A copy of `req` carrying the cached token for `key`, if any; counted.
-    net::Request authorized(PerShard& s, const std::string& key, const net::Request& req);
+    // A copy of `req` carrying the cached token for `key`, or Basic
+    // credentials for an upstream that asked for them; counted.
+    net::Request authorized(PerShard& s, const Upstream& u, const std::string& key,
+                            const net::Request& req);
     reactor::Task<util::Result<net::Response>> send(PerShard& s, const Upstream& u,
                                                     net::Request req, const std::string& scope);
     reactor::Task<util::Result<void>> fetch_token(PerShard& s, const Upstream& u,
@@ -119,6 +148,12 @@ class Fetcher {
 
     std::vector<PerShard> shards_;
     std::atomic<std::uint64_t> requests_{0};
+    std::atomic<std::uint64_t> withheld_{0};
+    std::shared_ptr<const PublicSuffixes> psl_;
+    std::mutex cred_mu_;
+    std::unordered_map<std::string, FileCredentials> file_creds_; // by prefix
+    std::unordered_set<std::string> basic_; // prefixes that asked for Basic auth (cred_mu_)
+    bool wants_basic(const Upstream& u);
 };
 
 // Single flight: concurrent requests for the same missing thing (a blob or
@@ -130,6 +165,14 @@ class Flights {
     struct Flight {
         reactor::Latch landed;
         util::Result<void> result = util::Ok{}; // written before `landed` is set
+        // A blob flight is read while it lands. `headed` is set once the
+        // upstream answered, when `size` and `data` are final (`data` is
+        // invalid when the blob cannot be streamed: no Content-Length), or
+        // once the flight landed, whichever comes first.
+        reactor::Latch headed;
+        std::uint64_t size = 0;
+        util::UniqueFd data;     // the file the blob is being written to, read-only use
+        reactor::Progress bytes; // how much of `data` is written; closed when landed
     };
     struct Ticket {
         std::shared_ptr<Flight> flight;
@@ -139,6 +182,9 @@ class Flights {
     // A follower's wait: the leader's result, or Errc::stopped.
     reactor::Task<util::Result<void>> follow(const Ticket& t);
     void land(const std::string& key, const std::shared_ptr<Flight>& f, util::Result<void> r);
+    // Wakes every reader following a flight's bytes, for good: the server is
+    // cutting its connections. The fetches go on until the runtime stops.
+    void cut_readers();
     std::uint64_t coalesced() const noexcept { return coalesced_.load(std::memory_order_relaxed); }
 
   private:

@@ -36,6 +36,23 @@ struct Upstream {
     // are served without asking it for this long (its Retry-After, when
     // longer); then the next request tries it again.
     std::uint64_t retry_after_s = 10;
+    // Credentials for the upstream: sent as Basic auth when it asks for
+    // Basic, and to its token realm when the realm qualifies (realm.hh).
+    // Inline, or from `credentials_file` ("user:password" on its first
+    // line), re-read when the file changes. At most one of the two.
+    std::string username;
+    std::string password;
+    std::string credentials_file;
+    // Token realm hosts trusted with the credentials besides the upstream's
+    // own registrable domain.
+    std::vector<std::string> auth_hosts;
+    std::string ca_file; // PEM bundle the upstream's certificate must chain to; empty: the system's
+    bool tls_verify = true;
+    // Per upstream request: connecting; the response's status line; no byte
+    // arriving at any point (a blob transfer then resumes).
+    std::uint32_t connect_timeout_ms = 5000;
+    std::uint32_t first_byte_timeout_ms = 30000;
+    std::uint32_t stall_timeout_ms = 30000;
 };
 
 // Every upstream is well formed and none overlaps another: prefixes are

@@ -57,7 +57,10 @@ struct Transfer {
     std::size_t pending_max = 1U << 20U;
     std::uint64_t received = 0;
     bool paused = false;
-    bool has_body = false;           // a body byte arrived: the final response's head is known
+    bool has_body = false;        // a body byte arrived: the final response's head is known
+    bool has_status = false;      // a status line arrived
+    bool first_byte_late = false; // aborted: no status line within first_byte_timeout_ms
+    std::uint64_t started_us = 0;
     reactor::Shard* shard = nullptr; // the client's
     // Resumes whoever waits (fetch's flow, or a download's reader), once,
     // from the shard's loop rather than from inside curl.
@@ -324,6 +327,7 @@ struct Client::Impl {
             line.remove_suffix(1);
         }
         if (line.starts_with("HTTP/")) {
+            t->has_status = true;
             t->resp.headers.clear(); // a new response: after a redirect or a 100
             return n;
         }
@@ -333,6 +337,18 @@ struct Client::Impl {
                                              std::string(util::trim(line.substr(colon + 1)))});
         }
         return n;
+    }
+
+    // curl calls it at least about once a second while a transfer runs (the
+    // stall check's timer), so the first-byte limit needs no timer of its own.
+    static int on_progress(void* userp, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+        auto* t = static_cast<Transfer*>(userp);
+        if (!t->has_status && t->req.first_byte_timeout_ms > 0 &&
+            reactor::monotonic_us() - t->started_us >= t->req.first_byte_timeout_ms * 1000ULL) {
+            t->first_byte_late = true;
+            return 1; // CURLE_ABORTED_BY_CALLBACK
+        }
+        return 0;
     }
 };
 
@@ -383,6 +399,10 @@ struct Suspend {
 Error error_of(const Transfer& t) {
     if (t.stopped) {
         return Error::of(Errc::stopped, "outbound transfer abandoned: stopping");
+    }
+    if (t.first_byte_late) {
+        return Error::of(Errc::timeout,
+                         "no answer within " + std::to_string(t.req.first_byte_timeout_ms) + " ms");
     }
     if (t.too_large) {
         return Error::of(Errc::too_large,
@@ -452,6 +472,12 @@ bool prepare(Transfer& t) {
     (void)curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
     (void)curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Client::Impl::on_header);
     (void)curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
+    t.started_us = reactor::monotonic_us();
+    if (r.first_byte_timeout_ms > 0) {
+        (void)curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, &Client::Impl::on_progress);
+        (void)curl_easy_setopt(e, CURLOPT_XFERINFODATA, &t);
+        (void)curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    }
     return true;
 }
 
@@ -558,7 +584,9 @@ reactor::Task<Result<const Response*>> Download::head() {
     while (!t.done && !t.has_body) {
         co_await WaitData{&t};
     }
-    if (t.done && failed(t)) {
+    // A transfer that broke after its body began still has a head: the
+    // error is the body's, and read() reports it after the bytes that came.
+    if (t.done && failed(t) && !t.has_body) {
         co_return error_of(t);
     }
     fill_head(t);

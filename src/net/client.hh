@@ -36,6 +36,9 @@ struct Request {
     // No byte for this long, at any point of the transfer (before the status
     // line too): the transfer fails with Errc::timeout.
     std::uint32_t stall_timeout_ms = 30000;
+    // No response head (status line) this long after the start, connect
+    // included (0: only the others apply); checked about once a second.
+    std::uint32_t first_byte_timeout_ms = 0;
     // The whole transfer, connect included (0: no limit but the others).
     std::uint32_t total_timeout_ms = 0;
     // A collected body larger than this fails the transfer (Errc::too_large).

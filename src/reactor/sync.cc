@@ -128,6 +128,63 @@ void Latch::release() noexcept {
     }
 }
 
+Progress::Seen Progress::seen() const noexcept {
+    std::lock_guard lk(mu_);
+    return Seen{value_, closed_};
+}
+
+bool Progress::passed(std::uint64_t past) const noexcept {
+    std::lock_guard lk(mu_);
+    return closed_ || value_ > past;
+}
+
+bool Progress::enqueue(std::coroutine_handle<> h, std::uint64_t past) noexcept {
+    std::lock_guard lk(mu_);
+    if (closed_ || value_ > past) {
+        return false;
+    }
+    Shard* s = Shard::current();
+    RP_ASSERT(s != nullptr);
+    waiters_.push_back(Waiter{s, h, past});
+    s->op_started();
+    return true;
+}
+
+void Progress::publish(std::uint64_t value) noexcept {
+    std::vector<Waiter> woken;
+    {
+        std::lock_guard lk(mu_);
+        if (value <= value_) {
+            return;
+        }
+        value_ = value;
+        for (std::size_t i = 0; i < waiters_.size();) {
+            if (waiters_[i].past < value) {
+                woken.push_back(waiters_[i]);
+                waiters_[i] = waiters_.back();
+                waiters_.pop_back();
+            } else {
+                ++i;
+            }
+        }
+    }
+    for (const Waiter& w : woken) {
+        resume_counted(w.shard, w.h);
+    }
+}
+
+void Progress::close() noexcept {
+    std::vector<Waiter> woken;
+    {
+        std::lock_guard lk(mu_);
+        closed_ = true;
+        woken.swap(waiters_);
+    }
+    for (const Waiter& w : woken) {
+        resume_counted(w.shard, w.h);
+    }
+}
+
 namespace {
 struct PaceState {
     bool on = false;

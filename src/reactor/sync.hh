@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <coroutine>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <mutex>
@@ -95,6 +96,47 @@ class Latch {
     bool set_ = false;
     bool abandoned_ = false;
     std::vector<std::pair<Shard*, std::coroutine_handle<>>> waiters_;
+};
+
+// A value that only grows (bytes landed in a file being written), watched
+// by coroutines on any shard: a waiter resumes on its own shard once the
+// value passes what it last saw, or once the progress is closed (no more
+// growth will come). Like a Latch, a waiter counts as in-flight work on its
+// shard. Each publish wakes only the waiters it passes, so a watcher costs
+// one wake per piece written, however many watch.
+class Progress {
+  public:
+    struct Seen {
+        std::uint64_t value = 0;
+        bool closed = false;
+    };
+    struct [[nodiscard]] WaitAwaiter {
+        Progress& p;
+        std::uint64_t past;
+        bool await_ready() const noexcept { return p.passed(past); }
+        bool await_suspend(std::coroutine_handle<> h) noexcept { return p.enqueue(h, past); }
+        Seen await_resume() const noexcept { return p.seen(); }
+    };
+    // Resumes at once when the value is above `past` or the progress closed.
+    WaitAwaiter wait_past(std::uint64_t past) noexcept { return WaitAwaiter{*this, past}; }
+    Seen seen() const noexcept;
+    // Raises the value (a lower one is ignored) and wakes whom it passes.
+    void publish(std::uint64_t value) noexcept;
+    // Ends the growth: every waiter resumes, and later waits answer at once.
+    void close() noexcept;
+
+  private:
+    struct Waiter {
+        Shard* shard;
+        std::coroutine_handle<> h;
+        std::uint64_t past;
+    };
+    bool passed(std::uint64_t past) const noexcept;
+    bool enqueue(std::coroutine_handle<> h, std::uint64_t past) noexcept;
+    mutable std::mutex mu_;
+    std::uint64_t value_ = 0;
+    bool closed_ = false;
+    std::vector<Waiter> waiters_;
 };
 
 // Makes the calling thread background work, and every thread it starts

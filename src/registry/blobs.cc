@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Blob GET/HEAD (with Range) and DELETE.
 #include "http/range.hh"
+#include "mirror/blob_fetch.hh"
 #include "registry/registry.hh"
 
 namespace rp::registry {
@@ -18,31 +19,68 @@ Code digest_code(const util::Error& e) noexcept {
 
 } // namespace
 
-// A mirrored repository's blob its cache lacks: downloaded from the upstream
-// through the store's upload pipeline (hashed as it lands, committed only
-// when the digest verifies), then served from disk like any other blob.
-reactor::Task<util::Result<void>> Registry::mirror_blob(const Route& r, const mirror::Upstream& u,
-                                                        const Digest& d) noexcept {
-    auto dl = co_await fetcher_.blob(u, r.name.substr(u.prefix.size() + 1), d.str(),
-                                     store_.config().blob_bytes_max);
-    if (!dl) {
-        co_return std::move(dl).error();
+// The last bytes of a blob streamed while it is fetched are held back until
+// its digest verifies: a client never receives a whole blob that is wrong
+// (on a mismatch its response is cut short).
+constexpr std::uint64_t holdback_bytes = 64u << 10;
+
+namespace {
+
+// A flight's data file as a response body: sent as it lands, the held-back
+// tail once the blob is committed, cut short when the fetch fails.
+class FlightFile final : public http::GrowingFile {
+  public:
+    explicit FlightFile(std::shared_ptr<mirror::Flights::Flight> fl) noexcept
+        : fl_(std::move(fl)) {}
+    Task<util::Result<std::uint64_t>> ready_past(std::uint64_t offset) noexcept override {
+        const std::uint64_t size = fl_->size;
+        const std::uint64_t streamable = size > holdback_bytes ? size - holdback_bytes : 0;
+        // Bounded: each turn waits for the value to grow past what it saw.
+        for (std::uint64_t seen = 0;;) {
+            const reactor::Progress::Seen s = co_await fl_->bytes.wait_past(seen);
+            if (s.closed) {
+                if (!fl_->landed.is_set()) { // closed early: the server is cutting
+                    co_return util::Error::of(Errc::stopped, "stopping");
+                }
+                if (!fl_->result) {
+                    co_return fl_->result.error();
+                }
+                co_return size;
+            }
+            const std::uint64_t upto = s.value < streamable ? s.value : streamable;
+            if (upto > offset) {
+                co_return upto;
+            }
+            seen = s.value;
+        }
     }
-    auto up = co_await store_.start_upload(r.name);
-    if (!up) {
-        co_return std::move(up).error();
+
+  private:
+    std::shared_ptr<mirror::Flights::Flight> fl_;
+};
+
+} // namespace
+
+// A mirrored repository's blob its cache lacks: fetched on this shard by a
+// flow of its own, which finishes and commits even when every client has
+// gone. Lands the flight for everyone reading it.
+Task<void> Registry::fetch_into_cache(std::string repo, const mirror::Upstream* u, Digest d,
+                                      std::string key,
+                                      std::shared_ptr<mirror::Flights::Flight> fl) noexcept {
+    util::Result<void> got = util::Ok{};
+    // A flight that landed between the request's miss and its join stored
+    // the blob already.
+    if (!co_await store_.stat_blob(repo, d)) {
+        std::string name = repo.substr(u->prefix.size() + 1);
+        got = co_await mirror::fetch_blob(fetcher_, store_, *u, std::move(repo), std::move(name), d,
+                                          *fl);
     }
-    mirror::DownloadSource src(**dl);
-    if (auto got = co_await store_.receive(**up, src); !got) {
-        co_await store_.cancel_upload(*up);
-        co_return std::move(got).error();
+    if (!got && got.error().kind == Errc::not_found) {
+        not_found_.remember(key);
+    } else if (!got && got.error().kind == Errc::digest_mismatch) {
+        wrong_bytes_.remember(key);
     }
-    auto c = co_await store_.commit_upload(*up, d, std::nullopt);
-    if (!c && c.error().kind == Errc::digest_mismatch) {
-        co_return util::Error::of(Errc::digest_mismatch,
-                                  "upstream " + u.url + " sent bytes that do not match " + d.str());
-    }
-    co_return c;
+    flights_.land(key, fl, std::move(got));
 }
 
 Task<void> Registry::get_blob(http::Exchange& ex, const Route& r) noexcept {
@@ -56,42 +94,51 @@ Task<void> Registry::get_blob(http::Exchange& ex, const Route& r) noexcept {
     auto fd = ready_.is_set() ? co_await store_.open_blob(r.name, *d, &size)
                               : co_await store_.open_blob_on_disk(r.name, *d, &size);
     const mirror::Upstream* u = router_.empty() ? nullptr : router_.owner(r.name);
+    std::shared_ptr<mirror::Flights::Flight> streaming;
     if (!fd && fd.error().kind == Errc::not_found && u != nullptr) {
         if (!co_await ready_.wait()) { // the fetch writes: not while the index loads
             co_await fail(ex, Code::unavailable, "stopping before the index finished loading");
             co_return;
         }
-        // One upstream fetch however many ask at once; the others wait for it.
-        const std::string key = r.name + "@" + d->str();
+        // One upstream fetch however many ask at once; everyone reads it as
+        // it lands.
+        std::string key = r.name + "@" + d->str();
         if (not_found_.remembered(key, u->not_found_ttl_s)) {
             co_await fail(ex, Code::blob_unknown, d->str());
             co_return;
         }
-        mirror::Flights::Ticket t = flights_.join(key);
-        util::Result<void> got = util::Ok{};
-        if (t.leader) {
-            // A flight that landed between this request's miss and its join
-            // stored the blob already.
-            if (!co_await store_.stat_blob(r.name, *d)) {
-                got = co_await mirror_blob(r, *u, *d);
-            }
-            if (!got && got.error().kind == Errc::not_found) {
-                not_found_.remember(key);
-            }
-            flights_.land(key, t.flight, got);
-        } else {
-            got = co_await flights_.follow(t);
-        }
-        if (!got) {
-            co_await fail(ex, mirror_code(got.error(), Code::blob_unknown), got.error().detail);
+        if (wrong_bytes_.remembered(key, u->not_found_ttl_s)) {
+            co_await fail(ex, Code::upstream_failed,
+                          "upstream " + u->url + " sent bytes that do not match " + d->str());
             co_return;
         }
-        fd = co_await store_.open_blob(r.name, *d, &size);
+        mirror::Flights::Ticket t = flights_.join(key);
+        if (t.leader) {
+            reactor::spawn(fetch_into_cache(r.name, u, *d, std::move(key), t.flight));
+        }
+        if (!co_await t.flight->headed.wait()) {
+            co_await fail(ex, Code::unavailable, "stopping");
+            co_return;
+        }
+        if (!t.flight->landed.is_set() && t.flight->data.valid() && t.flight->size > 0) {
+            streaming = t.flight;
+            fd = streaming->data.get();
+            size = streaming->size;
+        } else {
+            if (auto got = co_await flights_.follow(t); !got) {
+                co_await fail(ex, mirror_code(got.error(), Code::blob_unknown), got.error().detail);
+                co_return;
+            }
+            fd = co_await store_.open_blob(r.name, *d, &size);
+        }
     }
     if (!fd) {
         co_await fail(ex, code_for(fd.error(), Code::blob_unknown), d->str());
         co_return;
     }
+    // The flight owns a streamed blob's descriptor; this request owns the others.
+    const int owned = streaming ? -1 : *fd;
+    FlightFile growing(streaming);
     http::Response resp = empty_response(200);
     resp.add("Content-Type", "application/octet-stream");
     resp.add("Docker-Content-Digest", d->str());
@@ -101,7 +148,9 @@ Task<void> Registry::get_blob(http::Exchange& ex, const Route& r) noexcept {
     http::ByteRange range;
     auto rr = http::parse_range(ex.request().header("Range"), size, range);
     if (rr == http::RangeResult::unsatisfiable) {
-        co_await store_.fs().close(*fd);
+        if (owned >= 0) {
+            co_await store_.fs().close(owned);
+        }
         http::Response e = error_response(Code::range_invalid, "range not satisfiable");
         e.add("Content-Range", "bytes */" + std::to_string(size));
         co_await reply(ex, std::move(e));
@@ -110,6 +159,9 @@ Task<void> Registry::get_blob(http::Exchange& ex, const Route& r) noexcept {
     resp.file_fd = *fd;
     resp.file_offset = 0;
     resp.file_length = size;
+    if (streaming) {
+        resp.growing = &growing;
+    }
     if (rr == http::RangeResult::ok) {
         resp.status = 206;
         resp.file_offset = range.first;
@@ -118,7 +170,9 @@ Task<void> Registry::get_blob(http::Exchange& ex, const Route& r) noexcept {
                                       std::to_string(range.last) + "/" + std::to_string(size));
     }
     co_await reply(ex, std::move(resp));
-    co_await store_.fs().close(*fd);
+    if (owned >= 0) {
+        co_await store_.fs().close(owned);
+    }
 }
 
 Task<void> Registry::delete_blob(http::Exchange& ex, const Route& r) noexcept {

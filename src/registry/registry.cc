@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "registry/registry.hh"
 
+#include <algorithm>
 #include <cstdio>
 #include <optional>
 #include <utility>
@@ -13,7 +14,23 @@ namespace rp::registry {
 using reactor::Task;
 
 Registry::Registry(RegistryConfig cfg, storage::Store& store, reactor::Latch& ready) noexcept
-    : cfg_(std::move(cfg)), store_(store), ready_(ready), router_(cfg_.mirrors) {}
+    : cfg_(std::move(cfg)), store_(store), ready_(ready), router_(cfg_.mirrors) {
+    const bool credentials =
+        std::any_of(cfg_.mirrors.begin(), cfg_.mirrors.end(), [](const auto& u) {
+            return !u.username.empty() || !u.credentials_file.empty();
+        });
+    if (credentials) {
+        auto psl = mirror::PublicSuffixes::load(mirror::public_suffix_list_path);
+        if (psl) {
+            fetcher_.set_public_suffixes(
+                std::make_shared<const mirror::PublicSuffixes>(std::move(*psl)));
+        } else {
+            RP_LOG_WARN("%s: mirror credentials go only to each upstream's own host and its "
+                        "auth_hosts",
+                        psl.error().detail.c_str());
+        }
+    }
+}
 
 std::string upload_location(std::string_view name, std::string_view uuid) {
     return "/v2/" + std::string(name) + "/blobs/uploads/" + std::string(uuid);

@@ -34,6 +34,7 @@ class Registry final : public http::Handler {
     // The runtime whose shards the status endpoint reports on (optional).
     void set_runtime(const reactor::Runtime* rt) noexcept { runtime_ = rt; }
     void log_access(const http::AccessRecord& rec) noexcept override;
+    void cutting() noexcept override { flights_.cut_readers(); }
 
   private:
     using Task = reactor::Task<void>;
@@ -48,8 +49,8 @@ class Registry final : public http::Handler {
 
     // blobs.cc
     Task get_blob(http::Exchange& ex, const Route& r) noexcept;
-    reactor::Task<util::Result<void>> mirror_blob(const Route& r, const mirror::Upstream& u,
-                                                  const storage::Digest& d) noexcept;
+    Task fetch_into_cache(std::string repo, const mirror::Upstream* u, storage::Digest d,
+                          std::string key, std::shared_ptr<mirror::Flights::Flight> fl) noexcept;
     Task delete_blob(http::Exchange& ex, const Route& r) noexcept;
     // uploads.cc
     Task start_upload(http::Exchange& ex, const Route& r) noexcept;
@@ -89,6 +90,10 @@ class Registry final : public http::Handler {
     mirror::Freshness freshness_;
     mirror::Flights flights_;
     mirror::NotFound not_found_;
+    // Blobs an upstream sent wrong bytes for: a later request is answered
+    // 502 at once, for the mirror's not_found_ttl_s, instead of a stream cut
+    // short again.
+    mirror::NotFound wrong_bytes_;
     mirror::Breaker breaker_;
 };
 

@@ -210,7 +210,7 @@ Task<Result<void>> Store::finish_write(Pipeline& p, Piece& w) noexcept {
     } else if (!p.failed) {
         // In order: every earlier piece is in the file. After a failed
         // piece nothing more counts (the caller cancels the session).
-        p.u.offset.fetch_add(w.total);
+        p.u.landed(p.u.offset.fetch_add(w.total) + w.total);
     }
     w.total = 0;
     w.tail_len = 0;
@@ -284,6 +284,12 @@ void Store::maybe_writeback(Pipeline& p, std::uint64_t upto) noexcept {
 // shards are busy anyway and hash inline (a hand-off would only add cost).
 Task<Result<void>> Store::receive(Upload& u, ByteSource& src) noexcept {
     RP_ASSERT(u.busy);
+    if (u.progress != nullptr) {
+        // Readers follow the file: each piece must count as soon as it is
+        // written, not two pieces later behind the pipeline's writes in
+        // flight (whose pieces fill whole buffers first).
+        co_return co_await receive_plain(u, src);
+    }
     bool offload = pool().lent == 0;
     ReceiveBuffers::Lease bufs[3] = {ReceiveBuffers::take(), ReceiveBuffers::take(),
                                      offload ? ReceiveBuffers::take() : nullptr};

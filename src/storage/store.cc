@@ -428,7 +428,7 @@ Task<Result<void>> Store::append(Upload& u, std::span<const char> bytes) noexcep
     if (!w) {
         co_return w; // the hash and the file disagree now: the caller cancels
     }
-    u.offset.fetch_add(bytes.size());
+    u.landed(u.offset.fetch_add(bytes.size()) + bytes.size());
     co_return util::Ok{};
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "reactor/sync.hh"
 #include "reactor/task.hh"
 #include "storage/digest.hh"
 #include "storage/fs.hh"
@@ -46,7 +47,16 @@ struct Upload {
     std::int64_t started_at = 0;
     std::int64_t idle_since_ms = 0; // steady clock; set when a request lets go (table's mutex)
     bool busy = false;
+    // Told each time `offset` grows, so readers can follow the bytes as they
+    // land (a mirror fetch streamed to its clients). Owner only; outlives
+    // the session.
+    reactor::Progress* progress = nullptr;
 
+    void landed(std::uint64_t to) noexcept {
+        if (progress != nullptr) {
+            progress->publish(to);
+        }
+    }
     Upload() = default;
     Upload(const Upload&) = delete;
     Upload& operator=(const Upload&) = delete;

@@ -217,4 +217,22 @@ std::string http_date(std::int64_t epoch_s) {
     return std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
 }
 
+std::string base64(std::string_view s) {
+    static constexpr char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    out.reserve((s.size() + 2) / 3 * 4);
+    for (std::size_t i = 0; i < s.size(); i += 3) {
+        const auto byte = [&](std::size_t k) {
+            return k < s.size() ? static_cast<unsigned>(static_cast<unsigned char>(s[k])) : 0U;
+        };
+        const unsigned n = (byte(i) << 16U) | (byte(i + 1) << 8U) | byte(i + 2);
+        out.push_back(alphabet[(n >> 18U) & 63U]);
+        out.push_back(alphabet[(n >> 12U) & 63U]);
+        out.push_back(i + 1 < s.size() ? alphabet[(n >> 6U) & 63U] : '=');
+        out.push_back(i + 2 < s.size() ? alphabet[n & 63U] : '=');
+    }
+    return out;
+}
+
 } // namespace rp::util

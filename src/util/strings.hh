@@ -17,6 +17,8 @@ bool is_lower_hex(std::string_view s) noexcept;
 // Percent-decodes a URL query component ('+' stays '+'); nullopt on a bad escape.
 std::optional<std::string> percent_decode(std::string_view s);
 std::string percent_encode(std::string_view s);
+// Standard base64 with padding (RFC 4648 §4), as HTTP Basic credentials use.
+std::string base64(std::string_view s);
 // Escapes a string for a JSON string literal (without the quotes).
 void json_escape(std::string& out, std::string_view s);
 

@@ -149,6 +149,59 @@ TEST_CASE("[[mirror]] tables load in order; a bad one is an error that names it"
               .find("overlaps") != std::string::npos);
 }
 
+TEST_CASE("[[mirror]] credentials, TLS settings and timeouts load; contradictions are errors") {
+    std::string f = write_temp("[[mirror]]\n"
+                               "prefix = \"priv.example\"\n"
+                               "url = \"https://priv.example\"\n"
+                               "username = \"bot\"\n"
+                               "password = \"pw\"\n"
+                               "auth_hosts = [\"auth.other.example\"]\n"
+                               "ca_file = \"/etc/ca.pem\"\n"
+                               "tls_verify = false\n"
+                               "connect_timeout_ms = 100\n"
+                               "first_byte_timeout_ms = 200\n"
+                               "stall_timeout_ms = 300\n"
+                               "[[mirror]]\n"
+                               "prefix = \"file.example\"\n"
+                               "url = \"https://file.example\"\n"
+                               "credentials_file = \"/run/secrets/cred\"\n");
+    CliOverrides cli;
+    cli.config_file = f;
+    auto c = load_config(cli, {});
+    std::remove(f.c_str());
+    REQUIRE(c);
+    REQUIRE(c->mirrors.size() == 2);
+    const auto& a = c->mirrors[0];
+    CHECK((a.username == "bot" && a.password == "pw"));
+    CHECK(a.auth_hosts == std::vector<std::string>{"auth.other.example"});
+    CHECK(a.ca_file == "/etc/ca.pem");
+    CHECK_FALSE(a.tls_verify);
+    CHECK(a.connect_timeout_ms == 100);
+    CHECK(a.first_byte_timeout_ms == 200);
+    CHECK(a.stall_timeout_ms == 300);
+    const auto& b = c->mirrors[1];
+    CHECK(b.credentials_file == "/run/secrets/cred");
+    CHECK(b.tls_verify);
+    CHECK(b.connect_timeout_ms == 5000);
+    CHECK(b.first_byte_timeout_ms == 30000);
+
+    auto fails = [&](const std::string& keys) {
+        std::string g = write_temp("[[mirror]]\nprefix = \"a\"\nurl = \"http://a\"\n" + keys);
+        cli.config_file = g;
+        auto r = load_config(cli, {});
+        std::remove(g.c_str());
+        REQUIRE_FALSE(r);
+        return r.error().detail;
+    };
+    CHECK(fails("username = \"u\"\n").find("go together") != std::string::npos);
+    CHECK(
+        fails("username = \"u\"\npassword = \"p\"\ncredentials_file = \"/f\"\n").find("not both") !=
+        std::string::npos);
+    CHECK(fails("stall_timeout_ms = 0\n").find("mirror[0].stall_timeout_ms") != std::string::npos);
+    CHECK(fails("tls_verify = \"no\"\n").find("mirror[0].tls_verify") != std::string::npos);
+    CHECK(fails("auth_hosts = [1]\n").find("mirror[0].auth_hosts") != std::string::npos);
+}
+
 TEST_CASE("the example file in the repository is what the binary documents, and it loads") {
     std::ifstream in(RINGPORT_SOURCE_ROOT "/ringport.example.toml");
     REQUIRE(in.good());

@@ -4,11 +4,15 @@
 It serves manifests from a dict, counts every request by (method, kind),
 and can demand a Docker bearer token (a 401 challenge pointing at its own
 /token endpoint), serve bytes that do not match their digest, or answer junk.
+Blob bodies can be throttled, held at a byte until released, or cut by a
+connection shut mid-body; a `Range: bytes=N-` request gets a 206 from N.
 """
+import base64
 import hashlib
 import http.server
 import json
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -22,14 +26,31 @@ def digest_of(b):
 
 
 class FakeUpstream:
-    def __init__(self, bearer=True):
+    def __init__(self, bearer=True, host="127.0.0.1", tls=None, users=None, basic=False,
+                 realm=None):
+        """`tls`: (certfile, keyfile) to serve https. `users`: {user: password}
+        the token endpoint (or, with `basic`, every registry request) demands
+        as Basic auth. `realm`: the token endpoint named in challenges
+        (default: this server's /token)."""
         self.bearer = bearer
+        self.host = host
+        self.tls = tls
+        self.users = users
+        self.basic = basic
+        self.realm = realm
+        self.auths = []       # (kind, Authorization header or None) of token and Basic checks
         self.manifests = {}   # (name, ref) -> (body, media type, digest header or None)
         self.blobs = {}       # (name, digest) -> bytes served for it (right or wrong)
         self.redirect_blobs_to = None  # another FakeUpstream: blobs answer 307 to its /cdn/
         self.cdn = {}         # digest -> bytes, served at /cdn/<digest> without Authorization
         self.delay_s = 0.0    # each manifest and blob answer waits this long (a slow upstream)
         self.accepts = []     # the Accept header of each manifest request
+        self.rate = None      # blob bodies are sent at about this many bytes/s
+        self.hold_at = None   # blob bodies pause at this byte until `release` is set
+        self.release = threading.Event()
+        self.resets = 0       # this many blob bodies are cut (the connection shut) at `reset_at`
+        self.reset_at = 0
+        self.ranges = []      # the Range header of each blob GET (None when absent)
         self.counts = {}      # (method, kind) -> n
         self.lock = threading.Lock()
         self.conns = set()    # open client sockets, cut by close()
@@ -57,15 +78,27 @@ class FakeUpstream:
             def do_HEAD(self):
                 owner._serve(self, "HEAD")
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer((host, 0), Handler)
+        if tls is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.server.daemon_threads = True
+        self.server.handle_error = lambda *a: None  # a reset or a client gone is scripted
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    def _basic_ok(self, h):
+        got = h.headers.get("Authorization")
+        ok = got is not None and got.startswith("Basic ") and any(
+            got == "Basic " + base64.b64encode(f"{u}:{p}".encode()).decode()
+            for u, p in (self.users or {}).items())
+        return got, ok
 
     def close(self):
         """Stops answering (connections are refused from now on). Idempotent."""
@@ -113,8 +146,16 @@ class FakeUpstream:
             h.wfile.write(body)
 
     def _authorized(self, h, method, name):
+        if self.basic:
+            got, ok = self._basic_ok(h)
+            with self.lock:
+                self.auths.append(("basic", got))
+            if not ok:
+                self._send(h, 401, b'{"errors":[{"code":"UNAUTHORIZED"}]}',
+                           {"WWW-Authenticate": 'Basic realm="fake"'}, method=method)
+            return ok
         if self.bearer and h.headers.get("Authorization") != f"Bearer {TOKEN}":
-            realm = f"{self.url}/token"
+            realm = self.realm or f"{self.url}/token"
             self._send(h, 401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', {
                 "WWW-Authenticate":
                     f'Bearer realm="{realm}",service="fake",scope="repository:{name}:pull"'},
@@ -135,13 +176,63 @@ class FakeUpstream:
             self._send(h, 307, b"", {"Location": f"{self.redirect_blobs_to.url}/cdn/{digest}"},
                        method=method)
         else:
-            self._send(h, 200, data, {"Content-Type": "application/octet-stream",
-                                      "Docker-Content-Digest": digest}, method=method)
+            self._send_blob(h, method, digest, data)
+
+    def _send_blob(self, h, method, digest, data):
+        rng = h.headers.get("Range")
+        if method == "GET":
+            with self.lock:
+                self.ranges.append(rng)
+        start = 0
+        headers = {"Content-Type": "application/octet-stream", "Docker-Content-Digest": digest}
+        status = 200
+        if rng and rng.startswith("bytes=") and rng.endswith("-"):
+            start = int(rng[6:-1])
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+        h.send_response(status)
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.send_header("Content-Length", str(len(data) - start))
+        h.end_headers()
+        if method == "HEAD":
+            return
+        with self.lock:
+            reset = self.resets > 0
+            if reset:
+                self.resets -= 1
+        pos = start
+        for _ in range(1_000_000):  # bounded: every turn sends at least one byte
+            if pos >= len(data):
+                break
+            end = min(len(data), pos + 64 * 1024)
+            if self.hold_at is not None and pos < self.hold_at:
+                end = min(end, self.hold_at)
+            if reset and pos < self.reset_at:
+                end = min(end, self.reset_at)
+            if reset and pos >= self.reset_at:
+                h.wfile.flush()
+                h.connection.shutdown(socket.SHUT_RDWR)  # the transfer breaks mid-body
+                h.close_connection = True
+                return
+            if self.hold_at is not None and pos >= self.hold_at:
+                self.release.wait(30)
+            h.wfile.write(data[pos:end])
+            h.wfile.flush()
+            if self.rate:
+                time.sleep((end - pos) / self.rate)
+            pos = end
 
     def _serve(self, h, method):
         u = urllib.parse.urlsplit(h.path)
         if u.path == "/token":
             self._bump(method, "token")
+            got, cred_ok = self._basic_ok(h)
+            with self.lock:
+                self.auths.append(("token", got))
+            if self.users is not None and not cred_ok:
+                self._send(h, 401, b'{"errors":[{"code":"UNAUTHORIZED"}]}')
+                return
             q = urllib.parse.parse_qs(u.query)
             ok = q.get("service") == ["fake"] and q.get("scope", [""])[0].startswith("repository:")
             self._send(h, 200 if ok else 400,

@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "mirror/blob_fetch.hh"
 #include "mirror/fetcher.hh"
 
 using namespace rp::mirror;
@@ -63,4 +64,27 @@ TEST_CASE("the not-found memory is bounded: the oldest entries go first") {
     nf.remember("b");                   // renewed, not added twice
     CHECK(nf.size() == 3);
     CHECK(nf.hits() == 2);
+}
+
+TEST_CASE("a response's Content-Length is taken only when it is a plain number") {
+    rp::net::Response r;
+    CHECK(!rp::mirror::content_length(r));
+    r.headers.push_back({"content-length", "1048576"});
+    CHECK(rp::mirror::content_length(r) == 1048576u);
+    for (const char* bad : {"", "12x", "-1", " 5", "99999999999999999999999"}) {
+        r.headers.back().value = bad;
+        CHECK_MESSAGE(!rp::mirror::content_length(r), bad);
+    }
+}
+
+TEST_CASE("only a broken, stalled or throttled transfer is resumed") {
+    using rp::util::Errc;
+    using rp::util::Error;
+    CHECK(rp::mirror::resumable(Error::of(Errc::closed)));
+    CHECK(rp::mirror::resumable(Error::of(Errc::timeout)));
+    CHECK(rp::mirror::resumable(Error::of(Errc::busy)));
+    CHECK(!rp::mirror::resumable(Error::of(Errc::not_found)));
+    CHECK(!rp::mirror::resumable(Error::of(Errc::too_large)));
+    CHECK(!rp::mirror::resumable(Error::of(Errc::stopped)));
+    CHECK(!rp::mirror::resumable(Error::of(Errc::unsupported)));
 }

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "reactor/ops.hh"
 #include "reactor/shard.hh"
@@ -162,5 +163,58 @@ TEST_CASE("a stopping shard keeps running until its latch waiters have resumed")
     shard.run(); // returns only after the waiter ran to its end
     setter.join();
     CHECK(resumed);
+    CHECK(shard.inflight() == 0);
+}
+
+namespace {
+
+// Follows a Progress to its close, recording each value it saw.
+Task<void> follow_progress(Progress* p, std::vector<std::uint64_t>* seen, bool* closed) {
+    std::uint64_t past = 0;
+    for (int i = 0; i < 10000; ++i) { // bounded: each turn sees a larger value, or the close
+        Progress::Seen s = co_await p->wait_past(past);
+        if (s.closed) {
+            *closed = true;
+            past = s.value;
+            break;
+        }
+        seen->push_back(s.value);
+        past = s.value;
+    }
+    // Once closed, a wait answers at once whatever it asks.
+    Progress::Seen again = co_await p->wait_past(past + 1000);
+    *closed = *closed && again.closed && again.value == past;
+}
+
+} // namespace
+
+TEST_CASE("a progress wakes a waiter on its own shard as the value grows, and at its close") {
+    Shard shard(0, 8);
+    REQUIRE(shard.init());
+    Progress p;
+    std::vector<std::uint64_t> seen;
+    bool closed = false;
+    spawn(follow_progress(&p, &seen, &closed));
+    spawn(stop_now(&shard));
+    CHECK(shard.inflight() == 1); // the waiter counts until it resumes
+    std::thread publisher([&p] {
+        for (std::uint64_t v = 1; v <= 50; ++v) {
+            p.publish(v);
+            p.publish(v - 1); // a lower value changes nothing
+            if (v % 10 == 0) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            }
+        }
+        p.close();
+    });
+    shard.run();
+    publisher.join();
+    CHECK(closed);
+    REQUIRE(!seen.empty());
+    for (std::size_t i = 1; i < seen.size(); ++i) {
+        CHECK(seen[i] > seen[i - 1]);
+    }
+    CHECK(seen.back() <= 50);
+    CHECK(p.seen().value == 50);
     CHECK(shard.inflight() == 0);
 }

@@ -36,3 +36,14 @@ TEST_CASE("JSON escaping covers quotes, backslashes and control bytes") {
     json_escape(out, "a\"b\\c\n");
     CHECK(out == "a\\\"b\\\\c\\u000a");
 }
+
+TEST_CASE("base64 matches RFC 4648's test vectors") {
+    CHECK(rp::util::base64("") == "");
+    CHECK(rp::util::base64("f") == "Zg==");
+    CHECK(rp::util::base64("fo") == "Zm8=");
+    CHECK(rp::util::base64("foo") == "Zm9v");
+    CHECK(rp::util::base64("foob") == "Zm9vYg==");
+    CHECK(rp::util::base64("fooba") == "Zm9vYmE=");
+    CHECK(rp::util::base64("foobar") == "Zm9vYmFy");
+    CHECK(rp::util::base64(std::string("\xff\xfe\x00", 3)) == "//4A");
+}
