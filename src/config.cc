@@ -262,15 +262,21 @@ Result<mirror::Upstream> parse_mirror(const toml::table& t, const std::string& w
                 u.implicit_library = v->get();
             }
         } else if (key == "tag_ttl_s" || key == "not_found_ttl_s" || key == "retry_after_s" ||
-                   key == "deadline_ms") {
+                   key == "deadline_ms" || key == "max_stale_s" || key == "ratelimit_min" ||
+                   key == "list_ttl_s") {
             const auto* v = value.as_integer();
             const bool ms = key == "deadline_ms";
             if (v == nullptr || v->get() < (ms ? 1 : 0) || v->get() > 31536000) {
-                return bad(ms ? "milliseconds from 1 to 31536000" : "seconds from 0 to 31536000");
+                return bad(ms                       ? "milliseconds from 1 to 31536000"
+                           : key == "ratelimit_min" ? "a count from 0 to 31536000"
+                                                    : "seconds from 0 to 31536000");
             }
             std::uint64_t& field = key == "tag_ttl_s"         ? u.tag_ttl_s
                                    : key == "not_found_ttl_s" ? u.not_found_ttl_s
                                    : key == "retry_after_s"   ? u.retry_after_s
+                                   : key == "max_stale_s"     ? u.max_stale_s
+                                   : key == "ratelimit_min"   ? u.ratelimit_min
+                                   : key == "list_ttl_s"      ? u.list_ttl_s
                                                               : u.deadline_ms;
             field = static_cast<std::uint64_t>(v->get());
         } else {
@@ -474,6 +480,11 @@ std::string example_config() {
            "served stale\n"
            "# retry_after_s = 10        # after an upstream failure, cached tags are served "
            "without asking it this long\n"
+           "# list_ttl_s = 30           # the upstream's tag lists and referrers, kept this "
+           "long per query\n"
+           "# max_stale_s = 604800      # a cached tag older than this is not served stale\n"
+           "# ratelimit_min = 10        # below this ratelimit-remaining, cached tags are not "
+           "revalidated\n"
            "# username = \"bot\"          # credentials: Basic auth, or for the token realm\n"
            "# password = \"...\"\n"
            "# credentials_file = \"/etc/ringport/hub.cred\"  # \"user:password\", re-read when "

@@ -4,6 +4,7 @@
 #include <simdjson.h>
 #include <sys/stat.h>
 
+#include <charconv>
 #include <fstream>
 
 #include <utility>
@@ -249,6 +250,9 @@ reactor::Task<Result<net::Response>> Fetcher::send(PerShard& s, const Upstream& 
     for (int attempt = 0; attempt < 2; ++attempt) {
         net::Request r = authorized(s, u, key, req);
         auto resp = co_await s.client->fetch(std::move(r));
+        if (resp) {
+            observe(u, *resp);
+        }
         if (!resp || resp->status != 401 || attempt == 1) {
             co_return resp;
         }
@@ -408,6 +412,7 @@ Fetcher::blob(const Upstream& u, std::string name, std::string digest, std::uint
         if (!h) {
             co_return std::move(h).error();
         }
+        observe(u, **h);
         const long status = (*h)->status;
         if (status == 200) {
             co_return d;
@@ -508,23 +513,143 @@ std::size_t NotFound::size() const {
 
 bool Breaker::open(const Upstream& u) const {
     std::lock_guard lk(mu_);
-    auto it = retry_at_us_.find(u.prefix);
-    if (it == retry_at_us_.end() || reactor::monotonic_us() >= it->second) {
+    auto it = by_prefix_.find(u.prefix);
+    if (it == by_prefix_.end() || !it->second.down) {
         return false;
     }
     short_circuits_.fetch_add(1, std::memory_order_relaxed);
     return true;
 }
 
-void Breaker::failed(const Upstream& u, std::uint64_t for_s) {
+bool Breaker::failed(const Upstream& u, std::uint64_t wait_s) {
     std::lock_guard lk(mu_);
-    retry_at_us_[u.prefix] =
-        reactor::monotonic_us() + std::min<std::uint64_t>(for_s, 3600) * 1'000'000;
+    State& st = by_prefix_[u.prefix];
+    st.down = true;
+    st.retry_at_us =
+        std::max(st.retry_at_us,
+                 reactor::monotonic_us() + std::min<std::uint64_t>(wait_s, 3600) * 1'000'000);
+    return !std::exchange(st.probing, true);
 }
 
 void Breaker::succeeded(const Upstream& u) {
     std::lock_guard lk(mu_);
-    retry_at_us_.erase(u.prefix);
+    auto it = by_prefix_.find(u.prefix);
+    if (it != by_prefix_.end()) {
+        it->second.down = false;
+        it->second.retry_at_us = 0;
+    }
+}
+
+std::uint64_t Breaker::wait_us(const Upstream& u) const {
+    std::lock_guard lk(mu_);
+    auto it = by_prefix_.find(u.prefix);
+    const std::uint64_t now = reactor::monotonic_us();
+    return it == by_prefix_.end() || it->second.retry_at_us <= now ? 0
+                                                                   : it->second.retry_at_us - now;
+}
+
+bool Breaker::probe_done(const Upstream& u) {
+    std::lock_guard lk(mu_);
+    State& st = by_prefix_[u.prefix];
+    if (st.down) {
+        return false;
+    }
+    st.probing = false;
+    return true;
+}
+
+reactor::Task<Result<Listed>> Fetcher::listing(const Upstream& u, std::string name,
+                                               std::string what, std::string accept,
+                                               std::size_t body_max) {
+    PerShard& s = here();
+    net::Request req = request_for(u);
+    req.url = base_url(u);
+    req.url.append("/v2/").append(name).append("/").append(what);
+    if (!accept.empty()) {
+        req.headers.push_back("Accept: " + accept);
+    }
+    req.body_max = body_max;
+    auto r = co_await send(s, u, std::move(req), scope_for(name));
+    if (!r) {
+        co_return std::move(r).error();
+    }
+    if (r->status != 200) {
+        co_return upstream_error(u, r->status, name + "/" + what);
+    }
+    Listed l;
+    l.body = std::move(r->body);
+    if (const std::string* ct = r->header("Content-Type")) {
+        l.content_type = *ct;
+    }
+    if (const std::string* link = r->header("Link")) {
+        l.link = *link;
+    }
+    l.filters_applied = r->header("OCI-Filters-Applied") != nullptr;
+    co_return l;
+}
+
+reactor::Task<bool> Fetcher::ping(const Upstream& u, std::uint32_t deadline_ms) {
+    PerShard& s = here();
+    net::Request req = request_for(u);
+    req.url = base_url(u) + "/v2/";
+    req.total_timeout_ms = deadline_ms;
+    req.body_max = 64U << 10U;
+    requests_.fetch_add(1, std::memory_order_relaxed);
+    auto r = co_await s.client->fetch(std::move(req));
+    if (!r) {
+        co_return false;
+    }
+    observe(u, *r);
+    co_return r->status < 500 && r->status != 429;
+}
+
+namespace {
+
+// "76;w=21600" -> 76; a plain number too.
+std::optional<std::int64_t> leading_number(std::string_view v) {
+    v = util::trim(v);
+    std::int64_t n = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc() || p == v.data() || n < 0) {
+        return std::nullopt;
+    }
+    return n;
+}
+
+} // namespace
+
+void Fetcher::observe(const Upstream& u, const net::Response& r) {
+    const std::string* ra =
+        (r.status == 429 || r.status == 503) ? r.header("Retry-After") : nullptr;
+    const std::string* rl = r.header("ratelimit-remaining");
+    if (ra == nullptr && rl == nullptr) {
+        return;
+    }
+    std::lock_guard lk(limits_mu_);
+    Limits& l = limits_[u.prefix];
+    if (ra != nullptr) {
+        // Seconds; an HTTP date is taken as the mirror's own retry_after_s.
+        auto n = leading_number(*ra);
+        l.retry_after_s = n && ra->find_first_not_of("0123456789 ") == std::string::npos
+                              ? static_cast<std::uint64_t>(*n)
+                              : u.retry_after_s;
+    }
+    if (auto n = rl != nullptr ? leading_number(*rl) : std::nullopt) {
+        l.remaining = *n;
+        l.remaining_at_us = reactor::monotonic_us();
+    }
+}
+
+Fetcher::Limits Fetcher::limits(const Upstream& u) const {
+    std::lock_guard lk(limits_mu_);
+    auto it = limits_.find(u.prefix);
+    return it == limits_.end() ? Limits{} : it->second;
+}
+
+bool Fetcher::rate_limited(const Upstream& u) const {
+    const Limits l = limits(u);
+    return l.remaining >= 0 && static_cast<std::uint64_t>(l.remaining) < u.ratelimit_min &&
+           reactor::monotonic_us() - l.remaining_at_us < u.retry_after_s * 1'000'000;
 }
 
 bool upstream_down(const util::Error& e) noexcept {

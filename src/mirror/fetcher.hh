@@ -17,6 +17,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "mirror/lists.hh"
 #include "mirror/realm.hh"
 #include "mirror/router.hh"
 #include "net/client.hh"
@@ -95,6 +96,29 @@ class Fetcher {
     blob(const Upstream& u, std::string name, std::string digest, std::uint64_t body_max,
          std::uint64_t from = 0);
 
+    // GET <url>/v2/<name>/<what>: a tag list or referrers query (`what`
+    // carries its query string). Errors as manifest().
+    reactor::Task<util::Result<Listed>> listing(const Upstream& u, std::string name,
+                                                std::string what, std::string accept,
+                                                std::size_t body_max);
+
+    // GET <url>/v2/, bounded by `deadline_ms`: whether the upstream answers
+    // (any status but 5xx and 429; a 401 is an answer).
+    reactor::Task<bool> ping(const Upstream& u, std::uint32_t deadline_ms);
+
+    // What the upstream said of its limits in its last answers: a
+    // Retry-After (on a 429 or 503), and Docker Hub's ratelimit-remaining.
+    struct Limits {
+        std::uint64_t retry_after_s = 0; // of the last 429/503 that sent one
+        std::int64_t remaining = -1;     // -1: never sent
+        std::uint64_t remaining_at_us = 0;
+    };
+    Limits limits(const Upstream& u) const;
+    // Whether the upstream's remaining pulls fell below the mirror's
+    // ratelimit_min within its retry_after_s: cached tags are then served
+    // without revalidation.
+    bool rate_limited(const Upstream& u) const;
+
     // Requests sent upstream so far (token requests included).
     std::uint64_t requests() const noexcept { return requests_.load(std::memory_order_relaxed); }
 
@@ -153,6 +177,9 @@ class Fetcher {
     std::mutex cred_mu_;
     std::unordered_map<std::string, FileCredentials> file_creds_; // by prefix
     std::unordered_set<std::string> basic_; // prefixes that asked for Basic auth (cred_mu_)
+    mutable std::mutex limits_mu_;
+    std::unordered_map<std::string, Limits> limits_; // by prefix
+    void observe(const Upstream& u, const net::Response& r);
     bool wants_basic(const Upstream& u);
 };
 
@@ -213,22 +240,40 @@ class NotFound {
     mutable std::atomic<std::uint64_t> hits_{0};
 };
 
-// Per upstream: after a failure that says it is down or throttled, cached
-// tags are served without asking it until `retry_at`; the first request
-// after that tries it again (and is the probe).
+// Per upstream: after a failure that says it is down or throttled, the
+// circuit opens and cached tags are served without asking it, until a probe
+// (one per upstream, in the background) sees it answer again. The probe's
+// first try waits `wait_s` (the mirror's retry_after_s, or the upstream's
+// own Retry-After when longer).
 class Breaker {
   public:
+    // Whether the circuit is open; counted as a short circuit when it is.
     bool open(const Upstream& u) const;
-    void failed(const Upstream& u, std::uint64_t for_s);
+    // Opens the circuit, or keeps it open; the next probe waits at least
+    // `wait_s`. True when no probe runs: the caller starts one.
+    bool failed(const Upstream& u, std::uint64_t wait_s);
     void succeeded(const Upstream& u);
+    // The probe's wait until it may ask (0: now).
+    std::uint64_t wait_us(const Upstream& u) const;
+    // The probe ends when the circuit is closed; false: it is open (again),
+    // and the probe goes on.
+    bool probe_done(const Upstream& u);
     std::uint64_t short_circuits() const noexcept {
         return short_circuits_.load(std::memory_order_relaxed);
     }
+    std::uint64_t probes() const noexcept { return probes_.load(std::memory_order_relaxed); }
+    void probed() noexcept { probes_.fetch_add(1, std::memory_order_relaxed); }
 
   private:
+    struct State {
+        bool down = false;
+        bool probing = false;
+        std::uint64_t retry_at_us = 0;
+    };
     mutable std::mutex mu_;
-    std::unordered_map<std::string, std::uint64_t> retry_at_us_; // by prefix
+    std::unordered_map<std::string, State> by_prefix_;
     mutable std::atomic<std::uint64_t> short_circuits_{0};
+    std::atomic<std::uint64_t> probes_{0};
 };
 
 // Whether an upstream error means it is down or throttled (as opposed to

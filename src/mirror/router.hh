@@ -36,6 +36,15 @@ struct Upstream {
     // are served without asking it for this long (its Retry-After, when
     // longer); then the next request tries it again.
     std::uint64_t retry_after_s = 10;
+    // A mirrored repository's tag list and referrers are the upstream's,
+    // each query kept this long.
+    std::uint64_t list_ttl_s = 30;
+    // A cached tag is served stale (upstream down) only while it was
+    // confirmed upstream within this long; older, the pull fails.
+    std::uint64_t max_stale_s = 7 * 86400;
+    // Below this many remaining pulls (Docker Hub's ratelimit-remaining),
+    // cached tags are served without revalidation for retry_after_s.
+    std::uint64_t ratelimit_min = 10;
     // Credentials for the upstream: sent as Basic auth when it asks for
     // Basic, and to its token realm when the realm qualifies (realm.hh).
     // Inline, or from `credentials_file` ("user:password" on its first

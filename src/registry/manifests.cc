@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Manifest GET/HEAD (content negotiation), PUT (validation) and DELETE.
+#include <algorithm>
+#include <ctime>
 #include <optional>
 
+#include "reactor/ops.hh"
 #include "registry/manifest.hh"
 #include "registry/registry.hh"
 #include "storage/names.hh"
@@ -245,10 +248,41 @@ Registry::revalidate_or_fetch(const Route& r, const mirror::Upstream& u,
             co_return std::move(d).error();
         }
         if (*d == cached->digest.str()) {
+            // The link's time says when the tag was last confirmed (max_stale_s).
+            (void)co_await store_.touch_tag(r.name, r.ref);
             co_return cached;
         }
     }
     co_return co_await mirror_manifest(r, u);
+}
+
+// The upstream is down or throttled: open its circuit, and start the probe
+// that closes it once the upstream answers again (one per upstream).
+void Registry::upstream_down(const mirror::Upstream& u) noexcept {
+    if (breaker_.failed(u, std::max(u.retry_after_s, fetcher_.limits(u).retry_after_s))) {
+        reactor::spawn(probe(&u));
+    }
+}
+
+Task<void> Registry::probe(const mirror::Upstream* u) noexcept {
+    // Bounded: each turn sleeps until the next try is due (at least a second).
+    for (int turn = 0; turn < 10'000'000; ++turn) {
+        const std::uint64_t wait_us = breaker_.wait_us(*u);
+        co_await reactor::sleep_ms(std::max<std::uint64_t>(wait_us / 1000, 1000));
+        if (reactor::Shard::current()->stopping()) {
+            co_return;
+        }
+        breaker_.probed();
+        if (co_await fetcher_.ping(*u, static_cast<std::uint32_t>(u->deadline_ms))) {
+            breaker_.succeeded(*u);
+        } else {
+            (void)breaker_.failed(*u,
+                                  std::max(u->retry_after_s, fetcher_.limits(*u).retry_after_s));
+        }
+        if (breaker_.probe_done(*u)) {
+            co_return;
+        }
+    }
 }
 
 Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
@@ -280,13 +314,18 @@ Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
             util::Result<storage::ManifestPtr> got = util::Error::of(Errc::closed);
             if (m && breaker_.open(*u)) { // down a moment ago: the cache answers at once
                 got = util::Error::of(Errc::closed,
-                                      "upstream " + u->url + " failed recently; asked again later");
+                                      "upstream " + u->url + " is down; a probe will see it back");
+            } else if (m && fetcher_.rate_limited(*u)) { // keep what is left for misses
+                got = util::Error::of(Errc::busy,
+                                      "upstream " + u->url + " has " +
+                                          std::to_string(fetcher_.limits(*u).remaining) +
+                                          " pulls left, below ratelimit_min; not revalidated");
             } else {
                 got = co_await mirror_lookup(r, *u, m);
                 if (got) {
                     breaker_.succeeded(*u);
                 } else if (mirror::upstream_down(got.error())) {
-                    breaker_.failed(*u, u->retry_after_s);
+                    upstream_down(*u);
                 }
             }
             if (!got) {
@@ -295,7 +334,17 @@ Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
                     co_await fail(ex, mirror_code(e, Code::manifest_unknown), e.detail);
                     co_return;
                 }
-                stale = e.detail; // the cached tag, rather than no answer
+                // The cached tag rather than no answer, unless it is too old.
+                auto at = co_await store_.tag_confirmed_at(r.name, r.ref);
+                const auto now = static_cast<std::int64_t>(std::time(nullptr));
+                if (at && now - *at > static_cast<std::int64_t>(u->max_stale_s)) {
+                    co_await fail(ex, Code::upstream_failed,
+                                  e.detail + "; the cached tag was last confirmed " +
+                                      std::to_string(now - *at) + " s ago, past max_stale_s");
+                    co_return;
+                }
+                stale = e.detail;
+                stale_serves_.fetch_add(1, std::memory_order_relaxed);
             } else {
                 m = std::move(*got);
             }
@@ -316,9 +365,7 @@ Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
     resp.add("Docker-Content-Digest", m->digest.str());
     resp.add("ETag", "\"" + m->digest.str() + "\"");
     if (!stale.empty()) {
-        std::string w = "110 ringport \"stale: ";
-        util::json_escape(w, stale); // keeps the quoted string's quotes escaped
-        resp.add("Warning", w + "\"");
+        add_stale_warning(resp, stale);
     }
     if (etag_matches(req.header("If-None-Match"), m->digest)) {
         resp.status = 304;

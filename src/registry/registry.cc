@@ -8,6 +8,7 @@
 
 #include "storage/names.hh"
 #include "util/log.hh"
+#include "util/strings.hh"
 
 namespace rp::registry {
 
@@ -39,6 +40,12 @@ std::string upload_location(std::string_view name, std::string_view uuid) {
 std::string upload_range(std::uint64_t offset) {
     // Distribution's form: "0-<last byte>", and "0-0" for an empty upload.
     return "0-" + std::to_string(offset == 0 ? 0 : offset - 1);
+}
+
+void add_stale_warning(http::Response& resp, std::string_view why) {
+    std::string w = "110 ringport \"stale: ";
+    util::json_escape(w, why); // keeps the quoted string's quotes escaped
+    resp.add("Warning", w + "\"");
 }
 
 http::Response empty_response(int status) {

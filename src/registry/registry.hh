@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -71,6 +72,8 @@ class Registry final : public http::Handler {
     reactor::Task<util::Result<storage::ManifestPtr>>
     revalidate_or_fetch(const Route& r, const mirror::Upstream& u,
                         storage::ManifestPtr cached) noexcept;
+    void upstream_down(const mirror::Upstream& u) noexcept;
+    Task probe(const mirror::Upstream* u) noexcept;
     Task put_manifest(http::Exchange& ex, const Route& r) noexcept;
     Task delete_manifest(http::Exchange& ex, const Route& r) noexcept;
     reactor::Task<util::Result<std::string>> read_manifest_body(http::Exchange& ex) noexcept;
@@ -80,6 +83,10 @@ class Registry final : public http::Handler {
     Task tags_list(http::Exchange& ex, const Route& r) noexcept;
     Task catalog(http::Exchange& ex) noexcept;
     Task referrers(http::Exchange& ex, const Route& r) noexcept;
+    reactor::Task<util::Result<mirror::Listed>> mirror_list(const mirror::Upstream& u,
+                                                            const std::string& repo,
+                                                            std::string what,
+                                                            std::string accept) noexcept;
 
     RegistryConfig cfg_;
     storage::Store& store_;
@@ -95,11 +102,16 @@ class Registry final : public http::Handler {
     // short again.
     mirror::NotFound wrong_bytes_;
     mirror::Breaker breaker_;
+    mirror::ListCache lists_;
+    std::atomic<std::uint64_t> stale_serves_{0};
 };
 
 // Helpers shared by the handler files.
 std::string upload_location(std::string_view name, std::string_view uuid);
 std::string upload_range(std::uint64_t offset);
 http::Response empty_response(int status);
+// `Warning: 110 ringport "stale: <why>"`: served from the mirror's cache
+// without the upstream's confirmation.
+void add_stale_warning(http::Response& resp, std::string_view why);
 
 } // namespace rp::registry

@@ -402,4 +402,15 @@ std::string random_suffix() {
     return std::string(buf, 16);
 }
 
+Task<Result<void>> Fs::touch(std::string path) noexcept {
+    int r = 0;
+    co_await reactor::Shard::current()->blocking().run([this, &path, &r] {
+        r = ::utimensat(dirfd_, path.c_str(), nullptr, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+    });
+    if (r < 0) {
+        co_return Error::sys(r, "touch " + path);
+    }
+    co_return util::Ok{};
+}
+
 } // namespace rp::storage

@@ -42,6 +42,8 @@ class Fs {
     // Renames within the tree and fsyncs the target's directory.
     reactor::Task<util::Result<void>> rename_durable(std::string from, std::string to) noexcept;
     reactor::Task<util::Result<void>> unlink(std::string path) noexcept;
+    // Sets the file's modification time to now (on the blocking pool).
+    reactor::Task<util::Result<void>> touch(std::string path) noexcept;
     reactor::Task<util::Result<void>> rmdir(std::string path) noexcept;
     // Removes a directory tree on a helper thread (no io_uring op walks dirs).
     reactor::Task<util::Result<void>> remove_tree(std::string path) noexcept;

@@ -508,4 +508,16 @@ Task<Result<void>> Store::commit_upload(UploadPtr u, Digest expected,
     co_return mv;
 }
 
+Task<Result<std::int64_t>> Store::tag_confirmed_at(std::string repo, std::string tag) noexcept {
+    auto st = co_await fs_.stat(layout::tag_current_link(repo, tag));
+    if (!st) {
+        co_return std::move(st).error();
+    }
+    co_return static_cast<std::int64_t>(st->stx_mtime.tv_sec);
+}
+
+Task<Result<void>> Store::touch_tag(std::string repo, std::string tag) noexcept {
+    co_return co_await fs_.touch(layout::tag_current_link(repo, tag));
+}
+
 } // namespace rp::storage

@@ -129,6 +129,12 @@ class Store {
     reactor::Task<util::Result<int>> open_blob_on_disk(std::string repo, Digest d,
                                                        std::uint64_t* size) noexcept;
 
+    // When the tag's link was last written or confirmed (touch_tag), in
+    // seconds since the epoch: how old a mirror's cached tag is.
+    reactor::Task<util::Result<std::int64_t>> tag_confirmed_at(std::string repo,
+                                                               std::string tag) noexcept;
+    reactor::Task<util::Result<void>> touch_tag(std::string repo, std::string tag) noexcept;
+
     // Manifests ------------------------------------------------------------
     // Stores the manifest bytes as a blob, links the revision and the tag.
     reactor::Task<util::Result<void>> put_manifest(std::string repo, ManifestPtr m,

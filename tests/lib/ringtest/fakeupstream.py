@@ -51,6 +51,10 @@ class FakeUpstream:
         self.resets = 0       # this many blob bodies are cut (the connection shut) at `reset_at`
         self.reset_at = 0
         self.ranges = []      # the Range header of each blob GET (None when absent)
+        self.down = None      # (status, headers): every request is answered so (an outage)
+        self.extra_headers = {}  # sent with every manifest answer (ratelimit-remaining)
+        self.referrers = {}   # (name, subject digest) -> [descriptor dicts]
+        self.referrers_api = True  # False: the referrers endpoint is 404 (an older registry)
         self.counts = {}      # (method, kind) -> n
         self.lock = threading.Lock()
         self.conns = set()    # open client sockets, cut by close()
@@ -223,8 +227,53 @@ class FakeUpstream:
                 time.sleep((end - pos) / self.rate)
             pos = end
 
+    def _serve_tags(self, h, method, name, q):
+        self._bump(method, "tags")
+        if not self._authorized(h, method, name):
+            return
+        tags = sorted({ref for (n, ref) in self.manifests if n == name and ":" not in ref})
+        if not tags:
+            self._send(h, 404, b'{"errors":[{"code":"NAME_UNKNOWN"}]}', method=method)
+            return
+        last = q.get("last", [""])[0]
+        tags = [t for t in tags if t > last]
+        headers = {"Content-Type": "application/json"}
+        if "n" in q:
+            n = int(q["n"][0])
+            if len(tags) > n:
+                tags = tags[:n]
+                headers["Link"] = f'</v2/{name}/tags/list?n={n}&last={tags[-1]}>; rel="next"'
+        self._send(h, 200, json.dumps({"name": name, "tags": tags}).encode(), headers,
+                   method=method)
+
+    def _serve_referrers(self, h, method, name, subject, q):
+        self._bump(method, "referrers")
+        if not self._authorized(h, method, name):
+            return
+        if not self.referrers_api:
+            self._send(h, 404, b"404 page not found", method=method)
+            return
+        found = self.referrers.get((name, subject), [])
+        headers = {"Content-Type": "application/vnd.oci.image.index.v1+json"}
+        if "artifactType" in q:
+            found = [d for d in found if d.get("artifactType") == q["artifactType"][0]]
+            headers["OCI-Filters-Applied"] = "artifactType"
+        body = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": found}
+        self._send(h, 200, json.dumps(body).encode(), headers, method=method)
+
     def _serve(self, h, method):
         u = urllib.parse.urlsplit(h.path)
+        if self.down is not None:
+            kind = "ping" if u.path == "/v2/" else "down"
+            self._bump(method, kind)
+            status, headers = self.down
+            self._send(h, status, b'{"errors":[{"code":"UNAVAILABLE"}]}', headers, method=method)
+            return
+        if u.path == "/v2/":
+            self._bump(method, "ping")
+            self._send(h, 200, b"{}", method=method)
+            return
         if u.path == "/token":
             self._bump(method, "token")
             got, cred_ok = self._basic_ok(h)
@@ -248,6 +297,13 @@ class FakeUpstream:
             else:
                 self._send(h, 404, b"", method=method)
             return
+        if len(parts) >= 5 and parts[1] == "v2" and parts[-2:] == ["tags", "list"]:
+            self._serve_tags(h, method, "/".join(parts[2:-2]), urllib.parse.parse_qs(u.query))
+            return
+        if len(parts) >= 5 and parts[1] == "v2" and parts[-2] == "referrers":
+            self._serve_referrers(h, method, "/".join(parts[2:-2]), parts[-1],
+                                  urllib.parse.parse_qs(u.query))
+            return
         if len(parts) >= 5 and parts[1] == "v2" and parts[-2] == "blobs":
             self._serve_blob(h, method, "/".join(parts[2:-2]), parts[-1])
             return
@@ -267,5 +323,5 @@ class FakeUpstream:
             self._send(h, 404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}', method=method)
             return
         body, mt, dg = entry
-        self._send(h, 200, body, {"Content-Type": mt, "Docker-Content-Digest": dg},
-                   method=method)
+        self._send(h, 200, body, {"Content-Type": mt, "Docker-Content-Digest": dg,
+                                  **self.extra_headers}, method=method)

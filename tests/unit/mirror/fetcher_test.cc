@@ -88,3 +88,51 @@ TEST_CASE("only a broken, stalled or throttled transfer is resumed") {
     CHECK(!rp::mirror::resumable(Error::of(Errc::stopped)));
     CHECK(!rp::mirror::resumable(Error::of(Errc::unsupported)));
 }
+
+TEST_CASE("an upstream tag page: its tags in order, null tags, and the next page's query") {
+    auto p = parse_tag_page(R"({"name":"library/alpine","tags":["3.19","3.20"]})",
+                            R"(</v2/library/alpine/tags/list?n=2&last=3.20>; rel="next")");
+    REQUIRE(p);
+    CHECK(p->tags == std::vector<std::string>{"3.19", "3.20"});
+    CHECK(p->next_query == "n=2&last=3.20");
+    auto empty = parse_tag_page(R"({"name":"x","tags":null})", "");
+    REQUIRE(empty);
+    CHECK(empty->tags.empty());
+    CHECK(empty->next_query.empty());
+    CHECK_FALSE(parse_tag_page("<html>", ""));
+    CHECK_FALSE(parse_tag_page(R"({"tags":"latest"})", ""));
+    CHECK_FALSE(parse_tag_page(R"({"tags":[1]})", ""));
+    CHECK(parse_tag_page(R"({"tags":[]})", "<x>; rel=\"prev\"")->next_query.empty());
+}
+
+TEST_CASE("the list cache keeps a query for its TTL and holds at most its bound") {
+    ListCache c(3);
+    c.put("a", Listed{"A", "t", "", false});
+    CHECK(c.get("a", 60)->body == "A");
+    CHECK_FALSE(c.get("a", 0)); // a TTL of 0 keeps nothing
+    CHECK_FALSE(c.get("missing", 60));
+    for (const char* k : {"b", "c", "d", "e"}) {
+        c.put(k, Listed{k, "", "", false});
+    }
+    CHECK(c.size() == 3);
+    CHECK_FALSE(c.get("a", 60)); // the oldest went first
+    CHECK(c.get("e", 60)->body == "e");
+}
+
+TEST_CASE("a breaker opens on a failure, starts one probe, and closes when told") {
+    Upstream u;
+    u.prefix = "docker.io";
+    Breaker b;
+    CHECK_FALSE(b.open(u));
+    CHECK(b.wait_us(u) == 0);
+    CHECK(b.failed(u, 5));       // no probe runs: the caller starts one
+    CHECK_FALSE(b.failed(u, 1)); // one runs already
+    CHECK(b.open(u));
+    CHECK(b.wait_us(u) > 4'000'000); // the longer wait stands
+    CHECK_FALSE(b.probe_done(u));    // still down: the probe goes on
+    b.succeeded(u);
+    CHECK_FALSE(b.open(u));
+    CHECK(b.probe_done(u));
+    CHECK(b.failed(u, 1)); // the next failure starts a new probe
+    CHECK(b.short_circuits() == 1);
+}
