@@ -18,6 +18,7 @@ TEST_PKGS=(
   docker-registry          # CNCF Distribution 2.8.2: interop peer and benchmark reference
   skopeo podman conmon runc containerd docker.io busybox-static
   openssl                  # test CAs (TLS upstreams)
+  prometheus               # promtool checks /metrics
 )
 
 tests=0

@@ -44,6 +44,8 @@ Task<Result<std::size_t>> Exchange::read_body_into(char* dst, std::size_t cap) n
 bool Exchange::body_done() const noexcept { return conn_.body_done_; }
 std::uint64_t Exchange::body_bytes() const noexcept { return conn_.body_bytes_; }
 Task<Result<void>> Exchange::respond(Response r) noexcept { return conn_.respond(std::move(r)); }
+int Exchange::status() const noexcept { return conn_.status_; }
+
 bool Exchange::responded() const noexcept { return conn_.responded_; }
 unsigned Exchange::shard_id() const noexcept { return conn_.srv_.shard().id(); }
 

@@ -34,6 +34,7 @@ class Exchange {
     std::uint64_t body_bytes() const noexcept;
     reactor::Task<util::Result<void>> respond(Response r) noexcept;
     bool responded() const noexcept;
+    int status() const noexcept; // of the response, once responded (0 before)
     unsigned shard_id() const noexcept;
 
   private:

@@ -50,6 +50,7 @@ reactor::Task<Result<std::size_t>> ResumingSource::read(char* dst, std::size_t c
             continue;
         }
         std::size_t n = *r;
+        received_ += n;
         if (skip_ > 0 && n > 0) { // a resume that restarted from the first byte
             const std::size_t drop = skip_ < n ? static_cast<std::size_t>(skip_) : n;
             std::memmove(dst, dst + drop, n - drop);
@@ -94,7 +95,8 @@ reactor::Task<Result<void>> ResumingSource::resume(Error why) noexcept {
 
 reactor::Task<Result<void>> fetch_blob(Fetcher& f, storage::Store& store, const Upstream& u,
                                        std::string repo, std::string name, storage::Digest d,
-                                       Flights::Flight& fl, ResumePolicy policy) {
+                                       Flights::Flight& fl, std::uint64_t* received,
+                                       ResumePolicy policy) {
     const std::uint64_t max = store.config().blob_bytes_max;
     auto dl = co_await f.blob(u, name, d.str(), max);
     if (!dl) {
@@ -128,6 +130,7 @@ reactor::Task<Result<void>> fetch_blob(Fetcher& f, storage::Store& store, const 
     ResumingSource src(f, u, std::move(name), d.str(), max, std::move(*dl), policy);
     auto got = co_await store.receive(upload, src);
     upload.progress = nullptr; // every write has finished
+    *received = src.received();
     if (!got) {
         co_await store.cancel_upload(*up);
         co_return got;

@@ -41,6 +41,7 @@ class ResumingSource final : public storage::ByteSource {
                    ResumePolicy policy) noexcept;
     reactor::Task<util::Result<std::size_t>> read(char* dst, std::size_t cap) noexcept override;
     unsigned resumes() const noexcept { return resumes_; }
+    std::uint64_t received() const noexcept { return received_; } // off the wire, resumes too
 
   private:
     reactor::Task<util::Result<void>> resume(util::Error why) noexcept;
@@ -54,13 +55,16 @@ class ResumingSource final : public storage::ByteSource {
     std::uint64_t delivered_ = 0; // body bytes handed to the pipeline
     std::uint64_t skip_ = 0;      // bytes to drop: a resume answered with the whole blob
     unsigned resumes_ = 0;
+    std::uint64_t received_ = 0;
 };
 
 // Fetches blob `d` of upstream repository `name` into cache repository
 // `repo`, keeping the flight's `headed`, `size`, `data` and `bytes` up to
 // date for readers. The caller lands the flight with the result.
+// `received`: the bytes that came from the upstream (resumes included).
 reactor::Task<util::Result<void>> fetch_blob(Fetcher& f, storage::Store& store, const Upstream& u,
                                              std::string repo, std::string name, storage::Digest d,
-                                             Flights::Flight& fl, ResumePolicy policy = {});
+                                             Flights::Flight& fl, std::uint64_t* received,
+                                             ResumePolicy policy = {});
 
 } // namespace rp::mirror

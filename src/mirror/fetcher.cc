@@ -521,6 +521,12 @@ bool Breaker::open(const Upstream& u) const {
     return true;
 }
 
+bool Breaker::is_open(const Upstream& u) const {
+    std::lock_guard lk(mu_);
+    auto it = by_prefix_.find(u.prefix);
+    return it != by_prefix_.end() && it->second.down;
+}
+
 bool Breaker::failed(const Upstream& u, std::uint64_t wait_s) {
     std::lock_guard lk(mu_);
     State& st = by_prefix_[u.prefix];

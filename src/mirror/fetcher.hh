@@ -249,6 +249,7 @@ class Breaker {
   public:
     // Whether the circuit is open; counted as a short circuit when it is.
     bool open(const Upstream& u) const;
+    bool is_open(const Upstream& u) const; // the same, not counted (metrics)
     // Opens the circuit, or keeps it open; the next probe waits at least
     // `wait_s`. True when no probe runs: the caller starts one.
     bool failed(const Upstream& u, std::uint64_t wait_s);

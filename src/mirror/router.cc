@@ -90,6 +90,9 @@ Result<void> validate(const std::vector<Upstream>& ups) {
 }
 
 Router::Router(std::vector<Upstream> ups) : ups_(std::move(ups)) {
+    for (std::size_t i = 0; i < ups_.size(); ++i) {
+        ups_[i].id = static_cast<unsigned>(i);
+    }
     for (const Upstream& u : ups_) {
         if (u.is_default) {
             default_ = &u;

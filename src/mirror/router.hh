@@ -62,6 +62,7 @@ struct Upstream {
     std::uint32_t connect_timeout_ms = 5000;
     std::uint32_t first_byte_timeout_ms = 30000;
     std::uint32_t stall_timeout_ms = 30000;
+    unsigned id = 0; // its position among the mirrors (set by the Router)
 };
 
 // Every upstream is well formed and none overlaps another: prefixes are
@@ -91,6 +92,7 @@ class Router {
     Router(Router&&) noexcept = default;
     Router& operator=(Router&&) noexcept = default;
     bool empty() const noexcept { return ups_.empty(); }
+    const std::vector<Upstream>& upstreams() const noexcept { return ups_; }
     // The upstream taking requests with neither prefix nor ns, if any.
     const Upstream* default_upstream() const noexcept { return default_; }
 

@@ -72,9 +72,12 @@ Task<void> Registry::fetch_into_cache(std::string repo, const mirror::Upstream* 
     // the blob already.
     if (!co_await store_.stat_blob(repo, d)) {
         std::string name = repo.substr(u->prefix.size() + 1);
+        std::uint64_t received = 0;
         got = co_await mirror::fetch_blob(fetcher_, store_, *u, std::move(repo), std::move(name), d,
-                                          *fl);
+                                          *fl, &received);
+        stats(*u).upstream_bytes.fetch_add(received, std::memory_order_relaxed);
     }
+    stats(*u).in_flight.fetch_sub(1, std::memory_order_relaxed);
     if (!got && got.error().kind == Errc::not_found) {
         not_found_.remember(key);
     } else if (!got && got.error().kind == Errc::digest_mismatch) {
@@ -95,6 +98,9 @@ Task<void> Registry::get_blob(http::Exchange& ex, const Route& r) noexcept {
                               : co_await store_.open_blob_on_disk(r.name, *d, &size);
     const mirror::Upstream* u = router_.empty() ? nullptr : router_.owner(r.name);
     std::shared_ptr<mirror::Flights::Flight> streaming;
+    if (fd && u != nullptr) {
+        stats(*u).hits[MirrorStats::blob].fetch_add(1, std::memory_order_relaxed);
+    }
     if (!fd && fd.error().kind == Errc::not_found && u != nullptr) {
         if (!co_await ready_.wait()) { // the fetch writes: not while the index loads
             co_await fail(ex, Code::unavailable, "stopping before the index finished loading");
@@ -104,6 +110,7 @@ Task<void> Registry::get_blob(http::Exchange& ex, const Route& r) noexcept {
         // it lands.
         std::string key = r.name + "@" + d->str();
         if (not_found_.remembered(key, u->not_found_ttl_s)) {
+            stats(*u).not_found_hits[MirrorStats::blob].fetch_add(1, std::memory_order_relaxed);
             co_await fail(ex, Code::blob_unknown, d->str());
             co_return;
         }
@@ -114,7 +121,11 @@ Task<void> Registry::get_blob(http::Exchange& ex, const Route& r) noexcept {
         }
         mirror::Flights::Ticket t = flights_.join(key);
         if (t.leader) {
+            stats(*u).misses[MirrorStats::blob].fetch_add(1, std::memory_order_relaxed);
+            stats(*u).in_flight.fetch_add(1, std::memory_order_relaxed);
             reactor::spawn(fetch_into_cache(r.name, u, *d, std::move(key), t.flight));
+        } else {
+            stats(*u).coalesced[MirrorStats::blob].fetch_add(1, std::memory_order_relaxed);
         }
         if (!co_await t.flight->headed.wait()) {
             co_await fail(ex, Code::unavailable, "stopping");
@@ -168,6 +179,9 @@ Task<void> Registry::get_blob(http::Exchange& ex, const Route& r) noexcept {
         resp.file_length = range.length();
         resp.add("Content-Range", "bytes " + std::to_string(range.first) + "-" +
                                       std::to_string(range.last) + "/" + std::to_string(size));
+    }
+    if (u != nullptr && ex.request().method != "HEAD") {
+        stats(*u).served_bytes.fetch_add(resp.file_length, std::memory_order_relaxed);
     }
     co_await reply(ex, std::move(resp));
     if (owned >= 0) {

@@ -86,6 +86,7 @@ Task<util::Result<mirror::Listed>> Registry::mirror_list(const mirror::Upstream&
     auto got = co_await fetcher_.listing(u, repo.substr(u.prefix.size() + 1), std::move(what),
                                          std::move(accept), 4U << 20U);
     if (got) {
+        stats(u).upstream_bytes.fetch_add(got->body.size(), std::memory_order_relaxed);
         lists_.put(key, *got);
     }
     flights_.land(flight, t.flight,

@@ -161,6 +161,7 @@ Registry::mirror_manifest(const Route& r, const mirror::Upstream& u) noexcept {
     if (!f) {
         co_return std::move(f).error();
     }
+    stats(u).upstream_bytes.fetch_add(f->body.size(), std::memory_order_relaxed);
     auto parsed = parse_manifest(f->body, f->media_type);
     if (!parsed) {
         co_return util::Error::of(Errc::invalid, "upstream manifest: " + parsed.error().detail);
@@ -204,11 +205,13 @@ Registry::mirror_lookup(const Route& r, const mirror::Upstream& u,
     // wait for it and then read what it confirmed or stored.
     const std::string key = r.name + ":" + r.ref;
     if (!cached && not_found_.remembered(key, u.not_found_ttl_s)) {
+        stats(u).not_found_hits[MirrorStats::manifest].fetch_add(1, std::memory_order_relaxed);
         co_return util::Error::of(Errc::not_found, "upstream " + u.url + " answered 404 for " +
                                                        r.ref + " (remembered)");
     }
     mirror::Flights::Ticket t = flights_.join(key);
     if (!t.leader) {
+        stats(u).coalesced[MirrorStats::manifest].fetch_add(1, std::memory_order_relaxed);
         if (auto landed = co_await flights_.follow(t); !landed) {
             co_return std::move(landed).error();
         }
@@ -217,7 +220,9 @@ Registry::mirror_lookup(const Route& r, const mirror::Upstream& u,
         }
         co_return util::Error::of(Errc::not_found, "manifest unknown");
     }
+    stats(u).in_flight.fetch_add(1, std::memory_order_relaxed);
     auto got = co_await revalidate_or_fetch(r, u, std::move(cached));
+    stats(u).in_flight.fetch_sub(1, std::memory_order_relaxed);
     if (got && by_tag) {
         freshness_.confirmed(r.name, r.ref);
     }
@@ -240,6 +245,7 @@ Registry::revalidate_or_fetch(const Route& r, const mirror::Upstream& u,
         }
     }
     if (cached) {
+        stats(u).revalidations.fetch_add(1, std::memory_order_relaxed);
         // Bounded: past the deadline the cached copy is served (stale).
         auto d = co_await fetcher_.manifest_digest(u, r.name.substr(u.prefix.size() + 1), r.ref,
                                                    mirror_accept(),
@@ -304,6 +310,7 @@ Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
         m = co_await manifest_by_tag_link(store_, r.name, ref->tag);
     }
     std::string stale; // why a cached tag is served without its revalidation
+    const mirror::Upstream* mirrored = nullptr;
     if (const mirror::Upstream* u = router_.empty() ? nullptr : router_.owner(r.name)) {
         const bool by_tag = r.ref.find(':') == std::string::npos;
         if (!m || (by_tag && !freshness_.fresh(r.name, r.ref, u->tag_ttl_s))) {
@@ -344,11 +351,17 @@ Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
                     co_return;
                 }
                 stale = e.detail;
-                stale_serves_.fetch_add(1, std::memory_order_relaxed);
+                stats(*u).stale.fetch_add(1, std::memory_order_relaxed);
             } else {
+                const bool same = m && *got == m; // confirmed unchanged: a hit
+                (same ? stats(*u).hits : stats(*u).misses)[MirrorStats::manifest].fetch_add(
+                    1, std::memory_order_relaxed);
                 m = std::move(*got);
             }
+        } else {
+            stats(*u).hits[MirrorStats::manifest].fetch_add(1, std::memory_order_relaxed);
         }
+        mirrored = u;
     }
     if (!m) {
         co_await fail(ex, Code::manifest_unknown, r.ref);
@@ -383,6 +396,9 @@ Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
         co_return;
     }
     resp.body = **body;
+    if (mirrored != nullptr) {
+        stats(*mirrored).served_bytes.fetch_add(resp.body.size(), std::memory_order_relaxed);
+    }
     co_await reply(ex, std::move(resp));
 }
 

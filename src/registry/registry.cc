@@ -16,6 +16,9 @@ using reactor::Task;
 
 Registry::Registry(RegistryConfig cfg, storage::Store& store, reactor::Latch& ready) noexcept
     : cfg_(std::move(cfg)), store_(store), ready_(ready), router_(cfg_.mirrors) {
+    for (std::size_t i = 0; i < router_.upstreams().size(); ++i) {
+        mirror_stats_.push_back(std::make_unique<MirrorStats>());
+    }
     const bool credentials =
         std::any_of(cfg_.mirrors.begin(), cfg_.mirrors.end(), [](const auto& u) {
             return !u.username.empty() || !u.credentials_file.empty();
@@ -83,8 +86,16 @@ void Registry::log_access(const http::AccessRecord& rec) noexcept {
 }
 
 Task<void> Registry::handle(http::Exchange& ex) noexcept {
+    Route route = match_route(ex.request().path);
+    const RouteKind kind = route.kind;
+    co_await handle_route(ex, std::move(route));
+    if (requests_) {
+        requests_->count(ex.shard_id(), kind, ex.status());
+    }
+}
+
+Task<void> Registry::handle_route(http::Exchange& ex, Route route) noexcept {
     const http::Request& req = ex.request();
-    Route route = match_route(req.path);
     switch (route.kind) {
     case RouteKind::healthz:
         co_await reply(ex, [] {
@@ -107,6 +118,13 @@ Task<void> Registry::handle(http::Exchange& ex) noexcept {
             co_return;
         }
         co_await status(ex);
+        co_return;
+    case RouteKind::metrics:
+        if (req.method != "GET" && req.method != "HEAD") {
+            co_await fail(ex, Code::unsupported);
+            co_return;
+        }
+        co_await metrics(ex);
         co_return;
     case RouteKind::base: {
         if (req.method != "GET" && req.method != "HEAD") {

@@ -13,6 +13,7 @@
 #include "reactor/runtime.hh"
 #include "reactor/sync.hh"
 #include "registry/errors.hh"
+#include "registry/metrics.hh"
 #include "registry/routes.hh"
 #include "storage/store.hh"
 
@@ -33,12 +34,16 @@ class Registry final : public http::Handler {
     Registry(RegistryConfig cfg, storage::Store& store, reactor::Latch& ready) noexcept;
     reactor::Task<void> handle(http::Exchange& ex) noexcept override;
     // The runtime whose shards the status endpoint reports on (optional).
-    void set_runtime(const reactor::Runtime* rt) noexcept { runtime_ = rt; }
+    void set_runtime(const reactor::Runtime* rt) noexcept {
+        runtime_ = rt;
+        requests_ = std::make_unique<RequestCounters>(rt->shard_count());
+    }
     void log_access(const http::AccessRecord& rec) noexcept override;
     void cutting() noexcept override { flights_.cut_readers(); }
 
   private:
     using Task = reactor::Task<void>;
+    Task handle_route(http::Exchange& ex, Route route) noexcept;
     Task dispatch(http::Exchange& ex, Route route) noexcept;
     Task dispatch_read(http::Exchange& ex, const Route& route) noexcept;
     Task dispatch_upload(http::Exchange& ex, const Route& route) noexcept;
@@ -77,8 +82,10 @@ class Registry final : public http::Handler {
     Task put_manifest(http::Exchange& ex, const Route& r) noexcept;
     Task delete_manifest(http::Exchange& ex, const Route& r) noexcept;
     reactor::Task<util::Result<std::string>> read_manifest_body(http::Exchange& ex) noexcept;
-    // status.cc
+    // status.cc, metrics.cc
     Task status(http::Exchange& ex) noexcept;
+    Task metrics(http::Exchange& ex) noexcept;
+    MirrorStats& stats(const mirror::Upstream& u) noexcept { return *mirror_stats_[u.id]; }
     // listings.cc
     Task tags_list(http::Exchange& ex, const Route& r) noexcept;
     Task catalog(http::Exchange& ex) noexcept;
@@ -103,7 +110,8 @@ class Registry final : public http::Handler {
     mirror::NotFound wrong_bytes_;
     mirror::Breaker breaker_;
     mirror::ListCache lists_;
-    std::atomic<std::uint64_t> stale_serves_{0};
+    std::unique_ptr<RequestCounters> requests_;              // set with the runtime
+    std::vector<std::unique_ptr<MirrorStats>> mirror_stats_; // by Upstream::id
 };
 
 // Helpers shared by the handler files.

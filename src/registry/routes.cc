@@ -41,6 +41,10 @@ Route match_route(std::string_view path) {
         r.kind = RouteKind::status;
         return r;
     }
+    if (path == "/metrics") {
+        r.kind = RouteKind::metrics;
+        return r;
+    }
     if (path == "/v2" || path == "/v2/") {
         r.kind = RouteKind::base;
         return r;

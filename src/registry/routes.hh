@@ -17,7 +17,8 @@ enum class RouteKind {
     referrers,    // /v2/<name>/referrers/<digest>
     healthz,
     readyz,
-    status, // /ringport/v1/status: what the process holds (counts and bounds)
+    status,  // /ringport/v1/status: what the process holds (counts and bounds)
+    metrics, // /metrics: Prometheus text format
     not_found,
 };
 

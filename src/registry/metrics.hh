@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// What /metrics reports: requests by route and status, counted per shard,
+// and per mirror its cache's hits and misses, what it served and fetched.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "registry/routes.hh"
+
+namespace rp::registry {
+
+std::string_view route_name(RouteKind k) noexcept;
+
+// Requests answered, by route and status. Each shard writes only its own
+// block (a relaxed load and store, no locked instruction on the request
+// path); /metrics sums the blocks.
+class RequestCounters {
+  public:
+    // Statuses counted apart; any other counts as "other".
+    static constexpr std::array<int, 21> statuses{200, 201, 202, 204, 206, 304, 307,
+                                                  400, 401, 403, 404, 405, 408, 413,
+                                                  414, 416, 429, 431, 500, 502, 503};
+    static constexpr std::size_t kinds = static_cast<std::size_t>(RouteKind::not_found) + 1;
+    static constexpr std::size_t slots = statuses.size() + 1;
+
+    explicit RequestCounters(unsigned shards);
+    void count(unsigned shard, RouteKind k, int status) noexcept;
+    std::uint64_t total(std::size_t kind, std::size_t status_slot) const noexcept;
+
+  private:
+    struct alignas(64) Block {
+        std::array<std::atomic<std::uint64_t>, kinds * slots> n{};
+    };
+    std::unique_ptr<Block[]> blocks_;
+    unsigned shards_;
+};
+
+// One mirror's cache, from any shard. [0] manifests, [1] blobs.
+struct MirrorStats {
+    static constexpr int manifest = 0;
+    static constexpr int blob = 1;
+    std::array<std::atomic<std::uint64_t>, 2> hits{};      // answered from the cache
+    std::array<std::atomic<std::uint64_t>, 2> misses{};    // fetched upstream (or re-fetched)
+    std::array<std::atomic<std::uint64_t>, 2> coalesced{}; // waited on another's fetch
+    std::array<std::atomic<std::uint64_t>, 2> not_found_hits{};
+    std::atomic<std::uint64_t> revalidations{0}; // cached tags confirmed or re-fetched upstream
+    std::atomic<std::uint64_t> stale{0};
+    std::atomic<std::uint64_t> upstream_bytes{0}; // manifest and blob bodies received
+    std::atomic<std::uint64_t> served_bytes{0};   // manifest and blob bodies answered
+    std::atomic<std::int64_t> in_flight{0};       // fetches (leaders) under way
+};
+
+} // namespace rp::registry
