@@ -61,6 +61,19 @@ class FlightFile final : public http::GrowingFile {
 
 } // namespace
 
+// A blob already stored for another repository has the same bytes, whatever
+// the upstream: it is linked, not fetched again (base layers are shared by
+// most images). Not for an upstream with credentials: a private repository's
+// blob must come through the upstream's own check of the repository asked.
+reactor::Task<bool> Registry::mount_stored(const mirror::Upstream& u, const std::string& repo,
+                                           const Digest& d) noexcept {
+    if (!u.username.empty() || !u.credentials_file.empty()) {
+        co_return false;
+    }
+    auto m = co_await store_.mount_blob(repo, d, std::nullopt);
+    co_return m&&* m;
+}
+
 // A mirrored repository's blob its cache lacks: fetched on this shard by a
 // flow of its own, which finishes and commits even when every client has
 // gone. Lands the flight for everyone reading it.
@@ -70,7 +83,7 @@ Task<void> Registry::fetch_into_cache(std::string repo, const mirror::Upstream* 
     util::Result<void> got = util::Ok{};
     // A flight that landed between the request's miss and its join stored
     // the blob already.
-    if (!co_await store_.stat_blob(repo, d)) {
+    if (!co_await store_.stat_blob(repo, d) && !co_await mount_stored(*u, repo, d)) {
         std::string name = repo.substr(u->prefix.size() + 1);
         std::uint64_t received = 0;
         got = co_await mirror::fetch_blob(fetcher_, store_, *u, std::move(repo), std::move(name), d,

@@ -55,6 +55,8 @@ class Registry final : public http::Handler {
 
     // blobs.cc
     Task get_blob(http::Exchange& ex, const Route& r) noexcept;
+    reactor::Task<bool> mount_stored(const mirror::Upstream& u, const std::string& repo,
+                                     const storage::Digest& d) noexcept;
     Task fetch_into_cache(std::string repo, const mirror::Upstream* u, storage::Digest d,
                           std::string key, std::shared_ptr<mirror::Flights::Flight> fl) noexcept;
     Task delete_blob(http::Exchange& ex, const Route& r) noexcept;

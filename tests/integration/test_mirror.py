@@ -907,3 +907,26 @@ def test_an_upstream_without_the_referrers_api_leaves_the_caches_answer():
         r = Client(srv.host).request("GET", f"/v2/up.test/team/app/referrers/{subject}")
         assert r.status == 200 and r.json()["manifests"] == [], r
         assert r.header("Warning") is None
+
+
+def test_a_blob_stored_for_another_repository_is_linked_not_fetched_again():
+    with fake_and_mirror() as (up, srv):
+        data = os.urandom(256 * 1024)  # a base layer two images share
+        d = up.add_blob("team/one", data)
+        up.add_blob("team/two", data)
+        assert blob_get(srv, f"/v2/up.test/team/one/blobs/{d}").body == data
+        assert blob_get(srv, f"/v2/up.test/team/two/blobs/{d}").body == data
+        assert up.count("GET", "blob") == 1
+        assert os.path.exists(os.path.join(srv.root, "docker/registry/v2/repositories/up.test/"
+                                           "team/two/_layers/sha256", d[7:], "link"))
+
+
+def test_with_credentials_a_blob_is_fetched_for_each_repository_asked():
+    """A private repository's blob must pass the upstream's own check."""
+    with fake_and_mirror('username = "u"\npassword = "p"\n') as (up, srv):
+        data = os.urandom(64 * 1024)
+        d = up.add_blob("team/one", data)
+        assert blob_get(srv, f"/v2/up.test/team/one/blobs/{d}").body == data
+        r = blob_get(srv, f"/v2/up.test/team/two/blobs/{d}")  # team/two upstream lacks it
+        assert r.status == 404, r
+        assert up.count("GET", "blob") == 2

@@ -338,8 +338,9 @@ class Dockerd(Daemon):
 
     name = "dockerd"
 
-    def __init__(self):
+    def __init__(self, daemon_config=None):
         super().__init__("rt-dkd-")
+        self.daemon_config = daemon_config or {}
         self.sock = os.path.join(self.dir, "docker.sock")
         self.cgroup_parent = f"ringtest-docker{os.getpid()}"
         self.env = dict(os.environ)
@@ -353,7 +354,7 @@ class Dockerd(Daemon):
             tool(t)
         cfg = os.path.join(self.dir, "daemon.json")
         with open(cfg, "w") as f:
-            f.write("{}\n")
+            json.dump(self.daemon_config, f)
         os.makedirs(self.cli_env["DOCKER_CONFIG"], exist_ok=True)
         self._spawn([
             tool("dockerd"),
