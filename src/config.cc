@@ -240,7 +240,26 @@ Result<mirror::Upstream> parse_mirror(const toml::table& t, const std::string& w
              : key == "first_byte_timeout_ms" ? u.first_byte_timeout_ms
                                               : u.stall_timeout_ms) =
                 static_cast<std::uint32_t>(v->get());
-        } else if (key == "hosts" || key == "auth_hosts") {
+        } else if (key == "cache_bytes_max") {
+            const auto* v = value.as_integer();
+            if (v == nullptr || v->get() < 0) {
+                return bad("a byte count (0: no limit)");
+            }
+            u.cache_bytes_max = static_cast<std::uint64_t>(v->get());
+        } else if (key == "evict_high_percent" || key == "evict_low_percent") {
+            const auto* v = value.as_integer();
+            if (v == nullptr || v->get() < 1 || v->get() > 100) {
+                return bad("a percentage from 1 to 100");
+            }
+            (key == "evict_high_percent" ? u.evict_high_percent : u.evict_low_percent) =
+                static_cast<std::uint64_t>(v->get());
+        } else if (key == "prewarm_interval_s") {
+            const auto* v = value.as_integer();
+            if (v == nullptr || v->get() < 0 || v->get() > 31536000) {
+                return bad("seconds from 0 to 31536000");
+            }
+            u.prewarm_interval_s = static_cast<std::uint64_t>(v->get());
+        } else if (key == "hosts" || key == "auth_hosts" || key == "pins" || key == "prewarm") {
             const auto* a = value.as_array();
             if (a == nullptr) {
                 return bad("an array of strings");
@@ -249,7 +268,11 @@ Result<mirror::Upstream> parse_mirror(const toml::table& t, const std::string& w
                 if (!h.is_string()) {
                     return bad("an array of strings");
                 }
-                (key == "hosts" ? u.hosts : u.auth_hosts).push_back(h.as_string()->get());
+                (key == "hosts"        ? u.hosts
+                 : key == "auth_hosts" ? u.auth_hosts
+                 : key == "pins"       ? u.pins
+                                       : u.prewarm)
+                    .push_back(h.as_string()->get());
             }
         } else if (key == "default" || key == "implicit_library") {
             const auto* v = value.as_boolean();
@@ -293,6 +316,19 @@ Result<mirror::Upstream> parse_mirror(const toml::table& t, const std::string& w
     if (!u.credentials_file.empty() && (!u.username.empty() || !u.password.empty())) {
         return Error::of(Errc::invalid,
                          where + ": credentials_file or username/password, not both");
+    }
+    if (u.evict_low_percent >= u.evict_high_percent) {
+        return Error::of(Errc::invalid,
+                         where + ": evict_low_percent must be below evict_high_percent");
+    }
+    for (const std::string& r : u.prewarm) {
+        if (r.find_first_of(":@") == std::string::npos || r.front() == ':' || r.front() == '@') {
+            std::string msg = where;
+            msg.append(".prewarm: '")
+                .append(r)
+                .append("' is not <repository>:<tag> or <repository>@<digest>");
+            return Error::of(Errc::invalid, std::move(msg));
+        }
     }
     if (u.username.empty() != u.password.empty()) {
         return Error::of(Errc::invalid, where + ": username and password go together");
@@ -461,41 +497,49 @@ std::string example_config() {
         }
         out += k.name + std::string(" = ") + value + "\n";
     }
-    out += "\n# Pull-through mirrors: one [[mirror]] table per upstream (file only).\n"
-           "# Its cache is stored as ordinary repositories under the prefix. A request\n"
-           "# is routed by path prefix (/v2/docker.io/library/alpine/...), else by\n"
-           "# containerd's ?ns= (looked up in prefix and hosts; unknown: 404), else to\n"
-           "# the default mirror unless the repository exists here as hosted content.\n"
-           "# Pushes under a prefix are refused.\n"
-           "# [[mirror]]\n"
-           "# prefix = \"docker.io\"\n"
-           "# url = \"https://registry-1.docker.io\"\n"
-           "# hosts = [\"docker.io\", \"index.docker.io\", \"registry-1.docker.io\"]\n"
-           "# default = true\n"
-           "# implicit_library = true   # \"alpine\" is \"library/alpine\"; default: on for "
-           "docker.io\n"
-           "# tag_ttl_s = 60            # a cached tag is revalidated (HEAD) after this long\n"
-           "# not_found_ttl_s = 30      # an upstream 404 is remembered this long (0: never)\n"
-           "# deadline_ms = 1000        # a cached tag's revalidation waits this long, then it is "
-           "served stale\n"
-           "# retry_after_s = 10        # after an upstream failure, cached tags are served "
-           "without asking it this long\n"
-           "# list_ttl_s = 30           # the upstream's tag lists and referrers, kept this "
-           "long per query\n"
-           "# max_stale_s = 604800      # a cached tag older than this is not served stale\n"
-           "# ratelimit_min = 10        # below this ratelimit-remaining, cached tags are not "
-           "revalidated\n"
-           "# username = \"bot\"          # credentials: Basic auth, or for the token realm\n"
-           "# password = \"...\"\n"
-           "# credentials_file = \"/etc/ringport/hub.cred\"  # \"user:password\", re-read when "
-           "it changes (instead of username/password)\n"
-           "# auth_hosts = [\"auth.example.com\"]  # token realms trusted besides the "
-           "upstream's own registrable domain\n"
-           "# ca_file = \"/etc/ssl/upstream-ca.pem\"  # default: the system's CAs\n"
-           "# tls_verify = true\n"
-           "# connect_timeout_ms = 5000\n"
-           "# first_byte_timeout_ms = 30000  # no status line this long: the request fails\n"
-           "# stall_timeout_ms = 30000  # no byte this long: fails (a blob transfer resumes)\n";
+    out +=
+        "\n# Pull-through mirrors: one [[mirror]] table per upstream (file only).\n"
+        "# Its cache is stored as ordinary repositories under the prefix. A request\n"
+        "# is routed by path prefix (/v2/docker.io/library/alpine/...), else by\n"
+        "# containerd's ?ns= (looked up in prefix and hosts; unknown: 404), else to\n"
+        "# the default mirror unless the repository exists here as hosted content.\n"
+        "# Pushes under a prefix are refused.\n"
+        "# [[mirror]]\n"
+        "# prefix = \"docker.io\"\n"
+        "# url = \"https://registry-1.docker.io\"\n"
+        "# hosts = [\"docker.io\", \"index.docker.io\", \"registry-1.docker.io\"]\n"
+        "# default = true\n"
+        "# implicit_library = true   # \"alpine\" is \"library/alpine\"; default: on for "
+        "docker.io\n"
+        "# tag_ttl_s = 60            # a cached tag is revalidated (HEAD) after this long\n"
+        "# not_found_ttl_s = 30      # an upstream 404 is remembered this long (0: never)\n"
+        "# deadline_ms = 1000        # a cached tag's revalidation waits this long, then it is "
+        "served stale\n"
+        "# retry_after_s = 10        # after an upstream failure, cached tags are served "
+        "without asking it this long\n"
+        "# list_ttl_s = 30           # the upstream's tag lists and referrers, kept this "
+        "long per query\n"
+        "# max_stale_s = 604800      # a cached tag older than this is not served stale\n"
+        "# ratelimit_min = 10        # below this ratelimit-remaining, cached tags are not "
+        "revalidated\n"
+        "# cache_bytes_max = 0       # bytes (0: no limit); past evict_high_percent of it the\n"
+        "#                           # least recently pulled go, down to evict_low_percent\n"
+        "# evict_high_percent = 90\n"
+        "# evict_low_percent = 80\n"
+        "# pins = [\"library/alpine:*\"]   # never evicted (globs over repository:tag, @digest)\n"
+        "# prewarm = [\"library/alpine:3.20\"]  # fetched at start and every prewarm_interval_s\n"
+        "# prewarm_interval_s = 3600\n"
+        "# username = \"bot\"          # credentials: Basic auth, or for the token realm\n"
+        "# password = \"...\"\n"
+        "# credentials_file = \"/etc/ringport/hub.cred\"  # \"user:password\", re-read when "
+        "it changes (instead of username/password)\n"
+        "# auth_hosts = [\"auth.example.com\"]  # token realms trusted besides the "
+        "upstream's own registrable domain\n"
+        "# ca_file = \"/etc/ssl/upstream-ca.pem\"  # default: the system's CAs\n"
+        "# tls_verify = true\n"
+        "# connect_timeout_ms = 5000\n"
+        "# first_byte_timeout_ms = 30000  # no status line this long: the request fails\n"
+        "# stall_timeout_ms = 30000  # no byte this long: fails (a blob transfer resumes)\n";
     return out;
 }
 

@@ -424,8 +424,18 @@ int serve_main(const Config& cfg) {
     std::fflush(stdout);
     RP_LOG_INFO("ringport %s serving %s on %s with %u shard(s)", RINGPORT_VERSION,
                 cfg.storage_root.c_str(), bound->c_str(), server.shard_count());
+    struct Housekeeping {
+        registry::Registry* reg;
+        int rootfd;
+    } hk{&reg, rootfd.get()};
+    runtime.shard(0).post(reactor::Message{[](void* arg, std::uint64_t) noexcept {
+                                               auto* h = static_cast<Housekeeping*>(arg);
+                                               h->reg->start_housekeeping(h->rootfd);
+                                           },
+                                           &hk, 0});
     run_until_signal(cfg, sigs, std::move(*src), v2fd.get(), runtime, server, index, store, ready,
                      keeper ? &*keeper : nullptr);
+    reg.save_access_times(); // the runtime has stopped: nothing touches them now
     RP_LOG_INFO("stopped");
     util::log_stop();
     return 0;

@@ -473,6 +473,11 @@ void Flights::land(const std::string& key, const std::shared_ptr<Flight>& f, uti
     f->bytes.close(); // a reader it wakes finds `landed` set and the result
 }
 
+bool Flights::in_flight(const std::string& key) const {
+    std::lock_guard lk(mu_);
+    return in_flight_.contains(key);
+}
+
 void Flights::cut_readers() {
     std::lock_guard lk(mu_);
     for (auto& [key, f] : in_flight_) {

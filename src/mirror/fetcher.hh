@@ -213,9 +213,10 @@ class Flights {
     // cutting its connections. The fetches go on until the runtime stops.
     void cut_readers();
     std::uint64_t coalesced() const noexcept { return coalesced_.load(std::memory_order_relaxed); }
+    bool in_flight(const std::string& key) const;
 
   private:
-    std::mutex mu_;
+    mutable std::mutex mu_;
     std::unordered_map<std::string, std::shared_ptr<Flight>> in_flight_;
     std::atomic<std::uint64_t> coalesced_{0};
 };

@@ -62,6 +62,18 @@ struct Upstream {
     std::uint32_t connect_timeout_ms = 5000;
     std::uint32_t first_byte_timeout_ms = 30000;
     std::uint32_t stall_timeout_ms = 30000;
+    // The cache's size limit (0: none): past evict_high_percent of it, the
+    // least recently pulled manifests go until it is under evict_low_percent.
+    std::uint64_t cache_bytes_max = 0;
+    std::uint64_t evict_high_percent = 90;
+    std::uint64_t evict_low_percent = 80;
+    // Never evicted: globs over "<upstream repository>:<tag>" and
+    // "<upstream repository>@<digest>" ("library/alpine:*").
+    std::vector<std::string> pins;
+    // Fetched at start and every prewarm_interval_s (0: at start only):
+    // "<upstream repository>:<tag>" or "@<digest>", every platform.
+    std::vector<std::string> prewarm;
+    std::uint64_t prewarm_interval_s = 3600;
     unsigned id = 0; // its position among the mirrors (set by the Router)
 };
 

@@ -66,15 +66,6 @@ std::string mirror_accept() {
            "application/vnd.docker.distribution.manifest.v2+json";
 }
 
-// The index's manifest for a tag or a digest (already validated), or null.
-storage::ManifestPtr indexed_manifest(const storage::Index& idx, const std::string& name,
-                                      const std::string& ref) {
-    std::optional<Digest> d = ref.find(':') == std::string::npos
-                                  ? idx.resolve_tag(name, ref)
-                                  : std::optional<Digest>(Digest::parse(ref).value());
-    return d ? idx.manifest(name, *d) : nullptr;
-}
-
 struct Reference {
     bool is_digest = false;
     Digest digest;
@@ -149,6 +140,15 @@ Task<storage::ManifestPtr> manifest_by_tag_link(storage::Store& store, std::stri
 }
 
 } // namespace
+
+// The index's manifest for a tag or a digest (already validated), or null.
+storage::ManifestPtr indexed_manifest(const storage::Index& idx, const std::string& name,
+                                      const std::string& ref) {
+    std::optional<Digest> d = ref.find(':') == std::string::npos
+                                  ? idx.resolve_tag(name, ref)
+                                  : std::optional<Digest>(Digest::parse(ref).value());
+    return d ? idx.manifest(name, *d) : nullptr;
+}
 
 // A mirrored repository's manifest its cache lacks: fetched from the
 // upstream with the client's Accept, validated as a push would be (its blobs
@@ -366,6 +366,9 @@ Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
     if (!m) {
         co_await fail(ex, Code::manifest_unknown, r.ref);
         co_return;
+    }
+    if (mirrored != nullptr) { // eviction goes by the last pull
+        access_.pulled(r.name, m->digest.str(), static_cast<std::int64_t>(std::time(nullptr)));
     }
     const http::Request& req = ex.request();
     if (!accepts(req, m->media_type)) {

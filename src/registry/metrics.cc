@@ -171,6 +171,18 @@ reactor::Task<void> Registry::metrics(http::Exchange& ex) noexcept {
         scalar("ringport_mirror_fetches_in_flight", "gauge",
                "Upstream fetches under way (each shared by any number of requests).",
                [&](const mirror::Upstream& u) { return stats(u).in_flight.load(); });
+        scalar("ringport_mirror_evictions_total", "counter",
+               "Cached manifests evicted (least recently pulled first, past cache_bytes_max).",
+               [&](const mirror::Upstream& u) {
+                   return static_cast<std::int64_t>(stats(u).evictions.load());
+               });
+        scalar("ringport_mirror_evicted_bytes_total", "counter",
+               "Bytes the evictions took out of the cache's size.", [&](const mirror::Upstream& u) {
+                   return static_cast<std::int64_t>(stats(u).evicted_bytes.load());
+               });
+        scalar("ringport_mirror_cache_bytes", "gauge",
+               "The cache's size at its last check (mirrors with cache_bytes_max).",
+               [&](const mirror::Upstream& u) { return stats(u).cache_bytes.load(); });
         scalar("ringport_mirror_circuit_open", "gauge",
                "1 while the upstream is taken as down and cached tags are served without asking.",
                [&](const mirror::Upstream& u) {

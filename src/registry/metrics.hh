@@ -53,6 +53,9 @@ struct MirrorStats {
     std::atomic<std::uint64_t> upstream_bytes{0}; // manifest and blob bodies received
     std::atomic<std::uint64_t> served_bytes{0};   // manifest and blob bodies answered
     std::atomic<std::int64_t> in_flight{0};       // fetches (leaders) under way
+    std::atomic<std::uint64_t> evictions{0};      // cached manifests evicted
+    std::atomic<std::uint64_t> evicted_bytes{0};  // what they stopped counting
+    std::atomic<std::int64_t> cache_bytes{-1};    // at the last check (-1: no limit set)
 };
 
 } // namespace rp::registry

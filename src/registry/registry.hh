@@ -4,10 +4,12 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "http/connection.hh"
 #include "http/handler.hh"
+#include "mirror/cache.hh"
 #include "mirror/fetcher.hh"
 #include "mirror/router.hh"
 #include "reactor/runtime.hh"
@@ -40,6 +42,12 @@ class Registry final : public http::Handler {
     }
     void log_access(const http::AccessRecord& rec) noexcept override;
     void cutting() noexcept override { flights_.cut_readers(); }
+    // The mirrors' housekeeping (cache_bytes_max, pre-warm, saving access
+    // times), as a flow on the calling shard until it stops. `rootfd` holds
+    // the access times (.ringport.mirror-access).
+    void start_housekeeping(int rootfd) noexcept;
+    // The access times, written now (at a clean stop, after the runtime).
+    void save_access_times() noexcept;
 
   private:
     using Task = reactor::Task<void>;
@@ -82,6 +90,19 @@ class Registry final : public http::Handler {
     void upstream_down(const mirror::Upstream& u) noexcept;
     Task probe(const mirror::Upstream* u) noexcept;
     Task put_manifest(http::Exchange& ex, const Route& r) noexcept;
+    // cache.cc
+    Task housekeeping() noexcept;
+    reactor::Task<std::uint64_t> cache_usage(const mirror::Upstream& u,
+                                             const std::vector<std::string>& repos) noexcept;
+    Task evict_if_over(const mirror::Upstream& u) noexcept;
+    reactor::Task<std::uint64_t> evict_manifest(const mirror::Upstream& u,
+                                                const std::vector<std::string>& repos,
+                                                const std::string& repo,
+                                                storage::Digest d) noexcept;
+    Task prewarm(const mirror::Upstream& u) noexcept;
+    reactor::Task<util::Result<void>> cache_blob(const mirror::Upstream& u, const std::string& repo,
+                                                 const storage::Digest& d) noexcept;
+    std::vector<std::string> cache_repos(const mirror::Upstream& u) const;
     Task delete_manifest(http::Exchange& ex, const Route& r) noexcept;
     reactor::Task<util::Result<std::string>> read_manifest_body(http::Exchange& ex) noexcept;
     // status.cc, metrics.cc
@@ -112,11 +133,16 @@ class Registry final : public http::Handler {
     mirror::NotFound wrong_bytes_;
     mirror::Breaker breaker_;
     mirror::ListCache lists_;
-    std::unique_ptr<RequestCounters> requests_;              // set with the runtime
+    std::unique_ptr<RequestCounters> requests_; // set with the runtime
+    mirror::AccessTimes access_;
+    int rootfd_ = -1;
+    std::unordered_map<std::string, std::uint64_t> sizes_;   // blob sizes (housekeeping only)
     std::vector<std::unique_ptr<MirrorStats>> mirror_stats_; // by Upstream::id
 };
 
 // Helpers shared by the handler files.
+storage::ManifestPtr indexed_manifest(const storage::Index& idx, const std::string& name,
+                                      const std::string& ref);
 std::string upload_location(std::string_view name, std::string_view uuid);
 std::string upload_range(std::uint64_t offset);
 http::Response empty_response(int status);

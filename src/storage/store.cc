@@ -187,6 +187,10 @@ Task<Result<bool>> Store::mount_blob(std::string repo, Digest d,
     if (!source) {
         co_return false;
     }
+    BlobUse use = co_await use_blob(d);
+    if (!(from ? index_.has_layer(*from, d) : index_.any_repo_has_layer(d))) {
+        co_return false; // unlinked meanwhile: its data may be going
+    }
     auto st = co_await fs_.stat(layout::blob_data(d));
     if (!st) {
         co_return false;
@@ -202,6 +206,68 @@ Task<Result<bool>> Store::mount_blob(std::string repo, Digest d,
         co_return std::move(l).error();
     }
     co_return true;
+}
+
+// ---- blob uses and removal -------------------------------------------------
+
+Store::BlobUse::~BlobUse() {
+    if (s_ == nullptr) {
+        return;
+    }
+    std::lock_guard lk(s_->blob_use_mu_);
+    auto it = s_->blob_uses_.find(key_);
+    if (it != s_->blob_uses_.end() && --it->second == 0) {
+        s_->blob_uses_.erase(it);
+    }
+}
+
+Task<Store::BlobUse> Store::use_blob(const Digest& d) noexcept {
+    // Bounded: a removal is one unlink; past 10 s the use goes ahead anyway.
+    for (int i = 0;; ++i) {
+        {
+            std::lock_guard lk(blob_use_mu_);
+            if (!blob_removing_.contains(d.str()) || i >= 10000) {
+                ++blob_uses_[d.str()];
+                break;
+            }
+        }
+        (void)co_await reactor::sleep_ms(1);
+    }
+    co_return BlobUse(this, d.str());
+}
+
+Task<Result<bool>> Store::remove_unreferenced_blob(Digest d) noexcept {
+    const std::string& key = d.str();
+    {
+        std::lock_guard lk(blob_use_mu_);
+        if (blob_uses_.contains(key) || blob_removing_.contains(key) ||
+            index_.any_repo_has_layer(d) || index_.shared_manifest(d)) {
+            co_return false;
+        }
+        blob_removing_.insert(key);
+    }
+    std::string data = layout::blob_data(d);
+    auto r = co_await fs_.unlink(data);
+    if (r) {
+        (void)co_await fs_.rmdir(std::string(layout::parent(data)));
+    }
+    {
+        std::lock_guard lk(blob_use_mu_);
+        blob_removing_.erase(key);
+    }
+    if (!r) {
+        co_return r.error().kind == Errc::not_found ? Result<bool>(false)
+                                                    : Result<bool>(std::move(r).error());
+    }
+    co_return true;
+}
+
+Task<Result<std::uint64_t>> Store::blob_size(Digest d) noexcept {
+    auto st = co_await fs_.stat(layout::blob_data(d));
+    if (!st) {
+        co_return std::move(st).error();
+    }
+    co_return static_cast<std::uint64_t>(st->stx_size);
 }
 
 // ---- uploads ------------------------------------------------------------
@@ -494,6 +560,7 @@ Task<Result<void>> Store::commit_upload(UploadPtr u, Digest expected,
         co_await cancel_upload(u);
         co_return Error::of(Errc::size_mismatch, "content length does not match");
     }
+    BlobUse use = co_await use_blob(expected);
     auto mv = co_await move_into_blobs(*u, expected);
     if (mv) {
         RepoLease rs = index_.lease(u->repo);

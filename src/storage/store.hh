@@ -9,6 +9,8 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
+#include <utility>
 
 #include "reactor/sync.hh"
 #include "reactor/task.hh"
@@ -88,6 +90,32 @@ class Store {
     // the blob, else from anywhere it is stored. False when there is nothing to link.
     reactor::Task<util::Result<bool>> mount_blob(std::string repo, Digest d,
                                                  std::optional<std::string> from) noexcept;
+
+    // A writer that may find a blob already stored and link it (a commit, a
+    // mount, a manifest put) holds a use of its digest from that check until
+    // the link is in the index. A blob's data is removed only while no use
+    // is held and nothing links it; a use taken during a removal waits for
+    // it, so a blob revived at that moment is written again, never lost.
+    class BlobUse {
+      public:
+        BlobUse() = default;
+        BlobUse(Store* s, std::string key) noexcept : s_(s), key_(std::move(key)) {}
+        BlobUse(BlobUse&& o) noexcept : s_(std::exchange(o.s_, nullptr)), key_(std::move(o.key_)) {}
+        BlobUse& operator=(BlobUse&&) = delete;
+        BlobUse(const BlobUse&) = delete;
+        BlobUse& operator=(const BlobUse&) = delete;
+        ~BlobUse();
+
+      private:
+        Store* s_ = nullptr;
+        std::string key_;
+    };
+    reactor::Task<BlobUse> use_blob(const Digest& d) noexcept;
+    // Removes the blob's data when no repository links it (layer link or
+    // manifest revision) and no use is held: true when removed.
+    reactor::Task<util::Result<bool>> remove_unreferenced_blob(Digest d) noexcept;
+    // The stored size of a blob's data.
+    reactor::Task<util::Result<std::uint64_t>> blob_size(Digest d) noexcept;
 
     // Uploads --------------------------------------------------------------
     reactor::Task<util::Result<UploadPtr>> start_upload(std::string repo) noexcept;
@@ -187,6 +215,9 @@ class Store {
     std::shared_ptr<std::atomic<std::size_t>> cache_used_ =
         std::make_shared<std::atomic<std::size_t>>(0);
     std::atomic<bool> direct_writes_{true}; // off once the file system refused O_DIRECT
+    std::mutex blob_use_mu_;
+    std::unordered_map<std::string, std::uint32_t> blob_uses_; // digest -> uses held
+    std::unordered_set<std::string> blob_removing_;            // digests being removed
 };
 
 } // namespace rp::storage

@@ -31,6 +31,7 @@ Task<Result<void>> Store::put_manifest(std::string repo, ManifestPtr m,
     if (auto j = co_await note_write(repo); !j) {
         co_return std::move(j).error();
     }
+    BlobUse use = co_await use_blob(m->digest);
     auto w = co_await write_blob_bytes(m->digest, *m->body);
     if (!w) {
         co_return w;

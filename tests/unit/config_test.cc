@@ -200,6 +200,31 @@ TEST_CASE("[[mirror]] credentials, TLS settings and timeouts load; contradiction
     CHECK(fails("stall_timeout_ms = 0\n").find("mirror[0].stall_timeout_ms") != std::string::npos);
     CHECK(fails("tls_verify = \"no\"\n").find("mirror[0].tls_verify") != std::string::npos);
     CHECK(fails("auth_hosts = [1]\n").find("mirror[0].auth_hosts") != std::string::npos);
+    CHECK(fails("evict_low_percent = 95\n").find("below evict_high_percent") != std::string::npos);
+    CHECK(fails("evict_high_percent = 0\n").find("mirror[0].evict_high_percent") !=
+          std::string::npos);
+    CHECK(fails("cache_bytes_max = -1\n").find("mirror[0].cache_bytes_max") != std::string::npos);
+    CHECK(fails("prewarm = [\"alpine\"]\n").find("not <repository>:<tag>") != std::string::npos);
+}
+
+TEST_CASE("[[mirror]] cache limits, pins and pre-warm load") {
+    std::string f = write_temp("[[mirror]]\nprefix = \"a\"\nurl = \"http://a\"\n"
+                               "cache_bytes_max = 1000000\nevict_high_percent = 70\n"
+                               "evict_low_percent = 40\npins = [\"library/*\"]\n"
+                               "prewarm = [\"library/alpine:3.20\", \"x@sha256:ab\"]\n"
+                               "prewarm_interval_s = 0\n");
+    CliOverrides cli;
+    cli.config_file = f;
+    auto c = load_config(cli, {});
+    std::remove(f.c_str());
+    REQUIRE(c);
+    const auto& u = c->mirrors.at(0);
+    CHECK(u.cache_bytes_max == 1000000);
+    CHECK(u.evict_high_percent == 70);
+    CHECK(u.evict_low_percent == 40);
+    CHECK(u.pins == std::vector<std::string>{"library/*"});
+    CHECK(u.prewarm.size() == 2);
+    CHECK(u.prewarm_interval_s == 0);
 }
 
 TEST_CASE("the example file in the repository is what the binary documents, and it loads") {
