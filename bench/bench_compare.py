@@ -40,6 +40,11 @@ What it does, in order:
     one ringport on a 1 GiB loop-mounted root that fills up and is freed,
     killed with SIGKILL at random moments and restarted; every acknowledged
     write is checked after each restart, and Distribution serves the tree;
+ 7c. mirror (bench/mirror.py): ringport's pull-through mirror and
+    Distribution in proxy mode in front of the same loopback upstream (200
+    MB/s per connection): 64 clients on one uncached blob at once and spread
+    over its fetch, a warm blob and warm manifests, a stalled upstream, a
+    multi-arch pull after tag_ttl; upstream requests counted each time;
  8. startup: ringport-genroot writes 10,000 repositories x 10 tags, the page
     cache is warmed (every file read once), then the `ready` workload starts
     each server on it (`--server-cmd`): time to GET /v2/, to ready (/readyz;
@@ -111,6 +116,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
 from ringtest.harness import DISTRIBUTION_CONFIG  # noqa: E402
 import abuse as abuse_rounds  # noqa: E402  (bench/abuse.py)
 import crash as crash_runs  # noqa: E402  (bench/crash.py)
+import mirror as mirror_run  # noqa: E402  (bench/mirror.py)
 import soak as soak_run  # noqa: E402  (bench/soak.py)
 import stop as stop_run  # noqa: E402  (bench/stop.py)
 
@@ -283,11 +289,12 @@ def ringport_env(extra):
     return env
 
 
-def start_ringport(root, logdir, name, extra_env, timeout=30.0):
+def start_ringport(root, logdir, name, extra_env, timeout=30.0, config=None):
     os.makedirs(root, exist_ok=True)
     out_path = os.path.join(logdir, f"{name}.stdout")
     start_at = file_size(out_path)
-    p = spawn([RINGPORT, "serve", "--listen", "127.0.0.1:0", "--root", root],
+    p = spawn([RINGPORT, "serve", "--listen", "127.0.0.1:0", "--root", root,
+               *(["--config", config] if config else [])],
               os.path.join(logdir, f"{name}.log"), env=ringport_env(extra_env),
               stdout_path=out_path)
     deadline = time.monotonic() + timeout
@@ -315,10 +322,13 @@ def distribution_config(root, port, cfgdir, name):
     return path
 
 
-def start_distribution(root, logdir, cfgdir, name, timeout=30.0):
+def start_distribution(root, logdir, cfgdir, name, timeout=30.0, proxy=None):
     os.makedirs(root, exist_ok=True)
     port = free_port()
     cfg = distribution_config(root, port, cfgdir, name)
+    if proxy:  # pull-through cache of `proxy`
+        with open(cfg, "a") as f:
+            f.write(f"proxy:\n  remoteurl: {proxy}\n")
     p = spawn([DISTRIBUTION, "serve", cfg], os.path.join(logdir, f"{name}.log"))
     s = Server("distribution", p, f"http://127.0.0.1:{port}", root)
     wait_status(s, "/v2/", timeout=timeout)
@@ -843,6 +853,7 @@ def build_rows(args, res):
     crash_runs.rows(res, row, fmt)
     soak_run.rows(res, row, fmt)
     stop_run.rows(res, row, fmt)
+    mirror_run.rows(res, row, fmt)
     return rows
 
 
@@ -1164,6 +1175,8 @@ def parse_args():
     ap.add_argument("--skip-build", action="store_true", help="use build/release as it is")
     ap.add_argument("--keep-roots", action="store_true", help="leave the generated roots")
     ap.add_argument("--size", default="64MiB", help="blob size for push and pull (64MiB)")
+    ap.add_argument("--mirror-size", default=None,
+                    help="the mirror step's blob (1GiB; quick: 256MiB)")
     ap.add_argument("--idle-conns", type=int, help="idle connections (10000; quick: 1000)")
     ap.add_argument("--ringport-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for ringport (e.g. RINGPORT_HTTP_SHARDS=2)")
@@ -1182,7 +1195,8 @@ def parse_args():
     ap.add_argument("--no-crash", action="store_true",
                     help="skip the crash measurements in the startup and scale steps")
     ap.add_argument("--only", help="comma-separated steps: limits,idle,workloads,connections,"
-                    "abuse,stop,soak,startup,scale (default: all but scale unless --scale)")
+                    "abuse,stop,soak,startup,mirror,scale (default: all but scale unless "
+                    "--scale)")
     a = ap.parse_args()
     if a.rounds < 1:
         ap.error("--rounds must be ≥ 1")
@@ -1199,6 +1213,11 @@ def parse_args():
     a.size_bytes = int(m.group(1)) * {None: 1, "KiB": 1 << 10, "MiB": 1 << 20,
                                       "GiB": 1 << 30}[m.group(2)]
     a.size = m.group(1) + (m.group(2) or "")
+    ms = re.fullmatch(r"(\d+)(KiB|MiB|GiB)?", a.mirror_size or ("256MiB" if a.quick else "1GiB"))
+    if not ms:
+        ap.error("--mirror-size: a number of bytes, or N KiB/MiB/GiB")
+    a.mirror_bytes = int(ms.group(1)) * {None: 1, "KiB": 1 << 10, "MiB": 1 << 20,
+                                         "GiB": 1 << 30}[ms.group(2)]
     a.tags = 1000 if a.quick else 10000
     a.repos = 300 if a.quick else 10000
     a.startup_repos = 500 if a.quick else 10000
@@ -1209,13 +1228,14 @@ def parse_args():
                              ("stop_idle", 1000, 200), ("stop_stalled", 1000, 200)):
         if getattr(a, key) is None:
             setattr(a, key, quick if a.quick else full)
-    steps = {"limits", "idle", "workloads", "connections", "abuse", "stop", "soak", "startup"}
+    steps = {"limits", "idle", "workloads", "connections", "abuse", "stop", "soak", "startup",
+             "mirror"}
     if a.scale or a.scale_root:
         steps.add("scale")
     if a.only:
         steps = set(a.only.split(","))
         bad = steps - {"limits", "idle", "workloads", "connections", "abuse", "stop", "soak",
-                       "startup", "scale"}
+                       "startup", "scale", "mirror"}
         if bad:
             ap.error(f"--only: unknown step(s) {', '.join(sorted(bad))}")
     a.steps = steps
@@ -1358,6 +1378,24 @@ def main():
                 R.errors.append(f"soak: {e!r}")
             step_done("soak")
 
+        if "mirror" in args.steps:
+            def mirror_ringport(upstream, ttl, name):
+                cfg = os.path.join(cfgdir, f"{name}.toml")
+                with open(cfg, "w") as f:
+                    f.write(f'[[mirror]]\nprefix = "up.test"\nurl = "{upstream}"\n'
+                            f"tag_ttl_s = {ttl}\n")
+                return start_ringport(os.path.join(scratch, name), logdir, name,
+                                      args.ringport_env, config=cfg)
+
+            res["mirror"] = mirror_run.compare_step(
+                args, BENCH, mirror_ringport,
+                lambda: start_ringport(os.path.join(scratch, "mirror-plain"), logdir,
+                                       "mirror-plain", args.ringport_env),
+                lambda upstream: start_distribution(os.path.join(scratch, "mirror-distribution"),
+                                                    logdir, cfgdir, "mirror-distribution",
+                                                    proxy=upstream),
+                scratch, say)
+            step_done("mirror")
         if "startup" in args.steps:
             res["startup"] = startup(args, R, scratch, logdir, cfgdir, args.startup_repos, 10,
                                      "startup", ["ringport-tree", "ringport", "distribution"])

@@ -128,6 +128,7 @@ Step PushFlow::on_response(const Response& r, Request& req, std::string& why) {
 void BlobGetFlow::begin(std::uint64_t op, Request& req) {
     index_ = op % targets_.size();
     req.target.assign(targets_[index_].path);
+    req.headers.assign(targets_[index_].headers);
     req.sink = Sink::hash;
 }
 

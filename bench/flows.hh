@@ -63,6 +63,7 @@ class BlobGetFlow final : public Flow {
     struct Target {
         std::string path;
         Sha256 digest{};
+        std::string headers; // extra request header lines, each ending in CRLF
     };
     explicit BlobGetFlow(const std::vector<Target>& targets) : targets_(targets) {}
     void begin(std::uint64_t op, Request& req) override;

@@ -37,7 +37,8 @@ const char* const run_usage =
   --server-cmd "CMD"   ready: the server command (run with sh -c)
   --ready-url-path P   ready: readiness path (default /readyz; "" means /v2/)
   --raw-path /x --expect-digest sha256:...
-                       pull a fixed path (e.g. from `ringport-bench sendfile-server`)
+                       pull a fixed path (e.g. from `ringport-bench sendfile-server`),
+                       sent with the manifest Accept header (a manifest path works too)
   --server-pid PID     sample the server's CPU, threads and memory from /proc
   --threads T          client threads, each with its own io_uring (default 1)
   --setup-concurrency C  connections for the untimed setup (default 16)

@@ -150,7 +150,10 @@ Result<void> run_pull(RunContext& ctx) {
     BlobSet set;
     std::vector<Blob> blobs;
     if (!o.raw_path.empty()) {
-        BlobGetFlow::Target t{o.raw_path, {}};
+        // The manifest Accept header too: a raw path may name a manifest
+        // (Distribution refuses an OCI manifest to a client that does not
+        // accept it).
+        BlobGetFlow::Target t{o.raw_path, {}, manifest_accept};
         if (!parse_sha256(o.expect_digest, t.digest)) {
             return Error::of(Errc::invalid, "--expect-digest must be sha256:<64 hex>");
         }
