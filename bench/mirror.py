@@ -53,15 +53,7 @@ def chunked_random(size, seed):
 def image(up, name, tag, seed, arch="amd64"):
     config = b'{"architecture":"%s","os":"linux","seed":"%s"}' % (arch.encode(), seed)
     layer = chunked_random(4 << 20, seed)
-    up.add_blob(name, config)
-    up.add_blob(name, layer)
-    m = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                               "digest": digest_of(config), "size": len(config)},
-                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                                "digest": digest_of(layer), "size": len(layer)}]}).encode()
-    up.add_manifest(name, tag, m)
-    return m, [digest_of(config), digest_of(layer)]
+    return up.add_image(name, tag, config, [layer]), [digest_of(config), digest_of(layer)]
 
 
 class Upstream:

@@ -16,19 +16,11 @@ LAYER = 200_000
 ACCEPT = {"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"}
 
 
-def add_image(up, name, tag, seed, layer=None):
+def add_image(up, name, tag, seed):
     """An image upstream: a config, one layer of LAYER bytes; returns (manifest, layer)."""
-    layer = layer if layer is not None else (seed * (LAYER // len(seed) + 1))[:LAYER]
+    layer = (seed * (LAYER // len(seed) + 1))[:LAYER]
     config = b'{"architecture":"amd64","os":"linux","seed":"' + seed + b'"}'
-    up.add_blob(name, config)
-    up.add_blob(name, layer)
-    m = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                               "digest": digest_of(config), "size": len(config)},
-                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                                "digest": digest_of(layer), "size": len(layer)}]}).encode()
-    up.add_manifest(name, tag, m)
-    return m, layer
+    return up.add_image(name, tag, config, [layer]), layer
 
 
 def pull(srv, name, tag="v1"):

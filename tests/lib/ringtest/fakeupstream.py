@@ -131,6 +131,20 @@ class FakeUpstream:
         self.blobs[(name, d)] = data if served is None else served
         return d
 
+    def add_image(self, name, tag, config, layers):
+        """An OCI image: `config` and `layers` (bytes) as name's blobs and a
+        manifest for them under `tag`; returns the manifest's bytes."""
+        self.add_blob(name, config)
+        for layer in layers:
+            self.add_blob(name, layer)
+        m = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                   "digest": digest_of(config), "size": len(config)},
+                        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                                    "digest": digest_of(x), "size": len(x)} for x in layers]})
+        self.add_manifest(name, tag, m.encode())
+        return m.encode()
+
     def count(self, method=None, kind=None):
         with self.lock:
             return sum(n for (m, k), n in self.counts.items()
