@@ -117,7 +117,7 @@ Fetcher::PerShard& Fetcher::here() {
 
 namespace {
 
-constexpr std::size_t tokens_per_shard_max = 1024;
+constexpr std::size_t tokens_max = 4096; // process-wide
 
 // A token is dropped this long before the upstream says it expires.
 constexpr std::uint64_t token_margin_us = 10'000'000;
@@ -149,8 +149,8 @@ Error upstream_error(const Upstream& u, long status, std::string_view what) {
 
 } // namespace
 
-reactor::Task<Result<void>> Fetcher::fetch_token(PerShard& s, const Upstream& u, const Challenge& c,
-                                                 const std::string& key) {
+reactor::Task<Result<Fetcher::Token>> Fetcher::fetch_token(PerShard& s, const Upstream& u,
+                                                           const Challenge& c) {
     if (c.realm.empty() || (!c.realm.starts_with("https://") && !c.realm.starts_with("http://"))) {
         co_return Error::of(Errc::unsupported, "upstream " + u.url +
                                                    " sent a bearer challenge "
@@ -184,27 +184,17 @@ reactor::Task<Result<void>> Fetcher::fetch_token(PerShard& s, const Upstream& u,
         co_return Error::of(Errc::closed,
                             "upstream " + u.url + " token endpoint: " + t.error().detail);
     }
-    // Scopes follow the repositories clients ask for, existing or not: the
-    // table is capped, expired tokens going first.
-    if (s.tokens.size() >= tokens_per_shard_max && !s.tokens.contains(key)) {
-        const std::uint64_t now = reactor::monotonic_us();
-        std::erase_if(s.tokens, [now](const auto& kv) { return kv.second.expires_us <= now; });
-        if (s.tokens.size() >= tokens_per_shard_max) {
-            s.tokens.erase(s.tokens.begin());
-        }
-    }
     const std::uint64_t life_us = std::min<std::uint64_t>(t->expires_in_s, 86400) * 1'000'000;
-    s.tokens[key] =
-        Token{std::move(t->token),
-              reactor::monotonic_us() +
-                  (life_us > 2 * token_margin_us ? life_us - token_margin_us : life_us / 2)};
-    co_return util::Ok{};
+    co_return Token{std::move(t->token),
+                    reactor::monotonic_us() +
+                        (life_us > 2 * token_margin_us ? life_us - token_margin_us : life_us / 2),
+                    0};
 }
 
 reactor::Task<Result<bool>> Fetcher::answer_challenge(PerShard& s, const Upstream& u,
                                                       const net::Response& r,
                                                       const std::string& scope,
-                                                      const std::string& key) {
+                                                      const std::string& key, std::uint64_t sent) {
     const std::string* h = r.header("WWW-Authenticate");
     std::optional<Challenge> c = h ? parse_challenge(*h) : std::nullopt;
     if (c && c->scheme == "basic") {
@@ -223,18 +213,75 @@ reactor::Task<Result<bool>> Fetcher::answer_challenge(PerShard& s, const Upstrea
     if (c->scope.empty()) {
         c->scope = scope;
     }
-    if (auto t = co_await fetch_token(s, u, *c, key); !t) {
-        co_return std::move(t).error();
+    std::shared_ptr<TokenFetch> f;
+    bool lead = false;
+    {
+        std::lock_guard lk(tokens_mu_);
+        auto it = tokens_.find(key);
+        if (it != tokens_.end() && it->second.generation != sent &&
+            it->second.expires_us > reactor::monotonic_us()) {
+            co_return true; // renewed since this request was sent
+        }
+        auto [fi, fresh] = token_fetches_.try_emplace(key);
+        if (fresh) {
+            fi->second = std::make_shared<TokenFetch>();
+        }
+        f = fi->second;
+        lead = fresh;
+    }
+    if (!lead) {
+        if (!co_await f->done.wait()) {
+            co_return Error::of(Errc::stopped, "stopping");
+        }
+        if (!f->result) {
+            co_return f->result.error();
+        }
+        co_return true;
+    }
+    auto t = co_await fetch_token(s, u, *c);
+    {
+        std::lock_guard lk(tokens_mu_);
+        if (t) {
+            // Scopes follow the repositories clients ask for, existing or
+            // not: the table is capped, expired tokens going first.
+            if (tokens_.size() >= tokens_max && !tokens_.contains(key)) {
+                const std::uint64_t now = reactor::monotonic_us();
+                std::erase_if(tokens_,
+                              [now](const auto& kv) { return kv.second.expires_us <= now; });
+                if (tokens_.size() >= tokens_max) {
+                    tokens_.erase(tokens_.begin());
+                }
+            }
+            t->generation = ++token_generation_;
+            tokens_[key] = std::move(*t);
+            f->result = util::Ok{};
+        } else {
+            f->result = t.error();
+        }
+        token_fetches_.erase(key);
+    }
+    f->done.set();
+    if (!f->result) {
+        co_return f->result.error();
     }
     co_return true;
 }
 
-net::Request Fetcher::authorized(PerShard& s, const Upstream& u, const std::string& key,
-                                 const net::Request& req) {
+net::Request Fetcher::authorized(const Upstream& u, const std::string& key, const net::Request& req,
+                                 std::uint64_t* sent) {
     net::Request r = req;
-    auto it = s.tokens.find(key);
-    if (it != s.tokens.end() && it->second.expires_us > reactor::monotonic_us()) {
-        r.headers.push_back("Authorization: Bearer " + it->second.value);
+    *sent = 0;
+    std::string bearer;
+    {
+        std::lock_guard lk(tokens_mu_);
+        auto it = tokens_.find(key);
+        if (it != tokens_.end() && it->second.expires_us > reactor::monotonic_us()) {
+            bearer = it->second.value;
+            *sent = it->second.generation;
+        }
+    }
+    if (*sent != 0) {
+        r.headers.push_back("Authorization: Bearer " + bearer);
     } else if (wants_basic(u)) {
         if (std::string cred = credentials(u); !cred.empty()) {
             r.headers.push_back("Authorization: Basic " + util::base64(cred));
@@ -248,7 +295,8 @@ reactor::Task<Result<net::Response>> Fetcher::send(PerShard& s, const Upstream& 
                                                    const std::string& scope) {
     const std::string key = u.prefix + " " + scope;
     for (int attempt = 0; attempt < 2; ++attempt) {
-        net::Request r = authorized(s, u, key, req);
+        std::uint64_t sent = 0;
+        net::Request r = authorized(u, key, req, &sent);
         auto resp = co_await s.client->fetch(std::move(r));
         if (resp) {
             observe(u, *resp);
@@ -256,7 +304,7 @@ reactor::Task<Result<net::Response>> Fetcher::send(PerShard& s, const Upstream& 
         if (!resp || resp->status != 401 || attempt == 1) {
             co_return resp;
         }
-        auto renewed = co_await answer_challenge(s, u, *resp, scope, key);
+        auto renewed = co_await answer_challenge(s, u, *resp, scope, key, sent);
         if (!renewed) {
             co_return std::move(renewed).error();
         }
@@ -406,7 +454,8 @@ Fetcher::blob(const Upstream& u, std::string name, std::string digest, std::uint
         req.headers.push_back("Range: bytes=" + std::to_string(from) + "-");
     }
     for (int attempt = 0; attempt < 2; ++attempt) {
-        net::Request r = authorized(s, u, key, req);
+        std::uint64_t sent = 0;
+        net::Request r = authorized(u, key, req, &sent);
         std::unique_ptr<net::Download> d = s.client->download(std::move(r));
         auto h = co_await d->head();
         if (!h) {
@@ -427,7 +476,7 @@ Fetcher::blob(const Upstream& u, std::string name, std::string digest, std::uint
         }
         util::Result<bool> renewed = false;
         if (status == 401 && attempt == 0) {
-            renewed = co_await answer_challenge(s, u, **h, scope, key);
+            renewed = co_await answer_challenge(s, u, **h, scope, key, sent);
             if (!renewed) {
                 co_return std::move(renewed).error();
             }

@@ -138,10 +138,14 @@ class Fetcher {
     struct Token {
         std::string value;
         std::uint64_t expires_us = 0;
+        std::uint64_t generation = 0; // which fetch got it (never 0)
+    };
+    struct TokenFetch {
+        reactor::Latch done;
+        util::Result<void> result = util::Ok{}; // written before `done` is set
     };
     struct PerShard {
         std::unique_ptr<net::Client> client;
-        std::unordered_map<std::string, Token> tokens; // "<prefix> <scope>"
     };
     struct FileCredentials {
         std::string value;
@@ -155,25 +159,33 @@ class Fetcher {
     static net::Request request_for(const Upstream& u);
     net::Request manifest_request(const Upstream& u, const std::string& name,
                                   const std::string& ref, const std::string& accept) const;
-    // After a 401: fetches a token for its Bearer challenge (scope defaulting
-    // to `scope`). False when the challenge is not one it can answer.
+    // After a 401 to a request that carried token generation `sent` (0:
+    // none): a new token for its Bearer challenge (scope defaulting to
+    // `scope`), unless another request renewed it meanwhile; one token
+    // request at a time per key, process-wide. False when the challenge is
+    // not one it can answer.
     reactor::Task<util::Result<bool>> answer_challenge(PerShard& s, const Upstream& u,
                                                        const net::Response& r,
                                                        const std::string& scope,
-                                                       const std::string& key);
-    // A copy of `req` carrying the cached token for `key`, or Basic
-    // credentials for an upstream that asked for them; counted.
-    net::Request authorized(PerShard& s, const Upstream& u, const std::string& key,
-                            const net::Request& req);
+                                                       const std::string& key, std::uint64_t sent);
+    // A copy of `req` carrying the cached token for `key` (its generation in
+    // `*sent`, else 0), or Basic credentials for an upstream that asked for
+    // them; counted.
+    net::Request authorized(const Upstream& u, const std::string& key, const net::Request& req,
+                            std::uint64_t* sent);
     reactor::Task<util::Result<net::Response>> send(PerShard& s, const Upstream& u,
                                                     net::Request req, const std::string& scope);
-    reactor::Task<util::Result<void>> fetch_token(PerShard& s, const Upstream& u,
-                                                  const Challenge& c, const std::string& key);
+    reactor::Task<util::Result<Token>> fetch_token(PerShard& s, const Upstream& u,
+                                                   const Challenge& c);
 
     std::vector<PerShard> shards_;
     std::atomic<std::uint64_t> requests_{0};
     std::atomic<std::uint64_t> withheld_{0};
     std::shared_ptr<const PublicSuffixes> psl_;
+    std::mutex tokens_mu_;
+    std::unordered_map<std::string, Token> tokens_; // "<prefix> <scope>", bounded
+    std::unordered_map<std::string, std::shared_ptr<TokenFetch>> token_fetches_;
+    std::uint64_t token_generation_ = 0;
     std::mutex cred_mu_;
     std::unordered_map<std::string, FileCredentials> file_creds_; // by prefix
     std::unordered_set<std::string> basic_; // prefixes that asked for Basic auth (cred_mu_)

@@ -204,7 +204,9 @@ def write_single(path, tag=DEFAULT_TAG, busybox="/bin/busybox"):
     return desc["digest"]
 
 
-def write_multi(path, tag=DEFAULT_TAG, busybox="/bin/busybox"):
+def write_multi(path, tag=DEFAULT_TAG, busybox="/bin/busybox", salt=""):
+    """`salt` makes each platform's config and own layer unique (a test that
+    must see them fetched, whatever a client's store already holds)."""
     lay = Layout(path)
     raws = base_layers(busybox)
     manifests = []
@@ -213,7 +215,9 @@ def write_multi(path, tag=DEFAULT_TAG, busybox="/bin/busybox"):
         t.dir("etc")
         t.dir("etc/ringtest")
         t.file("etc/ringtest/platform", f"linux/{arch}\n".encode())
-        d = image(lay, raws + [t.build()], arch, "multi-" + arch)
+        if salt:
+            t.file("etc/ringtest/salt", salt.encode())
+        d = image(lay, raws + [t.build()], arch, "multi-" + arch + salt)
         d["platform"] = {"architecture": arch, "os": "linux"}
         if arch == "arm64":
             d["platform"]["variant"] = "v8"

@@ -930,3 +930,14 @@ def test_with_credentials_a_blob_is_fetched_for_each_repository_asked():
         r = blob_get(srv, f"/v2/up.test/team/two/blobs/{d}")  # team/two upstream lacks it
         assert r.status == 404, r
         assert up.count("GET", "blob") == 2
+
+
+def test_concurrent_fetches_of_one_repository_share_one_token_request():
+    with fake_and_mirror(bearer=True) as (up, srv):
+        up.delay_s = 0.3  # every fetch meets the 401 before any token came back
+        blobs = [os.urandom(1000 + i) for i in range(8)]
+        ds = [up.add_blob("team/app", b) for b in blobs]
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(lambda d: blob_get(srv, f"/v2/up.test/team/app/blobs/{d}"), ds))
+        assert [r.body for r in got] == blobs
+        assert up.count("GET", "token") == 1
