@@ -140,7 +140,7 @@ def measure(kind, server, ttl_server, up, tool, scratch, say, res):
     before = counts(up)
     r = bench(tool, server.url, f"{pre}bench/big/blobs/{up.big_d}", up.big_d, js("fanout"),
               "--count", str(CLIENTS), "--concurrency", str(CLIENTS), "--threads", "2",
-              "--timeout", "300")
+              "--timeout", "300", "--no-warmup")
     res["fanout"] = {"seconds": r["seconds"], "errors": r["errors"], "ops": r["ops"],
                      "upstream": delta(counts(up), before)}
 
@@ -223,7 +223,8 @@ def references(up, tool, start_plain, scratch, say):
     ref = {}
     say("mirror: one direct pull from the upstream (200 MB/s)")
     r = bench(tool, up.up.url, f"/v2/bench/big/blobs/{up.big_d}", up.big_d,
-              os.path.join(scratch, "mirror-direct.json"), "--count", "1", "--timeout", "300")
+              os.path.join(scratch, "mirror-direct.json"), "--count", "1", "--timeout", "300",
+              "--no-warmup")
     ref["direct_s"] = r["seconds"]
     plain = start_plain()
     try:

@@ -45,6 +45,8 @@ const char* const run_usage =
   --recv-buffer BYTES  receive buffer per connection (default 1MiB for blobs, else 64KiB)
   --timeout S          fail the run when nothing completes for S seconds (default 60)
   --ready-timeout S    ready: give up after S seconds (default 300)
+  --no-warmup          pull: no untimed warm-up pull first (a pull-through mirror's
+                       cold fetch must be the timed one)
   --label L  --json FILE  --no-progress
 )";
 
@@ -199,6 +201,10 @@ Result<Options> parse_run_options(const std::vector<std::string>& args) {
         }
         if (flag == "--no-progress") {
             o.progress = false;
+            continue;
+        }
+        if (flag == "--no-warmup") {
+            o.warmup = false;
             continue;
         }
         auto it = setters().find(flag);

@@ -42,6 +42,7 @@ struct Options {
     double ready_timeout_s = 300;
     int server_pid = 0;
     bool progress = true;
+    bool warmup = true; // pull: one untimed pass over the targets first
     bool count_given = false;
 };
 

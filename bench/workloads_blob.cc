@@ -172,7 +172,9 @@ Result<void> run_pull(RunContext& ctx) {
         return pull_cold_rounds(ctx, flows);
     }
     // Untimed warm-up: every target once, verified, so the page cache is warm.
-    if (auto r = setup_phase(ctx, "warm-up", flows, targets.size(), true); !r) {
+    if (auto r = o.warmup ? setup_phase(ctx, "warm-up", flows, targets.size(), true)
+                          : Result<void>(util::Ok{});
+        !r) {
         return r;
     }
     Plan plan(o.count, o.duration_s);

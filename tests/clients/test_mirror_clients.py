@@ -81,3 +81,11 @@ def test_one_platform_of_a_multi_arch_image_brings_only_its_blobs(chain, skopeo,
     desc, got = rc.layout_top(str(out), "back")
     assert desc["digest"] == digest and got == body
     assert cached_blobs(first, "up.test/team/multi") == referenced(body)
+
+
+def test_skopeo_inspects_an_image_through_the_mirror(chain, skopeo, images):
+    _, first, _ = chain
+    info = skopeo.inspect_json(f"docker://{first.host}/up.test/team/single:{TAG}")
+    assert info["Digest"] == images.single_digest
+    assert info["Layers"] == [layer["digest"] for layer in
+                              json.loads(images.single_manifest)["layers"]]

@@ -220,10 +220,12 @@ class FakeUpstream:
             if reset:
                 self.resets -= 1
         pos = start
+        t0 = time.monotonic()
+        chunk = 256 * 1024 if self.rate else 64 * 1024
         for _ in range(1_000_000):  # bounded: every turn sends at least one byte
             if pos >= len(data):
                 break
-            end = min(len(data), pos + 64 * 1024)
+            end = min(len(data), pos + chunk)
             if self.hold_at is not None and pos < self.hold_at:
                 end = min(end, self.hold_at)
             if reset and pos < self.reset_at:
@@ -237,9 +239,11 @@ class FakeUpstream:
                 self.release.wait(30)
             h.wfile.write(data[pos:end])
             h.wfile.flush()
-            if self.rate:
-                time.sleep((end - pos) / self.rate)
             pos = end
+            if self.rate:  # paced against the clock: the rate holds whatever a write costs
+                ahead = t0 + (pos - start) / self.rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
 
     def _serve_tags(self, h, method, name, q):
         self._bump(method, "tags")
