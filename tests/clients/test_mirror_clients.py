@@ -13,7 +13,7 @@ import os
 import pytest
 
 from ringtest import realclients as rc
-from ringtest.harness import Ringport, ringport_with_config
+from ringtest.harness import Distribution, Ringport, ringport_with_config
 
 TAG = "v1"
 
@@ -89,3 +89,16 @@ def test_skopeo_inspects_an_image_through_the_mirror(chain, skopeo, images):
     assert info["Digest"] == images.single_digest
     assert info["Layers"] == [layer["digest"] for layer in
                               json.loads(images.single_manifest)["layers"]]
+
+
+def test_distribution_serves_what_the_mirror_cached(chain, skopeo, images, tmp_path):
+    """The cache is ordinary repositories in Distribution's tree."""
+    _, first, _ = chain
+    skopeo.copy(f"docker://{first.host}/up.test/team/single:{TAG}", f"oci:{tmp_path / 'warm'}:w")
+    dist = Distribution(root=first.root).start()
+    try:
+        out = tmp_path / "from-distribution"
+        skopeo.copy(f"docker://{dist.host}/up.test/team/single:{TAG}", f"oci:{out}:back")
+        assert rc.layout_blobs(str(out)) == images.single_blobs
+    finally:
+        dist.cleanup()
