@@ -65,6 +65,8 @@ std::optional<Challenge> parse_challenge(std::string_view h) {
             c.service = std::move(value);
         } else if (key == "scope") {
             c.scope = std::move(value);
+        } else if (key == "error") {
+            c.error = std::move(value);
         }
         rest = util::trim(rest);
         if (!rest.empty() && rest.front() == ',') {
@@ -145,6 +147,24 @@ Error upstream_error(const Upstream& u, long status, std::string_view what) {
         return Error::of(Errc::busy, std::move(d));
     }
     return Error::of(Errc::closed, std::move(d));
+}
+
+// An answer about a repository: as upstream_error, except that a 401 whose
+// Bearer challenge says `insufficient_scope` even with a token is Docker
+// Hub's way of saying the repository does not exist (or is private): not
+// found, so the client gets a 404 and the answer is remembered.
+Error answer_error(const Upstream& u, const net::Response& r, std::string_view what) {
+    if (r.status == 401) {
+        const std::string* h = r.header("WWW-Authenticate");
+        std::optional<Challenge> c = h ? parse_challenge(*h) : std::nullopt;
+        if (c && c->scheme == "bearer" && c->error == "insufficient_scope") {
+            std::string d = "upstream " + u.url + " refused access to ";
+            d.append(what).append(
+                " (insufficient_scope): it does not exist there, or it needs credentials");
+            return Error::of(Errc::not_found, std::move(d));
+        }
+    }
+    return upstream_error(u, r.status, what);
 }
 
 } // namespace
@@ -409,7 +429,7 @@ reactor::Task<Result<std::string>> Fetcher::manifest_digest(const Upstream& u, s
         co_return std::move(r).error();
     }
     if (r->status != 200) {
-        co_return upstream_error(u, r->status, "manifest " + name + ":" + ref);
+        co_return answer_error(u, *r, "manifest " + name + ":" + ref);
     }
     const std::string* dg = r->header("Docker-Content-Digest");
     co_return dg != nullptr ? *dg : std::string();
@@ -426,7 +446,7 @@ reactor::Task<Result<Fetched>> Fetcher::manifest(const Upstream& u, std::string 
         co_return std::move(r).error();
     }
     if (r->status != 200) {
-        co_return upstream_error(u, r->status, "manifest " + name + ":" + ref);
+        co_return answer_error(u, *r, "manifest " + name + ":" + ref);
     }
     Fetched f;
     f.body = std::move(r->body);
@@ -482,8 +502,8 @@ Fetcher::blob(const Upstream& u, std::string name, std::string digest, std::uint
             }
         }
         if (!*renewed) {
-            co_return upstream_error(u, status,
-                                     std::string("blob ").append(name).append("@").append(digest));
+            co_return answer_error(u, **h,
+                                   std::string("blob ").append(name).append("@").append(digest));
         }
     }
     co_return Error::of(Errc::unsupported, "upstream " + u.url + " refused the token");
@@ -634,7 +654,7 @@ reactor::Task<Result<Listed>> Fetcher::listing(const Upstream& u, std::string na
         co_return std::move(r).error();
     }
     if (r->status != 200) {
-        co_return upstream_error(u, r->status, name + "/" + what);
+        co_return answer_error(u, *r, name + "/" + what);
     }
     Listed l;
     l.body = std::move(r->body);

@@ -35,6 +35,7 @@ struct Challenge {
     std::string realm;
     std::string service;
     std::string scope;
+    std::string error; // "insufficient_scope": the token does not reach the repository
 };
 // Parses the first challenge of the header. Pure.
 std::optional<Challenge> parse_challenge(std::string_view header);

@@ -941,3 +941,17 @@ def test_concurrent_fetches_of_one_repository_share_one_token_request():
             got = list(pool.map(lambda d: blob_get(srv, f"/v2/up.test/team/app/blobs/{d}"), ds))
         assert [r.body for r in got] == blobs
         assert up.count("GET", "token") == 1
+
+
+def test_a_repository_the_upstream_denies_even_with_a_token_is_unknown_and_remembered():
+    """Docker Hub answers 401 insufficient_scope, not 404, for a repository
+    that does not exist: a typo'd image must be a 404, asked once."""
+    with fake_and_mirror("not_found_ttl_s = 30\n", bearer=True) as (up, srv):
+        up.denied.add("team/typo")
+        for i in range(3):
+            r = get(srv, "/v2/up.test/team/typo/manifests/latest")
+            assert r.status == 404 and "MANIFEST_UNKNOWN" in r.error_codes(), r
+            assert i > 0 or "insufficient_scope" in r.body.decode(), r
+        r = blob_get(srv, "/v2/up.test/team/typo/blobs/sha256:" + "a" * 64)
+        assert r.status == 404 and "BLOB_UNKNOWN" in r.error_codes(), r
+        assert up.count("GET", "manifest") == 2  # the 401, the token's retry; then remembered

@@ -55,6 +55,8 @@ class FakeUpstream:
         self.extra_headers = {}  # sent with every manifest answer (ratelimit-remaining)
         self.referrers = {}   # (name, subject digest) -> [descriptor dicts]
         self.referrers_api = True  # False: the referrers endpoint is 404 (an older registry)
+        self.denied = set()   # repositories answered as Docker Hub answers a missing one:
+                              # 401 insufficient_scope, even with a token
         self.counts = {}      # (method, kind) -> n
         self.lock = threading.Lock()
         self.conns = set()    # open client sockets, cut by close()
@@ -164,6 +166,13 @@ class FakeUpstream:
             h.wfile.write(body)
 
     def _authorized(self, h, method, name):
+        if name in self.denied:
+            realm = self.realm or f"{self.url}/token"
+            self._send(h, 401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', {
+                "WWW-Authenticate": f'Bearer realm="{realm}",service="fake",'
+                                    f'scope="repository:{name}:pull",error="insufficient_scope"'},
+                method=method)
+            return False
         if self.basic:
             got, ok = self._basic_ok(h)
             with self.lock:

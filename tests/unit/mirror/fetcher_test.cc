@@ -35,6 +35,13 @@ TEST_CASE("challenges: case, spacing, unquoted values, escapes, Basic and junk")
     auto only = parse_challenge("Bearer");
     REQUIRE(only);
     CHECK(only->realm.empty());
+    // Docker Hub's answer to a token that does not reach the repository.
+    auto denied = parse_challenge(R"(Bearer realm="https://auth.docker.io/token",)"
+                                  R"(service="registry.docker.io",scope="repository:x/y:pull",)"
+                                  R"(error="insufficient_scope")");
+    REQUIRE(denied);
+    CHECK(denied->error == "insufficient_scope");
+    CHECK(denied->scope == "repository:x/y:pull");
 }
 
 TEST_CASE("token answers: token or access_token, expires_in defaulting to 60 s") {
