@@ -9,6 +9,7 @@ import time
 from ringtest.client import Client
 from ringtest.fakeupstream import FakeUpstream, digest_of
 from ringtest.harness import Ringport, ringport_with_config
+from ringtest.mirrortest import wait_for
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -52,15 +53,6 @@ def metric(srv, name):
     return None
 
 
-def wait_for(cond, timeout_s=15.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def fill_cache(up, srv, order):
     """Pulls team/img<i> for each i of `order`, a second apart (access times
     are kept in seconds)."""
@@ -83,7 +75,7 @@ def test_past_the_high_watermark_the_least_recently_pulled_go_down_to_the_low_on
         pull(srv, "team/img1")  # img1 is recent again: img2 is now the oldest
         time.sleep(1.05)
         pull(srv, "team/img5")  # 5 x 200 kB: past 900 kB
-        assert wait_for(lambda: metric(srv, "ringport_mirror_evictions_total") == 3)
+        assert wait_for(lambda: metric(srv, "ringport_mirror_evictions_total") == 3, 15.0)
         for i in (2, 3, 4):
             assert not tag_stored(srv, f"team/img{i}"), i
         for i in (2, 4):
@@ -116,7 +108,7 @@ def test_pinned_images_are_never_evicted():
     try:
         fill_cache(up, srv, [1, 2, 3, 4, 1])
         pull(srv, "team/img5")
-        assert wait_for(lambda: metric(srv, "ringport_mirror_evictions_total") == 3)
+        assert wait_for(lambda: metric(srv, "ringport_mirror_evictions_total") == 3, 15.0)
         assert tag_stored(srv, "team/img2") and blob_stored(srv, digest_of(layers[2]))
         for i in (1, 3, 4):  # the oldest unpinned ones
             assert not tag_stored(srv, f"team/img{i}"), i
@@ -142,7 +134,7 @@ def test_prewarm_fetches_every_platform_of_an_index_and_its_blobs_at_start():
         'prewarm = ["team/multi:v1"]\nprewarm_interval_s = 0\n')
     try:
         assert wait_for(lambda: blob_stored(srv, digest_of(amd_layer)) and
-                        blob_stored(srv, digest_of(arm_layer)))
+                        blob_stored(srv, digest_of(arm_layer)), 15.0)
         assert tag_stored(srv, "team/multi")
         # Everything is in the cache: a pull asks the upstream nothing.
         before = up.count()
