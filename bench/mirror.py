@@ -297,13 +297,13 @@ def rows(res, row, fmt):
     mib = m.get("blob_bytes", 0) >> 20
     n = m.get("clients", CLIENTS)
 
-    def failed(x):
-        return f"failed: {x['error'][:160]}" if "error" in x else None
+    def cell(x, key, render):
+        """A row's cell: `render` of what was measured, else why it was not."""
+        if not x.get(key):
+            return f"failed: {x['error'][:160]}" if "error" in x else "—"
+        return render(x[key])
 
-    def fan(x):
-        f = x.get("fanout")
-        if not f:
-            return failed(x) or "—"
+    def fan(f):
         return (f"last client {f['seconds']:.2f} s, {f['ops']} verified, {f['errors']} errors, "
                 f"{f['upstream']['GET blob']} upstream GET")
 
@@ -311,15 +311,13 @@ def rows(res, row, fmt):
     slower = max(ref.get("direct_s", 0), ref.get("plain64_s", 0))
     ok = (bool(f) and f["upstream"]["GET blob"] == 1 and f["errors"] == 0 and f["ops"] == n and
           slower > 0 and f["seconds"] <= 1.1 * slower)
-    row(f"mirror: {n} clients pull one uncached {mib} MiB blob (upstream 200 MB/s)", fan(rp),
-        fan(di), f"{f.get('seconds', 0) / slower:.2f}× of {slower:.2f} s" if f and slower else "—",
+    row(f"mirror: {n} clients pull one uncached {mib} MiB blob (upstream 200 MB/s)",
+        cell(rp, "fanout", fan), cell(di, "fanout", fan),
+        f"{f.get('seconds', 0) / slower:.2f}× of {slower:.2f} s" if f and slower else "—",
         f"1 upstream GET; ≤ 1.1× the slower of a direct pull ({fmt(ref.get('direct_s'), 's', 2)}) "
         f"and {n} warm pulls from plain ringport ({fmt(ref.get('plain64_s'), 's', 2)})", ok)
 
-    def spread(x):
-        s = x.get("spread")
-        if not s:
-            return failed(x) or "—"
+    def spread(s):
         return (f"{s['ok']}/{s['clients']} answered; later arrivals' first byte: max "
                 f"{s['later_ttfb_max_s'] * 1000:.1f} ms, p50 {s['later_ttfb_p50_s'] * 1000:.1f} ms; "
                 f"{s['upstream']['GET blob']} upstream GET")
@@ -327,40 +325,35 @@ def rows(res, row, fmt):
     s = rp.get("spread", {})
     ok = bool(s) and s["ok"] == s["clients"] and s["later_ttfb_max_s"] is not None and \
         s["later_ttfb_max_s"] <= 0.005 and s["upstream"]["GET blob"] == 1
-    row(f"mirror: the same, {n} clients arriving spread over the fetch", spread(rp), spread(di),
+    row(f"mirror: the same, {n} clients arriving spread over the fetch",
+        cell(rp, "spread", spread), cell(di, "spread", spread),
         "—", "first byte ≤ 5 ms after the request; none waits for the end", ok)
 
     w = rp.get("warm_blob", {})
     plain = ref.get("plain_bytes_per_s")
     ratio_w = w.get("bytes_per_s", 0) / plain if plain else None
 
-    def warm(x):
-        if "warm_blob" not in x:
-            return failed(x) or "—"
-        return f"{x['warm_blob']['bytes_per_s'] / 1e6:,.0f} MB/s"
+    def warm(w):
+        return f"{w['bytes_per_s'] / 1e6:,.0f} MB/s"
 
     row(f"mirror: warm {mib} MiB blob pull (plain ringport: "
-        f"{(plain or 0) / 1e6:,.0f} MB/s)", warm(rp), warm(di),
+        f"{(plain or 0) / 1e6:,.0f} MB/s)",
+        cell(rp, "warm_blob", warm), cell(di, "warm_blob", warm),
         f"{ratio_w:.0%} of plain" if ratio_w else "—", "≥ 90% of plain ringport",
         None if ratio_w is None else ratio_w >= 0.9)
 
-    def man(x):
-        wm = x.get("warm_manifest")
-        if not wm:
-            return failed(x) or "—"
+    def man(wm):
         return (f"{wm['ops_per_s']:,.0f}/s, p99 {wm['p99_us'] / 1000:.2f} ms, "
                 f"{wm['upstream_requests']} upstream requests, {wm['errors']} errors")
 
     a, b = rp.get("warm_manifest", {}), di.get("warm_manifest", {})
     r = a.get("ops_per_s", 0) / b["ops_per_s"] if b.get("ops_per_s") else None
-    row("mirror: warm manifest GET by tag within tag_ttl (16 connections)", man(rp), man(di),
+    row("mirror: warm manifest GET by tag within tag_ttl (16 connections)",
+        cell(rp, "warm_manifest", man), cell(di, "warm_manifest", man),
         f"{r:.1f}×" if r else "—", "≥ 40× Distribution; 0 upstream requests",
         None if r is None else r >= 40 and a.get("upstream_requests") == 0)
 
-    def down(x):
-        d = x.get("down")
-        if not d:
-            return failed(x) or "—"
+    def down(d):
         if "error" in d:
             return f"failed: {d['error'][:120]}"
         return (f"first {d['first_status']} in {d['first_s']:.2f} s; then {d['ops']:,} GETs, "
@@ -369,13 +362,11 @@ def rows(res, row, fmt):
     d = rp.get("down", {})
     ok = bool(d) and "error" not in d and d["first_status"] == 200 and d["first_s"] <= 1.1 and \
         d["p99_us"] <= 5000 and d["errors"] == 0
-    row("mirror: upstream down (stalled), cached tag", down(rp), down(di), "—",
+    row("mirror: upstream down (stalled), cached tag",
+        cell(rp, "down", down), cell(di, "down", down), "—",
         "first answer ≤ 1.1 s, then p99 ≤ 5 ms; 0 failed pulls", ok)
 
-    def multi(x):
-        mm = x.get("multiarch")
-        if not mm:
-            return failed(x) or "—"
+    def multi(mm):
         u = mm["upstream"]
         return (f"{u['HEAD manifest']} HEAD, {u['GET manifest'] + u['GET blob']} GETs "
                 f"(statuses {sorted(set(mm['statuses']))})")
@@ -384,5 +375,6 @@ def rows(res, row, fmt):
     ok = bool(mm) and mm["upstream"]["HEAD manifest"] == 1 and \
         mm["upstream"]["GET manifest"] + mm["upstream"]["GET blob"] == 0 and \
         set(mm["statuses"]) == {200}
-    row("mirror: warm multi-arch pull of one platform after tag_ttl", multi(rp), multi(di), "—",
+    row("mirror: warm multi-arch pull of one platform after tag_ttl",
+        cell(rp, "multiarch", multi), cell(di, "multiarch", multi), "—",
         "1 upstream HEAD, 0 GETs", ok)

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "mirror/fetcher.hh"
+#include "mirror/flights.hh"
 #include "storage/digest.hh"
 #include "storage/store.hh"
 

@@ -2,12 +2,12 @@
 #pragma once
 
 // Requests to upstream registries, for the pull-through mirror: the Docker
-// token dance (a 401 with a Bearer challenge, an anonymous token, a retry),
-// tokens cached per upstream and scope, one net::Client per shard.
+// token dance (a 401 with a Bearer challenge, a token, a retry), tokens
+// cached per upstream and scope, credentials, the upstream's limits; one
+// net::Client per shard. What the requests share is flights.hh's.
 
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -23,9 +23,7 @@
 #include "net/client.hh"
 #include "reactor/sync.hh"
 #include "reactor/task.hh"
-#include "storage/receive.hh"
 #include "util/result.hh"
-#include "util/unique_fd.hh"
 
 namespace rp::mirror {
 
@@ -52,19 +50,6 @@ struct Fetched {
     std::string body;
     std::string media_type;    // Content-Type, without parameters
     std::string digest_header; // Docker-Content-Digest, if sent
-};
-
-// When each cached tag of a mirror was last confirmed upstream. Shared by
-// the shards (a mutex: one lookup per mirrored tag pull); an entry per tag
-// pulled through the mirror, so it grows with the cache, not with requests.
-class Freshness {
-  public:
-    bool fresh(const std::string& repo, const std::string& tag, std::uint64_t ttl_s) const;
-    void confirmed(const std::string& repo, const std::string& tag);
-
-  private:
-    mutable std::mutex mu_;
-    std::unordered_map<std::string, std::uint64_t> at_us_; // "<repo>:<tag>"
 };
 
 class Fetcher {
@@ -196,114 +181,8 @@ class Fetcher {
     bool wants_basic(const Upstream& u);
 };
 
-// Single flight: concurrent requests for the same missing thing (a blob or
-// a manifest of one cached repository) make one upstream fetch. The first
-// caller leads and fetches; the others, on any shard, wait for it to land
-// and then read what it stored (or get its error).
-class Flights {
-  public:
-    struct Flight {
-        reactor::Latch landed;
-        util::Result<void> result = util::Ok{}; // written before `landed` is set
-        // A blob flight is read while it lands. `headed` is set once the
-        // upstream answered, when `size` and `data` are final (`data` is
-        // invalid when the blob cannot be streamed: no Content-Length), or
-        // once the flight landed, whichever comes first.
-        reactor::Latch headed;
-        std::uint64_t size = 0;
-        util::UniqueFd data;     // the file the blob is being written to, read-only use
-        reactor::Progress bytes; // how much of `data` is written; closed when landed
-    };
-    struct Ticket {
-        std::shared_ptr<Flight> flight;
-        bool leader = false;
-    };
-    Ticket join(const std::string& key);
-    // A follower's wait: the leader's result, or Errc::stopped.
-    reactor::Task<util::Result<void>> follow(const Ticket& t);
-    void land(const std::string& key, const std::shared_ptr<Flight>& f, util::Result<void> r);
-    // Wakes every reader following a flight's bytes, for good: the server is
-    // cutting its connections. The fetches go on until the runtime stops.
-    void cut_readers();
-    std::uint64_t coalesced() const noexcept { return coalesced_.load(std::memory_order_relaxed); }
-    bool in_flight(const std::string& key) const;
-
-  private:
-    mutable std::mutex mu_;
-    std::unordered_map<std::string, std::shared_ptr<Flight>> in_flight_;
-    std::atomic<std::uint64_t> coalesced_{0};
-};
-
-// Upstream "not found" answers, remembered for a mirror's not_found_ttl_s so
-// a fleet asking for a missing tag does not ask upstream each time. What
-// clients ask for must not grow memory without bound: at most `max_entries`,
-// the oldest forgotten first.
-class NotFound {
-  public:
-    explicit NotFound(std::size_t max_entries = 10000) : max_(max_entries) {}
-    bool remembered(const std::string& key, std::uint64_t ttl_s) const;
-    void remember(const std::string& key);
-    std::uint64_t hits() const noexcept { return hits_.load(std::memory_order_relaxed); }
-    std::size_t size() const;
-
-  private:
-    std::size_t max_;
-    mutable std::mutex mu_;
-    std::unordered_map<std::string, std::uint64_t> at_us_;
-    std::deque<std::string> order_; // oldest first; may name entries renewed since
-    mutable std::atomic<std::uint64_t> hits_{0};
-};
-
-// Per upstream: after a failure that says it is down or throttled, the
-// circuit opens and cached tags are served without asking it, until a probe
-// (one per upstream, in the background) sees it answer again. The probe's
-// first try waits `wait_s` (the mirror's retry_after_s, or the upstream's
-// own Retry-After when longer).
-class Breaker {
-  public:
-    // Whether the circuit is open; counted as a short circuit when it is.
-    bool open(const Upstream& u) const;
-    bool is_open(const Upstream& u) const; // the same, not counted (metrics)
-    // Opens the circuit, or keeps it open; the next probe waits at least
-    // `wait_s`. True when no probe runs: the caller starts one.
-    bool failed(const Upstream& u, std::uint64_t wait_s);
-    void succeeded(const Upstream& u);
-    // The probe's wait until it may ask (0: now).
-    std::uint64_t wait_us(const Upstream& u) const;
-    // The probe ends when the circuit is closed; false: it is open (again),
-    // and the probe goes on.
-    bool probe_done(const Upstream& u);
-    std::uint64_t short_circuits() const noexcept {
-        return short_circuits_.load(std::memory_order_relaxed);
-    }
-    std::uint64_t probes() const noexcept { return probes_.load(std::memory_order_relaxed); }
-    void probed() noexcept { probes_.fetch_add(1, std::memory_order_relaxed); }
-
-  private:
-    struct State {
-        bool down = false;
-        bool probing = false;
-        std::uint64_t retry_at_us = 0;
-    };
-    mutable std::mutex mu_;
-    std::unordered_map<std::string, State> by_prefix_;
-    mutable std::atomic<std::uint64_t> short_circuits_{0};
-    std::atomic<std::uint64_t> probes_{0};
-};
-
 // Whether an upstream error means it is down or throttled (as opposed to
 // an answer about the thing asked for).
 bool upstream_down(const util::Error& e) noexcept;
-
-// A download as the source of an upload: the blob goes through the store's
-// own pipeline (incremental hash, durable commit).
-class DownloadSource final : public storage::ByteSource {
-  public:
-    explicit DownloadSource(net::Download& d) : d_(d) {}
-    reactor::Task<util::Result<std::size_t>> read(char* dst, std::size_t cap) noexcept override;
-
-  private:
-    net::Download& d_;
-};
 
 } // namespace rp::mirror

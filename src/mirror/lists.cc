@@ -3,8 +3,6 @@
 
 #include <simdjson.h>
 
-#include "reactor/shard.hh"
-
 namespace rp::mirror {
 
 using util::Errc;
@@ -44,34 +42,6 @@ util::Result<TagPage> parse_tag_page(std::string_view body, std::string_view lin
         }
     }
     return p;
-}
-
-std::optional<Listed> ListCache::get(const std::string& key, std::uint64_t ttl_s) const {
-    std::lock_guard lk(mu_);
-    auto it = entries_.find(key);
-    if (it == entries_.end() || reactor::monotonic_us() - it->second.at_us >= ttl_s * 1'000'000) {
-        return std::nullopt;
-    }
-    return it->second.listed;
-}
-
-void ListCache::put(const std::string& key, Listed l) {
-    std::lock_guard lk(mu_);
-    auto [it, fresh] = entries_.insert_or_assign(key, Entry{std::move(l), reactor::monotonic_us()});
-    (void)it;
-    if (fresh) {
-        order_.push_back(key);
-    }
-    // Bounded: each turn drops one entry.
-    while (entries_.size() > max_ && !order_.empty()) {
-        entries_.erase(order_.front());
-        order_.pop_front();
-    }
-}
-
-std::size_t ListCache::size() const {
-    std::lock_guard lk(mu_);
-    return entries_.size();
 }
 
 } // namespace rp::mirror

@@ -7,14 +7,13 @@
 // and kept for the mirror's list_ttl_s, per exact query.
 
 #include <cstdint>
-#include <deque>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "mirror/ttl_map.hh"
 #include "util/result.hh"
 
 namespace rp::mirror {
@@ -36,24 +35,10 @@ struct Listed {
     bool filters_applied = false; // referrers: OCI-Filters-Applied: artifactType
 };
 
-// Bounded: at most `max_entries`, the oldest dropped first (queries come
-// from clients: `last` and `n` take any value).
-class ListCache {
+// Per exact query; bounded (`last` and `n` take any value).
+class ListCache : public TtlMap<Listed> {
   public:
-    explicit ListCache(std::size_t max_entries = 4096) : max_(max_entries) {}
-    std::optional<Listed> get(const std::string& key, std::uint64_t ttl_s) const;
-    void put(const std::string& key, Listed l);
-    std::size_t size() const;
-
-  private:
-    struct Entry {
-        Listed listed;
-        std::uint64_t at_us = 0;
-    };
-    std::size_t max_;
-    mutable std::mutex mu_;
-    std::unordered_map<std::string, Entry> entries_;
-    std::deque<std::string> order_; // oldest first; may name entries renewed since
+    explicit ListCache(std::size_t max_entries = 4096) : TtlMap(max_entries) {}
 };
 
 } // namespace rp::mirror

@@ -75,6 +75,8 @@ struct Upstream {
     std::vector<std::string> prewarm;
     std::uint64_t prewarm_interval_s = 3600;
     unsigned id = 0; // its position among the mirrors (set by the Router)
+
+    bool has_credentials() const noexcept { return !username.empty() || !credentials_file.empty(); }
 };
 
 // Every upstream is well formed and none overlaps another: prefixes are

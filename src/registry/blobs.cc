@@ -67,11 +67,25 @@ class FlightFile final : public http::GrowingFile {
 // blob must come through the upstream's own check of the repository asked.
 reactor::Task<bool> Registry::mount_stored(const mirror::Upstream& u, const std::string& repo,
                                            const Digest& d) noexcept {
-    if (!u.username.empty() || !u.credentials_file.empty()) {
+    if (u.has_credentials()) {
         co_return false;
     }
-    auto m = co_await store_.mount_blob(repo, d, std::nullopt);
-    co_return m&&* m;
+    auto mounted = co_await store_.mount_blob(repo, d, std::nullopt);
+    co_return mounted ? *mounted : false; // an error to mount: fetched instead
+}
+
+// Joins the single flight for a blob the cache lacks; the leader (counted a
+// miss) starts the fetch. Pulls and pre-warm alike.
+mirror::Flights::Ticket Registry::join_blob_fetch(const mirror::Upstream& u,
+                                                  const std::string& repo, const Digest& d,
+                                                  std::string key) noexcept {
+    mirror::Flights::Ticket t = flights_.join(key);
+    if (t.leader) {
+        stats(u).misses[MirrorStats::blob].fetch_add(1, std::memory_order_relaxed);
+        stats(u).in_flight.fetch_add(1, std::memory_order_relaxed);
+        reactor::spawn(fetch_into_cache(repo, &u, d, std::move(key), t.flight));
+    }
+    return t;
 }
 
 // A mirrored repository's blob its cache lacks: fetched on this shard by a
@@ -132,12 +146,8 @@ Task<void> Registry::get_blob(http::Exchange& ex, const Route& r) noexcept {
                           "upstream " + u->url + " sent bytes that do not match " + d->str());
             co_return;
         }
-        mirror::Flights::Ticket t = flights_.join(key);
-        if (t.leader) {
-            stats(*u).misses[MirrorStats::blob].fetch_add(1, std::memory_order_relaxed);
-            stats(*u).in_flight.fetch_add(1, std::memory_order_relaxed);
-            reactor::spawn(fetch_into_cache(r.name, u, *d, std::move(key), t.flight));
-        } else {
+        mirror::Flights::Ticket t = join_blob_fetch(*u, r.name, *d, std::move(key));
+        if (!t.leader) {
             stats(*u).coalesced[MirrorStats::blob].fetch_add(1, std::memory_order_relaxed);
         }
         if (!co_await t.flight->headed.wait()) {

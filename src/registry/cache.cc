@@ -137,9 +137,7 @@ Task<void> Registry::housekeeping() noexcept {
     }
 }
 
-Task<std::uint64_t> Registry::cache_usage(const mirror::Upstream& u,
-                                          const std::vector<std::string>& repos) noexcept {
-    (void)u;
+Task<std::uint64_t> Registry::cache_usage(const std::vector<std::string>& repos) noexcept {
     std::set<std::string> seen;
     std::uint64_t total = 0;
     for (const std::string& repo : repos) {
@@ -170,12 +168,14 @@ Task<std::uint64_t> Registry::cache_usage(const mirror::Upstream& u,
 
 Task<void> Registry::evict_if_over(const mirror::Upstream& u) noexcept {
     std::vector<std::string> repos = cache_repos(u);
-    std::uint64_t usage = co_await cache_usage(u, repos);
+    std::uint64_t usage = co_await cache_usage(repos);
     stats(u).cache_bytes.store(static_cast<std::int64_t>(usage), std::memory_order_relaxed);
-    const std::uint64_t high = u.cache_bytes_max / 100 * u.evict_high_percent +
-                               u.cache_bytes_max % 100 * u.evict_high_percent / 100;
-    const std::uint64_t low = u.cache_bytes_max / 100 * u.evict_low_percent +
-                              u.cache_bytes_max % 100 * u.evict_low_percent / 100;
+    // pct % of the limit, without overflow for any byte count.
+    auto percent = [&u](std::uint64_t pct) {
+        return u.cache_bytes_max / 100 * pct + u.cache_bytes_max % 100 * pct / 100;
+    };
+    const std::uint64_t high = percent(u.evict_high_percent);
+    const std::uint64_t low = percent(u.evict_low_percent);
     if (usage <= high) {
         co_return;
     }
@@ -234,7 +234,7 @@ Task<void> Registry::evict_if_over(const mirror::Upstream& u) noexcept {
         if (usage <= low || reactor::Shard::current()->stopping()) {
             break;
         }
-        std::uint64_t f = co_await evict_manifest(u, repos, repo, d);
+        std::uint64_t f = co_await evict_manifest(repos, repo, d);
         freed += f;
         usage = usage > f ? usage - f : 0;
         ++evicted;
@@ -252,10 +252,8 @@ Task<void> Registry::evict_if_over(const mirror::Upstream& u) noexcept {
 // no other manifest of the repository needs, and the data of what nothing
 // references any more (hosted content keeps its blobs). Returns the bytes
 // the mirror's cache no longer holds.
-Task<std::uint64_t> Registry::evict_manifest(const mirror::Upstream& u,
-                                             const std::vector<std::string>& repos,
+Task<std::uint64_t> Registry::evict_manifest(const std::vector<std::string>& repos,
                                              const std::string& repo, Digest d) noexcept {
-    (void)u;
     storage::ManifestPtr m = store_.index().manifest(repo, d);
     if (!m) {
         co_return 0;
@@ -308,14 +306,7 @@ Task<util::Result<void>> Registry::cache_blob(const mirror::Upstream& u, const s
     if (co_await store_.stat_blob(repo, d)) {
         co_return util::Ok{};
     }
-    std::string key = repo + "@" + d.str();
-    mirror::Flights::Ticket t = flights_.join(key);
-    if (t.leader) {
-        stats(u).misses[MirrorStats::blob].fetch_add(1, std::memory_order_relaxed);
-        stats(u).in_flight.fetch_add(1, std::memory_order_relaxed);
-        reactor::spawn(fetch_into_cache(repo, &u, d, std::move(key), t.flight));
-    }
-    co_return co_await flights_.follow(t);
+    co_return co_await flights_.follow(join_blob_fetch(u, repo, d, repo + "@" + d.str()));
 }
 
 // Each pre-warm reference: its manifest (revalidated when cached by tag),

@@ -282,8 +282,7 @@ Task<void> Registry::probe(const mirror::Upstream* u) noexcept {
         if (co_await fetcher_.ping(*u, static_cast<std::uint32_t>(u->deadline_ms))) {
             breaker_.succeeded(*u);
         } else {
-            (void)breaker_.failed(*u,
-                                  std::max(u->retry_after_s, fetcher_.limits(*u).retry_after_s));
+            upstream_down(*u); // pushes the next try back; this probe goes on
         }
         if (breaker_.probe_done(*u)) {
             co_return;

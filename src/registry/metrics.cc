@@ -147,39 +147,31 @@ reactor::Task<void> Registry::metrics(http::Exchange& ex) noexcept {
                 }
             });
         };
-        scalar("ringport_mirror_revalidations_total", "counter",
-               "Cached tags past tag_ttl_s asked upstream (a HEAD).",
-               [&](const mirror::Upstream& u) {
-                   return static_cast<std::int64_t>(stats(u).revalidations.load());
-               });
-        scalar("ringport_mirror_stale_serves_total", "counter",
-               "Cached tags served without the upstream's confirmation (it was down, "
-               "throttled or near its rate limit).",
-               [&](const mirror::Upstream& u) {
-                   return static_cast<std::int64_t>(stats(u).stale.load());
-               });
-        scalar("ringport_mirror_upstream_bytes_total", "counter",
-               "Manifest and blob bytes received from the upstream.",
-               [&](const mirror::Upstream& u) {
-                   return static_cast<std::int64_t>(stats(u).upstream_bytes.load());
-               });
-        scalar("ringport_mirror_served_bytes_total", "counter",
-               "Manifest and blob bytes answered for mirrored repositories.",
-               [&](const mirror::Upstream& u) {
-                   return static_cast<std::int64_t>(stats(u).served_bytes.load());
-               });
+        auto counter = [&](const char* name, const char* help, auto member) {
+            scalar(name, "counter", help, [&](const mirror::Upstream& u) {
+                return static_cast<std::int64_t>((stats(u).*member).load());
+            });
+        };
+        counter("ringport_mirror_revalidations_total",
+                "Cached tags past tag_ttl_s asked upstream (a HEAD).", &MirrorStats::revalidations);
+        counter("ringport_mirror_stale_serves_total",
+                "Cached tags served without the upstream's confirmation (it was down, "
+                "throttled or near its rate limit).",
+                &MirrorStats::stale);
+        counter("ringport_mirror_upstream_bytes_total",
+                "Manifest and blob bytes received from the upstream.",
+                &MirrorStats::upstream_bytes);
+        counter("ringport_mirror_served_bytes_total",
+                "Manifest and blob bytes answered for mirrored repositories.",
+                &MirrorStats::served_bytes);
         scalar("ringport_mirror_fetches_in_flight", "gauge",
                "Upstream fetches under way (each shared by any number of requests).",
                [&](const mirror::Upstream& u) { return stats(u).in_flight.load(); });
-        scalar("ringport_mirror_evictions_total", "counter",
-               "Cached manifests evicted (least recently pulled first, past cache_bytes_max).",
-               [&](const mirror::Upstream& u) {
-                   return static_cast<std::int64_t>(stats(u).evictions.load());
-               });
-        scalar("ringport_mirror_evicted_bytes_total", "counter",
-               "Bytes the evictions took out of the cache's size.", [&](const mirror::Upstream& u) {
-                   return static_cast<std::int64_t>(stats(u).evicted_bytes.load());
-               });
+        counter("ringport_mirror_evictions_total",
+                "Cached manifests evicted (least recently pulled first, past cache_bytes_max).",
+                &MirrorStats::evictions);
+        counter("ringport_mirror_evicted_bytes_total",
+                "Bytes the evictions took out of the cache's size.", &MirrorStats::evicted_bytes);
         scalar("ringport_mirror_cache_bytes", "gauge",
                "The cache's size at its last check (mirrors with cache_bytes_max).",
                [&](const mirror::Upstream& u) { return stats(u).cache_bytes.load(); });

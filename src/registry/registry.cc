@@ -19,10 +19,8 @@ Registry::Registry(RegistryConfig cfg, storage::Store& store, reactor::Latch& re
     for (std::size_t i = 0; i < router_.upstreams().size(); ++i) {
         mirror_stats_.push_back(std::make_unique<MirrorStats>());
     }
-    const bool credentials =
-        std::any_of(cfg_.mirrors.begin(), cfg_.mirrors.end(), [](const auto& u) {
-            return !u.username.empty() || !u.credentials_file.empty();
-        });
+    const bool credentials = std::any_of(cfg_.mirrors.begin(), cfg_.mirrors.end(),
+                                         [](const auto& u) { return u.has_credentials(); });
     if (credentials) {
         auto psl = mirror::PublicSuffixes::load(mirror::public_suffix_list_path);
         if (psl) {
@@ -113,30 +111,21 @@ Task<void> Registry::handle_route(http::Exchange& ex, Route route) noexcept {
         co_return;
     }
     case RouteKind::status:
-        if (req.method != "GET" && req.method != "HEAD") {
-            co_await fail(ex, Code::unsupported);
-            co_return;
-        }
-        co_await status(ex);
-        co_return;
     case RouteKind::metrics:
+    case RouteKind::base:
         if (req.method != "GET" && req.method != "HEAD") {
             co_await fail(ex, Code::unsupported);
-            co_return;
+        } else if (route.kind == RouteKind::status) {
+            co_await status(ex);
+        } else if (route.kind == RouteKind::metrics) {
+            co_await metrics(ex);
+        } else {
+            http::Response r = empty_response(200);
+            r.add("Content-Type", "application/json; charset=utf-8");
+            r.body = "{}";
+            co_await reply(ex, std::move(r));
         }
-        co_await metrics(ex);
         co_return;
-    case RouteKind::base: {
-        if (req.method != "GET" && req.method != "HEAD") {
-            co_await fail(ex, Code::unsupported);
-            co_return;
-        }
-        http::Response r = empty_response(200);
-        r.add("Content-Type", "application/json; charset=utf-8");
-        r.body = "{}";
-        co_await reply(ex, std::move(r));
-        co_return;
-    }
     case RouteKind::not_found: co_await fail(ex, Code::not_found, req.path); co_return;
     default: break;
     }

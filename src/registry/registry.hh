@@ -11,6 +11,7 @@
 #include "http/handler.hh"
 #include "mirror/cache.hh"
 #include "mirror/fetcher.hh"
+#include "mirror/flights.hh"
 #include "mirror/router.hh"
 #include "reactor/runtime.hh"
 #include "reactor/sync.hh"
@@ -63,6 +64,8 @@ class Registry final : public http::Handler {
 
     // blobs.cc
     Task get_blob(http::Exchange& ex, const Route& r) noexcept;
+    mirror::Flights::Ticket join_blob_fetch(const mirror::Upstream& u, const std::string& repo,
+                                            const storage::Digest& d, std::string key) noexcept;
     reactor::Task<bool> mount_stored(const mirror::Upstream& u, const std::string& repo,
                                      const storage::Digest& d) noexcept;
     Task fetch_into_cache(std::string repo, const mirror::Upstream* u, storage::Digest d,
@@ -92,11 +95,9 @@ class Registry final : public http::Handler {
     Task put_manifest(http::Exchange& ex, const Route& r) noexcept;
     // cache.cc
     Task housekeeping() noexcept;
-    reactor::Task<std::uint64_t> cache_usage(const mirror::Upstream& u,
-                                             const std::vector<std::string>& repos) noexcept;
+    reactor::Task<std::uint64_t> cache_usage(const std::vector<std::string>& repos) noexcept;
     Task evict_if_over(const mirror::Upstream& u) noexcept;
-    reactor::Task<std::uint64_t> evict_manifest(const mirror::Upstream& u,
-                                                const std::vector<std::string>& repos,
+    reactor::Task<std::uint64_t> evict_manifest(const std::vector<std::string>& repos,
                                                 const std::string& repo,
                                                 storage::Digest d) noexcept;
     Task prewarm(const mirror::Upstream& u) noexcept;

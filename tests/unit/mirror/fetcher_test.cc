@@ -5,6 +5,7 @@
 
 #include "mirror/blob_fetch.hh"
 #include "mirror/fetcher.hh"
+#include "mirror/flights.hh"
 
 using namespace rp::mirror;
 
