@@ -116,6 +116,25 @@ const std::vector<Key>& keys() {
         uint_key("runtime", "background_threads", &Config::runtime_background_threads, 0, 256,
                  "threads for background work at nice 19 (snapshot saves, purges, the "
                  "verification) and for the startup index load; 0 means one per core"),
+        str_key("tls", "certificate", &Config::tls_certificate,
+                "PEM certificate chain (leaf first, ECDSA or RSA); set, the listener speaks TLS "
+                "only; reloaded with the key on SIGHUP",
+                "REGISTRY_HTTP_TLS_CERTIFICATE"),
+        str_key("tls", "key", &Config::tls_key, "PEM private key of the certificate",
+                "REGISTRY_HTTP_TLS_KEY"),
+        str_key("tls", "client_cas", &Config::tls_client_cas,
+                "PEM bundles client certificates must chain to (mTLS), comma separated; "
+                "Distribution's list form \"[a.pem, b.pem]\" is accepted",
+                "REGISTRY_HTTP_TLS_CLIENTCAS"),
+        str_key("tls", "client_auth", &Config::tls_client_auth,
+                "client certificates: none, optional (verified when sent) or required; empty "
+                "means required when client_cas is set, as Distribution does"),
+        str_key("tls", "minimum_version", &Config::tls_minimum_version,
+                "oldest protocol accepted: tls1.2 or tls1.3 (tls1.0 and tls1.1 are accepted "
+                "as names, but OpenSSL's security level refuses them)",
+                "REGISTRY_HTTP_TLS_MINIMUMTLS"),
+        uint_key("tls", "handshake_timeout_ms", &Config::tls_handshake_timeout_ms, 1, 3600000,
+                 "a TLS handshake must complete in this time, or the connection is closed"),
         uint_key("catalog", "max_entries", &Config::catalog_max_entries, 1, 1u << 20,
                  "largest catalog page; a larger n is clamped", "REGISTRY_CATALOG_MAXENTRIES"),
         str_key("log", "level", &Config::log_level, "debug, info, warn or error",
@@ -433,6 +452,25 @@ Result<void> validate(const Config& cfg) {
     if (auto m = mirror::validate(cfg.mirrors); !m) {
         return m;
     }
+    if (cfg.tls_certificate.empty() != cfg.tls_key.empty()) {
+        return Error::of(Errc::invalid, "tls.certificate and tls.key go together");
+    }
+    if (cfg.tls_certificate.empty() && !cfg.tls_client_cas.empty()) {
+        return Error::of(Errc::invalid, "tls.client_cas needs tls.certificate and tls.key");
+    }
+    const std::string& ca = cfg.tls_client_auth;
+    if (!ca.empty() && ca != "none" && ca != "optional" && ca != "required") {
+        return Error::of(Errc::invalid,
+                         "tls.client_auth '" + ca + "': expected none, optional or required");
+    }
+    if ((ca == "optional" || ca == "required") && client_ca_files(cfg).empty()) {
+        return Error::of(Errc::invalid, "tls.client_auth '" + ca + "' needs tls.client_cas");
+    }
+    const std::string& mv = cfg.tls_minimum_version;
+    if (mv != "tls1.0" && mv != "tls1.1" && mv != "tls1.2" && mv != "tls1.3") {
+        return Error::of(Errc::invalid, "tls.minimum_version '" + mv +
+                                            "': expected tls1.2 or tls1.3 (or tls1.0, tls1.1)");
+    }
     const std::string& l = cfg.log_level;
     if (l != "debug" && l != "info" && l != "warn" && l != "error") {
         return Error::of(Errc::invalid,
@@ -442,6 +480,33 @@ Result<void> validate(const Config& cfg) {
 }
 
 } // namespace
+
+std::vector<std::string> client_ca_files(const Config& cfg) {
+    std::string_view v = util::trim(cfg.tls_client_cas);
+    if (v.size() >= 2 && v.front() == '[' && v.back() == ']') {
+        v = v.substr(1, v.size() - 2);
+    }
+    std::vector<std::string> out;
+    while (!v.empty()) {
+        std::size_t comma = v.find(',');
+        std::string_view p = util::trim(v.substr(0, comma));
+        v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
+        if (p.size() >= 2 && (p.front() == '"' || p.front() == '\'') && p.back() == p.front()) {
+            p = p.substr(1, p.size() - 2);
+        }
+        if (!p.empty()) {
+            out.emplace_back(p);
+        }
+    }
+    return out;
+}
+
+std::string client_auth_mode(const Config& cfg) {
+    if (!cfg.tls_client_auth.empty()) {
+        return cfg.tls_client_auth;
+    }
+    return client_ca_files(cfg).empty() ? "none" : "required";
+}
 
 Result<Config> load_config(const CliOverrides& cli, const std::map<std::string, std::string>& env) {
     Config cfg;

@@ -41,6 +41,13 @@ struct Config {
     std::uint64_t runtime_ring_entries = 1024;
     std::uint64_t runtime_blocking_threads = 2;
     std::uint64_t runtime_background_threads = 0; // 0: one per core
+    // [tls]: one listener is TLS when certificate is set
+    std::string tls_certificate;
+    std::string tls_key;
+    std::string tls_client_cas;  // PEM bundles, comma separated (or Distribution's "[a, b]")
+    std::string tls_client_auth; // "", none, optional, required ("": required with client_cas)
+    std::string tls_minimum_version = "tls1.2";
+    std::uint64_t tls_handshake_timeout_ms = 10000;
     // [catalog]
     std::uint64_t catalog_max_entries = 1000;
     // [log]
@@ -61,6 +68,11 @@ struct CliOverrides {
 // the file or as a RINGPORT_* variable) or a bad value is an error that names it.
 util::Result<Config> load_config(const CliOverrides& cli,
                                  const std::map<std::string, std::string>& env);
+
+// tls.client_cas as a list of paths.
+std::vector<std::string> client_ca_files(const Config& cfg);
+// tls.client_auth with its default applied: none, optional or required.
+std::string client_auth_mode(const Config& cfg);
 
 // The documented key list, rendered as a commented TOML file.
 std::string example_config();

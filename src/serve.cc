@@ -25,6 +25,7 @@
 
 #include "serve.hh"
 #include "http/server.hh"
+#include "http/tls.hh"
 #include "reactor/runtime.hh"
 #include "reactor/sync.hh"
 #include "registry/manifest.hh"
@@ -106,8 +107,27 @@ http::ServerConfig server_config(const Config& c) {
     s.body_timeout_ms = static_cast<int>(c.http_body_timeout_ms);
     s.drain_timeout_ms = static_cast<int>(c.http_drain_timeout_ms);
     s.default_headers.push_back(http::Header{"Docker-Distribution-API-Version", "registry/2.0"});
+    s.handshake_timeout_ms = static_cast<int>(c.tls_handshake_timeout_ms);
     return s;
 }
+
+http::TlsConfig tls_config(const Config& c) {
+    http::TlsConfig t;
+    t.certificate = c.tls_certificate;
+    t.key = c.tls_key;
+    t.client_cas = client_ca_files(c);
+    std::string mode = client_auth_mode(c);
+    t.client_auth = mode == "required"   ? http::ClientAuth::required
+                    : mode == "optional" ? http::ClientAuth::optional
+                                         : http::ClientAuth::none;
+    t.minimum_version = c.tls_minimum_version;
+    t.handshake_timeout_ms = static_cast<int>(c.tls_handshake_timeout_ms);
+    return t;
+}
+
+// Kernel TLS needs the kernel's tls module; without it OpenSSL encrypts in
+// user space and downloads are read into memory (bounded) instead of spliced.
+bool kernel_tls_available() { return ::access("/sys/module/tls", F_OK) == 0; }
 
 unsigned cores() {
     unsigned n = std::thread::hardware_concurrency();
@@ -269,6 +289,7 @@ sigset_t block_signals() {
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, nullptr); // threads started later inherit it
     (void)::signal(SIGPIPE, SIG_IGN);
     return sigs;
@@ -324,19 +345,42 @@ void start_duties(reactor::Runtime& rt, const Config& cfg, int v2fd, storage::St
     }
 }
 
+// SIGHUP: the certificate and key are read again. New connections use the
+// new ones; established connections keep theirs. A bad file keeps the old.
+void reload(http::TlsContext* tls) {
+    if (tls == nullptr) {
+        RP_LOG_INFO("SIGHUP: nothing to reload (no tls)");
+        return;
+    }
+    if (auto r = tls->reload(); !r) {
+        RP_LOG_ERROR("SIGHUP: tls reload failed, still serving the previous certificate: %s",
+                     r.error().detail.c_str());
+        return;
+    }
+    RP_LOG_INFO("SIGHUP: tls certificate reloaded: %s", tls->describe().c_str());
+}
+
 // Serves until SIGTERM/SIGINT while the index loads in the background; then
 // ends the duties, drains the connections, stops the runtime and saves the
 // index snapshot.
 void run_until_signal(const Config& cfg, sigset_t sigs, IndexSource src, int v2fd,
                       reactor::Runtime& rt, http::Server& server, storage::Index& index,
-                      storage::Store& store, reactor::Latch& ready, SnapshotKeeper* keeper) {
+                      storage::Store& store, reactor::Latch& ready, SnapshotKeeper* keeper,
+                      http::TlsContext* tls) {
     unsigned threads = rt.config().background_threads;
     rt.spawn_thread("rp-loader", [&cfg, &src, v2fd, &index, &store, &ready, keeper, &rt, threads] {
         load_index(cfg, src, v2fd, index, store, ready, keeper, rt.stop_flag(), threads);
     });
     start_duties(rt, cfg, v2fd, store, keeper, ready);
     int sig = 0;
-    while (sigwait(&sigs, &sig) != 0) {
+    for (;;) {
+        if (sigwait(&sigs, &sig) != 0) {
+            continue;
+        }
+        if (sig != SIGHUP) {
+            break;
+        }
+        reload(tls);
     }
     RP_LOG_INFO("signal %d: draining (up to %llu ms)", sig,
                 static_cast<unsigned long long>(cfg.http_drain_timeout_ms));
@@ -410,7 +454,22 @@ int serve_main(const Config& cfg) {
     reactor::Latch ready;
     registry::Registry reg(registry_config(cfg), store, ready);
     reg.set_runtime(&runtime);
-    http::Server server(server_config(cfg), reg, runtime);
+    http::ServerConfig scfg = server_config(cfg);
+    if (!cfg.tls_certificate.empty()) {
+        auto tls = http::TlsContext::create(tls_config(cfg));
+        if (!tls) {
+            return startup_error(tls.error());
+        }
+        scfg.tls = std::move(*tls);
+        RP_LOG_INFO("tls: %s; client certificates %s; minimum %s; kernel TLS %s",
+                    scfg.tls->describe().c_str(), client_auth_mode(cfg).c_str(),
+                    cfg.tls_minimum_version.c_str(),
+                    kernel_tls_available()
+                        ? "available (downloads spliced, encrypted by the kernel)"
+                        : "not available: no tls module (downloads encrypted in user space)");
+    }
+    std::shared_ptr<http::TlsContext> tls = scfg.tls;
+    http::Server server(std::move(scfg), reg, runtime);
     auto bound = server.listen();
     if (!bound) {
         return startup_error(bound.error());
@@ -434,7 +493,7 @@ int serve_main(const Config& cfg) {
                                            },
                                            &hk, 0});
     run_until_signal(cfg, sigs, std::move(*src), v2fd.get(), runtime, server, index, store, ready,
-                     keeper ? &*keeper : nullptr);
+                     keeper ? &*keeper : nullptr, tls.get());
     reg.save_access_times(); // the runtime has stopped: nothing touches them now
     RP_LOG_INFO("stopped");
     util::log_stop();

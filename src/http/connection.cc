@@ -1,12 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "http/connection.hh"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstring>
 
 #include "http/server.hh"
@@ -19,20 +13,6 @@ using reactor::Task;
 using util::Errc;
 using util::Error;
 using util::Result;
-
-namespace {
-
-Error recv_error(int n) {
-    if (n == 0) {
-        return Error::of(Errc::closed, "peer closed the connection");
-    }
-    if (n == -ECANCELED || n == -ETIME) {
-        return Error::of(Errc::timeout, "peer made no progress in time");
-    }
-    return Error::sys(n, "recv");
-}
-
-} // namespace
 
 // ---- Exchange ---------------------------------------------------------
 
@@ -48,11 +28,14 @@ int Exchange::status() const noexcept { return conn_.status_; }
 
 bool Exchange::responded() const noexcept { return conn_.responded_; }
 unsigned Exchange::shard_id() const noexcept { return conn_.srv_.shard().id(); }
+bool Exchange::secure() const noexcept { return conn_.io_->secure(); }
+const std::string& Exchange::peer_subject() const noexcept { return conn_.io_->peer_subject(); }
+const std::string& Exchange::peer() const noexcept { return conn_.peer_; }
 
 // ---- Connection -------------------------------------------------------
 
-Connection::Connection(ShardServer& srv, int fd, std::string peer) noexcept
-    : srv_(srv), fd_(fd), peer_(std::move(peer)), parser_(srv.config().limits) {
+Connection::Connection(ShardServer& srv, std::unique_ptr<Transport> io, std::string peer) noexcept
+    : srv_(srv), io_(std::move(io)), peer_(std::move(peer)), parser_(srv.config().limits) {
     buf_.cap = srv.config().head_buffer_bytes;
     buf_.data = srv.take_head_buffer();
     srv_.link(this);
@@ -77,10 +60,9 @@ void Connection::drain() noexcept {
 }
 
 void Connection::force_close() noexcept {
-    if (!cut_ && fd_.valid()) {
+    if (!cut_) {
         cut_ = true;
-        (void)::shutdown(fd_.get(), SHUT_RDWR);
-        srv_.shard().cancel_fd(fd_.get()); // ends a wait the shutdown does not (a splice)
+        io_->cut();
     }
 }
 
@@ -153,7 +135,7 @@ Task<Connection::HeadResult> Connection::read_head() noexcept {
             }
             continue;
         }
-        int n = co_await reactor::recv(fd_.get(), buf_.data.get(), buf_.cap, timeout);
+        int n = co_await io_->recv(buf_.data.get(), buf_.cap, timeout);
         if (n <= 0) {
             bool partial = first_byte_us != 0;
             if ((n == -ECANCELED || n == -ETIME) && partial) {
@@ -170,7 +152,7 @@ Task<Connection::HeadResult> Connection::read_head() noexcept {
 // shard and waits with a poll, so idle keep-alive connections cost no
 // buffer memory. True when bytes arrived (they are in the buffer).
 Task<bool> Connection::wait_idle(int timeout_ms) noexcept {
-    int n = co_await reactor::recv(fd_.get(), buf_.data.get(), buf_.cap, park_after_ms);
+    int n = co_await io_->recv(buf_.data.get(), buf_.cap, park_after_ms);
     if (n > 0) {
         buf_.end = static_cast<std::size_t>(n);
         co_return true;
@@ -179,13 +161,13 @@ Task<bool> Connection::wait_idle(int timeout_ms) noexcept {
         co_return false;
     }
     srv_.give_head_buffer(std::move(buf_.data));
-    int p = co_await reactor::poll(fd_.get(), POLLIN, timeout_ms - park_after_ms);
+    bool readable = co_await io_->wait_readable(timeout_ms - park_after_ms);
     buf_.data = srv_.take_head_buffer();
     buf_.begin = buf_.end = 0;
-    if (p < 0 || (p & POLLIN) == 0) {
+    if (!readable) {
         co_return false; // idle timeout, or the socket failed
     }
-    n = co_await reactor::recv(fd_.get(), buf_.data.get(), buf_.cap, timeout_ms);
+    n = co_await io_->recv(buf_.data.get(), buf_.cap, timeout_ms);
     if (n <= 0) {
         co_return false;
     }
@@ -215,11 +197,10 @@ Task<Result<void>> Connection::fill_for_body() noexcept {
         co_return std::move(c).error();
     }
     buf_.begin = buf_.end = 0;
-    int n =
-        co_await reactor::recv(fd_.get(), buf_.data.get(), buf_.cap, srv_.config().body_timeout_ms);
+    int n = co_await io_->recv(buf_.data.get(), buf_.cap, srv_.config().body_timeout_ms);
     if (n <= 0) {
         cut_ = true;
-        co_return recv_error(n);
+        co_return io_error(n, "recv");
     }
     buf_.end = static_cast<std::size_t>(n);
     co_return util::Ok{};
@@ -289,10 +270,10 @@ Task<Result<std::size_t>> Connection::recv_body_direct(char* dst, std::size_t ca
     }
     std::uint64_t left = parser_.length_left();
     std::size_t want = left < cap ? static_cast<std::size_t>(left) : cap;
-    int n = co_await reactor::recv(fd_.get(), dst, want, srv_.config().body_timeout_ms);
+    int n = co_await io_->recv(dst, want, srv_.config().body_timeout_ms);
     if (n <= 0) {
         cut_ = true;
-        co_return recv_error(n);
+        co_return io_error(n, "recv");
     }
     parser_.consume_raw(static_cast<std::size_t>(n));
     body_bytes_ += static_cast<std::uint64_t>(n);
@@ -355,106 +336,20 @@ bool Connection::decide_keep_alive() const noexcept {
 }
 
 Task<Result<void>> Connection::send_all(const char* data, std::size_t len) noexcept {
-    std::size_t off = 0;
-    while (off < len) {
-        int n =
-            co_await reactor::send(fd_.get(), data + off, len - off, srv_.config().body_timeout_ms);
-        if (n <= 0) {
-            cut_ = true;
-            co_return n == 0 ? Error::of(Errc::closed) : recv_error(n);
-        }
-        off += static_cast<std::size_t>(n);
-        bytes_out_ += static_cast<std::uint64_t>(n);
+    int n = co_await io_->send(data, len, srv_.config().body_timeout_ms);
+    if (n < 0) {
+        cut_ = true;
+        co_return io_error(n, "send");
     }
     co_return util::Ok{};
 }
 
-// Moves `len` bytes from the pipe to the socket. The socket is non-blocking,
-// so a splice into a full socket returns -EAGAIN instead of parking an
-// io-wq worker on a slow reader; then we wait for POLLOUT with a timeout.
-Task<Result<void>> Connection::splice_out(int pipe_r, std::size_t len) noexcept {
-    int timeout = srv_.config().body_timeout_ms;
-    for (int idle = 0; len > 0;) {
-        // A direct, non-blocking splice: the pipe holds the bytes and the
-        // socket is O_NONBLOCK, so this never sleeps; it saves the io-wq
-        // round trip io_uring takes for every splice.
-        ssize_t s =
-            ::splice(pipe_r, nullptr, fd_.get(), nullptr, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        int n = s >= 0 ? static_cast<int>(s) : -errno;
-        if (n == -EAGAIN) {
-            int p = co_await reactor::poll(fd_.get(), POLLOUT, timeout);
-            if (p < 0 || (p & (POLLERR | POLLHUP)) != 0 || ++idle > 1000000) {
-                cut_ = true;
-                co_return p < 0 ? recv_error(p) : Error::of(Errc::closed);
-            }
-            continue;
-        }
-        if (n <= 0) {
-            cut_ = true;
-            co_return n == 0 ? Error::of(Errc::closed) : Error::sys(n, "splice to socket");
-        }
-        len -= static_cast<std::size_t>(n);
-        bytes_out_ += static_cast<std::uint64_t>(n);
-    }
-    co_return util::Ok{};
-}
-
-// Sends a file range with two pipes: while one drains into the socket (a
-// direct non-blocking splice on this thread), the next chunk is spliced
-// from the file into the other by io_uring (on an io-wq worker, since a
-// page cache miss blocks). Pipes come back to the shard's pool only empty.
 Task<Result<void>> Connection::send_file(int fd, std::uint64_t off, std::uint64_t len) noexcept {
-    auto a = srv_.take_pipe();
-    if (!a) {
-        co_return std::move(a).error();
+    auto r = co_await io_->send_file(fd, off, len, srv_.config().body_timeout_ms);
+    if (!r) {
+        cut_ = true; // what reached the client is unknown: only closing is safe
     }
-    auto b = srv_.take_pipe();
-    if (!b) {
-        srv_.give_pipe(std::move(*a));
-        co_return std::move(b).error();
-    }
-    Pipe pipes[2] = {std::move(*a), std::move(*b)};
-    reactor::PendingOp fill;
-    auto start_fill = [&](int i, std::uint64_t at, std::uint64_t n) {
-        int in = fd;
-        int out = pipes[i].w.get();
-        auto want = static_cast<unsigned>(n < pipes[i].size ? n : pipes[i].size);
-        auto from = static_cast<std::int64_t>(at);
-        fill.start([=](io_uring_sqe* s) {
-            io_uring_prep_splice(s, in, from, out, -1, want, SPLICE_F_MOVE);
-        });
-    };
-    Result<void> result = util::Ok{};
-    std::uint64_t next = off;
-    std::uint64_t left = len; // not yet spliced from the file
-    start_fill(0, next, left);
-    for (int cur = 0;; cur ^= 1) {
-        int n = co_await fill.wait();
-        if (n <= 0) {
-            result = n == 0 ? Error::of(Errc::size_mismatch, "file shorter than expected")
-                            : Error::sys(n, "splice from file");
-            break;
-        }
-        next += static_cast<std::uint64_t>(n);
-        left -= static_cast<std::uint64_t>(n);
-        if (left > 0) {
-            start_fill(cur ^ 1, next, left); // overlaps with the send below
-        }
-        result = co_await splice_out(pipes[cur].r.get(), static_cast<std::size_t>(n));
-        if (!result || left == 0) {
-            break;
-        }
-    }
-    if (fill.active()) {
-        (void)co_await fill.wait(); // the kernel is writing into a pipe we hold
-    }
-    if (!result) {
-        cut_ = true; // pipes may hold bytes we cannot account for: they close here
-        co_return result;
-    }
-    srv_.give_pipe(std::move(pipes[0]));
-    srv_.give_pipe(std::move(pipes[1]));
-    co_return util::Ok{};
+    co_return r;
 }
 
 Task<Result<void>> Connection::respond(Response r) noexcept {
@@ -553,7 +448,7 @@ Task<void> Connection::serve_one() noexcept {
     body_done_ = false;
     body_bytes_ = 0;
     span_idx_ = 0;
-    bytes_out_ = 0;
+    sent_at_start_ = io_->bytes_sent();
     status_ = 0;
     Exchange ex(*this);
     co_await srv_.handler().handle(ex);
@@ -567,11 +462,12 @@ Task<void> Connection::serve_one() noexcept {
     bool again = co_await finish_body();
     const Request& req = parser_.request();
     AccessRecord rec{peer_,
+                     io_->peer_subject(),
                      req.method,
                      req.target,
                      status_,
                      body_bytes_,
-                     bytes_out_,
+                     io_->bytes_sent() - sent_at_start_,
                      reactor::monotonic_us() - start,
                      srv_.shard().id()};
     srv_.handler().log_access(rec);
@@ -581,6 +477,10 @@ Task<void> Connection::serve_one() noexcept {
 }
 
 Task<void> Connection::run() noexcept {
+    if (auto opened = co_await io_->open(srv_.config().handshake_timeout_ms); !opened) {
+        srv_.handler().handshake_failed(peer_, opened.error());
+        cut_ = true;
+    }
     for (std::uint64_t n = 0; !cut_; ++n) {
         state_ = ConnState::reading_head;
         HeadResult h = co_await read_head();
@@ -606,8 +506,7 @@ Task<void> Connection::run() noexcept {
         }
     }
     state_ = ConnState::closing;
-    int fd = fd_.release();
-    (void)co_await reactor::close(fd);
+    co_await io_->close();
 }
 
 } // namespace rp::http

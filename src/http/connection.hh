@@ -8,9 +8,9 @@
 
 #include "http/request_parser.hh"
 #include "http/response.hh"
+#include "http/transport.hh"
 #include "reactor/task.hh"
 #include "util/result.hh"
-#include "util/unique_fd.hh"
 
 namespace rp::http {
 
@@ -36,6 +36,10 @@ class Exchange {
     bool responded() const noexcept;
     int status() const noexcept; // of the response, once responded (0 before)
     unsigned shard_id() const noexcept;
+    // Over TLS, and the verified client certificate's common name (mTLS).
+    bool secure() const noexcept;
+    const std::string& peer_subject() const noexcept;
+    const std::string& peer() const noexcept;
 
   private:
     Connection& conn_;
@@ -44,11 +48,11 @@ class Exchange {
 // Connection state, asserted at each transition.
 enum class ConnState { reading_head, handling, writing, closing };
 
-// One accepted TCP connection on one shard. Lives in the frame of
-// `serve_connection` and is linked into the shard's table while it runs.
+// One accepted connection on one shard; every byte goes through its transport. Lives in the frame
+// of `serve_connection` and is linked into the shard's table while it runs.
 class Connection {
   public:
-    Connection(ShardServer& srv, int fd, std::string peer) noexcept;
+    Connection(ShardServer& srv, std::unique_ptr<Transport> io, std::string peer) noexcept;
     ~Connection();
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
@@ -86,7 +90,6 @@ class Connection {
     reactor::Task<util::Result<void>> send_all(const char* data, std::size_t len) noexcept;
     reactor::Task<util::Result<void>> send_file(int fd, std::uint64_t off,
                                                 std::uint64_t len) noexcept;
-    reactor::Task<util::Result<void>> splice_out(int pipe_r, std::size_t len) noexcept;
     reactor::Task<void> send_error(int status, const char* reason) noexcept;
     reactor::Task<bool> finish_body() noexcept;
     bool decide_keep_alive() const noexcept;
@@ -94,7 +97,7 @@ class Connection {
     void release_big_buffer() noexcept;
 
     ShardServer& srv_;
-    util::UniqueFd fd_;
+    std::unique_ptr<Transport> io_;
     std::string peer_;
     ConnState state_ = ConnState::reading_head;
     RequestParser parser_;
@@ -111,7 +114,7 @@ class Connection {
     bool drain_requested_ = false;
     bool cut_ = false;
     int status_ = 0;
-    std::uint64_t bytes_out_ = 0;
+    std::uint64_t sent_at_start_ = 0; // io_->bytes_sent() when the request began
 };
 
 } // namespace rp::http

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "reactor/task.hh"
+#include "util/result.hh"
 
 namespace rp::http {
 
@@ -13,6 +14,7 @@ class Exchange;
 // What the connection reports after each request, for an access log.
 struct AccessRecord {
     std::string_view peer;
+    std::string_view user; // who the request came from: the client certificate's name (mTLS)
     std::string_view method;
     std::string_view target;
     int status = 0;
@@ -33,6 +35,12 @@ class Handler {
     // wake whatever a response waits on that is not a socket (a stream
     // following a mirror fetch), so the cut ends it. Any thread.
     virtual void cutting() noexcept {}
+    // A connection ended before its first request: its TLS handshake failed
+    // or timed out. For the log and the counters; the connection is closed.
+    virtual void handshake_failed(std::string_view peer, const util::Error& why) noexcept {
+        (void)peer;
+        (void)why;
+    }
 };
 
 } // namespace rp::http

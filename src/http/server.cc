@@ -13,6 +13,7 @@
 #include <ctime>
 
 #include "http/connection.hh"
+#include "http/tls.hh"
 #include "reactor/ops.hh"
 #include "util/assert.hh"
 #include "util/strings.hh"
@@ -42,7 +43,18 @@ std::string peer_name(int fd) {
 
 // Owns one connection for its whole life: the Connection lives in this frame.
 Task<void> serve_connection(ShardServer* srv, int fd) {
-    Connection conn(*srv, fd, peer_name(fd));
+    std::unique_ptr<Transport> io;
+    if (const auto& tls = srv->config().tls) {
+        SSL* ssl = tls->new_session();
+        if (ssl == nullptr) {
+            (void)co_await reactor::close(fd); // out of memory: refuse this one
+            co_return;
+        }
+        io = std::make_unique<TlsTransport>(*srv, fd, ssl);
+    } else {
+        io = std::make_unique<PlainTransport>(*srv, fd);
+    }
+    Connection conn(*srv, std::move(io), peer_name(fd));
     co_await conn.run();
 }
 
@@ -59,6 +71,8 @@ Task<void> refuse_connection(int fd, int timeout_ms) {
     (void)co_await reactor::send(fd, msg.data(), msg.size(), timeout_ms);
     (void)co_await reactor::close(fd);
 }
+
+Task<void> close_connection(int fd) { (void)co_await reactor::close(fd); }
 
 Task<void> accept_loop(Server* server) {
     for (std::uint64_t i = 0;; ++i) {
@@ -112,7 +126,11 @@ void ShardServer::adopt(int fd) noexcept {
         if (draining_) {
             server_.connection_ended();
         }
-        reactor::spawn(refuse_connection(fd, config().body_timeout_ms));
+        if (config().tls) {
+            reactor::spawn(close_connection(fd)); // a plain-text 503 means nothing to a TLS client
+        } else {
+            reactor::spawn(refuse_connection(fd, config().body_timeout_ms));
+        }
         return;
     }
     reactor::spawn(serve_connection(this, fd));

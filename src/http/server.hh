@@ -22,6 +22,7 @@
 namespace rp::http {
 
 class Connection;
+class TlsContext;
 
 struct ServerConfig {
     std::string listen = "127.0.0.1:5000";
@@ -39,6 +40,9 @@ struct ServerConfig {
     std::size_t head_buffers_cached_max = 256;
     std::size_t drain_body_bytes_max = 1u << 20;
     std::vector<Header> default_headers; // added to every response
+    // TLS on this listener when set (never both plain and TLS on one listener).
+    std::shared_ptr<TlsContext> tls;
+    int handshake_timeout_ms = 10000; // a TLS handshake must complete in this time
 };
 
 class Server;

@@ -63,18 +63,25 @@ Task<void> Registry::fail(http::Exchange& ex, Code c, std::string_view detail) n
     co_await reply(ex, error_response(c, detail));
 }
 
+void Registry::handshake_failed(std::string_view peer, const util::Error& why) noexcept {
+    RP_LOG_INFO("tls handshake from %.*s: %s", static_cast<int>(peer.size()), peer.data(),
+                why.detail.c_str());
+}
+
 void Registry::log_access(const http::AccessRecord& rec) noexcept {
     if (!cfg_.access_log) {
         return;
     }
     char line[2048];
     int n = std::snprintf(
-        line, sizeof line, "access %.*s \"%.*s %.*s\" %d in=%llu out=%llu %lluus shard=%u",
+        line, sizeof line, "access %.*s \"%.*s %.*s\" %d in=%llu out=%llu %lluus shard=%u%s%.*s",
         static_cast<int>(rec.peer.size()), rec.peer.data(), static_cast<int>(rec.method.size()),
         rec.method.data(), static_cast<int>(rec.target.size() > 512 ? 512 : rec.target.size()),
         rec.target.data(), rec.status, static_cast<unsigned long long>(rec.body_bytes_in),
         static_cast<unsigned long long>(rec.bytes_out),
-        static_cast<unsigned long long>(rec.duration_us), rec.shard);
+        static_cast<unsigned long long>(rec.duration_us), rec.shard,
+        rec.user.empty() ? "" : " user=",
+        static_cast<int>(rec.user.size() > 256 ? 256 : rec.user.size()), rec.user.data());
     if (n > 0) {
         util::log_line(util::LogLevel::info,
                        std::string_view(line, static_cast<std::size_t>(n) < sizeof line

@@ -43,6 +43,7 @@ class Registry final : public http::Handler {
     }
     void log_access(const http::AccessRecord& rec) noexcept override;
     void cutting() noexcept override { flights_.cut_readers(); }
+    void handshake_failed(std::string_view peer, const util::Error& why) noexcept override;
     // The mirrors' housekeeping (cache_bytes_max, pre-warm, saving access
     // times), as a flow on the calling shard until it stops. `rootfd` holds
     // the access times (.ringport.mirror-access).

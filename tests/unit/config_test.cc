@@ -10,6 +10,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <vector>
 
 using namespace rp;
 
@@ -236,4 +237,48 @@ TEST_CASE("the example file in the repository is what the binary documents, and 
     CliOverrides cli;
     cli.config_file = RINGPORT_SOURCE_ROOT "/ringport.example.toml";
     CHECK(load_config(cli, {}));
+}
+
+TEST_CASE("[tls] from Distribution's variables: client CAs as a list, auth required with them") {
+    auto c = load_config({}, {{"REGISTRY_HTTP_TLS_CERTIFICATE", "/c.pem"},
+                              {"REGISTRY_HTTP_TLS_KEY", "/k.pem"},
+                              {"REGISTRY_HTTP_TLS_CLIENTCAS", "[/a.pem, \"/b.pem\"]"},
+                              {"REGISTRY_HTTP_TLS_MINIMUMTLS", "tls1.3"}});
+    REQUIRE(c);
+    CHECK(c->tls_certificate == "/c.pem");
+    CHECK(c->tls_key == "/k.pem");
+    CHECK(client_ca_files(*c) == std::vector<std::string>{"/a.pem", "/b.pem"});
+    CHECK(client_auth_mode(*c) == "required"); // Distribution requires them when CAs are set
+    CHECK(c->tls_minimum_version == "tls1.3");
+
+    auto plain = load_config({}, {{"RINGPORT_TLS_CERTIFICATE", "/c.pem"},
+                                  {"RINGPORT_TLS_KEY", "/k.pem"},
+                                  {"RINGPORT_TLS_CLIENT_CAS", "/a.pem,/b.pem"},
+                                  {"RINGPORT_TLS_CLIENT_AUTH", "optional"}});
+    REQUIRE(plain);
+    CHECK(client_ca_files(*plain).size() == 2);
+    CHECK(client_auth_mode(*plain) == "optional");
+    auto none = load_config({}, {});
+    REQUIRE(none);
+    CHECK(client_auth_mode(*none) == "none");
+    CHECK(none->tls_minimum_version == "tls1.2");
+}
+
+TEST_CASE("[tls] contradictions are errors that name the key") {
+    auto half = load_config({}, {{"REGISTRY_HTTP_TLS_KEY", "/k.pem"}});
+    REQUIRE_FALSE(half);
+    CHECK(half.error().detail.find("tls.certificate and tls.key") != std::string::npos);
+    auto cas = load_config({}, {{"RINGPORT_TLS_CLIENT_CAS", "/a.pem"}});
+    REQUIRE_FALSE(cas);
+    CHECK(cas.error().detail.find("tls.client_cas needs") != std::string::npos);
+    auto mode = load_config({}, {{"RINGPORT_TLS_CERTIFICATE", "/c"},
+                                 {"RINGPORT_TLS_KEY", "/k"},
+                                 {"RINGPORT_TLS_CLIENT_AUTH", "sometimes"}});
+    REQUIRE_FALSE(mode);
+    CHECK(mode.error().detail.find("tls.client_auth 'sometimes'") != std::string::npos);
+    auto ver = load_config({}, {{"RINGPORT_TLS_CERTIFICATE", "/c"},
+                                {"RINGPORT_TLS_KEY", "/k"},
+                                {"REGISTRY_HTTP_TLS_MINIMUMTLS", "sslv3"}});
+    REQUIRE_FALSE(ver);
+    CHECK(ver.error().detail.find("tls.minimum_version 'sslv3'") != std::string::npos);
 }

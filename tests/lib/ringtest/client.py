@@ -43,11 +43,16 @@ def sha256(data):
 
 
 class Client:
-    def __init__(self, host):
+    def __init__(self, host, ssl_context=None):
         self.host = host  # "127.0.0.1:port"
+        self.ssl_context = ssl_context  # set: HTTPS with this context
 
     def request(self, method, path, body=None, headers=None):
-        conn = http.client.HTTPConnection(self.host, timeout=TIMEOUT_S)
+        if self.ssl_context is not None:
+            conn = http.client.HTTPSConnection(self.host, timeout=TIMEOUT_S,
+                                               context=self.ssl_context)
+        else:
+            conn = http.client.HTTPConnection(self.host, timeout=TIMEOUT_S)
         try:
             conn.request(method, path, body=body, headers=headers or {})
             r = conn.getresponse()

@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -82,7 +83,8 @@ class _Drain(threading.Thread):
 class Ringport:
     """A running ringport. `root` survives restarts; `stop()` is SIGTERM."""
 
-    def __init__(self, root=None, extra_args=(), env=None, config=None):
+    def __init__(self, root=None, extra_args=(), env=None, config=None, tls_ca=None,
+                 tls_client=None):
         self._own_root = root is None
         self.root = root or tempfile.mkdtemp(prefix="ringport-test-")
         self.extra_args = list(extra_args)
@@ -91,13 +93,25 @@ class Ringport:
         self.env = {k: v for k, v in os.environ.items() if k != "RINGPORT_BIN"}
         self.env.update(env or {})
         self.config = config
+        # Set when the server speaks TLS: the CA its certificate chains to.
+        self.tls_ca = tls_ca
+        self.tls_client = tls_client  # (cert, key) when the server asks for one
         self.proc = None
         self.out, self.err = [], []
         self.port = None
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls_ca else 'http'}://127.0.0.1:{self.port}"
+
+    def ssl_context(self):
+        """A client context that trusts the server's CA (None for plain HTTP)."""
+        if not self.tls_ca:
+            return None
+        ctx = ssl.create_default_context(cafile=self.tls_ca)
+        if self.tls_client:
+            ctx.load_cert_chain(*self.tls_client)
+        return ctx
 
     @property
     def host(self):
@@ -141,7 +155,8 @@ class Ringport:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=2) as r:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=2,
+                                            context=self.ssl_context()) as r:
                     if r.status == 200:
                         return
             except Exception:
