@@ -45,6 +45,10 @@ What it does, in order:
     MB/s per connection): 64 clients on one uncached blob at once and spread
     over its fetch, a warm blob and warm manifests, a stalled upstream, a
     multi-arch pull after tag_ttl; upstream requests counted each time;
+ 7d. security (bench/security.py): ringport over TLS against plain-HTTP
+    ringport and Distribution over TLS (same certificate): 64 MiB pulls (1
+    and 4 streams) and push, and new TLS connections per second with the
+    server's CPU per handshake against `openssl speed ecdsap256 ecdhx25519`;
  8. startup: ringport-genroot writes 10,000 repositories x 10 tags, the page
     cache is warmed (every file read once), then the `ready` workload starts
     each server on it (`--server-cmd`): time to GET /v2/, to ready (/readyz;
@@ -83,6 +87,7 @@ import shlex
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -117,6 +122,7 @@ from ringtest.harness import DISTRIBUTION_CONFIG  # noqa: E402
 import abuse as abuse_rounds  # noqa: E402  (bench/abuse.py)
 import crash as crash_runs  # noqa: E402  (bench/crash.py)
 import mirror as mirror_run  # noqa: E402  (bench/mirror.py)
+import security as security_run  # noqa: E402  (bench/security.py)
 import soak as soak_run  # noqa: E402  (bench/soak.py)
 import stop as stop_run  # noqa: E402  (bench/stop.py)
 
@@ -254,9 +260,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-def http_status(url, timeout=2.0):
+def http_status(url, timeout=2.0, ca=None):
+    ctx = ssl.create_default_context(cafile=ca) if ca else None
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
+        with urllib.request.urlopen(url, timeout=timeout, context=ctx) as r:
             return r.status
     except urllib.error.HTTPError as e:
         return e.code
@@ -268,8 +275,9 @@ def http_status(url, timeout=2.0):
 # Servers
 
 class Server:
-    def __init__(self, kind, proc, url, root):
+    def __init__(self, kind, proc, url, root, ca=None):
         self.kind, self.proc, self.url, self.root = kind, proc, url, root
+        self.ca = ca  # https: the CA its certificate chains to
 
     @property
     def pid(self):
@@ -289,7 +297,7 @@ def ringport_env(extra):
     return env
 
 
-def start_ringport(root, logdir, name, extra_env, timeout=30.0, config=None):
+def start_ringport(root, logdir, name, extra_env, timeout=30.0, config=None, tls_ca=None):
     os.makedirs(root, exist_ok=True)
     out_path = os.path.join(logdir, f"{name}.stdout")
     start_at = file_size(out_path)
@@ -310,7 +318,8 @@ def start_ringport(root, logdir, name, extra_env, timeout=30.0, config=None):
     if port is None:
         kill_group(p)
         raise Fatal(f"ringport did not start within {timeout}s; see {logdir}/{name}.log")
-    s = Server("ringport", p, f"http://127.0.0.1:{port}", root)
+    scheme = "https" if tls_ca else "http"
+    s = Server("ringport", p, f"{scheme}://127.0.0.1:{port}", root, ca=tls_ca)
     wait_status(s, "/readyz", timeout=600)
     return s
 
@@ -322,15 +331,19 @@ def distribution_config(root, port, cfgdir, name):
     return path
 
 
-def start_distribution(root, logdir, cfgdir, name, timeout=30.0, proxy=None):
+def start_distribution(root, logdir, cfgdir, name, timeout=30.0, proxy=None, http_extra="",
+                       tls_ca=None):
+    """`http_extra`: YAML lines under `http:` (indented two spaces), e.g. tls."""
     os.makedirs(root, exist_ok=True)
     port = free_port()
     cfg = distribution_config(root, port, cfgdir, name)
-    if proxy:  # pull-through cache of `proxy`
-        with open(cfg, "a") as f:
+    with open(cfg, "a") as f:
+        f.write(http_extra)
+        if proxy:  # pull-through cache of `proxy`
             f.write(f"proxy:\n  remoteurl: {proxy}\n")
     p = spawn([DISTRIBUTION, "serve", cfg], os.path.join(logdir, f"{name}.log"))
-    s = Server("distribution", p, f"http://127.0.0.1:{port}", root)
+    scheme = "https" if tls_ca else "http"
+    s = Server("distribution", p, f"{scheme}://127.0.0.1:{port}", root, ca=tls_ca)
     wait_status(s, "/v2/", timeout=timeout)
     return s
 
@@ -340,7 +353,7 @@ def wait_status(server, path, timeout, want=200):
     while time.monotonic() < deadline:
         if not server.alive():
             raise Fatal(f"{server.kind} exited (status {server.proc.returncode}) while starting")
-        if http_status(server.url + path) == want:
+        if http_status(server.url + path, ca=server.ca) == want:
             return
         time.sleep(0.02)
     raise Fatal(f"{server.kind}: {path} did not answer {want} within {timeout:.0f}s")
@@ -854,6 +867,7 @@ def build_rows(args, res):
     soak_run.rows(res, row, fmt)
     stop_run.rows(res, row, fmt)
     mirror_run.rows(res, row, fmt)
+    security_run.rows(res, row, fmt)
     return rows
 
 
@@ -1195,8 +1209,8 @@ def parse_args():
     ap.add_argument("--no-crash", action="store_true",
                     help="skip the crash measurements in the startup and scale steps")
     ap.add_argument("--only", help="comma-separated steps: limits,idle,workloads,connections,"
-                    "abuse,stop,soak,startup,mirror,scale (default: all but scale unless "
-                    "--scale)")
+                    "abuse,stop,soak,startup,mirror,security,scale (default: all but scale "
+                    "unless --scale)")
     a = ap.parse_args()
     if a.rounds < 1:
         ap.error("--rounds must be ≥ 1")
@@ -1229,13 +1243,13 @@ def parse_args():
         if getattr(a, key) is None:
             setattr(a, key, quick if a.quick else full)
     steps = {"limits", "idle", "workloads", "connections", "abuse", "stop", "soak", "startup",
-             "mirror"}
+             "mirror", "security"}
     if a.scale or a.scale_root:
         steps.add("scale")
     if a.only:
         steps = set(a.only.split(","))
         bad = steps - {"limits", "idle", "workloads", "connections", "abuse", "stop", "soak",
-                       "startup", "scale", "mirror"}
+                       "startup", "scale", "mirror", "security"}
         if bad:
             ap.error(f"--only: unknown step(s) {', '.join(sorted(bad))}")
     a.steps = steps
@@ -1396,6 +1410,16 @@ def main():
                                                     proxy=upstream),
                 scratch, say)
             step_done("mirror")
+        if "security" in args.steps:
+            res["security"] = security_run.compare_step(
+                args, R,
+                lambda name, env, ca: start_ringport(os.path.join(scratch, name), logdir, name,
+                                                     {**args.ringport_env, **env}, tls_ca=ca),
+                lambda name, extra, ca: start_distribution(os.path.join(scratch, name), logdir,
+                                                           cfgdir, name, http_extra=extra,
+                                                           tls_ca=ca),
+                scratch, logdir, say, pick)
+            step_done("security")
         if "startup" in args.steps:
             res["startup"] = startup(args, R, scratch, logdir, cfgdir, args.startup_repos, 10,
                                      "startup", ["ringport-tree", "ringport", "distribution"])

@@ -156,6 +156,14 @@ class Engine {
     void on_cqe(void* data, int res);
     void on_send(Conn& c, int res);
     void on_recv(Conn& c, int res);
+    // Feeds received plaintext to the response reader; false once the
+    // response is complete (or failed) and the rest must not be fed.
+    bool feed(Conn& c, std::string_view in);
+    // TLS: encrypts the next piece of the request and sends it; after the
+    // last piece, receives. One piece at a time keeps a large push streaming
+    // as a real client does, instead of encrypting it all first.
+    void tls_send_next(Conn& c);
+    void on_tls_send(Conn& c, int res);
     void deliver(Conn& c, std::string_view piece);
     void finish_response(Conn& c);
     void after_step(Conn& c, Step step, bool close, std::int64_t now);

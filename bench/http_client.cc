@@ -17,10 +17,11 @@ using util::Errc;
 using util::Error;
 using util::Result;
 
-Result<Endpoint> resolve(std::string_view url) {
+Result<Endpoint> resolve(std::string_view url, const std::string& cafile) {
     auto u = parse_url(url);
     if (!u) {
-        return Error::of(Errc::invalid, "bad --url (want http://HOST:PORT): " + std::string(url));
+        return Error::of(Errc::invalid,
+                         "bad --url (want http://HOST:PORT or https://): " + std::string(url));
     }
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
@@ -34,8 +35,16 @@ Result<Endpoint> resolve(std::string_view url) {
     std::memcpy(&ep.addr, res->ai_addr, res->ai_addrlen);
     ep.addr_len = res->ai_addrlen;
     ::freeaddrinfo(res);
+    ep.host = u->host;
     ep.authority = u->authority;
-    ep.url = "http://" + u->authority;
+    ep.url = (u->tls ? "https://" : "http://") + u->authority;
+    if (u->tls) {
+        auto t = TlsClient::create(cafile);
+        if (!t) {
+            return std::move(t).error();
+        }
+        ep.tls = std::move(*t);
+    }
     return ep;
 }
 
@@ -62,10 +71,65 @@ void set_timeouts(int fd, int timeout_ms) {
     (void)::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-Result<void> send_all(int fd, std::string_view a, std::string_view b) {
+} // namespace
+
+Result<Connection> open_connection(const Endpoint& ep, int timeout_ms) {
+    auto fd = connect_to(ep);
+    if (!fd) {
+        return std::move(fd).error();
+    }
+    Connection c;
+    c.fd = std::move(*fd);
+    set_timeouts(c.fd.get(), timeout_ms);
+    if (ep.tls) {
+        auto ssl = ep.tls->connect(c.fd.get(), ep.host);
+        if (!ssl) {
+            return std::move(ssl).error();
+        }
+        c.ssl = std::move(*ssl);
+    }
+    return c;
+}
+
+Result<std::size_t> Connection::recv(char* buf, std::size_t cap) {
+    for (int i = 0; i < 1000; ++i) {
+        if (ssl) {
+            std::size_t n = 0;
+            if (SSL_read_ex(ssl.get(), buf, cap, &n) == 1) {
+                return n;
+            }
+            int e = SSL_get_error(ssl.get(), 0);
+            if (e == SSL_ERROR_ZERO_RETURN) {
+                return std::size_t{0};
+            }
+            if (e == SSL_ERROR_SYSCALL && errno == 0) {
+                return std::size_t{0}; // closed without close_notify
+            }
+            return Error::of(Errc::closed, "tls recv: " + tls_errors());
+        }
+        ssize_t n = ::recv(fd.get(), buf, cap, 0);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return Error::sys(errno, std::string("recv: ") + std::strerror(errno));
+        }
+        return static_cast<std::size_t>(n);
+    }
+    return Error::of(Errc::closed, "recv: interrupted too often");
+}
+
+Result<void> Connection::send_all(std::string_view a, std::string_view b) {
     for (std::string_view part : {a, b}) {
+        if (ssl && !part.empty()) {
+            std::size_t n = 0;
+            if (SSL_write_ex(ssl.get(), part.data(), part.size(), &n) != 1) {
+                return Error::of(Errc::closed, "tls send: " + tls_errors());
+            }
+            continue;
+        }
         while (!part.empty()) {
-            ssize_t n = ::send(fd, part.data(), part.size(), MSG_NOSIGNAL);
+            ssize_t n = ::send(fd.get(), part.data(), part.size(), MSG_NOSIGNAL);
             if (n < 0 && errno == EINTR) {
                 continue;
             }
@@ -77,6 +141,8 @@ Result<void> send_all(int fd, std::string_view a, std::string_view b) {
     }
     return util::Ok{};
 }
+
+namespace {
 
 void keep_head(const ResponseHead& h, SimpleResponse& out) {
     out.status = h.status;
@@ -90,15 +156,15 @@ void keep_head(const ResponseHead& h, SimpleResponse& out) {
 
 Result<SimpleResponse> BlockingClient::request(std::string_view method, std::string_view target,
                                                std::string_view headers, std::string_view body) {
-    bool reused = fd_.valid();
+    bool reused = conn_.valid();
     bool got_bytes = false;
     auto r = attempt(method, target, headers, body, got_bytes);
     if (!r && reused && !got_bytes) {
-        fd_.reset(); // the server closed the idle connection: one fresh try
+        conn_.reset(); // the server closed the idle connection: one fresh try
         r = attempt(method, target, headers, body, got_bytes);
     }
     if (!r) {
-        fd_.reset();
+        conn_.reset();
     }
     return r;
 }
@@ -106,19 +172,18 @@ Result<SimpleResponse> BlockingClient::request(std::string_view method, std::str
 Result<SimpleResponse> BlockingClient::attempt(std::string_view method, std::string_view target,
                                                std::string_view headers, std::string_view body,
                                                bool& got_bytes) {
-    if (!fd_.valid()) {
-        auto fd = connect_to(ep_);
-        if (!fd) {
-            return std::move(fd).error();
+    if (!conn_.valid()) {
+        auto c = open_connection(ep_, timeout_ms_);
+        if (!c) {
+            return std::move(c).error();
         }
-        fd_ = std::move(*fd);
-        set_timeouts(fd_.get(), timeout_ms_);
+        conn_ = std::move(*c);
     }
     std::string head;
     head.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: ");
     head.append(ep_.authority).append("\r\nContent-Length: ").append(std::to_string(body.size()));
     head.append("\r\n").append(headers).append("\r\n");
-    if (auto s = send_all(fd_.get(), head, body); !s) {
+    if (auto s = conn_.send_all(head, body); !s) {
         return std::move(s).error();
     }
     ResponseReader reader;
@@ -126,19 +191,16 @@ Result<SimpleResponse> BlockingClient::attempt(std::string_view method, std::str
     SimpleResponse out;
     char buf[16384];
     while (!reader.finished()) {
-        ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
-        if (n < 0 && errno == EINTR) {
-            continue;
+        auto n = conn_.recv(buf, sizeof buf);
+        if (!n) {
+            return std::move(n).error();
         }
-        if (n < 0) {
-            return Error::sys(errno, std::string("recv: ") + std::strerror(errno));
-        }
-        if (n == 0) {
+        if (*n == 0) {
             reader.on_eof();
             break;
         }
         got_bytes = true;
-        std::string_view in(buf, static_cast<std::size_t>(n));
+        std::string_view in(buf, *n);
         while (!in.empty() && !reader.finished()) {
             std::string_view piece = reader.feed(in);
             out.body.append(piece);
@@ -150,7 +212,7 @@ Result<SimpleResponse> BlockingClient::attempt(std::string_view method, std::str
     }
     keep_head(reader.head(), out);
     if (reader.head().close) {
-        fd_.reset();
+        conn_.reset();
     }
     return out;
 }

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "tls.hh"
 #include "util/result.hh"
 #include "util/unique_fd.hh"
 
@@ -17,13 +18,33 @@ namespace rp::bench {
 struct Endpoint {
     sockaddr_storage addr{};
     socklen_t addr_len = 0;
-    std::string authority; // for the Host header
-    std::string url;       // "http://HOST:PORT", without a trailing slash
+    std::string host;               // for the certificate check
+    std::string authority;          // for the Host header
+    std::string url;                // "http(s)://HOST:PORT", without a trailing slash
+    std::shared_ptr<TlsClient> tls; // set for https://
 };
 
-util::Result<Endpoint> resolve(std::string_view url);
+// `cafile` is the CA an https:// server's certificate must chain to (empty:
+// the system's).
+util::Result<Endpoint> resolve(std::string_view url, const std::string& cafile = {});
 // A connected, blocking TCP socket with TCP_NODELAY, or the connect error.
 util::Result<util::UniqueFd> connect_to(const Endpoint& ep);
+
+// A connection as the untimed steps use it: blocking, TLS when the endpoint
+// says so, every call bounded by the socket timeouts.
+struct Connection {
+    util::UniqueFd fd;
+    SslPtr ssl;
+    bool valid() const noexcept { return fd.valid(); }
+    void reset() noexcept {
+        ssl.reset();
+        fd.reset();
+    }
+    util::Result<void> send_all(std::string_view a, std::string_view b = {});
+    // >0 bytes, 0 at the end of the stream, or the error.
+    util::Result<std::size_t> recv(char* buf, std::size_t cap);
+};
+util::Result<Connection> open_connection(const Endpoint& ep, int timeout_ms);
 
 struct SimpleResponse {
     int status = 0;
@@ -43,7 +64,7 @@ class BlockingClient {
 
     util::Result<SimpleResponse> request(std::string_view method, std::string_view target,
                                          std::string_view headers = {}, std::string_view body = {});
-    void close() { fd_.reset(); }
+    void close() { conn_.reset(); }
 
   private:
     util::Result<SimpleResponse> attempt(std::string_view method, std::string_view target,
@@ -52,7 +73,7 @@ class BlockingClient {
 
     const Endpoint& ep_; // borrowed: the run's endpoint outlives every client
     int timeout_ms_;
-    util::UniqueFd fd_;
+    Connection conn_;
 };
 
 } // namespace rp::bench

@@ -89,11 +89,13 @@ std::string format_size(std::uint64_t bytes) {
 }
 
 std::optional<Url> parse_url(std::string_view url) {
-    static constexpr std::string_view scheme = "http://";
-    if (url.substr(0, scheme.size()) != scheme) {
+    static constexpr std::string_view http = "http://";
+    static constexpr std::string_view https = "https://";
+    bool tls = url.substr(0, https.size()) == https;
+    if (!tls && url.substr(0, http.size()) != http) {
         return std::nullopt;
     }
-    url.remove_prefix(scheme.size());
+    url.remove_prefix(tls ? https.size() : http.size());
     while (!url.empty() && url.back() == '/') {
         url.remove_suffix(1);
     }
@@ -101,11 +103,12 @@ std::optional<Url> parse_url(std::string_view url) {
         return std::nullopt;
     }
     Url out;
+    out.tls = tls;
     out.authority = std::string(url);
     std::size_t colon = url.rfind(':');
     std::size_t bracket = url.rfind(']');
     if (colon == std::string_view::npos || (bracket != std::string_view::npos && colon < bracket)) {
-        out.port = "80";
+        out.port = tls ? "443" : "80";
         colon = url.size();
     } else {
         out.port = std::string(url.substr(colon + 1));

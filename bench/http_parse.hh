@@ -24,6 +24,7 @@ struct Url {
     std::string host;
     std::string port;
     std::string authority; // HOST:PORT as given, for the Host header
+    bool tls = false;      // https://
 };
 std::optional<Url> parse_url(std::string_view url);
 

@@ -43,6 +43,9 @@ WorkloadFn workload_fn(const std::string& w) {
     if (w == "ci-fleet") {
         return run_ci_fleet;
     }
+    if (w == "connect") {
+        return run_connect;
+    }
     return run_ready;
 }
 
@@ -178,7 +181,7 @@ int cmd_run(const std::vector<std::string>& args) {
         std::fprintf(stderr, "ringport-bench: %s\n%s", opt.error().detail.c_str(), run_usage);
         return 2;
     }
-    auto ep = resolve(opt->url);
+    auto ep = resolve(opt->url, opt->cacert);
     if (!ep) {
         std::fprintf(stderr, "ringport-bench: %s\n", ep.error().detail.c_str());
         return 2;

@@ -47,6 +47,8 @@ const char* const run_usage =
   --ready-timeout S    ready: give up after S seconds (default 300)
   --no-warmup          pull: no untimed warm-up pull first (a pull-through mirror's
                        cold fetch must be the timed one)
+  --cacert FILE        https:// URLs: the CA the server's certificate must chain to
+                       (default: the system's); every connection makes a full handshake
   --label L  --json FILE  --no-progress
 )";
 
@@ -55,7 +57,7 @@ std::uint64_t default_count(const std::string& w) {
         {"push", 8},        {"push-chunked", 8},     {"pull", 32},
         {"pull-cold", 8},   {"manifest-get", 20000}, {"manifest-head", 20000},
         {"tags-list", 200}, {"catalog", 3},          {"ci-fleet", 1},
-        {"ready", 1},
+        {"ready", 1},       {"connect", 2000},
     };
     auto it = counts.find(w);
     return it == counts.end() ? 1 : it->second;
@@ -112,6 +114,7 @@ const std::map<std::string, Setter, std::less<>>& setters() {
         {"--ready-url-path", str(&Options::ready_path)},
         {"--raw-path", str(&Options::raw_path)},
         {"--expect-digest", str(&Options::expect_digest)},
+        {"--cacert", str(&Options::cacert)},
         {"--size", count(&Options::size, "--size", true)},
         {"--chunk", count(&Options::chunk, "--chunk", true)},
         {"--layer-size", count(&Options::layer_size, "--layer-size", true)},

@@ -23,6 +23,7 @@ struct Options {
     std::string ready_path = "/readyz";
     std::string raw_path;
     std::string expect_digest;
+    std::string cacert; // https://: the CA the server's certificate chains to
     std::uint64_t size = 64ull << 20;
     std::uint64_t chunk = 8ull << 20;
     std::uint64_t count = 0; // 0: the workload's default
@@ -47,8 +48,8 @@ struct Options {
 };
 
 inline constexpr const char* workloads[] = {
-    "push",          "push-chunked", "pull",    "pull-cold", "manifest-get",
-    "manifest-head", "tags-list",    "catalog", "ci-fleet",  "ready",
+    "push",      "push-chunked", "pull",     "pull-cold", "manifest-get", "manifest-head",
+    "tags-list", "catalog",      "ci-fleet", "ready",     "connect",
 };
 
 util::Result<Options> parse_run_options(const std::vector<std::string>& args);

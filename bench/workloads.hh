@@ -36,6 +36,7 @@ util::Result<void> run_tags_list(RunContext& ctx);
 util::Result<void> run_catalog(RunContext& ctx);
 util::Result<void> run_ci_fleet(RunContext& ctx);
 util::Result<void> run_ready(RunContext& ctx);
+util::Result<void> run_connect(RunContext& ctx);
 
 // ---- shared by the workloads (workload_common.cc) ----
 

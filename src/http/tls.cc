@@ -147,7 +147,7 @@ Result<SSL_CTX*> build_context(const TlsConfig& cfg) {
     (void)SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_default_read_buffer_len(ctx, 64 * 1024);
-    (void)SSL_CTX_set_num_tickets(ctx, 1);
+    (void)SSL_CTX_set_num_tickets(ctx, 0);
     (void)SSL_CTX_set_session_id_context(ctx, reinterpret_cast<const unsigned char*>("ringport"),
                                          8);
     SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr);

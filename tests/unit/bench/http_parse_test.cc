@@ -27,7 +27,7 @@ TEST_CASE("sizes take binary and decimal suffixes and refuse the rest") {
     CHECK(format_size(1536) == "1.50 KiB");
 }
 
-TEST_CASE("URLs need http, a host and a port") {
+TEST_CASE("URLs need http or https, a host and a port") {
     auto u = parse_url("http://127.0.0.1:5000/");
     REQUIRE(u);
     CHECK(u->host == "127.0.0.1");
@@ -38,7 +38,13 @@ TEST_CASE("URLs need http, a host and a port") {
     CHECK(v6->host == "::1");
     CHECK(v6->port == "8080");
     CHECK(parse_url("http://registry.local").value().port == "80");
-    CHECK_FALSE(parse_url("https://h:1"));
+    CHECK_FALSE(parse_url("http://registry.local").value().tls);
+    auto s = parse_url("https://registry.local");
+    REQUIRE(s);
+    CHECK(s->tls);
+    CHECK(s->port == "443");
+    CHECK(parse_url("https://h:1").value().port == "1");
+    CHECK_FALSE(parse_url("ftp://h:1"));
     CHECK_FALSE(parse_url("http://h:1/v2/"));
     CHECK_FALSE(parse_url("http://h:99999"));
 }
