@@ -104,6 +104,9 @@ const std::vector<Key>& keys() {
                  "keep a snapshot of the index on disk (saved in the background and at a clean "
                  "stop; a journal names the repositories written since) and start from it, "
                  "also after a crash (off: always read every link at startup)"),
+        bool_key("storage", "read_only", &Config::storage_read_only,
+                 "maintenance mode: reads are served, every write gets 405 UNSUPPORTED",
+                 "REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED"),
         uint_key("storage", "index_snapshot_interval_s", &Config::storage_index_snapshot_interval_s,
                  1, 86400,
                  "how often the snapshot is saved while something was written since the last "
@@ -135,6 +138,28 @@ const std::vector<Key>& keys() {
                 "REGISTRY_HTTP_TLS_MINIMUMTLS"),
         uint_key("tls", "handshake_timeout_ms", &Config::tls_handshake_timeout_ms, 1, 3600000,
                  "a TLS handshake must complete in this time, or the connection is closed"),
+        str_key("auth", "scheme", &Config::auth_scheme,
+                "none (anyone may do anything), htpasswd (Basic auth, bcrypt) or certificate "
+                "(the client certificate's name is the user; needs tls.client_cas)",
+                "REGISTRY_AUTH"),
+        str_key("auth", "htpasswd_path", &Config::auth_htpasswd_path,
+                "htpasswd file of bcrypt hashes (make one with `ringport htpasswd FILE USER`); "
+                "read again when it changes",
+                "REGISTRY_AUTH_HTPASSWD_PATH"),
+        str_key("auth", "realm", &Config::auth_realm, "the realm of the Basic challenge",
+                "REGISTRY_AUTH_HTPASSWD_REALM"),
+        uint_key("auth", "failures_per_minute", &Config::auth_failures_per_minute, 1, 1u << 30,
+                 "failed logins a client address may make per minute (a burst of as many); "
+                 "more get 429 without a password check"),
+        uint_key("auth", "cache_ttl_s", &Config::auth_cache_ttl_s, 0, 3600,
+                 "a good password check is remembered this long (keyed hash, never the "
+                 "password), so a pull of many layers pays one bcrypt"),
+        bool_key("auth", "certificate_users", &Config::auth_certificate_users,
+                 "a verified client certificate's common name is the user when the request "
+                 "carries no other credentials"),
+        bool_key("auth", "mount_without_from", &Config::auth_mount_without_from,
+                 "cross-repository mounts without `from` (the registry finds a repository "
+                 "holding the blob that the caller may pull); off: such a mount is an upload"),
         uint_key("catalog", "max_entries", &Config::catalog_max_entries, 1, 1u << 20,
                  "largest catalog page; a larger n is clamped", "REGISTRY_CATALOG_MAXENTRIES"),
         str_key("log", "level", &Config::log_level, "debug, info, warn or error",
@@ -355,6 +380,97 @@ Result<mirror::Upstream> parse_mirror(const toml::table& t, const std::string& w
     return u;
 }
 
+// An array of strings at `key` of `t`, or an error naming `where`.
+Result<std::vector<std::string>> strings_at(const toml::table& t, const char* key,
+                                            const std::string& where) {
+    std::vector<std::string> out;
+    const toml::node* n = t.get(key);
+    if (n == nullptr) {
+        return out;
+    }
+    const toml::array* a = n->as_array();
+    if (a == nullptr) {
+        return Error::of(Errc::invalid, where + "." + key + ": expected an array of strings");
+    }
+    for (const auto& v : *a) {
+        if (!v.is_string()) {
+            return Error::of(Errc::invalid, where + "." + key + ": expected an array of strings");
+        }
+        out.push_back(v.as_string()->get());
+    }
+    return out;
+}
+
+// One [[access]] table: who, repositories, actions.
+Result<auth::Rule> parse_rule(const toml::table& t, const std::string& where) {
+    for (auto&& [name, value] : t) {
+        (void)value;
+        std::string_view k = name.str();
+        if (k != "who" && k != "repositories" && k != "actions") {
+            return Error::of(Errc::invalid, std::string("config file: unknown key '")
+                                                .append(where)
+                                                .append(".")
+                                                .append(k)
+                                                .append("' (expected who, repositories, actions)"));
+        }
+    }
+    auth::Rule r;
+    auto who = strings_at(t, "who", where);
+    auto repos = strings_at(t, "repositories", where);
+    auto actions = strings_at(t, "actions", where);
+    if (!who || !repos || !actions) {
+        return !who ? std::move(who).error()
+                    : (!repos ? std::move(repos).error() : std::move(actions).error());
+    }
+    auto a = auth::parse_actions(*actions);
+    if (!a) {
+        return Error::of(Errc::invalid, where + ".actions: " + a.error().detail);
+    }
+    if (who->empty() || *a == 0) {
+        return Error::of(Errc::invalid, where + ": who and actions must not be empty");
+    }
+    if ((*a & auth::repository_actions) != 0 && repos->empty()) {
+        return Error::of(Errc::invalid,
+                         where + ": pull, push and delete need repositories (\"**\" for all)");
+    }
+    r.who = std::move(*who);
+    r.repositories = std::move(*repos);
+    r.actions = *a;
+    return r;
+}
+
+Result<void> apply_access(Config& cfg, const std::string& path, std::string_view section,
+                          const toml::node& node) {
+    if (section == "groups") {
+        const toml::table* t = node.as_table();
+        if (t == nullptr) {
+            return Error::of(Errc::invalid, "config file " + path + ": [groups] must be a table");
+        }
+        for (auto&& [name, members] : *t) {
+            (void)members;
+            auto m = strings_at(*t, std::string(name.str()).c_str(), "groups");
+            if (!m) {
+                return std::move(m).error();
+            }
+            cfg.access.groups[std::string(name.str())] = std::move(*m);
+        }
+        return util::Ok{};
+    }
+    const toml::array* a = node.as_array();
+    if (a == nullptr || !a->is_array_of_tables()) {
+        return Error::of(Errc::invalid, "config file " + path +
+                                            ": 'access' must be an array of tables ([[access]])");
+    }
+    for (std::size_t i = 0; i < a->size(); ++i) {
+        auto r = parse_rule(*a->get(i)->as_table(), "access[" + std::to_string(i) + "]");
+        if (!r) {
+            return std::move(r).error();
+        }
+        cfg.access.rules.push_back(std::move(*r));
+    }
+    return util::Ok{};
+}
+
 Result<void> apply_file(Config& cfg, const std::string& path) {
     toml::table tbl;
     try {
@@ -369,6 +485,12 @@ Result<void> apply_file(Config& cfg, const std::string& path) {
         return Error::of(Errc::invalid, "config file " + path + ": " + e.what());
     }
     for (auto&& [section, node] : tbl) {
+        if (section.str() == "access" || section.str() == "groups") {
+            if (auto r = apply_access(cfg, path, section.str(), node); !r) {
+                return r;
+            }
+            continue;
+        }
         if (section.str() == "mirror") {
             const toml::array* a = node.as_array();
             if (a == nullptr || !a->is_array_of_tables()) {
@@ -465,6 +587,30 @@ Result<void> validate(const Config& cfg) {
     }
     if ((ca == "optional" || ca == "required") && client_ca_files(cfg).empty()) {
         return Error::of(Errc::invalid, "tls.client_auth '" + ca + "' needs tls.client_cas");
+    }
+    const std::string& as = cfg.auth_scheme;
+    if (as != "none" && as != "htpasswd" && as != "certificate") {
+        return Error::of(Errc::invalid,
+                         "auth.scheme '" + as + "': expected none, htpasswd or certificate");
+    }
+    if (as == "htpasswd" && cfg.auth_htpasswd_path.empty()) {
+        return Error::of(Errc::invalid, "auth.scheme htpasswd needs auth.htpasswd_path");
+    }
+    if (as == "certificate" && client_auth_mode(cfg) == "none") {
+        return Error::of(Errc::invalid, "auth.scheme certificate needs tls.client_cas");
+    }
+    if (as == "none" && !cfg.access.rules.empty()) {
+        return Error::of(Errc::invalid,
+                         "[[access]] rules need an auth.scheme (htpasswd or certificate)");
+    }
+    for (std::size_t i = 0; i < cfg.access.rules.size(); ++i) {
+        for (const std::string& w : cfg.access.rules[i].who) {
+            if (w.rfind("group:", 0) == 0 && cfg.access.groups.count(w.substr(6)) == 0) {
+                return Error::of(Errc::invalid, "access[" + std::to_string(i) +
+                                                    "].who: no group '" + w.substr(6) +
+                                                    "' in [groups]");
+            }
+        }
     }
     const std::string& mv = cfg.tls_minimum_version;
     if (mv != "tls1.0" && mv != "tls1.1" && mv != "tls1.2" && mv != "tls1.3") {

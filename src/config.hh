@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/access.hh"
 #include "mirror/router.hh"
 #include "util/result.hh"
 
@@ -36,6 +37,7 @@ struct Config {
     std::uint64_t storage_upload_idle_timeout_s = 300;
     std::uint64_t storage_manifest_cache_bytes_max = 256u << 20;
     bool storage_index_snapshot = true;
+    bool storage_read_only = false;
     std::uint64_t storage_index_snapshot_interval_s = 60;
     // [runtime]
     std::uint64_t runtime_ring_entries = 1024;
@@ -48,6 +50,16 @@ struct Config {
     std::string tls_client_auth; // "", none, optional, required ("": required with client_cas)
     std::string tls_minimum_version = "tls1.2";
     std::uint64_t tls_handshake_timeout_ms = 10000;
+    // [auth]
+    std::string auth_scheme = "none"; // none, htpasswd, certificate
+    std::string auth_htpasswd_path;
+    std::string auth_realm = "ringport";
+    std::uint64_t auth_failures_per_minute = 10;
+    std::uint64_t auth_cache_ttl_s = 60;
+    bool auth_certificate_users = true;
+    bool auth_mount_without_from = true;
+    // [[access]] and [groups] (file only)
+    auth::AccessConfig access;
     // [catalog]
     std::uint64_t catalog_max_entries = 1000;
     // [log]

@@ -1,12 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
 // ringport: an OCI / Docker registry on io_uring. CLI, startup and shutdown.
 
+#include <termios.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
+#include <iostream>
+#include <map>
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "auth/bcrypt.hh"
+#include "auth/htpasswd.hh"
 #include "serve.hh"
 #include "ringport_build_config.hh"
+#include "util/strings.hh"
 
 extern char** environ;
 
@@ -19,6 +29,9 @@ constexpr const char* usage_text =
     "commands:\n"
     "  serve [--config FILE] [--listen ADDR] [--root DIR] [--shards N]\n"
     "        run the registry (defaults: 127.0.0.1:5000, /var/lib/registry)\n"
+    "  htpasswd [--cost N] FILE USER\n"
+    "        add or update USER in the htpasswd FILE with a bcrypt hash ($2y$, cost 10)\n"
+    "        of the password read from stdin (one line)\n"
     "  config-example   print every configuration key with its default\n"
     "  version          print the version\n"
     "  help             print this help\n"
@@ -29,6 +42,68 @@ constexpr const char* usage_text =
 int usage_error(const std::string& msg) {
     std::fprintf(stderr, "ringport: %s\n\n%s", msg.c_str(), usage_text);
     return 2;
+}
+
+// One line from stdin; on a terminal, prompted and not echoed.
+std::optional<std::string> read_password() {
+    const bool tty = ::isatty(STDIN_FILENO) == 1;
+    termios saved{};
+    if (tty && ::tcgetattr(STDIN_FILENO, &saved) == 0) {
+        termios quiet = saved;
+        quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+        (void)::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+        std::fputs("password: ", stderr);
+    }
+    std::string line;
+    bool got = static_cast<bool>(std::getline(std::cin, line));
+    if (tty) {
+        (void)::tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+        std::fputs("\n", stderr);
+    }
+    if (!got && line.empty()) {
+        return std::nullopt;
+    }
+    if (!line.empty() && line.back() == '\r') {
+        line.pop_back();
+    }
+    return line;
+}
+
+int htpasswd_main(int argc, char** argv) {
+    int cost = 10;
+    std::vector<std::string> args;
+    for (int i = 2; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--cost" && i + 1 < argc) {
+            auto n = util::parse_u64(argv[++i]);
+            if (!n || *n < 4 || *n > 31) {
+                return usage_error("--cost expects a number from 4 to 31");
+            }
+            cost = static_cast<int>(*n);
+        } else {
+            args.push_back(a);
+        }
+    }
+    if (args.size() != 2) {
+        return usage_error("htpasswd needs FILE and USER");
+    }
+    auto pw = read_password();
+    if (!pw || pw->empty()) {
+        std::fprintf(stderr, "ringport: no password on stdin\n");
+        return 2;
+    }
+    auto hash = auth::bcrypt_hash(*pw, cost);
+    if (!hash) {
+        std::fprintf(stderr, "ringport: cannot make a bcrypt hash (no randomness?)\n");
+        return 1;
+    }
+    if (auto r = auth::htpasswd_set(args[0], args[1], *hash); !r) {
+        std::fprintf(stderr, "ringport: %s\n", r.error().describe().c_str());
+        return 1;
+    }
+    std::fprintf(stderr, "ringport: %s: set the password of '%s'\n", args[0].c_str(),
+                 args[1].c_str());
+    return 0;
 }
 
 std::map<std::string, std::string> environment() {
@@ -102,6 +177,9 @@ int main(int argc, char** argv) {
     if (cmd == "version" || cmd == "--version") {
         std::printf("ringport %s\nsanitize: %s\n", RINGPORT_VERSION, RINGPORT_SANITIZE);
         return 0;
+    }
+    if (cmd == "htpasswd") {
+        return htpasswd_main(argc, argv);
     }
     if (cmd == "config-example") {
         std::fputs(example_config().c_str(), stdout);

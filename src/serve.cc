@@ -309,7 +309,49 @@ registry::RegistryConfig registry_config(const Config& cfg) {
     r.catalog_max_entries = cfg.catalog_max_entries;
     r.access_log = cfg.http_access_log;
     r.mirrors = cfg.mirrors;
+    r.read_only = cfg.storage_read_only;
+    r.mount_without_from = cfg.auth_mount_without_from;
     return r;
+}
+
+// The authentication scheme and access rules (null: auth.scheme none).
+util::Result<std::shared_ptr<registry::Guard>> make_guard(const Config& cfg, reactor::Runtime& rt) {
+    if (cfg.auth_scheme == "none") {
+        return std::shared_ptr<registry::Guard>();
+    }
+    auto g = std::make_shared<registry::Guard>();
+    g->scheme = cfg.auth_scheme;
+    g->realm = cfg.auth_realm;
+    g->certificate_users = cfg.auth_certificate_users;
+    g->access = std::make_unique<auth::Access>(cfg.access);
+    if (cfg.auth_scheme == "htpasswd") {
+        auto file = auth::HtpasswdFile::open(cfg.auth_htpasswd_path);
+        if (!file) {
+            return std::move(file).error();
+        }
+        auth::BasicConfig b;
+        b.cache_ttl_s = static_cast<int>(cfg.auth_cache_ttl_s);
+        b.failures_per_minute = static_cast<unsigned>(cfg.auth_failures_per_minute);
+        g->basic = std::make_unique<auth::BasicAuthenticator>(std::move(*file), b, rt.blocking());
+    }
+    return g;
+}
+
+// Credentials over plain HTTP travel in clear text: say so loudly unless
+// the listener is on loopback only.
+void warn_plain_auth(const Config& cfg) {
+    if (cfg.auth_scheme == "none" || !cfg.tls_certificate.empty()) {
+        return;
+    }
+    const std::string& l = cfg.http_listen;
+    bool loopback =
+        l.rfind("127.", 0) == 0 || l.rfind("localhost:", 0) == 0 || l.rfind("[::1]:", 0) == 0;
+    if (!loopback) {
+        RP_LOG_WARN("!!! auth.scheme %s on a plain-HTTP listener (%s) that is not loopback: "
+                    "passwords and tokens cross the network in clear text. Set tls.certificate "
+                    "and tls.key. !!!",
+                    cfg.auth_scheme.c_str(), l.c_str());
+    }
 }
 
 // The periodic duties: each runs on the background pool from a timer in a
@@ -452,7 +494,14 @@ int serve_main(const Config& cfg) {
                        runtime.config().background_threads, runtime.blocking());
     }
     reactor::Latch ready;
-    registry::Registry reg(registry_config(cfg), store, ready);
+    registry::RegistryConfig rcfg = registry_config(cfg);
+    auto guard = make_guard(cfg, runtime);
+    if (!guard) {
+        return startup_error(guard.error());
+    }
+    rcfg.guard = std::move(*guard);
+    warn_plain_auth(cfg);
+    registry::Registry reg(std::move(rcfg), store, ready);
     reg.set_runtime(&runtime);
     http::ServerConfig scfg = server_config(cfg);
     if (!cfg.tls_certificate.empty()) {

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Dependencies point one way (DESIGN.md §2):
 #   util <- reactor <- http;  util, reactor <- net;  util, reactor <- storage;
-#   util, reactor, net, storage <- mirror;  registry <- http, storage, mirror
+#   util, reactor, net, storage <- mirror;  util, reactor <- auth;
+#   registry <- http, storage, mirror, auth
 # Fails if a module includes a header from a module it may not use.
 set -uo pipefail
 cd "$(dirname "$0")/../src"
@@ -13,7 +14,8 @@ declare -A allowed=(
   [net]="util reactor net"
   [storage]="util reactor storage"
   [mirror]="util reactor net storage mirror"
-  [registry]="util reactor http net storage mirror registry"
+  [auth]="util reactor auth"
+  [registry]="util reactor http net storage mirror auth registry"
 )
 status=0
 for mod in "${!allowed[@]}"; do

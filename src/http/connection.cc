@@ -31,6 +31,8 @@ unsigned Exchange::shard_id() const noexcept { return conn_.srv_.shard().id(); }
 bool Exchange::secure() const noexcept { return conn_.io_->secure(); }
 const std::string& Exchange::peer_subject() const noexcept { return conn_.io_->peer_subject(); }
 const std::string& Exchange::peer() const noexcept { return conn_.peer_; }
+void Exchange::set_user(std::string user) { conn_.user_ = std::move(user); }
+const std::string& Exchange::user() const noexcept { return conn_.user_; }
 
 // ---- Connection -------------------------------------------------------
 
@@ -450,6 +452,7 @@ Task<void> Connection::serve_one() noexcept {
     span_idx_ = 0;
     sent_at_start_ = io_->bytes_sent();
     status_ = 0;
+    user_.clear();
     Exchange ex(*this);
     co_await srv_.handler().handle(ex);
     if (!responded_ && !cut_) {
@@ -462,7 +465,7 @@ Task<void> Connection::serve_one() noexcept {
     bool again = co_await finish_body();
     const Request& req = parser_.request();
     AccessRecord rec{peer_,
-                     io_->peer_subject(),
+                     user_.empty() ? std::string_view(io_->peer_subject()) : user_,
                      req.method,
                      req.target,
                      status_,

@@ -40,6 +40,9 @@ class Exchange {
     bool secure() const noexcept;
     const std::string& peer_subject() const noexcept;
     const std::string& peer() const noexcept;
+    // Who the handler found the request came from (for the access log).
+    void set_user(std::string user);
+    const std::string& user() const noexcept;
 
   private:
     Connection& conn_;
@@ -114,6 +117,7 @@ class Connection {
     bool drain_requested_ = false;
     bool cut_ = false;
     int status_ = 0;
+    std::string user_;                // set by the handler for this request
     std::uint64_t sent_at_start_ = 0; // io_->bytes_sent() when the request began
 };
 

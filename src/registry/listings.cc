@@ -170,7 +170,34 @@ Task<void> Registry::catalog(http::Exchange& ex) noexcept {
     std::size_t limit = *n > cfg_.catalog_max_entries ? cfg_.catalog_max_entries : *n;
     std::string last = req.query_param("last").value_or("");
     bool more = false;
-    std::vector<std::string> repos = store_.index().catalog(last, limit, &more);
+    std::vector<std::string> repos;
+    if (guard_ == nullptr || guard_->access->pulls_everything(auth::Identity{ex.user()})) {
+        repos = store_.index().catalog(last, limit, &more);
+    } else {
+        // Only what the caller may pull: pages of the index, filtered, until
+        // this page is full. Bounded: each turn moves `last` forward.
+        std::string from = last;
+        for (int turn = 0; turn < 100000 && repos.size() < limit; ++turn) {
+            bool rest = false;
+            std::vector<std::string> page = store_.index().catalog(from, 1000, &rest);
+            for (std::string& name : page) {
+                if (repos.size() == limit) {
+                    rest = true; // more may follow this full page
+                    break;
+                }
+                if (may_pull(ex, name)) {
+                    repos.push_back(std::move(name));
+                }
+            }
+            if (!page.empty()) {
+                from = page.back();
+            }
+            more = rest;
+            if (!rest || page.empty()) {
+                break;
+            }
+        }
+    }
     http::Response resp = empty_response(200);
     resp.add("Content-Type", "application/json; charset=utf-8");
     std::string& b = resp.body;

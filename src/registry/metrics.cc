@@ -105,6 +105,18 @@ reactor::Task<void> Registry::metrics(http::Exchange& ex) noexcept {
             }
         }
     }
+    if (guard_ != nullptr && guard_->basic) {
+        const auth::BasicAuthenticator& a = *guard_->basic;
+        family(b, "ringport_auth_bcrypt_verifications_total", "counter",
+               "Password checks that ran bcrypt (the rest were answered from the cache).");
+        sample(b, "ringport_auth_bcrypt_verifications_total", "", a.verifications());
+        family(b, "ringport_auth_failures_total", "counter",
+               "Basic credentials refused (wrong password or unknown user).");
+        sample(b, "ringport_auth_failures_total", "", a.failures());
+        family(b, "ringport_auth_rate_limited_total", "counter",
+               "Logins refused with 429 because their address failed too often.");
+        sample(b, "ringport_auth_rate_limited_total", "", a.rate_limited());
+    }
     if (!router_.empty()) {
         auto per_upstream = [&](const char* name, const char* type, const char* help, auto value) {
             family(b, name, type, help);

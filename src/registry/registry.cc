@@ -16,6 +16,7 @@ using reactor::Task;
 
 Registry::Registry(RegistryConfig cfg, storage::Store& store, reactor::Latch& ready) noexcept
     : cfg_(std::move(cfg)), store_(store), ready_(ready), router_(cfg_.mirrors) {
+    guard_ = cfg_.guard.get();
     for (std::size_t i = 0; i < router_.upstreams().size(); ++i) {
         mirror_stats_.push_back(std::make_unique<MirrorStats>());
     }
@@ -101,6 +102,14 @@ Task<void> Registry::handle(http::Exchange& ex) noexcept {
 
 Task<void> Registry::handle_route(http::Exchange& ex, Route route) noexcept {
     const http::Request& req = ex.request();
+    // Before anything is read or changed: who asks, and may they.
+    if (guard_ != nullptr && !co_await authorize(ex, route)) {
+        co_return;
+    }
+    if (cfg_.read_only && writes(route, req.method)) {
+        co_await fail(ex, Code::unsupported, "the registry is read-only for maintenance");
+        co_return;
+    }
     switch (route.kind) {
     case RouteKind::healthz:
         co_await reply(ex, [] {

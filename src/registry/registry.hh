@@ -16,6 +16,7 @@
 #include "reactor/runtime.hh"
 #include "reactor/sync.hh"
 #include "registry/errors.hh"
+#include "registry/guard.hh"
 #include "registry/metrics.hh"
 #include "registry/routes.hh"
 #include "storage/store.hh"
@@ -28,6 +29,9 @@ struct RegistryConfig {
     std::size_t catalog_default_entries = 100;
     bool access_log = true;
     std::vector<mirror::Upstream> mirrors; // validated (mirror::validate)
+    std::shared_ptr<Guard> guard;          // null: no authentication
+    bool read_only = false;                // writes get 405 UNSUPPORTED
+    bool mount_without_from = true;        // cross-repository mounts without `from`
 };
 
 // The OCI Distribution API over the store. One instance serves all shards;
@@ -59,6 +63,10 @@ class Registry final : public http::Handler {
     Task dispatch_upload(http::Exchange& ex, const Route& route) noexcept;
     Task reply(http::Exchange& ex, http::Response r) noexcept;
     Task fail(http::Exchange& ex, Code c, std::string_view detail = {}) noexcept;
+    // guard.cc: false when the request was refused (and answered).
+    reactor::Task<bool> authorize(http::Exchange& ex, const Route& route) noexcept;
+    Task challenge(http::Exchange& ex, std::string_view detail) noexcept;
+    bool may_pull(const http::Exchange& ex, std::string_view repo) const noexcept;
     // Rewrites a mirrored repository's name to its cache's; false when the
     // request was answered (an unknown ns, a write into a mirror).
     reactor::Task<bool> route_mirror(http::Exchange& ex, Route& route) noexcept;
@@ -121,6 +129,7 @@ class Registry final : public http::Handler {
                                                             std::string accept) noexcept;
 
     RegistryConfig cfg_;
+    Guard* guard_ = nullptr; // cfg_.guard, when authentication is on
     storage::Store& store_;
     reactor::Latch& ready_;
     const reactor::Runtime* runtime_ = nullptr;

@@ -130,8 +130,21 @@ Task<void> Registry::mount_or_start(http::Exchange& ex, const Route& r) noexcept
     auto d = Digest::parse(*req.query_param("mount"));
     auto from = req.query_param("from");
     bool usable = d && (!from || storage::valid_repo_name(*from));
+    // A source the caller may not pull is never looked at: the mount is an
+    // upload, so whether the blob exists there stays unknown to them.
+    if (from && !may_pull(ex, *from)) {
+        usable = false;
+    }
+    if (!from && !cfg_.mount_without_from) {
+        usable = false;
+    }
+    std::function<bool(std::string_view)> readable;
+    if (!from && guard_ != nullptr &&
+        !guard_->access->pulls_everything(auth::Identity{ex.user()})) {
+        readable = [this, &ex](std::string_view repo) { return may_pull(ex, repo); };
+    }
     if (usable) {
-        auto m = co_await store_.mount_blob(r.name, *d, from);
+        auto m = co_await store_.mount_blob(r.name, *d, from, std::move(readable));
         if (m && *m) {
             co_await reply(ex, blob_created(r.name, *d));
             co_return;

@@ -133,6 +133,21 @@ bool Index::any_repo_has_layer(const Digest& d) const {
     return id && layer_refs_.count(*id) != 0;
 }
 
+bool Index::any_repo_has_layer_where(const Digest& d,
+                                     const std::function<bool(std::string_view)>& accept) const {
+    std::shared_lock lk(mu_);
+    auto id = id_of(d);
+    if (!id || layer_refs_.count(*id) == 0) {
+        return false;
+    }
+    for (const auto& [name, r] : repos_) {
+        if (r->layers.count(*id) != 0 && accept(name)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 std::optional<std::vector<std::string>> Index::tags(std::string_view repo, std::string_view last,
                                                     std::size_t n, bool* more) const {
     std::shared_lock lk(mu_);

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <deque>
 #include <map>
 #include <memory>
@@ -92,6 +93,9 @@ class Index {
     bool has_layer(std::string_view repo, const Digest& d) const;
     // Any repository that links this blob (for mounts without `from`).
     bool any_repo_has_layer(const Digest& d) const;
+    // The same, among repositories `accept` says yes to (a walk over them).
+    bool any_repo_has_layer_where(const Digest& d,
+                                  const std::function<bool(std::string_view)>& accept) const;
     // Sorted tags after `last`, at most `n` (0 = all); `more` when cut short.
     std::optional<std::vector<std::string>> tags(std::string_view repo, std::string_view last,
                                                  std::size_t n, bool* more) const;

@@ -181,14 +181,20 @@ Task<Result<void>> Store::delete_blob(std::string repo, Digest d) noexcept {
     co_return util::Ok{};
 }
 
-Task<Result<bool>> Store::mount_blob(std::string repo, Digest d,
-                                     std::optional<std::string> from) noexcept {
-    bool source = from ? index_.has_layer(*from, d) : index_.any_repo_has_layer(d);
-    if (!source) {
+Task<Result<bool>> Store::mount_blob(std::string repo, Digest d, std::optional<std::string> from,
+                                     std::function<bool(std::string_view)> readable) noexcept {
+    auto linked = [&] {
+        if (from) {
+            return index_.has_layer(*from, d);
+        }
+        return readable ? index_.any_repo_has_layer_where(d, readable)
+                        : index_.any_repo_has_layer(d);
+    };
+    if (!linked()) {
         co_return false;
     }
     BlobUse use = co_await use_blob(d);
-    if (!(from ? index_.has_layer(*from, d) : index_.any_repo_has_layer(d))) {
+    if (!linked()) {
         co_return false; // unlinked meanwhile: its data may be going
     }
     auto st = co_await fs_.stat(layout::blob_data(d));

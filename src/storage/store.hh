@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -87,9 +88,11 @@ class Store {
                                                std::uint64_t* size) noexcept;
     reactor::Task<util::Result<void>> delete_blob(std::string repo, Digest d) noexcept;
     // Links an existing blob into `repo`: from `from` when given and it links
-    // the blob, else from anywhere it is stored. False when there is nothing to link.
-    reactor::Task<util::Result<bool>> mount_blob(std::string repo, Digest d,
-                                                 std::optional<std::string> from) noexcept;
+    // the blob, else from anywhere it is stored (with `readable`, only from
+    // a repository it accepts). False when there is nothing to link.
+    reactor::Task<util::Result<bool>>
+    mount_blob(std::string repo, Digest d, std::optional<std::string> from,
+               std::function<bool(std::string_view)> readable = {}) noexcept;
 
     // A writer that may find a blob already stored and link it (a commit, a
     // mount, a manifest put) holds a use of its digest from that check until

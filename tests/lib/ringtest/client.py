@@ -4,6 +4,7 @@
 Every call returns a `Resp` with status, headers (case-insensitive lookups via
 `header()`), and body bytes. Nothing here follows redirects or retries.
 """
+import base64
 import hashlib
 import http.client
 import json
@@ -43,11 +44,18 @@ def sha256(data):
 
 
 class Client:
-    def __init__(self, host, ssl_context=None):
+    def __init__(self, host, ssl_context=None, auth=None):
         self.host = host  # "127.0.0.1:port"
         self.ssl_context = ssl_context  # set: HTTPS with this context
+        # (user, password) for Basic auth, or a whole Authorization value.
+        if isinstance(auth, tuple):
+            auth = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        self.authorization = auth
 
     def request(self, method, path, body=None, headers=None):
+        headers = dict(headers or {})
+        if self.authorization and "Authorization" not in headers:
+            headers["Authorization"] = self.authorization
         if self.ssl_context is not None:
             conn = http.client.HTTPSConnection(self.host, timeout=TIMEOUT_S,
                                                context=self.ssl_context)

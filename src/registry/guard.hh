@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "auth/access.hh"
+#include "auth/basic.hh"
+#include "registry/routes.hh"
+
+namespace rp::registry {
+
+// Who may do what: the authentication scheme and the access rules, shared
+// by every shard. Absent (a null guard), anyone may do anything.
+struct Guard {
+    std::string scheme = "htpasswd"; // htpasswd or certificate
+    std::string realm = "ringport";
+    bool certificate_users = true;                   // a verified client certificate names the user
+    std::unique_ptr<auth::BasicAuthenticator> basic; // scheme htpasswd
+    std::unique_ptr<auth::Access> access;
+};
+
+// What a request needs, from its route and method: an action on its
+// repository, a server-wide action, or (for /v2/) only a signed-in caller.
+struct Need {
+    enum class Kind { nothing, login, repository, server } kind = Kind::nothing;
+    auth::Actions actions = 0;
+};
+Need need_of(const Route& route, std::string_view method) noexcept;
+// Whether the request writes (refused in read-only mode).
+bool writes(const Route& route, std::string_view method) noexcept;
+
+} // namespace rp::registry
