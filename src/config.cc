@@ -627,6 +627,25 @@ Result<void> validate(const Config& cfg) {
 
 } // namespace
 
+bool listen_is_loopback(const Config& cfg) {
+    auto a = reactor::parse_listen_addr(cfg.http_listen);
+    if (!a) {
+        return false;
+    }
+    const std::string& h = a->host;
+    return h.rfind("127.", 0) == 0 || h == "::1" || h == "localhost";
+}
+
+std::string plain_auth_warning(const Config& cfg) {
+    if (cfg.auth_scheme == "none" || !cfg.tls_certificate.empty() || listen_is_loopback(cfg)) {
+        return {};
+    }
+    return "!!! auth.scheme " + cfg.auth_scheme + " on a plain-HTTP listener (" +
+           cfg.http_listen +
+           ") that other machines can reach: passwords and tokens cross the network in clear "
+           "text. Set tls.certificate and tls.key. !!!";
+}
+
 std::vector<std::string> client_ca_files(const Config& cfg) {
     std::string_view v = util::trim(cfg.tls_client_cas);
     if (v.size() >= 2 && v.front() == '[' && v.back() == ']') {

@@ -81,6 +81,11 @@ struct CliOverrides {
 util::Result<Config> load_config(const CliOverrides& cli,
                                  const std::map<std::string, std::string>& env);
 
+// Whether http.listen is reachable only from this machine (127.0.0.0/8, ::1).
+bool listen_is_loopback(const Config& cfg);
+// The warning for credentials on a plain listener others can reach, or "".
+std::string plain_auth_warning(const Config& cfg);
+
 // tls.client_cas as a list of paths.
 std::vector<std::string> client_ca_files(const Config& cfg);
 // tls.client_auth with its default applied: none, optional or required.

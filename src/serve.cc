@@ -340,17 +340,8 @@ util::Result<std::shared_ptr<registry::Guard>> make_guard(const Config& cfg, rea
 // Credentials over plain HTTP travel in clear text: say so loudly unless
 // the listener is on loopback only.
 void warn_plain_auth(const Config& cfg) {
-    if (cfg.auth_scheme == "none" || !cfg.tls_certificate.empty()) {
-        return;
-    }
-    const std::string& l = cfg.http_listen;
-    bool loopback =
-        l.rfind("127.", 0) == 0 || l.rfind("localhost:", 0) == 0 || l.rfind("[::1]:", 0) == 0;
-    if (!loopback) {
-        RP_LOG_WARN("!!! auth.scheme %s on a plain-HTTP listener (%s) that is not loopback: "
-                    "passwords and tokens cross the network in clear text. Set tls.certificate "
-                    "and tls.key. !!!",
-                    cfg.auth_scheme.c_str(), l.c_str());
+    if (std::string w = plain_auth_warning(cfg); !w.empty()) {
+        RP_LOG_WARN("%s", w.c_str());
     }
 }
 

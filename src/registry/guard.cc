@@ -45,6 +45,11 @@ bool writes(const Route& route, std::string_view method) noexcept {
 }
 
 Task<void> Registry::challenge(http::Exchange& ex, std::string_view detail) noexcept {
+    if (guard_->scheme == "certificate") {
+        // No WWW-Authenticate scheme asks for a certificate: refuse plainly.
+        co_await fail(ex, Code::denied, "a client certificate is required");
+        co_return;
+    }
     http::Response r = error_response(Code::unauthorized, detail);
     if (guard_->scheme == "htpasswd") {
         std::string v = "Basic realm=\"";

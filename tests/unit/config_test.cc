@@ -282,3 +282,26 @@ TEST_CASE("[tls] contradictions are errors that name the key") {
     REQUIRE_FALSE(ver);
     CHECK(ver.error().detail.find("tls.minimum_version 'sslv3'") != std::string::npos);
 }
+
+TEST_CASE("auth on a plain listener others can reach is warned about; loopback or TLS is not") {
+    auto with = [](std::map<std::string, std::string> env) {
+        env["RINGPORT_AUTH_SCHEME"] = "htpasswd";
+        env["RINGPORT_AUTH_HTPASSWD_PATH"] = "/h";
+        auto c = load_config({}, env);
+        REQUIRE(c);
+        return plain_auth_warning(*c);
+    };
+    CHECK(with({{"RINGPORT_HTTP_LISTEN", "127.0.0.1:5000"}}).empty());
+    CHECK(with({{"RINGPORT_HTTP_LISTEN", "[::1]:5000"}}).empty());
+    CHECK(with({{"RINGPORT_HTTP_LISTEN", "localhost:5000"}}).empty());
+    CHECK(with({{"RINGPORT_HTTP_LISTEN", ":5000"}}).find("clear text") != std::string::npos);
+    CHECK(with({{"RINGPORT_HTTP_LISTEN", "0.0.0.0:5000"}}).find("0.0.0.0:5000") !=
+          std::string::npos);
+    CHECK(with({{"RINGPORT_HTTP_LISTEN", "10.1.2.3:443"},
+                {"RINGPORT_TLS_CERTIFICATE", "/c"},
+                {"RINGPORT_TLS_KEY", "/k"}})
+              .empty());
+    auto none = load_config({}, {{"RINGPORT_HTTP_LISTEN", ":5000"}});
+    REQUIRE(none);
+    CHECK(plain_auth_warning(*none).empty()); // no credentials to leak
+}
