@@ -17,7 +17,8 @@ TEST_PKGS=(
   python3 python3-pytest curl
   docker-registry          # CNCF Distribution 2.8.2: interop peer and benchmark reference
   skopeo podman conmon runc containerd docker.io busybox-static
-  openssl                  # test CAs (TLS upstreams)
+  openssl                  # test CAs (TLS listeners and upstreams)
+  apache2-utils            # htpasswd: files made the way Distribution documents
   prometheus               # promtool checks /metrics
 )
 

@@ -231,3 +231,25 @@ def test_ringport_htpasswd_keeps_other_lines_and_replaces_the_user(auth_dir):
     assert lines[0] == "# managed by hand" and lines[1].startswith("bob:$2y$04$")
     assert len([l for l in lines if l.startswith("alice:")]) == 1
     assert os.stat(path).st_mode & 0o777 == 0o640
+
+
+def test_a_file_made_by_apache_htpasswd_works(auth_dir):
+    """Distribution's documented way: `htpasswd -Bbn user password`."""
+    import subprocess
+    path = os.path.join(auth_dir, "htpasswd")
+    line = subprocess.run(["htpasswd", "-Bbn", "-C", "5", "dave", "pw from apache"],
+                          capture_output=True, text=True, check=True, timeout=60).stdout
+    with open(path, "w") as f:
+        f.write(line)
+    r = Ringport(env={"REGISTRY_AUTH": "htpasswd", "REGISTRY_AUTH_HTPASSWD_PATH": path})
+    r.start()
+    try:
+        r.wait_ready()
+        assert Client(r.host, auth=("dave", "pw from apache")).request("GET", "/v2/").status == 200
+        assert_challenged_any(Client(r.host, auth=("dave", "pw")).request("GET", "/v2/"))
+    finally:
+        r.cleanup()
+
+
+def assert_challenged_any(resp):
+    assert resp.status == 401 and resp.header("WWW-Authenticate", "").startswith("Basic realm=")
