@@ -160,6 +160,35 @@ const std::vector<Key>& keys() {
         bool_key("auth", "mount_without_from", &Config::auth_mount_without_from,
                  "cross-repository mounts without `from` (the registry finds a repository "
                  "holding the blob that the caller may pull); off: such a mount is an upload"),
+        str_key("auth", "token_realm", &Config::auth_token_realm,
+                "scheme token: the token endpoint clients are sent to (an external issuer); "
+                "empty with token_issue: this registry's own, at token_path",
+                "REGISTRY_AUTH_TOKEN_REALM"),
+        str_key("auth", "token_service", &Config::auth_token_service,
+                "the service tokens are for (their audience)", "REGISTRY_AUTH_TOKEN_SERVICE"),
+        str_key("auth", "token_issuer", &Config::auth_token_issuer,
+                "the issuer tokens must name (iss)", "REGISTRY_AUTH_TOKEN_ISSUER"),
+        str_key("auth", "token_rootcertbundle", &Config::auth_token_rootcertbundle,
+                "PEM certificates whose keys sign tokens, and the roots of x5c chains",
+                "REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE"),
+        str_key("auth", "token_jwks", &Config::auth_token_jwks,
+                "a JWKS file of keys that sign tokens", "REGISTRY_AUTH_TOKEN_JWKS"),
+        uint_key("auth", "token_leeway_s", &Config::auth_token_leeway_s, 0, 3600,
+                 "clock skew allowed on a token's exp, nbf and iat"),
+        uint_key("auth", "token_max_lifetime_s", &Config::auth_token_max_lifetime_s, 60, 31536000,
+                 "a token whose expiry is further away than this is refused"),
+        bool_key("auth", "token_issue", &Config::auth_token_issue,
+                 "run the built-in token issuer (signs in with htpasswd_path or the client "
+                 "certificate, grants what [[access]] allows)"),
+        str_key("auth", "token_path", &Config::auth_token_path,
+                "where the built-in issuer answers (GET, and the OAuth2 POST form)"),
+        str_key("auth", "token_signing_key", &Config::auth_token_signing_key,
+                "PEM private key the built-in issuer signs with (ECDSA, Ed25519 or RSA); empty: "
+                "a new P-256 key at each start (tokens die with the process)"),
+        uint_key("auth", "token_ttl_s", &Config::auth_token_ttl_s, 10, 86400,
+                 "lifetime of the built-in issuer's access tokens"),
+        uint_key("auth", "token_refresh_ttl_s", &Config::auth_token_refresh_ttl_s, 60, 31536000,
+                 "lifetime of its refresh tokens (docker login keeps one)"),
         uint_key("catalog", "max_entries", &Config::catalog_max_entries, 1, 1u << 20,
                  "largest catalog page; a larger n is clamped", "REGISTRY_CATALOG_MAXENTRIES"),
         str_key("log", "level", &Config::log_level, "debug, info, warn or error",
@@ -589,9 +618,20 @@ Result<void> validate(const Config& cfg) {
         return Error::of(Errc::invalid, "tls.client_auth '" + ca + "' needs tls.client_cas");
     }
     const std::string& as = cfg.auth_scheme;
-    if (as != "none" && as != "htpasswd" && as != "certificate") {
+    if (as != "none" && as != "htpasswd" && as != "certificate" && as != "token") {
         return Error::of(Errc::invalid,
-                         "auth.scheme '" + as + "': expected none, htpasswd or certificate");
+                         "auth.scheme '" + as + "': expected none, htpasswd, certificate or token");
+    }
+    if (as == "token" && cfg.auth_token_realm.empty() && !cfg.auth_token_issue) {
+        return Error::of(Errc::invalid, "auth.scheme token needs auth.token_realm (an external "
+                                        "issuer) or auth.token_issue = true (the built-in one)");
+    }
+    if (cfg.auth_token_issue && as != "token") {
+        return Error::of(Errc::invalid, "auth.token_issue needs auth.scheme token");
+    }
+    if (cfg.auth_token_path.empty() || cfg.auth_token_path.front() != '/' ||
+        cfg.auth_token_path.rfind("/v2", 0) == 0) {
+        return Error::of(Errc::invalid, "auth.token_path must be an absolute path outside /v2/");
     }
     if (as == "htpasswd" && cfg.auth_htpasswd_path.empty()) {
         return Error::of(Errc::invalid, "auth.scheme htpasswd needs auth.htpasswd_path");
@@ -601,7 +641,7 @@ Result<void> validate(const Config& cfg) {
     }
     if (as == "none" && !cfg.access.rules.empty()) {
         return Error::of(Errc::invalid,
-                         "[[access]] rules need an auth.scheme (htpasswd or certificate)");
+                         "[[access]] rules need an auth.scheme (htpasswd, certificate or token)");
     }
     for (std::size_t i = 0; i < cfg.access.rules.size(); ++i) {
         for (const std::string& w : cfg.access.rules[i].who) {
@@ -640,8 +680,7 @@ std::string plain_auth_warning(const Config& cfg) {
     if (cfg.auth_scheme == "none" || !cfg.tls_certificate.empty() || listen_is_loopback(cfg)) {
         return {};
     }
-    return "!!! auth.scheme " + cfg.auth_scheme + " on a plain-HTTP listener (" +
-           cfg.http_listen +
+    return "!!! auth.scheme " + cfg.auth_scheme + " on a plain-HTTP listener (" + cfg.http_listen +
            ") that other machines can reach: passwords and tokens cross the network in clear "
            "text. Set tls.certificate and tls.key. !!!";
 }

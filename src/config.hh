@@ -37,7 +37,6 @@ struct Config {
     std::uint64_t storage_upload_idle_timeout_s = 300;
     std::uint64_t storage_manifest_cache_bytes_max = 256u << 20;
     bool storage_index_snapshot = true;
-    bool storage_read_only = false;
     std::uint64_t storage_index_snapshot_interval_s = 60;
     // [runtime]
     std::uint64_t runtime_ring_entries = 1024;
@@ -56,14 +55,28 @@ struct Config {
     std::string auth_realm = "ringport";
     std::uint64_t auth_failures_per_minute = 10;
     std::uint64_t auth_cache_ttl_s = 60;
-    bool auth_certificate_users = true;
-    bool auth_mount_without_from = true;
+    std::string auth_token_realm;
+    std::string auth_token_service = "ringport";
+    std::string auth_token_issuer = "ringport";
+    std::string auth_token_rootcertbundle;
+    std::string auth_token_jwks;
+    std::uint64_t auth_token_leeway_s = 60;
+    std::uint64_t auth_token_max_lifetime_s = 86400;
+    std::string auth_token_path = "/auth/token";
+    std::string auth_token_signing_key;
+    std::uint64_t auth_token_ttl_s = 300;
+    std::uint64_t auth_token_refresh_ttl_s = 604800;
     // [[access]] and [groups] (file only)
     auth::AccessConfig access;
     // [catalog]
     std::uint64_t catalog_max_entries = 1000;
     // [log]
     std::string log_level = "info";
+    // flags of [auth] and [storage], kept together (fewer padding bytes)
+    bool auth_certificate_users = true;
+    bool auth_mount_without_from = true;
+    bool auth_token_issue = false;
+    bool storage_read_only = false;
     // [[mirror]]: pull-through upstreams (file only; validated by mirror::validate)
     std::vector<mirror::Upstream> mirrors;
 };

@@ -324,7 +324,7 @@ util::Result<std::shared_ptr<registry::Guard>> make_guard(const Config& cfg, rea
     g->realm = cfg.auth_realm;
     g->certificate_users = cfg.auth_certificate_users;
     g->access = std::make_unique<auth::Access>(cfg.access);
-    if (cfg.auth_scheme == "htpasswd") {
+    if (!cfg.auth_htpasswd_path.empty()) {
         auto file = auth::HtpasswdFile::open(cfg.auth_htpasswd_path);
         if (!file) {
             return std::move(file).error();
@@ -333,6 +333,35 @@ util::Result<std::shared_ptr<registry::Guard>> make_guard(const Config& cfg, rea
         b.cache_ttl_s = static_cast<int>(cfg.auth_cache_ttl_s);
         b.failures_per_minute = static_cast<unsigned>(cfg.auth_failures_per_minute);
         g->basic = std::make_unique<auth::BasicAuthenticator>(std::move(*file), b, rt.blocking());
+    }
+    if (cfg.auth_scheme == "token") {
+        auth::TokenConfig& t = g->token;
+        t.realm = cfg.auth_token_realm;
+        t.service = cfg.auth_token_service;
+        t.issuer = cfg.auth_token_issuer;
+        t.rootcertbundle = cfg.auth_token_rootcertbundle;
+        t.jwks = cfg.auth_token_jwks;
+        t.leeway_s = static_cast<int>(cfg.auth_token_leeway_s);
+        t.max_lifetime_s = static_cast<int>(cfg.auth_token_max_lifetime_s);
+        t.issue = cfg.auth_token_issue;
+        t.path = cfg.auth_token_path;
+        t.signing_key = cfg.auth_token_signing_key;
+        t.ttl_s = static_cast<int>(cfg.auth_token_ttl_s);
+        t.refresh_ttl_s = static_cast<int>(cfg.auth_token_refresh_ttl_s);
+        auth::Pkey own;
+        if (t.issue) {
+            auto issuer = auth::TokenIssuer::create(t);
+            if (!issuer) {
+                return std::move(issuer).error();
+            }
+            own = (*issuer)->key();
+            g->issuer = std::move(*issuer);
+        }
+        auto verifier = auth::TokenVerifier::create(t, own);
+        if (!verifier) {
+            return std::move(verifier).error();
+        }
+        g->tokens = std::move(*verifier);
     }
     return g;
 }

@@ -55,6 +55,8 @@ class BasicAuthenticator {
     BasicAuthenticator(std::unique_ptr<HtpasswdFile> file, BasicConfig cfg,
                        reactor::ThreadPool& pool);
     reactor::Task<Result> check(BasicCredentials cred, std::string peer);
+    // Whether the file still names this user (a refresh token's subject).
+    bool knows(std::string_view user) { return file_->hash_of(user).has_value(); }
     std::uint64_t verifications() const noexcept {
         return verifications_.load(std::memory_order_relaxed);
     }

@@ -5,6 +5,7 @@
 
 #include "registry/registry.hh"
 #include "util/log.hh"
+#include "util/strings.hh"
 
 namespace rp::registry {
 
@@ -44,25 +45,121 @@ bool writes(const Route& route, std::string_view method) noexcept {
     }
 }
 
+std::string scope_of(const Route& route, std::string_view method) {
+    const Need n = need_of(route, method);
+    switch (n.kind) {
+    case Need::Kind::server:
+        return n.actions == auth::catalog ? "registry:catalog:*"
+               : n.actions == auth::admin ? "registry:admin:*"
+                                          : "registry:metrics:*";
+    case Need::Kind::repository: {
+        const auth::Actions a = token_need(route, method);
+        return "repository:" + route.name + ":" + auth::action_names(a);
+    }
+    default: return {};
+    }
+}
+
+auth::Actions token_need(const Route& route, std::string_view method) noexcept {
+    const Need n = need_of(route, method);
+    // As Distribution: writing needs pull and push (a client that pushes
+    // also reads: blob checks, mounts).
+    return n.actions == auth::push ? (auth::pull | auth::push) : n.actions;
+}
+
 Task<void> Registry::challenge(http::Exchange& ex, std::string_view detail) noexcept {
+    co_await challenge(ex, detail, {}, {});
+}
+
+std::string Registry::token_realm(const http::Exchange& ex) const {
+    if (!guard_->token.realm.empty()) {
+        return guard_->token.realm;
+    }
+    // The built-in issuer, on this listener: where the client reached us.
+    std::string_view host = ex.request().header("Host");
+    bool sane = !host.empty() && host.size() < 256 &&
+                host.find_first_of("\"\\ /\t\r\n") == std::string_view::npos;
+    return std::string(ex.secure() ? "https://" : "http://") +
+           (sane ? std::string(host) : std::string("localhost")) + guard_->token.path;
+}
+
+namespace {
+
+void quoted(std::string& out, std::string_view v) {
+    out += '"';
+    for (char c : v) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+        }
+        out += c;
+    }
+    out += '"';
+}
+
+} // namespace
+
+Task<void> Registry::challenge(http::Exchange& ex, std::string_view detail, std::string_view scope,
+                               std::string_view error) noexcept {
     if (guard_->scheme == "certificate") {
         // No WWW-Authenticate scheme asks for a certificate: refuse plainly.
         co_await fail(ex, Code::denied, "a client certificate is required");
         co_return;
     }
     http::Response r = error_response(Code::unauthorized, detail);
-    if (guard_->scheme == "htpasswd") {
-        std::string v = "Basic realm=\"";
-        for (char c : guard_->realm) {
-            if (c == '"' || c == '\\') {
-                v += '\\';
-            }
-            v += c;
+    std::string v;
+    if (guard_->scheme == "token") {
+        // Exactly as Distribution: realm, service, then scope and error when set.
+        v = "Bearer realm=";
+        quoted(v, token_realm(ex));
+        v += ",service=";
+        quoted(v, guard_->token.service);
+        if (!scope.empty()) {
+            v += ",scope=";
+            quoted(v, scope);
         }
-        v += '"';
-        r.add("WWW-Authenticate", v);
+        if (!error.empty()) {
+            v += ",error=";
+            quoted(v, error);
+        }
+    } else {
+        v = "Basic realm=";
+        quoted(v, guard_->realm);
     }
+    r.add("WWW-Authenticate", v);
     co_await reply(ex, std::move(r));
+}
+
+Task<bool> Registry::authorize_token(http::Exchange& ex, const Route& route) noexcept {
+    const http::Request& req = ex.request();
+    const Need need = need_of(route, req.method);
+    const std::string scope = scope_of(route, req.method);
+    std::string_view header = req.header("Authorization");
+    if (auth::authorization_kind(header) != auth::HeaderKind::bearer) {
+        co_await challenge(ex, "authentication required", scope, {});
+        co_return false;
+    }
+    std::string_view token = util::trim(header.substr(header.find(' ') + 1));
+    auto t = guard_->tokens->verify(token);
+    if (!t) {
+        co_await challenge(ex, t.error().detail, scope, "invalid_token");
+        co_return false;
+    }
+    ex.set_user((*t)->subject);
+    bool ok = false;
+    switch (need.kind) {
+    case Need::Kind::login: ok = true; break;
+    case Need::Kind::server: ok = ((*t)->on_server() & need.actions) == need.actions; break;
+    case Need::Kind::repository: {
+        const auth::Actions want = token_need(route, req.method);
+        ok = ((*t)->on_repository(route.name) & want) == want;
+        break;
+    }
+    case Need::Kind::nothing: ok = true; break;
+    }
+    if (!ok) {
+        co_await challenge(ex, "the token does not grant this", scope, "insufficient_scope");
+    }
+    co_return ok;
 }
 
 Task<bool> Registry::authorize(http::Exchange& ex, const Route& route) noexcept {
@@ -70,6 +167,9 @@ Task<bool> Registry::authorize(http::Exchange& ex, const Route& route) noexcept 
     const Need need = need_of(route, req.method);
     if (need.kind == Need::Kind::nothing) {
         co_return true;
+    }
+    if (guard_->scheme == "token") {
+        co_return co_await authorize_token(ex, route);
     }
     // Who is asking.
     auth::Identity who;

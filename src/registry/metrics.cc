@@ -117,6 +117,12 @@ reactor::Task<void> Registry::metrics(http::Exchange& ex) noexcept {
                "Logins refused with 429 because their address failed too often.");
         sample(b, "ringport_auth_rate_limited_total", "", a.rate_limited());
     }
+    if (guard_ != nullptr && guard_->tokens) {
+        family(b, "ringport_auth_token_signature_checks_total", "counter",
+               "Bearer token signatures checked (the rest were answered from the cache).");
+        sample(b, "ringport_auth_token_signature_checks_total", "",
+               guard_->tokens->signature_checks());
+    }
     if (!router_.empty()) {
         auto per_upstream = [&](const char* name, const char* type, const char* help, auto value) {
             family(b, name, type, help);

@@ -92,6 +92,10 @@ void Registry::log_access(const http::AccessRecord& rec) noexcept {
 }
 
 Task<void> Registry::handle(http::Exchange& ex) noexcept {
+    if (guard_ != nullptr && guard_->issuer && ex.request().path == guard_->token.path) {
+        co_await issue_token(ex);
+        co_return;
+    }
     Route route = match_route(ex.request().path);
     const RouteKind kind = route.kind;
     co_await handle_route(ex, std::move(route));

@@ -65,7 +65,13 @@ class Registry final : public http::Handler {
     Task fail(http::Exchange& ex, Code c, std::string_view detail = {}) noexcept;
     // guard.cc: false when the request was refused (and answered).
     reactor::Task<bool> authorize(http::Exchange& ex, const Route& route) noexcept;
+    reactor::Task<bool> authorize_token(http::Exchange& ex, const Route& route) noexcept;
     Task challenge(http::Exchange& ex, std::string_view detail) noexcept;
+    Task challenge(http::Exchange& ex, std::string_view detail, std::string_view scope,
+                   std::string_view error) noexcept;
+    std::string token_realm(const http::Exchange& ex) const;
+    // token_endpoint.cc: the built-in token issuer (GET and OAuth2 POST).
+    Task issue_token(http::Exchange& ex) noexcept;
     bool may_pull(const http::Exchange& ex, std::string_view repo) const noexcept;
     // Rewrites a mirrored repository's name to its cache's; false when the
     // request was answered (an unknown ns, a write into a mirror).
