@@ -143,11 +143,15 @@ class Ringport:
         t.join(max(0.0, deadline - time.monotonic()))
         line = result[0].strip() if result else ""
         if not line.startswith("ringport: listening on "):
-            err = ""
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read()
-            else:
+            # stdout ended (or timed out) before the listen line: the process
+            # is exiting, or stuck. Give an exit a moment to finish so its
+            # stderr (the reason) is read whole; kill a stuck one.
+            try:
+                self.proc.wait(timeout=5 if result else 0.1)
+            except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait()
+            err = self.proc.stderr.read()
             raise RuntimeError(f"ringport did not start: stdout={line!r} stderr={err!r}")
         return line
 
