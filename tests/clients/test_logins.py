@@ -150,3 +150,73 @@ def test_containerd_with_credentials_in_hosts_toml(plain, containerd, skopeo, im
     finally:
         containerd.ctr("images", "rm", "--sync", ref, check=False)
         shutil.rmtree(hosts, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def token_registry():
+    """Token auth through the built-in issuer, over plain HTTP on loopback."""
+    d = tempfile.mkdtemp(prefix="ringport-logins-token-")
+    path = htpasswd_file(d, {USER: PASSWORD})
+    cfg = os.path.join(d, "ringport.toml")
+    with open(cfg, "w") as f:
+        f.write(f'[auth]\nscheme = "token"\ntoken_issue = true\nhtpasswd_path = "{path}"\n'
+                '[[access]]\nwho = ["*"]\nrepositories = ["**"]\n'
+                'actions = ["pull", "push", "delete", "catalog"]\n')
+    r = Ringport(config=cfg)
+    r.start()
+    r.wait_ready()
+    yield r
+    r.cleanup()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_token_logins_skopeo(token_registry, skopeo, images, tmp_path):
+    h = token_registry.host
+    authfile = str(tmp_path / "auth.json")
+    ref = f"docker://{h}/tokens/skopeo:v1"
+    bad = rc.run([skopeo.bin, "login", "--tls-verify=false", "--authfile", authfile, "-u", USER,
+                  "--password-stdin", h], input="wrong\n", check=False)
+    assert bad.returncode != 0
+    rc.run([skopeo.bin, "login", "--tls-verify=false", "--authfile", authfile, "-u", USER,
+            "--password-stdin", h], input=PASSWORD + "\n")
+    skopeo.copy(images.oci("single"), ref, "--authfile", authfile)
+    out = tmp_path / "out"
+    skopeo.copy(ref, f"oci:{out}:back", "--authfile", authfile)
+    assert rc.layout_blobs(str(out)) == images.single_blobs
+    assert any("/auth/token" in l and f"user={USER}" in l for l in token_registry.err)
+
+
+def test_token_logins_podman(token_registry, podman, skopeo, images):
+    h = token_registry.host
+    src = f"{h}/tokens/podman:v1"
+    skopeo.copy(images.oci("single"), f"docker://{src}", f"--dest-creds={USER}:{PASSWORD}")
+    assert podman.podman("login", "--tls-verify=false", "-u", USER, "-p", "wrong", h,
+                         check=False).returncode != 0
+    podman.podman("login", "--tls-verify=false", "-u", USER, "-p", PASSWORD, h)
+    try:
+        podman.podman("pull", "-q", "--tls-verify=false", src)
+        dst = f"{h}/tokens/podman-pushed:p1"
+        podman.podman("tag", src, dst)
+        podman.podman("push", "--tls-verify=false", dst)
+    finally:
+        podman.podman("logout", h, check=False)
+        podman.podman("rmi", "-f", src, check=False)
+    assert podman.podman("pull", "-q", "--tls-verify=false", src, check=False).returncode != 0
+
+
+def test_token_logins_docker(token_registry, dockerd, skopeo, images):
+    h = token_registry.host
+    src = f"{h}/tokens/docker:v1"
+    skopeo.copy(images.oci("single"), f"docker://{src}", f"--dest-creds={USER}:{PASSWORD}")
+    assert dockerd.docker("pull", src, check=False).returncode != 0
+    rc.run([rc.tool("docker"), "login", "-u", USER, "--password-stdin", h],
+           input=PASSWORD + "\n", env=dockerd.cli_env)
+    try:
+        assert f"Digest: {images.single_digest}" in dockerd.docker("pull", src).stdout
+        dst = f"{h}/tokens/docker-pushed:d1"
+        dockerd.docker("tag", src, dst)
+        dockerd.docker("push", dst)
+    finally:
+        dockerd.docker("logout", h, check=False)
+        dockerd.docker("rmi", "-f", src, f"{h}/tokens/docker-pushed:d1", check=False)
+    assert any("/auth/token" in l and f"user={USER}" in l for l in token_registry.err)

@@ -11,7 +11,7 @@ import pytest
 
 from ringtest import realclients as rc
 from ringtest.client import Client
-from ringtest.harness import Ringport
+from ringtest.harness import Ringport, wait_until
 from ringtest.testca import issue, make_ca
 
 
@@ -82,6 +82,34 @@ def test_skopeo_with_a_client_certificate(pki, skopeo, images, tmp_path):
         out = tmp_path / "out"
         skopeo("copy", "--quiet", f"--src-cert-dir={certs}", ref, f"oci:{out}:back")
         assert rc.layout_blobs(str(out)) == images.single_blobs
-        assert any("user=alice" in l and "PUT /v2/mtls/single/manifests/v1" in l for l in r.err)
+        assert wait_until(lambda: any("user=alice" in l and "PUT /v2/mtls/single/manifests/v1" in l
+                                      for l in r.err), 5)
     finally:
+        r.cleanup()
+
+
+def test_podman_with_a_client_certificate_as_its_user(pki, podman, skopeo, images):
+    """mTLS as the certificate scheme's user: podman with --cert-dir.
+
+    docker is not here: it treats every loopback registry as insecure
+    (127.0.0.0/8 is always in its insecure list) and reads certs.d only for
+    registries it considers secure, so it never sends a client certificate
+    to a registry on loopback, and the tests use loopback only."""
+    r = start(pki, "ec", REGISTRY_HTTP_TLS_CLIENTCAS=pki["ca"], RINGPORT_AUTH_SCHEME="certificate")
+    host = f"localhost:{r.port}"
+    try:
+        certs = cert_dir(pki, client=pki["alice"])
+        src = f"{host}/mtls/clients:v1"
+        skopeo("copy", "--quiet", f"--dest-cert-dir={certs}", images.oci("single"),
+               f"docker://{src}")
+        assert podman.podman("pull", "-q", f"--cert-dir={cert_dir(pki)}", src,
+                             check=False).returncode != 0
+        podman.podman("pull", "-q", f"--cert-dir={certs}", src)
+        podman.podman("tag", src, f"{host}/mtls/podman:p1")
+        podman.podman("push", f"--cert-dir={certs}", f"{host}/mtls/podman:p1")
+        assert wait_until(lambda: any("user=alice" in l and "PUT /v2/mtls/podman/manifests/" in l
+                                      for l in r.err), 5), r.err[-10:]
+    finally:
+        podman.podman("rmi", "-f", f"{host}/mtls/clients:v1", f"{host}/mtls/podman:p1",
+                      check=False)
         r.cleanup()
