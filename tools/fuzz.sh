@@ -30,9 +30,9 @@ while (($#)); do
   esac
 done
 
-targets=(fuzz_http_request fuzz_manifest fuzz_digest fuzz_range)
+targets=(fuzz_http_request fuzz_manifest fuzz_digest fuzz_range fuzz_auth)
 declare -A max_len=([fuzz_http_request]=16384 [fuzz_manifest]=16384
-                    [fuzz_digest]=1024 [fuzz_range]=256)
+                    [fuzz_digest]=1024 [fuzz_range]=256 [fuzz_auth]=4096)
 
 # The report .ci/run counts: one testcase per (phase, target) row of $cases.
 write_junit() {
