@@ -332,7 +332,7 @@ def distribution_config(root, port, cfgdir, name):
 
 
 def start_distribution(root, logdir, cfgdir, name, timeout=30.0, proxy=None, http_extra="",
-                       tls_ca=None):
+                       tls_ca=None, ready_status=200):
     """`http_extra`: YAML lines under `http:` (indented two spaces), e.g. tls."""
     os.makedirs(root, exist_ok=True)
     port = free_port()
@@ -344,7 +344,7 @@ def start_distribution(root, logdir, cfgdir, name, timeout=30.0, proxy=None, htt
     p = spawn([DISTRIBUTION, "serve", cfg], os.path.join(logdir, f"{name}.log"))
     scheme = "https" if tls_ca else "http"
     s = Server("distribution", p, f"{scheme}://127.0.0.1:{port}", root, ca=tls_ca)
-    wait_status(s, "/v2/", timeout=timeout)
+    wait_status(s, "/v2/", timeout=timeout, want=ready_status)
     return s
 
 
@@ -1413,11 +1413,12 @@ def main():
         if "security" in args.steps:
             res["security"] = security_run.compare_step(
                 args, R,
-                lambda name, env, ca: start_ringport(os.path.join(scratch, name), logdir, name,
-                                                     {**args.ringport_env, **env}, tls_ca=ca),
-                lambda name, extra, ca: start_distribution(os.path.join(scratch, name), logdir,
-                                                           cfgdir, name, http_extra=extra,
-                                                           tls_ca=ca),
+                lambda name, env, ca, config=None: start_ringport(
+                    os.path.join(scratch, name), logdir, name, {**args.ringport_env, **env},
+                    tls_ca=ca, config=config),
+                lambda name, extra, ca, ready=200: start_distribution(
+                    os.path.join(scratch, name), logdir, cfgdir, name, http_extra=extra,
+                    tls_ca=ca, ready_status=ready),
                 scratch, logdir, say, pick)
             step_done("security")
         if "startup" in args.steps:

@@ -342,7 +342,7 @@ void Engine::start_request(Conn& c) {
         auto res = std::to_chars(num, num + sizeof num, r.body.size());
         h.append("Content-Length: ").append(num, res.ptr).append("\r\n");
     }
-    h.append(r.headers).append("\r\n");
+    h.append(ep_.extra_headers).append(r.headers).append("\r\n");
     c.iov[0] = iovec{h.data(), h.size()};
     c.iov[1] = iovec{const_cast<char*>(r.body.data()), r.body.size()};
     c.msg = msghdr{};

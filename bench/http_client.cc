@@ -182,7 +182,7 @@ Result<SimpleResponse> BlockingClient::attempt(std::string_view method, std::str
     std::string head;
     head.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: ");
     head.append(ep_.authority).append("\r\nContent-Length: ").append(std::to_string(body.size()));
-    head.append("\r\n").append(headers).append("\r\n");
+    head.append("\r\n").append(ep_.extra_headers).append(headers).append("\r\n");
     if (auto s = conn_.send_all(head, body); !s) {
         return std::move(s).error();
     }

@@ -22,6 +22,7 @@ struct Endpoint {
     std::string authority;          // for the Host header
     std::string url;                // "http(s)://HOST:PORT", without a trailing slash
     std::shared_ptr<TlsClient> tls; // set for https://
+    std::string extra_headers;      // --header lines, each ending in "\r\n", on every request
 };
 
 // `cafile` is the CA an https:// server's certificate must chain to (empty:

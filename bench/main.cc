@@ -186,6 +186,9 @@ int cmd_run(const std::vector<std::string>& args) {
         std::fprintf(stderr, "ringport-bench: %s\n", ep.error().detail.c_str());
         return 2;
     }
+    for (const std::string& h : opt->headers) {
+        ep->extra_headers.append(h).append("\r\n");
+    }
     Progress progress(opt->progress, opt->workload);
     Meter meter(opt->server_pid);
     RunContext ctx{*opt, *ep, progress, meter, {}, {}, std::nullopt};

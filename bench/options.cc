@@ -47,6 +47,7 @@ const char* const run_usage =
   --ready-timeout S    ready: give up after S seconds (default 300)
   --no-warmup          pull: no untimed warm-up pull first (a pull-through mirror's
                        cold fetch must be the timed one)
+  --header "N: V"      an extra header on every request (repeatable), e.g. Authorization
   --cacert FILE        https:// URLs: the CA the server's certificate must chain to
                        (default: the system's); every connection makes a full handshake
   --label L  --json FILE  --no-progress
@@ -115,6 +116,14 @@ const std::map<std::string, Setter, std::less<>>& setters() {
         {"--raw-path", str(&Options::raw_path)},
         {"--expect-digest", str(&Options::expect_digest)},
         {"--cacert", str(&Options::cacert)},
+        {"--header",
+         [](Options& o, const std::string& v) -> Result<void> {
+             if (v.find(':') == std::string::npos || v.find_first_of("\r\n") != std::string::npos) {
+                 return Error::of(Errc::invalid, "--header wants 'Name: value', got '" + v + "'");
+             }
+             o.headers.push_back(v);
+             return util::Ok{};
+         }},
         {"--size", count(&Options::size, "--size", true)},
         {"--chunk", count(&Options::chunk, "--chunk", true)},
         {"--layer-size", count(&Options::layer_size, "--layer-size", true)},

@@ -23,7 +23,8 @@ struct Options {
     std::string ready_path = "/readyz";
     std::string raw_path;
     std::string expect_digest;
-    std::string cacert; // https://: the CA the server's certificate chains to
+    std::string cacert;               // https://: the CA the server's certificate chains to
+    std::vector<std::string> headers; // --header "Name: value", on every request
     std::uint64_t size = 64ull << 20;
     std::uint64_t chunk = 8ull << 20;
     std::uint64_t count = 0; // 0: the workload's default

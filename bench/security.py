@@ -19,6 +19,14 @@ Rows (issue 11's targets):
   per handshake (≥ 80%). For scale, the same clients against `openssl
   s_server -www` (the same libssl, on the same certificate) give OpenSSL's
   own server's CPU per connection.
+- Manifest GET with a bearer token (an ES256 token from a test key, the
+  key's certificate as the root bundle, the same for both): requests per
+  second against Distribution with token auth (≥ 30×), and ringport's
+  server CPU per request against anonymous manifest GETs (≤ 2×).
+- A 50-layer pull with htpasswd Basic credentials (a client that has not
+  logged in before: /v2/, the manifest, the config and 50 layers, each
+  request with the credentials): bcrypt verifications counted by /metrics
+  (exactly 1).
 """
 import os
 import re
@@ -31,9 +39,14 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "lib"))
+from ringtest.authtest import htpasswd_file  # noqa: E402
+from ringtest.client import Client  # noqa: E402
+from ringtest.jwtmint import Minter  # noqa: E402
 from ringtest.testca import make_ca  # noqa: E402
 
 KINDS = ("ringport-tls", "ringport-plain", "distribution-tls")
+TOKEN_KINDS = ("ringport-token", "distribution-token", "ringport-anonymous")
+SERVICE = "registry.bench"
 
 
 def specs(args):
@@ -93,10 +106,88 @@ def s_server_reference(args, R, cert, key, ca, logdir):
         log.close()
 
 
+def token_runs(args, R, start_ringport, start_distribution, scratch, say, pick, out):
+    """Manifest GET with a bearer token: ringport and Distribution trusting
+    the same key, and anonymous ringport for the CPU ratio."""
+    d = tempfile.mkdtemp(prefix="security-jwt-", dir=scratch)
+    servers = {}
+    try:
+        m = Minter(d, service=SERVICE)
+        token = m.token(m.claims(access=[("repository", "bench/manifest-get", ["*"])],
+                                 ttl=6 * 3600))
+        realm = "https://auth.bench/token"
+        servers["ringport-token"] = start_ringport("security-ringport-token", {
+            "RINGPORT_AUTH_SCHEME": "token", "RINGPORT_AUTH_TOKEN_REALM": realm,
+            "RINGPORT_AUTH_TOKEN_SERVICE": SERVICE, "RINGPORT_AUTH_TOKEN_ISSUER": m.issuer,
+            "RINGPORT_AUTH_TOKEN_ROOTCERTBUNDLE": m.bundle}, None)
+        servers["distribution-token"] = start_distribution(
+            "security-distribution-token",
+            f"auth:\n  token:\n    realm: {realm}\n    service: {SERVICE}\n"
+            f"    issuer: {m.issuer}\n    rootcertbundle: {m.certs['ec256']}\n", None, 401)
+        servers["ringport-anonymous"] = start_ringport("security-ringport-anonymous", {}, None)
+        extra = ["--duration", "2" if args.quick else "5", "--concurrency", "8"]
+        say(f"security mget-token: manifest-get {' '.join(extra)} with a bearer token")
+        docs = {k: [] for k in TOKEN_KINDS}
+        for r in range(args.rounds):
+            for kind in TOKEN_KINDS:
+                header = [] if kind == "ringport-anonymous" else [
+                    "--header", f"Authorization: Bearer {token}"]
+                docs[kind].append(R.bench(f"security-mget-token.r{r + 1}", kind,
+                                          servers[kind].url, "manifest-get",
+                                          [*extra, *header], servers[kind].pid))
+        out["runs"]["mget-token"] = {k: pick(v, args.pick) for k, v in docs.items()}
+    finally:
+        for s in servers.values():
+            s.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def bcrypt_run(start_ringport, scratch, say, out):
+    """A 50-layer pull with Basic credentials: bcrypt verifications."""
+    d = tempfile.mkdtemp(prefix="security-htpasswd-", dir=scratch)
+    cfg = os.path.join(d, "ringport.toml")
+    path = htpasswd_file(d, {"pusher": "push-pw", "puller": "pull-pw", "scraper": "m"}, cost=10)
+    with open(cfg, "w") as f:
+        f.write(f'[auth]\nscheme = "htpasswd"\nhtpasswd_path = "{path}"\n'
+                '[[access]]\nwho = ["*"]\nrepositories = ["**"]\n'
+                'actions = ["pull", "push", "metrics"]\n')
+    s = start_ringport("security-ringport-htpasswd", {}, None, config=cfg)
+    try:
+        host = s.url.split("//", 1)[1]
+        scraper = Client(host, auth=("scraper", "m"))
+
+        def verifications():
+            body = scraper.request("GET", "/metrics").body.decode()
+            m = re.search(r"^ringport_auth_bcrypt_verifications_total (\d+)$", body, re.M)
+            return int(m.group(1)) if m else None
+
+        say("security bcrypt: a 50-layer pull with htpasswd credentials")
+        Client(host, auth=("pusher", "push-pw")).push_image(
+            "bench/fifty", "v1", layers=tuple(b"layer %d " % i * 1024 for i in range(50)))
+        before = verifications()
+        puller = Client(host, auth=("puller", "pull-pw"))
+        requests = 0
+        statuses = set()
+        for path in ["/v2/", "/v2/bench/fifty/manifests/v1"]:
+            resp = puller.request("GET", path)
+            statuses.add(resp.status)
+            requests += 1
+        manifest = puller.get_manifest("bench/fifty", "v1").json()
+        for desc in [manifest["config"], *manifest["layers"]]:
+            statuses.add(puller.get_blob("bench/fifty", desc["digest"]).status)
+            requests += 1
+        out["bcrypt"] = {"verifications": verifications() - before, "requests": requests,
+                         "statuses": sorted(statuses)}
+    finally:
+        s.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def compare_step(args, R, start_ringport, start_distribution, scratch, logdir, say, pick):
-    """`start_ringport(name, env, tls_ca)` and `start_distribution(name,
-    http_extra, tls_ca)` return started servers; `R.bench` runs one
-    ringport-bench; `pick` keeps one run of several."""
+    """`start_ringport(name, env, tls_ca, config=None)` and
+    `start_distribution(name, extra_yaml, tls_ca, ready_status=200)` return
+    started servers; `R.bench` runs one ringport-bench; `pick` keeps one
+    run of several."""
     d = tempfile.mkdtemp(prefix="security-pki-", dir=scratch)
     ca, cert, key = make_ca(d)
     out = {"bound": openssl_bound(args, logdir), "runs": {}}
@@ -120,6 +211,11 @@ def compare_step(args, R, start_ringport, start_distribution, scratch, logdir, s
                                               [*extra, *more], s.pid))
             out["runs"][key_] = {k: pick(v, args.pick) for k, v in docs.items()}
         out["s_server_cpu_us"] = s_server_reference(args, R, cert, key, ca, logdir)
+        for s in servers.values():
+            s.stop()
+        servers = {}
+        token_runs(args, R, start_ringport, start_distribution, scratch, say, pick, out)
+        bcrypt_run(start_ringport, scratch, say, out)
     except Exception as e:  # noqa: BLE001 - the table says what failed
         out["error"] = repr(e)
         say(f"  security FAILED: {e!r}")
@@ -147,6 +243,10 @@ def rows(res, row, fmt):
 
     def errors(key):
         n = sum(res_of(key, k, "errors") or 0 for k in KINDS)
+        return f"errors: {n}" if n else ""
+
+    def errors_of(key):
+        n = sum(res_of(key, k, "errors") or 0 for k in TOKEN_KINDS)
         return f"errors: {n}" if n else ""
 
     for key, what in (("pull1", "TLS pull 64 MiB, 1 stream"), ("pull4", "TLS pull 64 MiB, 4 streams"),
@@ -183,3 +283,24 @@ def rows(res, row, fmt):
         "≥ Distribution, and ≥ 80% of `openssl speed ecdsap256 ecdhx25519` on the same cores",
         bool(tls and dist and tls >= dist and eff and eff >= 0.8),
         "; ".join(x for x in (errors("connect"), note) if x))
+
+    tok, dist, anon = (res_of("mget-token", k, "ops_per_s") for k in TOKEN_KINDS)
+    cpu_tok = server_cpu_us("mget-token", "ringport-token")
+    cpu_anon = server_cpu_us("mget-token", "ringport-anonymous")
+    cpu_ratio = cpu_tok / cpu_anon if cpu_tok and cpu_anon else None
+    row("security: manifest GET with a bearer token (8 clients)",
+        f"{fmt(tok, '/s', 0)}; server {fmt(cpu_tok, ' µs', 1)} CPU each",
+        fmt(dist, "/s (token auth)", 0),
+        (f"{tok / dist:.1f}× Distribution; server CPU {cpu_ratio:.2f}× anonymous "
+         f"({fmt(anon, '/s', 0)}, {fmt(cpu_anon, ' µs', 1)} each)")
+        if tok and dist and cpu_ratio else "—",
+        "≥ 30× Distribution with token auth; server CPU ≤ 2× anonymous",
+        bool(tok and dist and tok >= 30 * dist and cpu_ratio and cpu_ratio <= 2),
+        "; ".join(x for x in (errors_of("mget-token"), sec.get("error", "")) if x))
+
+    b = sec.get("bcrypt") or {}
+    row("security: a 50-layer pull with htpasswd credentials",
+        f"{b['verifications']} bcrypt verification(s) for {b['requests']} requests "
+        f"(statuses {b['statuses']})" if b else "failed",
+        "— (no counter)", "—", "exactly 1 bcrypt verification",
+        bool(b) and b["verifications"] == 1 and b["statuses"] == [200])

@@ -22,8 +22,9 @@ Result<int> one_connection(const Endpoint& ep, int timeout_ms) {
     if (!c) {
         return std::move(c).error();
     }
-    std::string req =
-        "GET /v2/ HTTP/1.1\r\nHost: " + ep.authority + "\r\nConnection: close\r\n\r\n";
+    std::string req = "GET /v2/ HTTP/1.1\r\nHost: ";
+    req.append(ep.authority).append("\r\nConnection: close\r\n").append(ep.extra_headers);
+    req.append("\r\n");
     if (auto s = c->send_all(req); !s) {
         return std::move(s).error();
     }
