@@ -44,9 +44,9 @@ Keys& keys() {
         cfg.issue = true;
         out.issuer = std::move(auth::TokenIssuer::create(cfg).value());
         out.verifier = std::move(auth::TokenVerifier::create(cfg, out.issuer->key()).value());
-        out.good = out.issuer->access_token(
-            "fuzzer", {auth::Grant{"repository", "a/b", auth::pull}},
-            static_cast<std::int64_t>(std::time(nullptr)));
+        out.good =
+            out.issuer->access_token("fuzzer", {auth::Grant{"repository", "a/b", auth::pull}},
+                                     static_cast<std::int64_t>(std::time(nullptr)));
         return out;
     }();
     return k;
