@@ -220,3 +220,28 @@ def test_token_logins_docker(token_registry, dockerd, skopeo, images):
         dockerd.docker("logout", h, check=False)
         dockerd.docker("rmi", "-f", src, f"{h}/tokens/docker-pushed:d1", check=False)
     assert any("/auth/token" in l and f"user={USER}" in l for l in token_registry.err)
+
+
+def test_token_auth_with_containerd(token_registry, containerd, skopeo, images):
+    """containerd's resolver follows the Bearer challenge to the built-in
+    issuer with the credentials it is given (ctr --user)."""
+    h = token_registry.host
+    ref = f"{h}/tokens/ctr:v1"
+    skopeo.copy(images.oci("single"), f"docker://{ref}", f"--dest-creds={USER}:{PASSWORD}")
+    try:
+        without = containerd.ctr("images", "pull", "--plain-http", "--snapshotter",
+                                 containerd.SNAPSHOTTER, ref, check=False)
+        assert without.returncode != 0
+        wrong = containerd.ctr("images", "pull", "--plain-http", "--user", f"{USER}:wrong",
+                               "--snapshotter", containerd.SNAPSHOTTER, ref, check=False)
+        assert wrong.returncode != 0
+        containerd.ctr("images", "pull", "--plain-http", "--user", f"{USER}:{PASSWORD}",
+                       "--snapshotter", containerd.SNAPSHOTTER, ref)
+        assert images.single_digest in containerd.ctr("images", "ls").stdout
+        dst = f"{h}/tokens/ctr-pushed:c1"
+        containerd.ctr("images", "tag", "--force", ref, dst)
+        containerd.ctr("images", "push", "--plain-http", "--user", f"{USER}:{PASSWORD}", dst)
+        assert Client(h, auth=None).request("GET", "/v2/tokens/ctr-pushed/tags/list").status == 401
+    finally:
+        containerd.ctr("images", "rm", "--sync", ref, f"{h}/tokens/ctr-pushed:c1", check=False)
+    assert any("/auth/token" in l and f"user={USER}" in l for l in token_registry.err)
