@@ -93,15 +93,18 @@ bool Access::names(const Rule& r, const Identity& who) const {
         if (who.anonymous()) {
             continue;
         }
-        if (w == "*" || w == who.user) {
-            return true;
-        }
         if (w.rfind("group:", 0) == 0) {
+            // Only ever a group: a user (or certificate, or token subject)
+            // literally named "group:x" is not its members.
             auto g = cfg_.groups.find(w.substr(6));
             if (g != cfg_.groups.end() &&
                 std::find(g->second.begin(), g->second.end(), who.user) != g->second.end()) {
                 return true;
             }
+            continue;
+        }
+        if (w == "*" || w == who.user) {
+            return true;
         }
     }
     return false;

@@ -114,46 +114,58 @@ std::size_t BasicAuthenticator::KeyHash::operator()(const Key& k) const noexcept
 
 BasicAuthenticator::BasicAuthenticator(std::unique_ptr<HtpasswdFile> file, BasicConfig cfg,
                                        reactor::ThreadPool& pool)
-    : file_(std::move(file)), cfg_(cfg), pool_(pool) {
-    // A hash of the usual cost for a password nobody has: an unknown user
-    // costs what a known one does, so timing does not tell which exist.
-    dummy_hash_ = bcrypt_hash("ringport: no such user", 10).value_or("");
-}
+    : file_(std::move(file)), cfg_(cfg), pool_(pool) {}
 
-int BasicAuthenticator::blocked_for(std::string_view addr) {
+const std::string& BasicAuthenticator::dummy_hash(int cost) {
+    // A hash of the file's own cost for a password nobody has: an unknown
+    // user costs what a known one does, so timing does not tell which exist.
     std::lock_guard lk(mu_);
-    auto it = buckets_.find(std::string(addr));
-    if (it == buckets_.end()) {
-        return 0;
+    auto it = dummy_hashes_.find(cost);
+    if (it == dummy_hashes_.end()) {
+        it = dummy_hashes_.emplace(cost, bcrypt_hash("ringport: no such user", cost).value_or(""))
+                 .first;
     }
-    const double rate = cfg_.failures_per_minute / 60000.0; // tokens per ms
-    Bucket& b = it->second;
-    std::int64_t now = now_ms();
-    b.tokens = std::min<double>(cfg_.failures_per_minute, b.tokens + (now - b.at_ms) * rate);
-    b.at_ms = now;
-    if (b.tokens >= 1.0) {
-        return 0;
-    }
-    return static_cast<int>((1.0 - b.tokens) / rate / 1000.0) + 1;
+    return it->second;
 }
 
-void BasicAuthenticator::failed(std::string_view addr) {
-    failures_.fetch_add(1, std::memory_order_relaxed);
+bool BasicAuthenticator::take_attempt(std::string_view addr, int& retry_after_s) {
+    const double rate = cfg_.failures_per_minute / 60000.0; // attempts per ms
+    std::int64_t now = now_ms();
     std::lock_guard lk(mu_);
     if (buckets_.size() >= 100000) {
-        buckets_.clear(); // bounded: a flood of addresses forgets, it does not grow
+        // Bounded: forget the buckets that have refilled; only when every one
+        // is in use does a flood of addresses forget them all.
+        for (auto it = buckets_.begin(); it != buckets_.end();) {
+            bool full = it->second.tokens + (now - it->second.at_ms) * rate >=
+                        static_cast<double>(cfg_.failures_per_minute);
+            it = full ? buckets_.erase(it) : std::next(it);
+        }
+        if (buckets_.size() >= 100000) {
+            buckets_.clear();
+        }
     }
     auto [it, fresh] = buckets_.try_emplace(std::string(addr));
     Bucket& b = it->second;
-    std::int64_t now = now_ms();
     if (fresh) {
         b.tokens = cfg_.failures_per_minute;
     } else {
-        const double rate = cfg_.failures_per_minute / 60000.0;
         b.tokens = std::min<double>(cfg_.failures_per_minute, b.tokens + (now - b.at_ms) * rate);
     }
     b.at_ms = now;
-    b.tokens = b.tokens >= 1.0 ? b.tokens - 1.0 : 0.0;
+    if (b.tokens < 1.0) {
+        retry_after_s = static_cast<int>((1.0 - b.tokens) / rate / 1000.0) + 1;
+        return false;
+    }
+    b.tokens -= 1.0; // taken before the check, so concurrent guesses count too
+    return true;
+}
+
+void BasicAuthenticator::give_back(std::string_view addr) {
+    std::lock_guard lk(mu_);
+    auto it = buckets_.find(std::string(addr));
+    if (it != buckets_.end()) {
+        it->second.tokens = std::min<double>(cfg_.failures_per_minute, it->second.tokens + 1.0);
+    }
 }
 
 void BasicAuthenticator::remember(const Key& k, const std::string& hash) {
@@ -172,29 +184,34 @@ void BasicAuthenticator::remember(const Key& k, const std::string& hash) {
 
 reactor::Task<BasicAuthenticator::Result> BasicAuthenticator::check(BasicCredentials cred,
                                                                     std::string peer) {
+    struct Wipe { // the password leaves memory on every way out
+        std::string& s;
+        ~Wipe() { OPENSSL_cleanse(s.data(), s.size()); }
+    } wipe{cred.password};
     const std::string addr(client_address(peer));
     Result out;
-    if (int wait = blocked_for(addr); wait > 0) {
-        rate_limited_.fetch_add(1, std::memory_order_relaxed);
-        out.outcome = Outcome::rate_limited;
-        out.retry_after_s = wait;
-        co_return out;
-    }
     std::optional<std::string> hash = file_->hash_of(cred.user);
     const Key key = keyed_(cred.user, cred.password);
+    // A check remembered as good: no bcrypt, and no failure budget spent.
+    if (hash) {
+        std::lock_guard lk(mu_);
+        auto g = good_.find(key);
+        if (g != good_.end() && g->second.expires_s > now_ms() / 1000 &&
+            secret_equal(g->second.hash, *hash)) {
+            out.outcome = Outcome::ok;
+            out.user = cred.user;
+            co_return out;
+        }
+    }
+    if (!take_attempt(addr, out.retry_after_s)) {
+        rate_limited_.fetch_add(1, std::memory_order_relaxed);
+        out.outcome = Outcome::rate_limited;
+        co_return out;
+    }
     std::shared_ptr<Flight> flight;
     bool mine = false;
     {
         std::lock_guard lk(mu_);
-        if (hash) {
-            auto g = good_.find(key);
-            if (g != good_.end() && g->second.expires_s > now_ms() / 1000 &&
-                secret_equal(g->second.hash, *hash)) {
-                out.outcome = Outcome::ok;
-                out.user = cred.user;
-                co_return out;
-            }
-        }
         auto [it, fresh] = flights_.try_emplace(key);
         if (fresh) {
             it->second = std::make_shared<Flight>();
@@ -203,9 +220,24 @@ reactor::Task<BasicAuthenticator::Result> BasicAuthenticator::check(BasicCredent
         flight = it->second;
     }
     if (mine) {
+        // However many addresses ask at once, so many checks wait for the pool.
+        if (verifying_.fetch_add(1, std::memory_order_relaxed) >= kVerifyingMax) {
+            verifying_.fetch_sub(1, std::memory_order_relaxed);
+            {
+                std::lock_guard lk(mu_);
+                flights_.erase(key);
+            }
+            flight->done.set(); // waiters see ok == false and count a failure
+            give_back(addr);
+            rate_limited_.fetch_add(1, std::memory_order_relaxed);
+            out.outcome = Outcome::rate_limited;
+            out.retry_after_s = 1;
+            co_return out;
+        }
         bool ok = false;
-        const std::string& against = hash ? *hash : dummy_hash_;
+        const std::string& against = hash ? *hash : dummy_hash(file_->max_cost());
         co_await pool_.run([&] { ok = bcrypt_verify(cred.password, against) && hash.has_value(); });
+        verifying_.fetch_sub(1, std::memory_order_relaxed);
         verifications_.fetch_add(1, std::memory_order_relaxed);
         if (ok) {
             remember(key, *hash);
@@ -219,12 +251,12 @@ reactor::Task<BasicAuthenticator::Result> BasicAuthenticator::check(BasicCredent
     } else {
         (void)co_await flight->done.wait();
     }
-    OPENSSL_cleanse(cred.password.data(), cred.password.size());
     if (!flight->ok) {
-        failed(addr);
+        failures_.fetch_add(1, std::memory_order_relaxed);
         out.outcome = Outcome::bad_credentials;
         co_return out;
     }
+    give_back(addr);
     out.outcome = Outcome::ok;
     out.user = cred.user;
     co_return out;

@@ -66,6 +66,7 @@ class BasicAuthenticator {
     }
 
   private:
+    static constexpr int kVerifyingMax = 64;
     using Key = std::array<unsigned char, 32>;
     struct KeyHash {
         std::size_t operator()(const Key& k) const noexcept;
@@ -83,16 +84,19 @@ class BasicAuthenticator {
         std::int64_t at_ms = 0;
     };
 
-    // How long until `addr` may try again (0: now).
-    int blocked_for(std::string_view addr);
-    void failed(std::string_view addr);
+    // Takes one attempt from `addr`'s bucket; false (and how long to wait)
+    // when it is empty. A good check gives the attempt back.
+    bool take_attempt(std::string_view addr, int& retry_after_s);
+    void give_back(std::string_view addr);
+    const std::string& dummy_hash(int cost);
     void remember(const Key& k, const std::string& hash);
 
     std::unique_ptr<HtpasswdFile> file_;
     BasicConfig cfg_;
     reactor::ThreadPool& pool_;
     KeyedHash keyed_;
-    std::string dummy_hash_; // checked for unknown users, so they cost as much
+    std::map<int, std::string> dummy_hashes_; // by cost: unknown users cost as much as known ones
+    std::atomic<int> verifying_{0};           // bcrypts running or queued
 
     std::mutex mu_;
     std::unordered_map<Key, Good, KeyHash> good_;

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -89,6 +90,14 @@ Result<HtpasswdUsers> parse_htpasswd(std::string_view text, const std::string& p
                                  "; only bcrypt ($2y$, $2b$, $2a$) is accepted (make one with "
                                  "`ringport htpasswd FILE USER`)");
         }
+        const int cost = (hash[4] - '0') * 10 + (hash[5] - '0');
+        if (cost > htpasswd_cost_max) {
+            return Error::of(Errc::invalid, where() + ": user '" + std::string(user) +
+                                                "' has bcrypt cost " + std::to_string(cost) +
+                                                "; at most " + std::to_string(htpasswd_cost_max) +
+                                                " is accepted (each login would take minutes)");
+        }
+        out.max_cost = std::max(out.max_cost, cost);
         if (!out.hashes.emplace(std::string(user), std::string(hash)).second) {
             return Error::of(Errc::invalid,
                              where() + ": user '" + std::string(user) + "' appears twice");
@@ -171,6 +180,11 @@ std::optional<std::string> HtpasswdFile::hash_of(std::string_view user) {
         return std::nullopt;
     }
     return it->second;
+}
+
+int HtpasswdFile::max_cost() const {
+    std::lock_guard lk(mu_);
+    return users_->max_cost;
 }
 
 std::uint64_t HtpasswdFile::reloads() const {

@@ -22,7 +22,10 @@ namespace rp::auth {
 // weak hash never loads.
 struct HtpasswdUsers {
     std::map<std::string, std::string, std::less<>> hashes;
+    int max_cost = 4; // the highest bcrypt cost in the file
 };
+// Costs above this are refused: each login would take many seconds of CPU.
+inline constexpr int htpasswd_cost_max = 18;
 util::Result<HtpasswdUsers> parse_htpasswd(std::string_view text, const std::string& path);
 
 // The file as the server sees it: loaded at startup (an error stops it),
@@ -35,6 +38,7 @@ class HtpasswdFile {
     // The user's current hash (after a reload when the file changed).
     std::optional<std::string> hash_of(std::string_view user);
     std::uint64_t reloads() const;
+    int max_cost() const;
     const std::string& path() const noexcept { return path_; }
 
   private:

@@ -148,6 +148,7 @@ Result<std::unique_ptr<TokenVerifier>> TokenVerifier::create(const TokenConfig& 
     std::unique_ptr<TokenVerifier> v(new TokenVerifier(cfg));
     if (own_key) {
         v->keys_.push_back(NamedKey{libtrust_key_id(own_key.get()), own_key});
+        v->own_ = own_key;
     }
     if (!cfg.rootcertbundle.empty()) {
         auto keys = load_cert_keys(cfg.rootcertbundle);
@@ -159,7 +160,10 @@ Result<std::unique_ptr<TokenVerifier>> TokenVerifier::create(const TokenConfig& 
             v->keys_.push_back(NamedKey{libtrust_key_id(k.get()), std::move(k)});
         }
         v->roots_ = X509_STORE_new();
+        // A leaf that is itself in the bundle is trusted, as Go (and so
+        // Distribution) trusts it.
         if (v->roots_ == nullptr ||
+            X509_STORE_set_flags(v->roots_, X509_V_FLAG_PARTIAL_CHAIN) != 1 ||
             X509_STORE_load_file(v->roots_, cfg.rootcertbundle.c_str()) != 1) {
             ERR_clear_error();
             return Error::of(Errc::invalid,
@@ -257,7 +261,8 @@ Result<EVP_PKEY*> TokenVerifier::key_for(Alg alg, std::string_view header_json,
     return nullptr; // no hint: any trusted key of the right kind
 }
 
-Result<std::shared_ptr<VerifiedToken>> TokenVerifier::check(std::string_view token, bool refresh) {
+Result<std::shared_ptr<VerifiedToken>> TokenVerifier::check(std::string_view token, bool refresh,
+                                                            std::string* via) {
     if (token.size() > 16384) {
         return refused("token too large");
     }
@@ -280,9 +285,12 @@ Result<std::shared_ptr<VerifiedToken>> TokenVerifier::check(std::string_view tok
         return refused("algorithm '" + alg_text + "' is not accepted");
     }
     std::vector<Pkey> hold;
-    auto key = key_for(*alg, jws->header_json, hold);
+    auto key = refresh ? Result<EVP_PKEY*>(own_.get()) : key_for(*alg, jws->header_json, hold);
     if (!key) {
         return std::move(key).error();
+    }
+    if (refresh && *key == nullptr) {
+        return refused("no issuer here: no refresh tokens");
     }
     checks_.fetch_add(1, std::memory_order_relaxed);
     bool good = false;
@@ -354,6 +362,11 @@ Result<std::shared_ptr<VerifiedToken>> TokenVerifier::check(std::string_view tok
     if (is_refresh != refresh) {
         return refused(refresh ? "not a refresh token" : "a refresh token is not an access token");
     }
+    if (via != nullptr) {
+        std::string_view v;
+        (void)c["ringport_via"].get_string().get(v);
+        *via = std::string(v);
+    }
     auto t = std::make_shared<VerifiedToken>();
     t->exp = **exp;
     std::string_view sub;
@@ -387,9 +400,15 @@ Result<std::shared_ptr<VerifiedToken>> TokenVerifier::check(std::string_view tok
 
 Result<std::shared_ptr<const VerifiedToken>> TokenVerifier::verify(std::string_view token) {
     const std::int64_t now = now_s();
+    unsigned char digest[32];
+    unsigned int dlen = 0;
+    if (EVP_Digest(token.data(), token.size(), digest, &dlen, EVP_sha256(), nullptr) != 1) {
+        return refused("cannot hash the token");
+    }
+    const std::string key(reinterpret_cast<char*>(digest), dlen);
     {
         std::lock_guard lk(mu_);
-        auto it = cache_.find(std::string(token));
+        auto it = cache_.find(key);
         if (it != cache_.end()) {
             if (now <= it->second->exp + cfg_.leeway_s) {
                 return it->second;
@@ -404,23 +423,27 @@ Result<std::shared_ptr<const VerifiedToken>> TokenVerifier::verify(std::string_v
     std::shared_ptr<const VerifiedToken> v = std::move(*t);
     std::lock_guard lk(mu_);
     if (cache_.size() >= 10000) {
+        // Full: drop what expired; if that freed little, start afresh (the
+        // tokens still in use are verified again), so a scan is rare.
         for (auto it = cache_.begin(); it != cache_.end();) {
             it = now > it->second->exp + cfg_.leeway_s ? cache_.erase(it) : std::next(it);
         }
-        if (cache_.size() >= 10000) {
-            cache_.erase(cache_.begin());
+        if (cache_.size() >= 9000) {
+            cache_.clear();
         }
     }
-    cache_.emplace(std::string(token), v);
+    cache_.emplace(key, v);
     return v;
 }
 
-Result<std::string> TokenVerifier::verify_refresh(std::string_view token) {
-    auto t = check(token, true);
+Result<TokenVerifier::Refresh> TokenVerifier::verify_refresh(std::string_view token) {
+    Refresh r;
+    auto t = check(token, true, &r.via);
     if (!t) {
         return std::move(t).error();
     }
-    return (*t)->subject;
+    r.subject = (*t)->subject;
+    return r;
 }
 
 // ---- issuing ------------------------------------------------------------------
@@ -510,9 +533,10 @@ std::string TokenIssuer::access_token(const std::string& subject, const std::vec
     return signed_token(p);
 }
 
-std::string TokenIssuer::refresh_token(const std::string& subject, std::int64_t now) const {
+std::string TokenIssuer::refresh_token(const std::string& subject, std::string_view via,
+                                       std::int64_t now) const {
     std::string p = common_claims(cfg_, subject, now, cfg_.refresh_ttl_s);
-    p += ",\"ringport_refresh\":true}";
+    p += ",\"ringport_refresh\":true,\"ringport_via\":" + json_string(via) + "}";
     return signed_token(p);
 }
 

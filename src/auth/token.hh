@@ -79,21 +79,29 @@ class TokenVerifier {
 
     // The token's grants, or why it is refused (for error_description).
     util::Result<std::shared_ptr<const VerifiedToken>> verify(std::string_view token);
-    // A refresh token of this issuer: its subject, or why not.
-    util::Result<std::string> verify_refresh(std::string_view token);
+    // A refresh token of this issuer (its own key only): its subject and
+    // how they signed in, or why not.
+    struct Refresh {
+        std::string subject;
+        std::string via;
+    };
+    util::Result<Refresh> verify_refresh(std::string_view token);
     std::uint64_t signature_checks() const noexcept {
         return checks_.load(std::memory_order_relaxed);
     }
 
   private:
     explicit TokenVerifier(const TokenConfig& cfg) : cfg_(cfg) {}
-    util::Result<std::shared_ptr<VerifiedToken>> check(std::string_view token, bool refresh);
+    util::Result<std::shared_ptr<VerifiedToken>> check(std::string_view token, bool refresh,
+                                                       std::string* via = nullptr);
     util::Result<EVP_PKEY*> key_for(Alg alg, std::string_view header_json, std::vector<Pkey>& hold);
 
     TokenConfig cfg_;
     std::vector<NamedKey> keys_;
+    Pkey own_; // the built-in issuer's key: the only one refresh tokens may use
     X509_STORE* roots_ = nullptr;
     std::mutex mu_;
+    // Keyed by the SHA-256 of the whole token: bounded memory per entry.
     std::unordered_map<std::string, std::shared_ptr<const VerifiedToken>> cache_;
     std::atomic<std::uint64_t> checks_{0};
 };
@@ -106,7 +114,9 @@ class TokenIssuer {
     // An access token for `subject` with `grants`; "" on failure.
     std::string access_token(const std::string& subject, const std::vector<Grant>& grants,
                              std::int64_t now_s) const;
-    std::string refresh_token(const std::string& subject, std::int64_t now_s) const;
+    // `via` is how the subject signed in ("password" or "certificate").
+    std::string refresh_token(const std::string& subject, std::string_view via,
+                              std::int64_t now_s) const;
 
   private:
     std::string signed_token(const std::string& payload_json) const;

@@ -59,7 +59,11 @@ std::string render_head(const Response& r, bool keep_alive, bool http10, std::st
     for (const Header& h : r.headers) {
         out += h.name;
         out += ": ";
-        out += h.value;
+        // A value never ends the line early, whatever went into it (a
+        // repository name in a challenge, say): CR and LF become spaces.
+        for (char c : h.value) {
+            out += c == '\r' || c == '\n' ? ' ' : c;
+        }
         out += "\r\n";
     }
     bool no_length = r.status == 204 || r.status == 304 || (r.status >= 100 && r.status < 200);

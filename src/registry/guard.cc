@@ -4,6 +4,7 @@
 #include "registry/guard.hh"
 
 #include "registry/registry.hh"
+#include "storage/names.hh"
 #include "util/log.hh"
 #include "util/strings.hh"
 
@@ -53,6 +54,9 @@ std::string scope_of(const Route& route, std::string_view method) {
                : n.actions == auth::admin ? "registry:admin:*"
                                           : "registry:metrics:*";
     case Need::Kind::repository: {
+        if (!storage::valid_repo_name(route.name)) {
+            return {}; // not a name: no scope to ask for (and nothing to echo)
+        }
         const auth::Actions a = token_need(route, method);
         return "repository:" + route.name + ":" + auth::action_names(a);
     }
@@ -234,8 +238,30 @@ bool Registry::may_pull(const http::Exchange& ex, std::string_view repo) const n
     if (!guard_) {
         return true;
     }
-    auth::Identity who{ex.user()};
-    return (guard_->access->granted(who, repo) & auth::pull) != 0;
+    if (guard_->scheme == "token") {
+        // The token decides, as for the request itself (verified already:
+        // this is a lookup in the verifier's cache).
+        std::string_view header = ex.request().header("Authorization");
+        if (auth::authorization_kind(header) != auth::HeaderKind::bearer) {
+            return false;
+        }
+        auto t = guard_->tokens->verify(util::trim(header.substr(header.find(' ') + 1)));
+        return t && ((*t)->on_repository(repo) & auth::pull) != 0;
+    }
+    return listed_for(ex, repo);
+}
+
+bool Registry::listed_for(const http::Exchange& ex, std::string_view repo) const noexcept {
+    return guard_ == nullptr ||
+           (guard_->access->granted(auth::Identity{ex.user()}, repo) & auth::pull) != 0;
+}
+
+bool Registry::pulls_everything(const http::Exchange& ex) const noexcept {
+    if (guard_ == nullptr) {
+        return true;
+    }
+    // A token names its repositories one by one: never everything.
+    return guard_->scheme != "token" && guard_->access->pulls_everything(auth::Identity{ex.user()});
 }
 
 } // namespace rp::registry

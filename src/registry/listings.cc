@@ -185,7 +185,7 @@ Task<void> Registry::catalog(http::Exchange& ex) noexcept {
                     rest = true; // more may follow this full page
                     break;
                 }
-                if (may_pull(ex, name)) {
+                if (listed_for(ex, name)) {
                     repos.push_back(std::move(name));
                 }
             }

@@ -72,7 +72,13 @@ class Registry final : public http::Handler {
     std::string token_realm(const http::Exchange& ex) const;
     // token_endpoint.cc: the built-in token issuer (GET and OAuth2 POST).
     Task issue_token(http::Exchange& ex) noexcept;
+    // Whether the caller may pull `repo`: the token's grants under token
+    // auth, else the rules (mount sources).
     bool may_pull(const http::Exchange& ex, std::string_view repo) const noexcept;
+    // The rules for the caller (the catalog's filter, also under tokens:
+    // the rules for the token's subject).
+    bool listed_for(const http::Exchange& ex, std::string_view repo) const noexcept;
+    bool pulls_everything(const http::Exchange& ex) const noexcept;
     // Rewrites a mirrored repository's name to its cache's; false when the
     // request was answered (an unknown ns, a write into a mirror).
     reactor::Task<bool> route_mirror(http::Exchange& ex, Route& route) noexcept;

@@ -118,14 +118,15 @@ Task<void> Registry::issue_token(http::Exchange& ex) noexcept {
         std::string_view rest = v; // POST: space-separated; GET: one per parameter
         for (int i = 0; i < 100 && !rest.empty(); ++i) {
             std::size_t sp = rest.find(' ');
-            if (sp != 0) {
-                scopes.emplace_back(rest.substr(0, sp));
+            if (sp != 0 && scopes.size() < 32) {
+                scopes.emplace_back(rest.substr(0, sp)); // bounded: a token stays small
             }
             rest = sp == std::string_view::npos ? std::string_view{} : rest.substr(sp + 1);
         }
     }
     // Who.
     auth::Identity who;
+    std::string via = "password";
     bool offline = false;
     auto check_password = [&](auth::BasicCredentials cred) -> reactor::Task<int> {
         if (!guard_->basic) {
@@ -154,17 +155,20 @@ Task<void> Registry::issue_token(http::Exchange& ex) noexcept {
                 co_return;
             }
         } else if (grant == "refresh_token") {
-            auto sub = guard_->tokens->verify_refresh(first(form, "refresh_token"));
-            if (!sub || sub->empty()) {
+            auto r = guard_->tokens->verify_refresh(first(form, "refresh_token"));
+            if (!r || r->subject.empty()) {
                 co_await reply(
-                    ex, oauth_error(400, "invalid_grant", sub ? "no subject" : sub.error().detail));
+                    ex, oauth_error(400, "invalid_grant", r ? "no subject" : r.error().detail));
                 co_return;
             }
-            if (guard_->basic && !guard_->basic->knows(*sub)) {
+            // A password user must still be in the file; a certificate user
+            // signs in with the certificate, checked on every connection.
+            if (r->via == "password" && guard_->basic && !guard_->basic->knows(r->subject)) {
                 co_await reply(ex, oauth_error(400, "invalid_grant", "no such user any more"));
                 co_return;
             }
-            who.user = std::move(*sub);
+            who.user = std::move(r->subject);
+            via = std::move(r->via);
             offline = true; // the refresh token is handed back
         } else {
             co_await reply(ex, oauth_error(400, "unsupported_grant_type",
@@ -177,6 +181,7 @@ Task<void> Registry::issue_token(http::Exchange& ex) noexcept {
         case auth::HeaderKind::none:
             if (guard_->certificate_users && !ex.peer_subject().empty()) {
                 who.user = ex.peer_subject();
+                via = "certificate";
             }
             break;
         case auth::HeaderKind::basic: {
@@ -216,14 +221,15 @@ Task<void> Registry::issue_token(http::Exchange& ex) noexcept {
         auth::Actions allowed = sc->type == "repository" ? guard_->access->granted(who, sc->name)
                                                          : guard_->access->granted_server(who);
         auth::Grant g{sc->type, sc->name, asked & allowed};
-        if (g.actions != 0) {
-            granted_scopes.append(granted_scopes.empty() ? "" : " ")
-                .append(g.type)
-                .append(":")
-                .append(g.name)
-                .append(":")
-                .append(g.type == "registry" ? "*" : auth::action_names(g.actions));
+        if (g.actions == 0) {
+            continue; // nothing granted: left out of the token
         }
+        granted_scopes.append(granted_scopes.empty() ? "" : " ")
+            .append(g.type)
+            .append(":")
+            .append(g.name)
+            .append(":")
+            .append(g.type == "registry" ? "*" : auth::action_names(g.actions));
         grants.push_back(std::move(g));
     }
     const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
@@ -243,7 +249,7 @@ Task<void> Registry::issue_token(http::Exchange& ex) noexcept {
         body += ",\"scope\":" + quoted(granted_scopes);
     }
     if (offline && !who.anonymous()) {
-        body += ",\"refresh_token\":" + quoted(guard_->issuer->refresh_token(who.user, now));
+        body += ",\"refresh_token\":" + quoted(guard_->issuer->refresh_token(who.user, via, now));
     }
     body += "}\n";
     co_await reply(ex, json(200, std::move(body)));

@@ -139,8 +139,7 @@ Task<void> Registry::mount_or_start(http::Exchange& ex, const Route& r) noexcept
         usable = false;
     }
     std::function<bool(std::string_view)> readable;
-    if (!from && guard_ != nullptr &&
-        !guard_->access->pulls_everything(auth::Identity{ex.user()})) {
+    if (!from && !pulls_everything(ex)) {
         readable = [this, &ex](std::string_view repo) { return may_pull(ex, repo); };
     }
     if (usable) {

@@ -253,3 +253,35 @@ def test_a_file_made_by_apache_htpasswd_works(auth_dir):
 
 def assert_challenged_any(resp):
     assert resp.status == 401 and resp.header("WWW-Authenticate", "").startswith("Basic realm=")
+
+
+def test_concurrent_guesses_count_and_good_logins_are_not_locked_out(auth_dir):
+    from concurrent.futures import ThreadPoolExecutor
+    path = htpasswd_file(auth_dir, {"alice": GOOD[1]}, cost=8)
+    r = start_with_config(metrics_config(path, "failures_per_minute = 3"))
+    try:
+        alice = Client(r.host, auth=GOOD)
+        assert alice.request("GET", "/v2/").status == 200  # remembered as good
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            answers = list(pool.map(
+                lambda i: Client(r.host, auth=("alice", f"guess {i}")).request(
+                    "GET", "/v2/").status, range(12)))
+        # The budget is taken before each check: at most 3 ran at all.
+        assert answers.count(401) <= 3 and answers.count(429) >= 9, answers
+        assert metric(alice, "ringport_auth_bcrypt_verifications_total") <= 4
+        # The remembered login is not locked out by the guesses.
+        assert alice.request("GET", "/v2/").status == 200
+    finally:
+        r.cleanup()
+        os.unlink(r.config_path)
+
+
+def test_an_htpasswd_cost_too_high_to_check_stops_startup(auth_dir):
+    path = os.path.join(auth_dir, "htpasswd")
+    with open(path, "w") as f:
+        f.write("alice:$2y$19$abcdefghijklmnopqrstuuPp7HPfoAs8I2dCQCQ/fW7zEJv8I8C8e\n")
+    r = Ringport(env={"REGISTRY_AUTH": "htpasswd", "REGISTRY_AUTH_HTPASSWD_PATH": path})
+    with pytest.raises(RuntimeError) as e:
+        r.start()
+    assert "bcrypt cost 19" in str(e.value)
+    r.cleanup()

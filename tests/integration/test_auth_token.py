@@ -281,10 +281,12 @@ def test_the_issuer_grants_what_the_rules_allow(issuing):
     assert bearer(r, bob["token"]).get_manifest("team/app", "v1").status == 200
     assert challenge_of(bearer(r, bob["token"]).request(
         "POST", "/v2/team/app/blobs/uploads/"))["error"] == "insufficient_scope"
-    # Anonymous: what anonymous rules allow (nothing here outside public/).
-    anon = get_token(r, None, ["repository:team/app:pull"]).json()
+    # Anonymous: what anonymous rules allow (public/ only); nothing granted
+    # is left out of the token.
+    anon = get_token(r, None, ["repository:team/app:pull", "repository:public/x:pull"]).json()
     assert claims_of(anon["token"])["sub"] == ""
-    assert claims_of(anon["token"])["access"][0]["actions"] == []
+    assert claims_of(anon["token"])["access"] == [
+        {"type": "repository", "name": "public/x", "actions": ["pull"]}]
     # A wrong password: 401 with a Basic challenge, no token.
     wrong = get_token(r, ("alice", "nope"), ["repository:team/app:pull"])
     assert wrong.status == 401 and wrong.header("WWW-Authenticate").startswith("Basic ")
@@ -346,3 +348,32 @@ def test_bad_token_settings_stop_startup(text, why):
     finally:
         r.cleanup()
         os.unlink(cfg)
+
+
+def test_mounts_follow_the_token_not_the_rules(registry, minter):
+    """With token auth the token's grants decide what a mount may read: a
+    token for me/x only cannot link team/app's blobs by mounting them."""
+    team = bearer(registry, minter.token(minter.claims(
+        access=[("repository", "team/app", ["pull"])])))
+    layer = team.get_manifest("team/app", "v1").json()["layers"][0]["digest"]
+    mine = bearer(registry, minter.token(minter.claims(
+        access=[("repository", "me/x", ["pull", "push"])])))
+    for q in (f"?mount={layer}&from=team/app", f"?mount={layer}"):
+        resp = mine.request("POST", f"/v2/me/x/blobs/uploads/{q}")
+        assert resp.status == 202, (q, resp)
+        mine.request("DELETE", resp.header("Location"))
+    assert mine.request("HEAD", f"/v2/me/x/blobs/{layer}").status == 404
+    both = bearer(registry, minter.token(minter.claims(
+        access=[("repository", "me/y", ["pull", "push"]), ("repository", "team/app", ["pull"])])))
+    assert both.request("POST", f"/v2/me/y/blobs/uploads/?mount={layer}&from=team/app").status == 201
+    assert both.request("POST", f"/v2/me/y/blobs/uploads/?mount={layer}").status == 201
+
+
+def test_a_name_with_line_breaks_cannot_split_the_challenge(registry):
+    from ringtest import rawhttp
+    c = rawhttp.RawConn(registry.host)
+    c.send_all(b"GET /v2/a%0d%0aSet-Cookie:%20x=1/manifests/t HTTP/1.1\r\nHost: x\r\n\r\n")
+    resp = c.read_response()
+    assert resp.status == 401
+    assert resp.header("Set-Cookie") is None
+    assert "scope" not in resp.header("WWW-Authenticate")

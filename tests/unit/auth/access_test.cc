@@ -110,3 +110,12 @@ TEST_CASE("Authorization headers: Basic parsed strictly, anything else told apar
     CHECK(client_address("127.0.0.1:5000") == "127.0.0.1");
     CHECK(client_address("[::1]:5000") == "::1");
 }
+
+TEST_CASE("a user named like a group is not that group") {
+    AccessConfig cfg;
+    cfg.groups["admins"] = {"root"};
+    cfg.rules.push_back(Rule{{"group:admins"}, {"**"}, pull | push});
+    Access a(cfg);
+    CHECK(a.granted(Identity{"root"}, "x") == (pull | push));
+    CHECK(a.granted(Identity{"group:admins"}, "x") == 0); // a certificate CN, say
+}

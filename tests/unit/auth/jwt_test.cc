@@ -115,11 +115,12 @@ TEST_CASE("issued tokens verify; their claims are checked") {
     CHECK((*verifier)->signature_checks() == 1);
     // An old token, and a refresh token where an access token is expected.
     CHECK_FALSE((*verifier)->verify((*issuer)->access_token("alice", {}, now - 3600)));
-    std::string refresh = (*issuer)->refresh_token("alice", now);
+    std::string refresh = (*issuer)->refresh_token("alice", "password", now);
     CHECK_FALSE((*verifier)->verify(refresh));
     auto sub = (*verifier)->verify_refresh(refresh);
     REQUIRE(sub);
-    CHECK(*sub == "alice");
+    CHECK(sub->subject == "alice");
+    CHECK(sub->via == "password");
     CHECK_FALSE((*verifier)->verify_refresh(t));
     // Another issuer's key is not trusted.
     auto other = TokenIssuer::create(cfg);
