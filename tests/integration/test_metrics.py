@@ -12,7 +12,7 @@ import time
 
 from ringtest.client import Client
 from ringtest.fakeupstream import FakeUpstream
-from ringtest.harness import Ringport, ringport_with_config
+from ringtest.harness import Ringport, ringport_with_config, wait_until
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
@@ -52,12 +52,17 @@ def test_requests_are_counted_by_route_and_status():
         for _ in range(2):
             assert c.request("GET", "/v2/team/app/manifests/nope").status == 404
         c.push_image("team/app", "v1", layers=(b"layer",))
+        # A request is counted when its handler returns, just after the
+        # client has its answer (maybe on another shard): wait for the last.
+        key = 'ringport_http_requests_total{route="manifest",status="201"}'
+        assert wait_until(lambda: scrape(srv).get(key) == 1, 5)
         v = scrape(srv)
         assert v['ringport_http_requests_total{route="base",status="200"}'] == 3
         assert v['ringport_http_requests_total{route="manifest",status="404"}'] == 2
-        assert v['ringport_http_requests_total{route="manifest",status="201"}'] == 1
-        # A scrape is counted once it answered: the next one sees it.
-        assert scrape(srv)['ringport_http_requests_total{route="metrics",status="200"}'] == 1
+        assert v[key] == 1
+        # Scrapes are counted too, once they answered.
+        scrapes = 'ringport_http_requests_total{route="metrics",status="200"}'
+        assert wait_until(lambda: scrape(srv).get(scrapes, 0) >= 2, 5)
         assert not any(k.startswith("ringport_mirror_") for k in v)  # no mirrors configured
     finally:
         srv.cleanup()
