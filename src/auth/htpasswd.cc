@@ -9,11 +9,10 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <fstream>
-#include <sstream>
 
 #include "auth/bcrypt.hh"
 #include "util/log.hh"
+#include "util/files.hh"
 #include "util/strings.hh"
 
 namespace rp::auth {
@@ -48,16 +47,6 @@ std::int64_t now_s() {
     timespec ts{};
     (void)::clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec;
-}
-
-Result<std::string> read_file(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) {
-        return Error::sys(errno, "htpasswd file " + path);
-    }
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
 }
 
 } // namespace
@@ -112,7 +101,7 @@ Result<std::unique_ptr<HtpasswdFile>> HtpasswdFile::open(std::string path) {
     if (::stat(f->path_.c_str(), &st) != 0) {
         return Error::sys(errno, "htpasswd file " + f->path_);
     }
-    auto text = read_file(f->path_);
+    auto text = util::read_whole_file(f->path_, "htpasswd file ");
     if (!text) {
         return std::move(text).error();
     }
@@ -152,7 +141,7 @@ void HtpasswdFile::maybe_reload() {
             return;
         }
     }
-    auto text = read_file(path_);
+    auto text = util::read_whole_file(path_, "htpasswd file ");
     auto users = text ? parse_htpasswd(*text, path_) : Result<HtpasswdUsers>(text.error());
     std::lock_guard lk(mu_);
     dev_ = st.st_dev;
@@ -201,7 +190,7 @@ Result<void> htpasswd_set(const std::string& path, const std::string& user,
     mode_t mode = 0600;
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0) {
-        auto t = read_file(path);
+        auto t = util::read_whole_file(path, "htpasswd file ");
         if (!t) {
             return std::move(t).error();
         }

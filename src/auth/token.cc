@@ -9,9 +9,8 @@
 #include <simdjson.h>
 
 #include <ctime>
-#include <fstream>
-#include <sstream>
 
+#include "util/files.hh"
 #include "util/strings.hh"
 
 namespace rp::auth {
@@ -31,16 +30,6 @@ dom::parser& parser() {
 }
 
 Error refused(std::string why) { return Error::of(Errc::invalid, std::move(why)); }
-
-Result<std::string> read_file(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) {
-        return Error::sys(errno, path);
-    }
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-}
 
 // A JSON number claim as whole seconds; nullopt when absent, error when not a number.
 Result<std::optional<std::int64_t>> seconds_claim(dom::object o, const char* name) {
@@ -171,7 +160,7 @@ Result<std::unique_ptr<TokenVerifier>> TokenVerifier::create(const TokenConfig& 
         }
     }
     if (!cfg.jwks.empty()) {
-        auto text = read_file(cfg.jwks);
+        auto text = util::read_whole_file(cfg.jwks);
         if (!text) {
             return Error::of(Errc::invalid, "auth.token_jwks: " + text.error().describe());
         }

@@ -133,6 +133,15 @@ Task<void> Registry::challenge(http::Exchange& ex, std::string_view detail, std:
     co_await reply(ex, std::move(r));
 }
 
+namespace {
+
+// The token of an `Authorization: Bearer ...` value.
+std::string_view bearer_token(std::string_view header) noexcept {
+    return util::trim(header.substr(header.find(' ') + 1));
+}
+
+} // namespace
+
 Task<bool> Registry::authorize_token(http::Exchange& ex, const Route& route) noexcept {
     const http::Request& req = ex.request();
     const Need need = need_of(route, req.method);
@@ -142,8 +151,7 @@ Task<bool> Registry::authorize_token(http::Exchange& ex, const Route& route) noe
         co_await challenge(ex, "authentication required", scope, {});
         co_return false;
     }
-    std::string_view token = util::trim(header.substr(header.find(' ') + 1));
-    auto t = guard_->tokens->verify(token);
+    auto t = guard_->tokens->verify(bearer_token(header));
     if (!t) {
         co_await challenge(ex, t.error().detail, scope, "invalid_token");
         co_return false;
@@ -234,21 +242,26 @@ Task<bool> Registry::authorize(http::Exchange& ex, const Route& route) noexcept 
     co_return false;
 }
 
-bool Registry::may_pull(const http::Exchange& ex, std::string_view repo) const noexcept {
+std::function<bool(std::string_view)> Registry::pull_filter(const http::Exchange& ex) const {
     if (!guard_) {
-        return true;
+        return [](std::string_view) { return true; };
     }
     if (guard_->scheme == "token") {
-        // The token decides, as for the request itself (verified already:
-        // this is a lookup in the verifier's cache).
+        // The token decides, as for the request itself: looked up once (in
+        // the verifier's cache, it was verified already), not per repository.
         std::string_view header = ex.request().header("Authorization");
-        if (auth::authorization_kind(header) != auth::HeaderKind::bearer) {
-            return false;
+        std::shared_ptr<const auth::VerifiedToken> token;
+        if (auth::authorization_kind(header) == auth::HeaderKind::bearer) {
+            auto t = guard_->tokens->verify(bearer_token(header));
+            if (t) {
+                token = std::move(*t);
+            }
         }
-        auto t = guard_->tokens->verify(util::trim(header.substr(header.find(' ') + 1)));
-        return t && ((*t)->on_repository(repo) & auth::pull) != 0;
+        return [token](std::string_view repo) {
+            return token && (token->on_repository(repo) & auth::pull) != 0;
+        };
     }
-    return listed_for(ex, repo);
+    return [this, &ex](std::string_view repo) { return listed_for(ex, repo); };
 }
 
 bool Registry::listed_for(const http::Exchange& ex, std::string_view repo) const noexcept {

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -72,9 +73,9 @@ class Registry final : public http::Handler {
     std::string token_realm(const http::Exchange& ex) const;
     // token_endpoint.cc: the built-in token issuer (GET and OAuth2 POST).
     Task issue_token(http::Exchange& ex) noexcept;
-    // Whether the caller may pull `repo`: the token's grants under token
-    // auth, else the rules (mount sources).
-    bool may_pull(const http::Exchange& ex, std::string_view repo) const noexcept;
+    // Whether the caller may pull a repository (mount sources): the token's
+    // grants under token auth, else the rules. Valid while `ex` is.
+    std::function<bool(std::string_view)> pull_filter(const http::Exchange& ex) const;
     // The rules for the caller (the catalog's filter, also under tokens:
     // the rules for the token's subject).
     bool listed_for(const http::Exchange& ex, std::string_view repo) const noexcept;

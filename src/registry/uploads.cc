@@ -132,7 +132,8 @@ Task<void> Registry::mount_or_start(http::Exchange& ex, const Route& r) noexcept
     bool usable = d && (!from || storage::valid_repo_name(*from));
     // A source the caller may not pull is never looked at: the mount is an
     // upload, so whether the blob exists there stays unknown to them.
-    if (from && !may_pull(ex, *from)) {
+    const std::function<bool(std::string_view)> may_pull = pull_filter(ex);
+    if (from && !may_pull(*from)) {
         usable = false;
     }
     if (!from && !cfg_.mount_without_from) {
@@ -140,7 +141,7 @@ Task<void> Registry::mount_or_start(http::Exchange& ex, const Route& r) noexcept
     }
     std::function<bool(std::string_view)> readable;
     if (!from && !pulls_everything(ex)) {
-        readable = [this, &ex](std::string_view repo) { return may_pull(ex, repo); };
+        readable = may_pull;
     }
     if (usable) {
         auto m = co_await store_.mount_blob(r.name, *d, from, std::move(readable));
