@@ -27,29 +27,12 @@ import pytest
 
 from ringtest.client import Client, sha256
 from ringtest.harness import DISTRIBUTION_CONFIG, Ringport, free_port, ringport_with_config
+from ringtest.jwtmint import b64url, der_to_raw
 from ringtest.testca import make_ca
 
 SERVICE = "ringtest-registry"
 ISSUER = "ringtest-issuer"
 USER, PASSWORD = "bot", "s3cret"
-
-
-def b64url(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-
-
-def der_to_raw(sig):
-    """An ECDSA DER signature (SEQUENCE of two INTEGERs) as JOSE's r || s."""
-    assert sig[0] == 0x30
-    i = 2 if sig[1] < 0x80 else 2 + (sig[1] & 0x7F)
-    out = b""
-    for _ in range(2):
-        assert sig[i] == 0x02
-        n = sig[i + 1]
-        v = sig[i + 2:i + 2 + n].lstrip(b"\0")
-        out += v.rjust(32, b"\0")
-        i += 2 + n
-    return out
 
 
 class TokenServer:
@@ -104,7 +87,7 @@ class TokenServer:
         der = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.key],
                              input=signing_input, capture_output=True, check=True,
                              timeout=30).stdout
-        return signing_input.decode() + "." + b64url(der_to_raw(der))
+        return signing_input.decode() + "." + b64url(der_to_raw(der, 32))
 
     def close(self):
         self.server.shutdown()

@@ -51,3 +51,24 @@ def start_with_config(text, env=None, **kw):
     r.start()
     r.wait_ready()
     return r
+
+
+def startup_refusal(config_text=None, env=None):
+    """The reason ringport gives for refusing to start with this config
+    (TOML text) and environment; fails the test if it starts."""
+    cfg = None
+    if config_text is not None:
+        fd, cfg = tempfile.mkstemp(suffix=".toml", prefix="ringport-refused-")
+        with os.fdopen(fd, "w") as f:
+            f.write(config_text)
+    r = Ringport(config=cfg, env=env)
+    try:
+        try:
+            r.start()
+        except RuntimeError as e:
+            return str(e)
+        raise AssertionError("ringport started with settings it should refuse")
+    finally:
+        r.cleanup()
+        if cfg:
+            os.unlink(cfg)
