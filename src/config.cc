@@ -111,6 +111,16 @@ const std::vector<Key>& keys() {
                  1, 86400,
                  "how often the snapshot is saved while something was written since the last "
                  "save; a start after a crash reads again what was written since"),
+        uint_key("gc", "interval_s", &Config::gc_interval_s, 0, 31536000,
+                 "garbage collection while serving, every this many seconds; 0: only on "
+                 "demand (POST /ringport/v1/gc, or `ringport garbage-collect` while stopped)"),
+        uint_key("gc", "grace_s", &Config::gc_grace_s, 0, 31536000,
+                 "blobs, links and manifests used (uploaded, linked, mounted, pushed, asked "
+                 "for with HEAD) this recently are kept, so a push under way never loses "
+                 "what it uploaded before its manifest"),
+        bool_key("gc", "delete_untagged", &Config::gc_delete_untagged,
+                 "scheduled runs also delete manifests no tag reaches (platforms of tagged "
+                 "indexes and referrers of live manifests are kept)"),
         uint_key("runtime", "ring_entries", &Config::runtime_ring_entries, 2, 32768,
                  "submission queue entries of each shard's io_uring"),
         uint_key("runtime", "blocking_threads", &Config::runtime_blocking_threads, 1, 256,

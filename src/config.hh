@@ -68,6 +68,10 @@ struct Config {
     std::uint64_t auth_token_refresh_ttl_s = 604800;
     // [[access]] and [groups] (file only)
     auth::AccessConfig access;
+    // [gc]
+    std::uint64_t gc_interval_s = 0;
+    std::uint64_t gc_grace_s = 3600;
+    bool gc_delete_untagged = false;
     // [catalog]
     std::uint64_t catalog_max_entries = 1000;
     // [log]

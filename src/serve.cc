@@ -151,6 +151,7 @@ storage::StoreConfig store_config(const Config& c) {
     s.manifest_bytes_max = c.storage_manifest_bytes_max;
     s.uploads_max = c.storage_uploads_max;
     s.manifest_cache_bytes_max = c.storage_manifest_cache_bytes_max;
+    s.use_memory_s = std::max<std::int64_t>(3600, static_cast<std::int64_t>(c.gc_grace_s));
     return s;
 }
 
@@ -311,6 +312,9 @@ registry::RegistryConfig registry_config(const Config& cfg) {
     r.mirrors = cfg.mirrors;
     r.read_only = cfg.storage_read_only;
     r.mount_without_from = cfg.auth_mount_without_from;
+    r.gc_interval_s = static_cast<std::int64_t>(cfg.gc_interval_s);
+    r.gc_grace_s = static_cast<std::int64_t>(cfg.gc_grace_s);
+    r.gc_delete_untagged = cfg.gc_delete_untagged;
     return r;
 }
 

@@ -119,6 +119,9 @@ Task<void> Registry::get_blob(http::Exchange& ex, const Route& r) noexcept {
         co_await fail(ex, digest_code(d.error()), "invalid digest");
         co_return;
     }
+    if (ex.request().method == "HEAD" && ready_.is_set()) {
+        co_await store_.note_use(r.name, *d); // a push asks before its manifest needs the blob
+    }
     std::uint64_t size = 0;
     // While the index loads, the tree answers (no request waits for the whole walk).
     auto fd = ready_.is_set() ? co_await store_.open_blob(r.name, *d, &size)

@@ -74,6 +74,9 @@ void Registry::start_housekeeping(int rootfd) noexcept {
     if (!router_.empty()) {
         reactor::spawn(housekeeping());
     }
+    if (cfg_.gc_interval_s > 0) {
+        reactor::spawn(gc_schedule());
+    }
 }
 
 void Registry::save_access_times() noexcept {

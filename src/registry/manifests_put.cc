@@ -68,6 +68,17 @@ Task<void> Registry::put_manifest(http::Exchange& ex, const Route& r) noexcept {
         co_await fail(ex, Code::digest_invalid, "manifest does not match digest " + want->str());
         co_return;
     }
+    // Uses of what it references, from the check until it is stored: a
+    // garbage collection removes none of them meanwhile (and one that is
+    // removing one now finishes first, so the check sees it gone).
+    std::vector<storage::Store::BlobUse> uses;
+    uses.reserve(parsed->blobs.size() + parsed->children.size());
+    for (const Descriptor& b : parsed->blobs) {
+        uses.push_back(co_await store_.use_blob(b.digest));
+    }
+    for (const Descriptor& c : parsed->children) {
+        uses.push_back(co_await store_.use_blob(c.digest));
+    }
     if (auto missing = first_missing(*parsed, store_.index(), r.name)) {
         co_await fail(ex, Code::manifest_blob_unknown, missing->str());
         co_return;

@@ -21,6 +21,7 @@ std::string_view route_name(RouteKind k) noexcept {
     case RouteKind::healthz: return "healthz";
     case RouteKind::readyz: return "readyz";
     case RouteKind::status: return "status";
+    case RouteKind::gc: return "gc";
     case RouteKind::metrics: return "metrics";
     case RouteKind::not_found: return "not_found";
     }

@@ -130,6 +130,7 @@ Task<void> Registry::handle_route(http::Exchange& ex, Route route) noexcept {
         co_await reply(ex, std::move(r));
         co_return;
     }
+    case RouteKind::gc: co_await gc_endpoint(ex); co_return;
     case RouteKind::status:
     case RouteKind::metrics:
     case RouteKind::base:

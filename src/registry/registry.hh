@@ -4,6 +4,8 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -20,6 +22,7 @@
 #include "registry/guard.hh"
 #include "registry/metrics.hh"
 #include "registry/routes.hh"
+#include "storage/gc.hh"
 #include "storage/store.hh"
 
 namespace rp::registry {
@@ -33,6 +36,11 @@ struct RegistryConfig {
     std::shared_ptr<Guard> guard;          // null: no authentication
     bool read_only = false;                // writes get 405 UNSUPPORTED
     bool mount_without_from = true;        // cross-repository mounts without `from`
+    // Garbage collection while serving ([gc]): every interval_s (0: only on
+    // demand, POST /ringport/v1/gc), keeping what was used within grace_s.
+    std::int64_t gc_interval_s = 0;
+    std::int64_t gc_grace_s = 3600;
+    bool gc_delete_untagged = false;
 };
 
 // The OCI Distribution API over the store. One instance serves all shards;
@@ -128,6 +136,12 @@ class Registry final : public http::Handler {
     std::vector<std::string> cache_repos(const mirror::Upstream& u) const;
     Task delete_manifest(http::Exchange& ex, const Route& r) noexcept;
     reactor::Task<util::Result<std::string>> read_manifest_body(http::Exchange& ex) noexcept;
+    // gc.cc: garbage collection while serving, one run at a time.
+    Task gc_endpoint(http::Exchange& ex) noexcept;
+    Task gc_run(storage::GcOptions opt, std::shared_ptr<storage::GcProgress> p) noexcept;
+    Task gc_schedule() noexcept;
+    // A new run's progress, or null when one is running.
+    std::shared_ptr<storage::GcProgress> gc_claim() noexcept;
     // status.cc, metrics.cc
     Task status(http::Exchange& ex) noexcept;
     Task metrics(http::Exchange& ex) noexcept;
@@ -160,6 +174,10 @@ class Registry final : public http::Handler {
     std::unique_ptr<RequestCounters> requests_; // set with the runtime
     mirror::AccessTimes access_;
     int rootfd_ = -1;
+    std::mutex gc_mu_;
+    std::shared_ptr<storage::GcProgress> gc_last_;           // the running or last run (gc_mu_)
+    storage::GcOptions gc_last_opt_;                         // its options (gc_mu_)
+    std::uint64_t gc_runs_ = 0;                              // runs started (gc_mu_)
     std::unordered_map<std::string, std::uint64_t> sizes_;   // blob sizes (housekeeping only)
     std::vector<std::unique_ptr<MirrorStats>> mirror_stats_; // by Upstream::id
 };

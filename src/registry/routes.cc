@@ -41,6 +41,10 @@ Route match_route(std::string_view path) {
         r.kind = RouteKind::status;
         return r;
     }
+    if (path == "/ringport/v1/gc") {
+        r.kind = RouteKind::gc;
+        return r;
+    }
     if (path == "/metrics") {
         r.kind = RouteKind::metrics;
         return r;

@@ -18,6 +18,7 @@ enum class RouteKind {
     healthz,
     readyz,
     status,  // /ringport/v1/status: what the process holds (counts and bounds)
+    gc,      // /ringport/v1/gc: garbage collection runs (GET: the last; POST: start one)
     metrics, // /metrics: Prometheus text format
     not_found,
 };

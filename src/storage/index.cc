@@ -148,6 +148,25 @@ bool Index::any_repo_has_layer_where(const Digest& d,
     return false;
 }
 
+bool Index::blob_referenced(const Digest& d) const {
+    std::shared_lock lk(mu_);
+    auto id = id_of(d);
+    return id && (blob_refs_.count(*id) != 0 || manifest_refs_.count(*id) != 0);
+}
+
+std::vector<std::pair<std::string, Digest>> Index::unreferenced_layer_links() const {
+    std::vector<std::pair<std::string, Digest>> out;
+    std::shared_lock lk(mu_);
+    for (const auto& [name, r] : repos_) {
+        for (DigestId id : r->layers) {
+            if (blob_refs_.count(id) == 0 && manifest_refs_.count(id) == 0) {
+                out.emplace_back(name, digest_of_id(id));
+            }
+        }
+    }
+    return out;
+}
+
 std::optional<std::vector<std::string>> Index::tags(std::string_view repo, std::string_view last,
                                                     std::size_t n, bool* more) const {
     std::shared_lock lk(mu_);
@@ -277,12 +296,27 @@ void Index::unref_layer(DigestId id) {
 void Index::unref_manifest(DigestId id) {
     auto s = manifest_refs_.find(id);
     if (s != manifest_refs_.end() && --s->second.repos == 0) {
+        for (const Digest& b : s->second.m->blobs) {
+            auto bid = id_of(b);
+            auto ref = bid ? blob_refs_.find(*bid) : blob_refs_.end();
+            if (ref != blob_refs_.end()) {
+                if (--ref->second == 0) {
+                    blob_refs_.erase(ref);
+                }
+                unref(*bid);
+            }
+        }
         manifest_refs_.erase(s);
     }
 }
 
 ManifestPtr Index::share(RepoState& r, DigestId id, ManifestPtr m) {
     SharedManifest& s = manifest_refs_[id];
+    if (!s.m) { // the first repository to hold it: its blobs are referenced now
+        for (const Digest& b : m->blobs) {
+            ++blob_refs_[ref(b)];
+        }
+    }
     if (!s.m || (m->body && !s.m->body)) {
         s.m = std::move(m);
     }

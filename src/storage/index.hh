@@ -96,6 +96,13 @@ class Index {
     // The same, among repositories `accept` says yes to (a walk over them).
     bool any_repo_has_layer_where(const Digest& d,
                                   const std::function<bool(std::string_view)>& accept) const;
+    // Whether some repository holds a manifest that references the blob
+    // (config or layer), or holds it as a manifest itself: what garbage
+    // collection keeps, kept current by every write (no mark pass needed
+    // to decide one digest).
+    bool blob_referenced(const Digest& d) const;
+    // Every layer link (repository, digest) whose blob nothing references.
+    std::vector<std::pair<std::string, Digest>> unreferenced_layer_links() const;
     // Sorted tags after `last`, at most `n` (0 = all); `more` when cut short.
     std::optional<std::vector<std::string>> tags(std::string_view repo, std::string_view last,
                                                  std::size_t n, bool* more) const;
@@ -206,6 +213,9 @@ class Index {
         std::uint32_t repos = 0;
     };
     std::unordered_map<DigestId, SharedManifest> manifest_refs_; // repositories holding it
+    // Blob -> held manifests (each counted once, however many repositories
+    // hold it) that list it as config or layer; each entry holds an id reference.
+    std::unordered_map<DigestId, std::uint32_t> blob_refs_;
     // Under the unique lock: `m`, or the equal one already shared; counts r.
     ManifestPtr share(RepoState& r, DigestId id, ManifestPtr m);
     void unref_layer(DigestId id);          // a repository stopped linking it (unique lock)

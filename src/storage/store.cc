@@ -154,6 +154,7 @@ Task<Result<void>> Store::link_layer(const std::string& repo, const Digest& d) n
         }
         index_.add_layer(repo, d);
     }
+    record_use(d);
     co_return util::Ok{};
 }
 
@@ -240,6 +241,82 @@ Task<Store::BlobUse> Store::use_blob(const Digest& d) noexcept {
         (void)co_await reactor::sleep_ms(1);
     }
     co_return BlobUse(this, d.str());
+}
+
+void Store::record_use(const Digest& d) noexcept {
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
+    std::lock_guard lk(blob_use_mu_);
+    last_use_[d.str()] = now;
+    // Bounded by what was used within the remembered span: every so many
+    // records, what is older than it goes.
+    if (++uses_recorded_ % 4096 == 0) {
+        const std::int64_t before = now - cfg_.use_memory_s;
+        std::erase_if(last_use_, [before](const auto& kv) { return kv.second < before; });
+    }
+}
+
+Task<void> Store::note_use(std::string repo, Digest d) noexcept {
+    BlobUse use = co_await use_blob(d);
+    if (index_.has_layer(repo, d)) {
+        record_use(d);
+    }
+}
+
+std::optional<std::int64_t> Store::last_use(const Digest& d) noexcept {
+    std::lock_guard lk(blob_use_mu_);
+    auto it = last_use_.find(d.str());
+    return it == last_use_.end() ? std::nullopt : std::optional(it->second);
+}
+
+void Store::forget_uses_before(std::int64_t before) noexcept {
+    std::lock_guard lk(blob_use_mu_);
+    std::erase_if(last_use_, [before](const auto& kv) { return kv.second < before; });
+}
+
+Task<Result<std::optional<std::uint64_t>>> Store::collect_blob(Digest d,
+                                                               std::vector<std::string> linked_in,
+                                                               std::int64_t used_before) noexcept {
+    const std::string& key = d.str();
+    {
+        std::lock_guard lk(blob_use_mu_);
+        auto used = last_use_.find(key);
+        if (blob_uses_.contains(key) || blob_removing_.contains(key) ||
+            (used != last_use_.end() && used->second >= used_before) || index_.blob_referenced(d)) {
+            co_return std::nullopt;
+        }
+        // From here until the end, a use (commit, mount, manifest put, HEAD)
+        // waits: nothing links the blob again while its links and data go.
+        blob_removing_.insert(key);
+    }
+    Result<std::optional<std::uint64_t>> out = std::optional<std::uint64_t>();
+    // Links first, then the data: a crash between leaves an unlinked blob
+    // (the next run takes it), never a link to nothing.
+    for (std::string& repo : linked_in) {
+        if (auto u = co_await delete_blob(std::move(repo), d);
+            !u && u.error().kind != Errc::not_found) {
+            out = std::move(u).error();
+            break;
+        }
+    }
+    if (out) {
+        std::string data = layout::blob_data(d);
+        auto st = co_await fs_.stat(data);
+        auto r = co_await fs_.unlink(data);
+        if (r) {
+            (void)co_await fs_.rmdir(std::string(layout::parent(data)));
+            out = std::optional<std::uint64_t>(st ? static_cast<std::uint64_t>(st->stx_size) : 0);
+        } else if (r.error().kind == Errc::not_found) {
+            out = std::optional<std::uint64_t>(0); // its links went; its data was gone already
+        } else {
+            out = std::move(r).error();
+        }
+    }
+    {
+        std::lock_guard lk(blob_use_mu_);
+        blob_removing_.erase(key);
+        last_use_.erase(key);
+    }
+    co_return out;
 }
 
 Task<Result<bool>> Store::remove_unreferenced_blob(Digest d) noexcept {

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
+#include <vector>
 
 #include "reactor/sync.hh"
 #include "reactor/task.hh"
@@ -32,6 +33,9 @@ struct StoreConfig {
     std::size_t manifest_bytes_max = 4u << 20;
     std::size_t uploads_max = 1024; // sessions holding memory and descriptors at once
     std::size_t manifest_cache_bytes_max = 256u << 20;
+    // How long uses are remembered in memory (at least the longest grace
+    // period a garbage collection asks for; older ones are read from mtimes).
+    std::int64_t use_memory_s = 3600;
 };
 
 // An upload session. Its SHA-256 state lives here between requests (OpenSSL
@@ -113,7 +117,31 @@ class Store {
         Store* s_ = nullptr;
         std::string key_;
     };
+    // Waits while the blob is being removed.
     reactor::Task<BlobUse> use_blob(const Digest& d) noexcept;
+    // A client told the blob is in the repository (a HEAD) may push a
+    // manifest that needs it: when it is linked there, that counts as a use
+    // for the garbage collector's grace period, as a link, a mount or a
+    // manifest put does.
+    reactor::Task<void> note_use(std::string repo, Digest d) noexcept;
+    // Garbage collection of one blob nothing references: unless it is in
+    // use, referenced again, or was used at or after `used_before` (seconds
+    // since the epoch), removes its layer links in `linked_in`, then its
+    // data. Returns the bytes freed, or nullopt when it was kept.
+    reactor::Task<util::Result<std::optional<std::uint64_t>>>
+    collect_blob(Digest d, std::vector<std::string> linked_in, std::int64_t used_before) noexcept;
+    // The same for a manifest revision no tag points at (delete_untagged):
+    // unless in use, tagged again or used at or after `used_before`, deletes
+    // it as an API DELETE does, and its entries in every tag's history.
+    // True when it was deleted.
+    reactor::Task<util::Result<bool>> collect_manifest(std::string repo, Digest d,
+                                                       std::int64_t used_before) noexcept;
+    // The last recorded use (seconds since the epoch), if one is remembered.
+    std::optional<std::int64_t> last_use(const Digest& d) noexcept;
+    // Forgets uses older than `before` (the garbage collector's grace).
+    void forget_uses_before(std::int64_t before) noexcept;
+    // Records a use of a stored blob or manifest now.
+    void record_use(const Digest& d) noexcept;
     // Removes the blob's data when no repository links it (layer link or
     // manifest revision) and no use is held: true when removed.
     reactor::Task<util::Result<bool>> remove_unreferenced_blob(Digest d) noexcept;
@@ -221,6 +249,8 @@ class Store {
     std::mutex blob_use_mu_;
     std::unordered_map<std::string, std::uint32_t> blob_uses_; // digest -> uses held
     std::unordered_set<std::string> blob_removing_;            // digests being removed
+    std::unordered_map<std::string, std::int64_t> last_use_;   // digest -> epoch seconds
+    std::uint64_t uses_recorded_ = 0;
 };
 
 } // namespace rp::storage

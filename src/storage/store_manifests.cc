@@ -66,6 +66,11 @@ Task<Result<void>> Store::put_manifest(std::string repo, ManifestPtr m,
     if (tag) {
         index_.set_tag(repo, *tag, m->digest);
     }
+    // A tag or index may now reach manifests a collection found untagged.
+    record_use(m->digest);
+    for (const Digest& child : m->children) {
+        record_use(child);
+    }
     co_return util::Ok{};
 }
 
@@ -109,6 +114,45 @@ Task<Result<void>> Store::delete_manifest(std::string repo, Digest d) noexcept {
     (void)co_await fs_.fsync_dir(std::string(layout::parent(layout::parent(link))));
     index_.remove_manifest(repo, d);
     co_return util::Ok{};
+}
+
+Task<Result<bool>> Store::collect_manifest(std::string repo, Digest d,
+                                           std::int64_t used_before) noexcept {
+    const std::string& key = d.str();
+    {
+        std::lock_guard lk(blob_use_mu_);
+        auto used = last_use_.find(key);
+        if (blob_uses_.contains(key) || blob_removing_.contains(key) ||
+            (used != last_use_.end() && used->second >= used_before)) {
+            co_return false;
+        }
+        // A put of this manifest (by tag or as an index's child) waits from
+        // here: it is stored again after the deletion, never lost to it.
+        blob_removing_.insert(key);
+    }
+    Result<bool> out = false;
+    if (index_.tags_pointing_to(repo, d).empty()) {
+        bool more = false;
+        auto tags = index_.tags(repo, "", 0, &more);
+        for (const std::string& tag : tags ? *tags : std::vector<std::string>{}) {
+            std::string entry(layout::parent(layout::tag_index_link(repo, tag, d)));
+            if (auto r = co_await fs_.remove_tree(entry); !r && r.error().kind != Errc::not_found) {
+                out = std::move(r).error();
+                break;
+            }
+        }
+        if (out) {
+            auto del = co_await delete_manifest(repo, d);
+            out = del                                   ? Result<bool>(true)
+                  : del.error().kind == Errc::not_found ? Result<bool>(false)
+                                                        : Result<bool>(std::move(del).error());
+        }
+    }
+    {
+        std::lock_guard lk(blob_use_mu_);
+        blob_removing_.erase(key);
+    }
+    co_return out;
 }
 
 Task<Result<void>> Store::delete_tag(std::string repo, std::string tag) noexcept {

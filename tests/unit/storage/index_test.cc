@@ -206,3 +206,35 @@ TEST_CASE("generations never repeat across a freed and remade repository") {
     CHECK(ix.replace_repo("new", 0, std::move(l)));
     CHECK(ix.has_layer("new", sha("b")));
 }
+
+TEST_CASE("a blob is referenced while some held manifest names it, counted once per manifest") {
+    Index ix;
+    Digest layer = sha("layer");
+    Digest orphan = sha("orphan");
+    auto m = std::make_shared<ManifestInfo>(*manifest("{\"image\":1}"));
+    m->blobs = {sha("config"), layer};
+    ix.add_layer("a", layer);
+    ix.add_layer("a", orphan);
+    ix.add_layer("b", orphan);
+    CHECK_FALSE(ix.blob_referenced(layer)); // a link is not a reference
+    ix.put_manifest("a", m);
+    ix.put_manifest("b", m); // the same manifest in two repositories
+    CHECK(ix.blob_referenced(layer));
+    CHECK(ix.blob_referenced(sha("config"))); // named, even with no link anywhere
+    CHECK(ix.blob_referenced(m->digest));     // a held manifest keeps its own bytes
+    CHECK_FALSE(ix.blob_referenced(orphan));
+    auto links = ix.unreferenced_layer_links();
+    REQUIRE(links.size() == 2);
+    CHECK(links[0] == std::pair<std::string, Digest>("a", orphan));
+    CHECK(links[1] == std::pair<std::string, Digest>("b", orphan));
+    ix.remove_manifest("a", m->digest);
+    CHECK(ix.blob_referenced(layer)); // b still holds it
+    ix.remove_manifest("b", m->digest);
+    CHECK_FALSE(ix.blob_referenced(layer));
+    CHECK_FALSE(ix.blob_referenced(sha("config")));
+    CHECK(ix.unreferenced_layer_links().size() == 3);
+    ix.remove_layer("a", layer);
+    ix.remove_layer("a", orphan);
+    ix.remove_layer("b", orphan);
+    CHECK(ix.footprint().digests == 0); // every reference to an interned digest went
+}

@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: Apache-2.0
+// Garbage collection while serving: on a schedule ([gc] interval_s) and on
+// demand (POST /ringport/v1/gc), one run at a time; GET reports the running
+// or last run. storage/gc.cc does the work.
+#include <charconv>
+#include <ctime>
+
+#include "reactor/ops.hh"
+#include "reactor/shard.hh"
+#include "registry/registry.hh"
+#include "util/log.hh"
+
+namespace rp::registry {
+
+using reactor::Task;
+
+namespace {
+
+void field(std::string& out, const char* name, std::uint64_t v) {
+    out += ",\"";
+    out += name;
+    out += "\":";
+    out += std::to_string(v);
+}
+
+std::string report_json(const storage::GcProgress* p, const storage::GcOptions& opt,
+                        std::uint64_t run) {
+    if (p == nullptr) {
+        return "{\"run\":0,\"phase\":\"idle\"}\n";
+    }
+    std::string b = "{\"run\":" + std::to_string(run) + ",\"phase\":\"";
+    b += storage::GcProgress::phase_name(p->phase.load());
+    b += "\",\"dry_run\":";
+    b += opt.dry_run ? "true" : "false";
+    b += ",\"delete_untagged\":";
+    b += opt.delete_untagged ? "true" : "false";
+    field(b, "grace_s", static_cast<std::uint64_t>(opt.grace_s));
+    field(b, "started_at", static_cast<std::uint64_t>(p->started_at.load()));
+    field(b, "ended_at", static_cast<std::uint64_t>(p->ended_at.load()));
+    field(b, "repositories", p->repositories.load());
+    field(b, "marked", p->marked.load());
+    field(b, "manifests_eligible", p->manifests_eligible.load());
+    field(b, "manifests_deleted", p->manifests_deleted.load());
+    field(b, "blobs_scanned", p->blobs_scanned.load());
+    field(b, "blobs_eligible", p->blobs_eligible.load());
+    field(b, "blobs_deleted", p->blobs_deleted.load());
+    field(b, "links_deleted", p->links_deleted.load());
+    field(b, "bytes_freed", p->bytes_freed.load());
+    field(b, "kept_in_grace", p->kept_in_grace.load());
+    field(b, "errors", p->errors.load());
+    b += "}\n";
+    return b;
+}
+
+// "true"/"1" or "false"/"0"; nullopt for anything else.
+std::optional<bool> flag(const std::optional<std::string>& v, bool dflt) {
+    if (!v) {
+        return dflt;
+    }
+    if (*v == "true" || *v == "1") {
+        return true;
+    }
+    if (*v == "false" || *v == "0") {
+        return false;
+    }
+    return std::nullopt;
+}
+
+// Whole seconds, up to a century; nullopt for anything else.
+std::optional<std::int64_t> seconds(const std::optional<std::string>& v, std::int64_t dflt) {
+    if (!v) {
+        return dflt;
+    }
+    std::int64_t n = -1;
+    const char* end = v->data() + v->size();
+    auto [at, ec] = std::from_chars(v->data(), end, n);
+    if (ec != std::errc() || at != end || n < 0 || n > 100LL * 365 * 86400) {
+        return std::nullopt;
+    }
+    return n;
+}
+
+} // namespace
+
+std::shared_ptr<storage::GcProgress> Registry::gc_claim() noexcept {
+    std::lock_guard lk(gc_mu_);
+    if (gc_last_) {
+        int ph = gc_last_->phase.load();
+        if (ph != storage::GcProgress::done && ph != storage::GcProgress::failed) {
+            return nullptr;
+        }
+    }
+    gc_last_ = std::make_shared<storage::GcProgress>();
+    gc_last_->phase.store(storage::GcProgress::marking);
+    ++gc_runs_;
+    return gc_last_;
+}
+
+Task<void> Registry::gc_run(storage::GcOptions opt,
+                            std::shared_ptr<storage::GcProgress> p) noexcept {
+    if (!co_await ready_.wait()) {
+        p->phase.store(storage::GcProgress::failed);
+        co_return;
+    }
+    const auto t0 = std::time(nullptr);
+    co_await storage::collect_garbage(store_, opt, *p, {});
+    RP_LOG_INFO("garbage collection%s%s (grace %llds): freed %llu bytes: %llu blob(s), %llu "
+                "layer link(s), %llu untagged manifest(s); %llu eligible blob(s) of %llu, %llu "
+                "kept within the grace period, %llu error(s), in %llds",
+                opt.dry_run ? " (dry run)" : "", opt.delete_untagged ? " --delete-untagged" : "",
+                static_cast<long long>(opt.grace_s),
+                static_cast<unsigned long long>(p->bytes_freed.load()),
+                static_cast<unsigned long long>(p->blobs_deleted.load()),
+                static_cast<unsigned long long>(p->links_deleted.load()),
+                static_cast<unsigned long long>(p->manifests_deleted.load()),
+                static_cast<unsigned long long>(p->blobs_eligible.load()),
+                static_cast<unsigned long long>(p->blobs_scanned.load()),
+                static_cast<unsigned long long>(p->kept_in_grace.load()),
+                static_cast<unsigned long long>(p->errors.load()),
+                static_cast<long long>(std::time(nullptr) - t0));
+}
+
+Task<void> Registry::gc_schedule() noexcept {
+    reactor::Shard* shard = reactor::Shard::current();
+    std::int64_t next = static_cast<std::int64_t>(std::time(nullptr)) + cfg_.gc_interval_s;
+    // Bounded: one turn a second; a stop ends the sleep and the loop.
+    for (std::uint64_t turn = 0; turn < (1ULL << 40) && !shard->stopping(); ++turn) {
+        (void)co_await reactor::sleep_ms(1000);
+        if (shard->stopping() || static_cast<std::int64_t>(std::time(nullptr)) < next) {
+            continue;
+        }
+        next = static_cast<std::int64_t>(std::time(nullptr)) + cfg_.gc_interval_s;
+        storage::GcOptions opt;
+        opt.delete_untagged = cfg_.gc_delete_untagged;
+        opt.grace_s = cfg_.gc_grace_s;
+        if (auto p = gc_claim()) {
+            {
+                std::lock_guard lk(gc_mu_);
+                gc_last_opt_ = opt;
+            }
+            co_await gc_run(opt, std::move(p));
+        }
+    }
+}
+
+Task<void> Registry::gc_endpoint(http::Exchange& ex) noexcept {
+    const http::Request& req = ex.request();
+    if (req.method == "GET" || req.method == "HEAD") {
+        std::string body;
+        {
+            std::lock_guard lk(gc_mu_);
+            body = report_json(gc_last_.get(), gc_last_opt_, gc_runs_);
+        }
+        http::Response r = empty_response(200);
+        r.add("Content-Type", "application/json");
+        r.add("Cache-Control", "no-store");
+        r.body = std::move(body);
+        co_await reply(ex, std::move(r));
+        co_return;
+    }
+    if (req.method != "POST") {
+        co_await fail(ex, Code::unsupported, "GET or POST");
+        co_return;
+    }
+    storage::GcOptions opt;
+    auto dry = flag(req.query_param("dry_run"), false);
+    auto untagged = flag(req.query_param("delete_untagged"), cfg_.gc_delete_untagged);
+    if (!dry || !untagged) {
+        co_await fail(ex, Code::unsupported, "dry_run and delete_untagged take true or false");
+        co_return;
+    }
+    opt.dry_run = *dry;
+    opt.delete_untagged = *untagged;
+    auto grace = seconds(req.query_param("grace_s"), cfg_.gc_grace_s);
+    if (!grace) {
+        co_await fail(ex, Code::unsupported, "grace_s takes a number of seconds");
+        co_return;
+    }
+    opt.grace_s = *grace;
+    if (cfg_.read_only && !opt.dry_run) {
+        co_await fail(ex, Code::unsupported, "the registry is read-only: only a dry run");
+        co_return;
+    }
+    auto p = gc_claim();
+    std::string body;
+    {
+        std::lock_guard lk(gc_mu_);
+        if (p) {
+            gc_last_opt_ = opt;
+        }
+        body = report_json(gc_last_.get(), gc_last_opt_, gc_runs_);
+    }
+    http::Response r = empty_response(p ? 202 : 409);
+    r.add("Content-Type", "application/json");
+    r.add("Cache-Control", "no-store");
+    r.add("Location", "/ringport/v1/gc");
+    r.body = std::move(body);
+    if (p) {
+        reactor::spawn(gc_run(opt, std::move(p)));
+    }
+    co_await reply(ex, std::move(r));
+}
+
+} // namespace rp::registry

@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "storage/gc.hh"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
+#include <deque>
+#include <limits>
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "reactor/shard.hh"
+#include "storage/layout.hh"
+
+namespace rp::storage {
+
+using reactor::Task;
+
+const char* GcProgress::phase_name(int p) noexcept {
+    switch (p) {
+    case marking: return "marking";
+    case deleting_manifests: return "deleting manifests";
+    case sweeping: return "sweeping";
+    case done: return "done";
+    case failed: return "failed";
+    default: return "idle";
+    }
+}
+
+namespace {
+
+bool lower_hex(std::string_view s) {
+    return std::all_of(s.begin(), s.end(),
+                       [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// Every blob in blobs/<alg>/<xx>/<hex>/data, as Distribution enumerates them
+// (a directory without its data file is not a blob). Blocking: a helper thread.
+std::vector<Digest> list_blobs(int v2fd) {
+    std::vector<Digest> out;
+    for (Algorithm alg : {Algorithm::sha256, Algorithm::sha512}) {
+        std::string alg_dir = "blobs/" + std::string(algorithm_name(alg));
+        int afd = ::openat(v2fd, alg_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (afd < 0) {
+            continue;
+        }
+        DIR* a = ::fdopendir(afd);
+        if (a == nullptr) {
+            ::close(afd);
+            continue;
+        }
+        while (dirent* pe = ::readdir(a)) {
+            std::string_view prefix = pe->d_name;
+            if (prefix.size() != 2 || !lower_hex(prefix)) {
+                continue;
+            }
+            int pfd = ::openat(afd, pe->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            DIR* p = pfd < 0 ? nullptr : ::fdopendir(pfd);
+            if (p == nullptr) {
+                if (pfd >= 0) {
+                    ::close(pfd);
+                }
+                continue;
+            }
+            while (dirent* be = ::readdir(p)) {
+                std::string_view hex = be->d_name;
+                if (hex.size() != digest_hex_len(alg) || !hex.starts_with(prefix) ||
+                    !lower_hex(hex)) {
+                    continue;
+                }
+                std::string data(hex);
+                data += "/data";
+                struct stat st {};
+                if (::fstatat(pfd, data.c_str(), &st, 0) != 0 || !S_ISREG(st.st_mode)) {
+                    continue;
+                }
+                std::string s(algorithm_name(alg));
+                s += ':';
+                s += hex;
+                if (auto d = Digest::parse(s)) {
+                    out.push_back(std::move(*d));
+                }
+            }
+            ::closedir(p);
+        }
+        ::closedir(a);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+// The manifests of one repository that a tag reaches: the tagged ones, the
+// children of reached indexes, and the referrers of reached manifests (a
+// signature of a referrer too), transitively.
+std::unordered_set<std::string> reached_by_tags(const Index& index, const std::string& repo,
+                                                const Index::RepoContent& c) {
+    std::unordered_set<std::string> reached;
+    std::deque<Digest> todo;
+    for (const auto& [tag, d] : c.tags) {
+        if (reached.insert(d.str()).second) {
+            todo.push_back(d);
+        }
+    }
+    // Bounded: each manifest enters `todo` once.
+    while (!todo.empty()) {
+        Digest d = std::move(todo.front());
+        todo.pop_front();
+        if (ManifestPtr m = index.manifest(repo, d)) {
+            for (const Digest& child : m->children) {
+                if (reached.insert(child.str()).second) {
+                    todo.push_back(child);
+                }
+            }
+        }
+        for (const ManifestPtr& r : index.referrers(repo, d)) {
+            if (reached.insert(r->digest.str()).second) {
+                todo.push_back(r->digest);
+            }
+        }
+    }
+    return reached;
+}
+
+// Whether a file under v2 was modified at or after `since`.
+Task<bool> modified_since(Store& store, std::string path, std::int64_t since) noexcept {
+    auto st = co_await store.fs().stat(std::move(path));
+    co_return st&& static_cast<std::int64_t>(st->stx_mtime.tv_sec) >= since;
+}
+
+} // namespace
+
+Task<void> collect_garbage(Store& store, GcOptions opt, GcProgress& progress,
+                           GcOutput out) noexcept {
+    auto emit = [&out](const std::string& line) {
+        if (out) {
+            out(line);
+        }
+    };
+    Index& index = store.index();
+    const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+    // With no grace period, no use keeps anything (Distribution's offline run).
+    const std::int64_t used_before =
+        opt.grace_s > 0 ? now - opt.grace_s : std::numeric_limits<std::int64_t>::max();
+    progress.started_at.store(now);
+    progress.phase.store(GcProgress::marking);
+
+    // Mark, from the index: every manifest kept, and what it references.
+    std::unordered_set<std::string> marked;
+    struct Doomed {
+        std::string repo;
+        Digest d;
+    };
+    std::vector<Doomed> doomed;
+    for (const std::string& repo : index.repo_names(true)) {
+        auto c = index.content(repo);
+        if (!c) {
+            continue;
+        }
+        progress.repositories.fetch_add(1, std::memory_order_relaxed);
+        emit(repo);
+        std::unordered_set<std::string> reached;
+        if (opt.delete_untagged) {
+            reached = reached_by_tags(index, repo, *c);
+        }
+        for (const Digest& d : c->manifests) {
+            if (opt.delete_untagged && !reached.contains(d.str())) {
+                bool recent = false;
+                if (opt.grace_s > 0) {
+                    auto used = store.last_use(d);
+                    recent =
+                        (used && *used >= used_before) ||
+                        co_await modified_since(store, layout::revision_link(repo, d), used_before);
+                }
+                if (!recent) {
+                    emit("manifest eligible for deletion: " + d.str());
+                    doomed.push_back(Doomed{repo, d});
+                    continue;
+                }
+                progress.kept_in_grace.fetch_add(1, std::memory_order_relaxed);
+            }
+            emit(repo + ": marking manifest " + d.str() + " ");
+            marked.insert(d.str());
+            if (ManifestPtr m = index.manifest(repo, d)) {
+                for (const Digest& b : m->blobs) {
+                    marked.insert(b.str());
+                    emit(repo + ": marking blob " + b.str());
+                }
+                for (const Digest& child : m->children) {
+                    marked.insert(child.str());
+                    emit(repo + ": marking blob " + child.str());
+                }
+            }
+        }
+    }
+    progress.marked.store(marked.size());
+    progress.manifests_eligible.store(doomed.size());
+
+    if (!opt.dry_run && !doomed.empty()) {
+        progress.phase.store(GcProgress::deleting_manifests);
+        for (const Doomed& m : doomed) {
+            auto del = co_await store.collect_manifest(m.repo, m.d, used_before);
+            if (!del) {
+                progress.errors.fetch_add(1, std::memory_order_relaxed);
+            } else if (*del) {
+                progress.manifests_deleted.fetch_add(1, std::memory_order_relaxed);
+            } else {
+                marked.insert(m.d.str()); // kept after all: so is what it references
+                if (ManifestPtr kept = index.manifest(m.repo, m.d)) {
+                    for (const Digest& b : kept->blobs) {
+                        marked.insert(b.str());
+                    }
+                }
+            }
+        }
+    }
+
+    // Sweep: what blobs/ holds and the mark did not reach.
+    progress.phase.store(GcProgress::sweeping);
+    std::vector<Digest> blobs;
+    const int v2fd = store.fs().dirfd();
+    co_await reactor::Shard::current()->blocking().run(
+        [&blobs, v2fd] { blobs = list_blobs(v2fd); });
+    progress.blobs_scanned.store(blobs.size());
+    std::vector<Digest> eligible;
+    for (Digest& d : blobs) {
+        if (!marked.contains(d.str())) {
+            eligible.push_back(std::move(d));
+        }
+    }
+    blobs = {};
+    progress.blobs_eligible.store(eligible.size());
+    emit("");
+    emit(std::to_string(marked.size()) + " blobs marked, " + std::to_string(eligible.size()) +
+         " blobs and " + std::to_string(doomed.size()) + " manifests eligible for deletion");
+    std::unordered_map<std::string, std::vector<std::string>> links;
+    if (!opt.dry_run) {
+        for (auto& [repo, d] : index.unreferenced_layer_links()) {
+            links[d.str()].push_back(std::move(repo));
+        }
+    }
+    for (const Digest& d : eligible) {
+        emit("blob eligible for deletion: " + d.str());
+        if (opt.dry_run || reactor::Shard::current()->stopping()) {
+            continue;
+        }
+        auto l = links.find(d.str());
+        std::vector<std::string> linked_in =
+            l != links.end() ? l->second : std::vector<std::string>{};
+        if (opt.grace_s > 0) {
+            bool recent = co_await modified_since(store, layout::blob_data(d), used_before);
+            for (std::size_t i = 0; !recent && i < linked_in.size(); ++i) {
+                recent = co_await modified_since(store, layout::layer_link(linked_in[i], d),
+                                                 used_before);
+            }
+            if (recent) {
+                progress.kept_in_grace.fetch_add(1, std::memory_order_relaxed);
+                continue;
+            }
+        }
+        const std::size_t nlinks = linked_in.size();
+        auto freed = co_await store.collect_blob(d, std::move(linked_in), used_before);
+        if (!freed) {
+            progress.errors.fetch_add(1, std::memory_order_relaxed);
+        } else if (*freed) {
+            progress.blobs_deleted.fetch_add(1, std::memory_order_relaxed);
+            progress.links_deleted.fetch_add(nlinks, std::memory_order_relaxed);
+            progress.bytes_freed.fetch_add(**freed, std::memory_order_relaxed);
+        } else {
+            progress.kept_in_grace.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+    if (opt.grace_s > 0) {
+        store.forget_uses_before(used_before);
+    }
+    progress.ended_at.store(static_cast<std::int64_t>(std::time(nullptr)));
+    progress.phase.store(progress.errors.load() == 0 ? GcProgress::done : GcProgress::failed);
+}
+
+} // namespace rp::storage

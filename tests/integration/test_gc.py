@@ -1,0 +1,297 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Garbage collection while serving (issue 12): POST /ringport/v1/gc.
+
+- unreferenced blobs go, their layer links first; what manifests reference stays
+  and pulls, also after a restart, and Distribution 2.8.2 serves the tree;
+- the grace period keeps blobs linked, pushed or asked for with HEAD recently,
+  so a push whose layers are uploaded but whose manifest is not yet put
+  succeeds after a run (the case that makes Distribution go read-only);
+- a dry run reports and removes nothing;
+- delete_untagged keeps the platforms of a tagged index and the referrers of a
+  live manifest (distribution#3178), and removes the rest;
+- pushes and pulls during a run all succeed and leave nothing missing.
+"""
+import json
+import os
+import threading
+
+import pytest
+
+from ringtest.client import Client, sha256
+from ringtest.harness import Distribution, Ringport, wait_until
+from ringtest.oci import descriptor, dumps, image_config, random_bytes, unique_name
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("RINGTEST_TARGET", "ringport") == "distribution",
+    reason="ringport's own garbage collection")
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+LAYER = "application/vnd.oci.image.layer.v1.tar"
+CONFIG = "application/vnd.oci.image.config.v1+json"
+TIMEOUT_S = 30.0
+
+
+def blob_path(root, digest):
+    hexd = digest.split(":", 1)[1]
+    return os.path.join(root, "docker/registry/v2/blobs/sha256", hexd[:2], hexd, "data")
+
+
+def layer_link(root, repo, digest):
+    return os.path.join(root, "docker/registry/v2/repositories", repo, "_layers/sha256",
+                        digest.split(":", 1)[1], "link")
+
+
+def revision_link(root, repo, digest):
+    return os.path.join(root, "docker/registry/v2/repositories", repo,
+                        "_manifests/revisions/sha256", digest.split(":", 1)[1], "link")
+
+
+def run_gc(c, **params):
+    """Starts a run, waits for its end; returns its report."""
+    q = "&".join(f"{k}={str(v).lower()}" for k, v in params.items())
+    r = c.request("POST", "/ringport/v1/gc" + (f"?{q}" if q else ""))
+    assert r.status == 202, r
+    run = r.json()["run"]
+    out = {}
+
+    def ended():
+        g = c.request("GET", "/ringport/v1/gc")
+        assert g.status == 200, g
+        out.update(g.json())
+        return out["run"] == run and out["phase"] in ("done", "failed")
+
+    assert wait_until(ended, TIMEOUT_S), out
+    assert out["phase"] == "done", out
+    return out
+
+
+def manifest_for(c, repo, layers, config=None):
+    """Pushes the blobs; returns the manifest bytes (not put)."""
+    config = config if config is not None else image_config()
+    c.push_blob(repo, config)
+    for layer in layers:
+        c.push_blob(repo, layer)
+    return dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                  "config": descriptor(CONFIG, config),
+                  "layers": [descriptor(LAYER, x) for x in layers]})
+
+
+def put(c, repo, ref, body, media_type=OCI_MANIFEST):
+    r = c.put_manifest(repo, ref, body, media_type)
+    assert r.status == 201, r
+    return sha256(body)
+
+
+def pulls(c, repo, ref):
+    """The manifest and every blob it names (children of an index too) come back whole."""
+    r = c.get_manifest(repo, ref, accept=f"{OCI_MANIFEST}, {OCI_INDEX}")
+    if r.status != 200:
+        return False
+    m = r.json()
+    for child in m.get("manifests", []):
+        if not pulls(c, repo, child["digest"]):
+            return False
+    for d in ([m["config"]] if "config" in m else []) + m.get("layers", []):
+        b = c.get_blob(repo, d["digest"])
+        if b.status != 200 or sha256(b.body) != d["digest"]:
+            return False
+    return True
+
+
+@pytest.fixture()
+def srv():
+    s = Ringport().start()
+    s.wait_ready()
+    yield s
+    s.cleanup()
+
+
+def test_unreferenced_blobs_go_links_first_and_the_rest_pulls(srv):
+    c = Client(srv.host)
+    repo = unique_name("gc")
+    keep_layer = random_bytes(4096, 1)
+    body = manifest_for(c, repo, [keep_layer])
+    put(c, repo, "v1", body)
+    orphan = random_bytes(8192, 2)
+    od = c.push_blob(repo, orphan)
+    assert os.path.exists(blob_path(srv.root, od))
+    rep = run_gc(c, grace_s=0)
+    assert rep["blobs_deleted"] == 1 and rep["links_deleted"] == 1, rep
+    assert rep["bytes_freed"] == len(orphan), rep
+    assert rep["errors"] == 0 and rep["manifests_deleted"] == 0, rep
+    assert not os.path.exists(blob_path(srv.root, od))
+    assert not os.path.exists(os.path.dirname(blob_path(srv.root, od)))
+    assert not os.path.exists(layer_link(srv.root, repo, od))
+    assert c.request("HEAD", f"/v2/{repo}/blobs/{od}").status == 404
+    assert pulls(c, repo, "v1")
+    # A second run finds nothing more.
+    again = run_gc(c, grace_s=0)
+    assert again["blobs_deleted"] == 0 and again["blobs_eligible"] == 0, again
+    # The index after a restart agrees with the tree, and Distribution serves it.
+    srv.stop()
+    srv.start()
+    srv.wait_ready()
+    c = Client(srv.host)  # a new port
+    assert pulls(c, repo, "v1")
+    assert c.request("HEAD", f"/v2/{repo}/blobs/{od}").status == 404
+    srv.stop()
+    with Distribution(root=srv.root) as dist:
+        dc = Client(dist.host)
+        assert pulls(dc, repo, "v1")
+        assert dc.request("HEAD", f"/v2/{repo}/blobs/{od}").status == 404
+
+
+def test_a_dry_run_reports_and_removes_nothing(srv):
+    c = Client(srv.host)
+    repo = unique_name("gc")
+    od = c.push_blob(repo, random_bytes(1000, 3))
+    rep = run_gc(c, grace_s=0, dry_run=True)
+    assert rep["dry_run"] is True and rep["blobs_eligible"] == 1, rep
+    assert rep["blobs_deleted"] == 0 and rep["bytes_freed"] == 0, rep
+    assert os.path.exists(blob_path(srv.root, od))
+    assert c.request("HEAD", f"/v2/{repo}/blobs/{od}").status == 200
+
+
+def test_the_grace_period_keeps_a_push_under_way(srv):
+    """Layers uploaded, manifest not yet put: a run (default grace, 1 h)
+    keeps them and the manifest put afterwards succeeds and pulls."""
+    c = Client(srv.host)
+    repo = unique_name("gc")
+    layers = [random_bytes(3000, 4), random_bytes(3000, 5)]
+    body = manifest_for(c, repo, layers)
+    rep = run_gc(c)
+    assert rep["grace_s"] == 3600, rep
+    assert rep["blobs_eligible"] == 3 and rep["kept_in_grace"] == 3, rep
+    assert rep["blobs_deleted"] == 0, rep
+    put(c, repo, "latest", body)
+    assert pulls(c, repo, "latest")
+
+
+def test_a_head_counts_as_a_use(srv):
+    """A client told by HEAD that a layer is there will put a manifest that
+    needs it: the HEAD starts the grace period again."""
+    c = Client(srv.host)
+    repo = unique_name("gc")
+    layer = random_bytes(2000, 6)
+    body = manifest_for(c, repo, [layer])
+    # Every blob is older than a 2 s grace period after this wait (uses are
+    # counted in whole seconds).
+    assert not wait_until(lambda: False, 3.2)
+    for d in json.loads(body)["layers"] + [json.loads(body)["config"]]:
+        assert c.request("HEAD", f"/v2/{repo}/blobs/{d['digest']}").status == 200
+    rep = run_gc(c, grace_s=2)
+    assert rep["kept_in_grace"] == 2 and rep["blobs_deleted"] == 0, rep
+    put(c, repo, "v1", body)
+    assert pulls(c, repo, "v1")
+    # Unasked for longer than the grace period, an orphan goes.
+    od = c.push_blob(repo, random_bytes(500, 7))
+    assert not wait_until(lambda: False, 3.2)
+    rep = run_gc(c, grace_s=2)
+    assert rep["blobs_deleted"] == 1, rep
+    assert c.request("HEAD", f"/v2/{repo}/blobs/{od}").status == 404
+
+
+def test_delete_untagged_keeps_platforms_and_referrers(srv):
+    c = Client(srv.host)
+    repo = unique_name("gc")
+    shared = random_bytes(2048, 8)
+    amd = manifest_for(c, repo, [shared, random_bytes(2048, 9)])
+    arm = manifest_for(c, repo, [shared, random_bytes(2048, 10)])
+    amd_d = put(c, repo, sha256(amd), amd)
+    arm_d = put(c, repo, sha256(arm), arm)
+    index = dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        dict(descriptor(OCI_MANIFEST, amd), platform={"os": "linux", "architecture": "amd64"}),
+        dict(descriptor(OCI_MANIFEST, arm), platform={"os": "linux", "architecture": "arm64"}),
+    ]})
+    index_d = put(c, repo, "multi", index, OCI_INDEX)
+    # A signature of the tagged index (untagged, as cosign and notation push them).
+    sig_cfg = b"{}"
+    sig = dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                 "artifactType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                 "config": descriptor("application/vnd.oci.empty.v1+json", sig_cfg),
+                 "layers": [descriptor("application/octet-stream", b"signature")],
+                 "subject": descriptor(OCI_INDEX, index)})
+    c.push_blob(repo, sig_cfg)
+    c.push_blob(repo, b"signature")
+    sig_d = put(c, repo, sha256(sig), sig)
+    # An image that lost its tag: it goes, with the layer only it used.
+    old_layer = random_bytes(4096, 11)
+    old = manifest_for(c, repo, [shared, old_layer])
+    old_d = put(c, repo, "old", old)
+    assert c.request("DELETE", f"/v2/{repo}/manifests/old").status == 202
+    dry = run_gc(c, grace_s=0, delete_untagged=True, dry_run=True)
+    assert dry["manifests_eligible"] == 1 and dry["manifests_deleted"] == 0, dry
+    assert os.path.exists(revision_link(srv.root, repo, old_d))
+    rep = run_gc(c, grace_s=0, delete_untagged=True)
+    assert rep["manifests_deleted"] == 1, rep
+    # Its manifest blob, its config and its own layer; not the shared layer.
+    assert rep["blobs_deleted"] == 3, rep
+    assert not os.path.exists(revision_link(srv.root, repo, old_d))
+    assert not os.path.exists(blob_path(srv.root, sha256(old_layer)))
+    assert c.get_manifest(repo, old_d).status == 404
+    for d in (amd_d, arm_d, index_d, sig_d):
+        assert os.path.exists(revision_link(srv.root, repo, d)), d
+    assert pulls(c, repo, "multi")
+    assert pulls(c, repo, sig_d)
+    r = c.request("GET", f"/v2/{repo}/referrers/{index_d}")
+    assert r.status == 200 and [m["digest"] for m in r.json()["manifests"]] == [sig_d], r
+    assert os.path.exists(blob_path(srv.root, sha256(shared)))
+
+
+def test_pushes_and_pulls_during_a_run_all_succeed(srv):
+    c = Client(srv.host)
+    base = unique_name("gc")
+    stable = f"{base}/stable"
+    put(c, stable, "v1", manifest_for(c, stable, [random_bytes(65536, 12)]))
+    for i in range(40):  # garbage to sweep: 40 orphans
+        c.push_blob(f"{base}/junk", random_bytes(4096, 1000 + i))
+    failures = []
+    pushed = []
+    stop = threading.Event()
+
+    def pusher(k):
+        cc = Client(srv.host)
+        for i in range(200):  # bounded; ends at the run's end
+            if stop.is_set():
+                return
+            repo = f"{base}/p{k}"
+            try:
+                body = manifest_for(cc, repo, [random_bytes(2048, k * 10000 + i)])
+                r = cc.put_manifest(repo, f"t{i}", body, OCI_MANIFEST)
+                if r.status != 201:
+                    failures.append(("put", r.status, r.body[:200]))
+                else:
+                    pushed.append((repo, f"t{i}"))
+                if not pulls(cc, stable, "v1"):
+                    failures.append(("pull", stable))
+            except Exception as e:  # noqa: BLE001 - any failure counts
+                failures.append(("exception", repr(e)))
+
+    threads = [threading.Thread(target=pusher, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(3):
+            run_gc(c)  # default grace: pushes under way keep their layers
+            run_gc(c, grace_s=0, dry_run=True)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert not failures, failures[:5]
+    assert pushed
+    for repo, tag in pushed:
+        assert pulls(c, repo, tag), (repo, tag)
+    assert pulls(c, stable, "v1")
+
+
+def test_bad_requests_get_clear_errors(srv):
+    c = Client(srv.host)
+    for q in ("dry_run=maybe", "grace_s=-1", "grace_s=1x", "delete_untagged=2"):
+        r = c.request("POST", f"/ringport/v1/gc?{q}")
+        assert r.status == 405 and r.error_codes() == ["UNSUPPORTED"], (q, r)
+    r = c.request("PUT", "/ringport/v1/gc")
+    assert r.status == 405, r
+    r = c.request("GET", "/ringport/v1/gc")
+    assert r.status == 200 and r.json()["phase"] == "idle", r
