@@ -70,17 +70,17 @@ struct Config {
     auth::AccessConfig access;
     // [gc]
     std::uint64_t gc_interval_s = 0;
-    std::uint64_t gc_grace_s = 3600;
-    bool gc_delete_untagged = false;
+    std::uint64_t gc_grace_s = 3600; // gc_delete_untagged is with the flags below
     // [catalog]
     std::uint64_t catalog_max_entries = 1000;
     // [log]
     std::string log_level = "info";
-    // flags of [auth] and [storage], kept together (fewer padding bytes)
+    // flags of [auth], [storage] and [gc], kept together (fewer padding bytes)
     bool auth_certificate_users = true;
     bool auth_mount_without_from = true;
     bool auth_token_issue = false;
     bool storage_read_only = false;
+    bool gc_delete_untagged = false;
     // [[mirror]]: pull-through upstreams (file only; validated by mirror::validate)
     std::vector<mirror::Upstream> mirrors;
 };

@@ -32,6 +32,9 @@ constexpr const char* usage_text =
     "  htpasswd [--cost N] FILE USER\n"
     "        add or update USER in the htpasswd FILE with a bcrypt hash ($2y$, cost 10)\n"
     "        of the password read from stdin (one line)\n"
+    "  garbage-collect [--dry-run] [--delete-untagged] [--grace DURATION] [CONFIG]\n"
+    "        remove unreferenced blobs with the registry stopped (Distribution's\n"
+    "        command and output; a running ringport: POST /ringport/v1/gc)\n"
     "  config-example   print every configuration key with its default\n"
     "  version          print the version\n"
     "  help             print this help\n"
@@ -180,6 +183,9 @@ int main(int argc, char** argv) {
     }
     if (cmd == "htpasswd") {
         return htpasswd_main(argc, argv);
+    }
+    if (cmd == "garbage-collect") {
+        return gc_main(argc, argv, environment());
     }
     if (cmd == "config-example") {
         std::fputs(example_config().c_str(), stdout);

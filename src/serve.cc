@@ -41,8 +41,6 @@
 
 namespace rp {
 
-namespace {
-
 util::Result<int> open_v2(const std::string& root) {
     std::string full = root + "/" + std::string(storage::layout::v2_dir);
     for (std::size_t i = 1; i <= full.size(); ++i) {
@@ -74,6 +72,8 @@ util::Result<util::UniqueFd> lock_root(const std::string& root) {
     }
     return fd;
 }
+
+namespace {
 
 void raise_fd_limit() {
     rlimit rl{};

@@ -13,12 +13,16 @@
 """
 import json
 import os
+import shutil
+import subprocess
+import tempfile
 import threading
 
 import pytest
 
 from ringtest.client import Client, sha256
-from ringtest.harness import Distribution, Ringport, wait_until
+from ringtest.harness import (DISTRIBUTION_CONFIG, Distribution, Ringport, free_port,
+                              ringport_bin, wait_until)
 from ringtest.oci import descriptor, dumps, image_config, random_bytes, unique_name
 
 pytestmark = pytest.mark.skipif(
@@ -295,3 +299,174 @@ def test_bad_requests_get_clear_errors(srv):
     assert r.status == 405, r
     r = c.request("GET", "/ringport/v1/gc")
     assert r.status == 200 and r.json()["phase"] == "idle", r
+
+
+# ---------------------------------------------------------------------------
+# Offline: `ringport garbage-collect` against `registry garbage-collect`
+# ---------------------------------------------------------------------------
+
+def blobs_on_disk(root):
+    base = os.path.join(root, "docker/registry/v2/blobs/sha256")
+    out = set()
+    for prefix in os.listdir(base) if os.path.isdir(base) else []:
+        for h in os.listdir(os.path.join(base, prefix)):
+            if os.path.exists(os.path.join(base, prefix, h, "data")):
+                out.add("sha256:" + h)
+    return out
+
+
+def distribution_gc(root, *flags):
+    cfg = os.path.join(root, "gc-config.yml")
+    with open(cfg, "w") as f:
+        f.write(DISTRIBUTION_CONFIG.format(root=root, port=free_port()))
+    cp = subprocess.run([Distribution.BIN, "garbage-collect", *flags, cfg], capture_output=True,
+                        text=True, timeout=120, check=False)
+    os.unlink(cfg)
+    assert cp.returncode == 0, cp.stderr
+    return cp.stdout
+
+
+def ringport_gc(root, *flags):
+    cp = subprocess.run([ringport_bin(), "garbage-collect", "--root", root, *flags],
+                        capture_output=True, text=True, timeout=120, check=False,
+                        env={k: v for k, v in os.environ.items() if k != "RINGPORT_BIN"})
+    assert cp.returncode == 0, cp.stderr
+    return cp.stdout
+
+
+def summary(out):
+    lines = [x for x in out.splitlines() if "eligible for deletion" in x and "marked" in x]
+    assert len(lines) == 1, out
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def distribution_tree():
+    """A tree Distribution 2.8.2 wrote: a tagged image, an untagged one, orphan
+    blobs, a tagged multi-arch index whose platforms are pushed by digest, and
+    a signature (referrer) of the index. Returns (root, expected), where
+    expected names what Distribution's --delete-untagged wrongly removes."""
+    root = tempfile.mkdtemp(prefix="gc-dist-")
+    exp = {}
+    with Distribution(root=root) as dist:
+        c = Client(dist.host)
+        shared = random_bytes(3000, 20)
+        put(c, "app", "v1", manifest_for(c, "app", [shared, random_bytes(3000, 21)]))
+        lost_layer = random_bytes(3000, 22)
+        lost = manifest_for(c, "app", [shared, lost_layer])
+        exp["untagged"] = put(c, "app", sha256(lost), lost)
+        exp["orphans"] = {c.push_blob("app", random_bytes(1000, 23 + i)) for i in range(3)}
+        exp["orphans"].add(c.push_blob("other", random_bytes(1000, 30)))
+        amd_layer, arm_layer = random_bytes(3000, 31), random_bytes(3000, 32)
+        amd_cfg, arm_cfg = image_config(), image_config()
+        amd = manifest_for(c, "multi", [shared, amd_layer], amd_cfg)
+        arm = manifest_for(c, "multi", [shared, arm_layer], arm_cfg)
+        put(c, "multi", sha256(amd), amd)
+        put(c, "multi", sha256(arm), arm)
+        index = dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+            dict(descriptor(OCI_MANIFEST, amd), platform={"os": "linux", "architecture": "amd64"}),
+            dict(descriptor(OCI_MANIFEST, arm), platform={"os": "linux", "architecture": "arm64"}),
+        ]})
+        put(c, "multi", "latest", index, OCI_INDEX)
+        sig_cfg, sig_layer = b'{"sig":1}', random_bytes(200, 33)
+        sig = dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                     "config": descriptor("application/vnd.oci.empty.v1+json", sig_cfg),
+                     "layers": [descriptor("application/octet-stream", sig_layer)],
+                     "subject": descriptor(OCI_INDEX, index)})
+        c.push_blob("multi", sig_cfg)
+        c.push_blob("multi", sig_layer)
+        put(c, "multi", sha256(sig), sig)
+        # Distribution's --delete-untagged deletes the platforms' revisions
+        # (their manifest blobs stay: the index marks them) and so their own
+        # configs and layers, and the signature with its blobs.
+        exp["distribution_bug"] = {sha256(amd_cfg), sha256(arm_cfg), sha256(amd_layer),
+                                   sha256(arm_layer), sha256(sig), sha256(sig_cfg),
+                                   sha256(sig_layer)}
+        exp["untagged_blobs"] = {exp["untagged"], sha256(lost_layer)}
+        exp["untagged_blobs"].add(json.loads(lost)["config"]["digest"])
+    yield root, exp
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def copy_of(root):
+    dst = tempfile.mkdtemp(prefix="gc-copy-")
+    shutil.copytree(root, dst, dirs_exist_ok=True)
+    return dst
+
+
+def test_offline_gc_removes_what_distribution_removes(distribution_tree):
+    root, exp = distribution_tree
+    before = blobs_on_disk(root)
+    a, b = copy_of(root), copy_of(root)
+    try:
+        dist_out = distribution_gc(a)
+        ours = ringport_gc(b)
+        assert blobs_on_disk(a) == blobs_on_disk(b)
+        assert before - blobs_on_disk(b) == exp["orphans"]
+        assert summary(ours) == summary(dist_out)
+        for d in exp["orphans"]:
+            assert f"blob eligible for deletion: {d}" in ours
+        # The orphans' layer links went with them (Distribution leaves them).
+        for repo in ("app", "other"):
+            for d in exp["orphans"]:
+                assert not os.path.exists(layer_link(b, repo, d))
+        # A dry run changes nothing and says the same.
+        c = copy_of(root)
+        try:
+            dry = ringport_gc(c, "--dry-run")
+            assert blobs_on_disk(c) == before
+            assert summary(dry) == summary(ours)
+        finally:
+            shutil.rmtree(c, ignore_errors=True)
+        # Both servers serve the collected tree.
+        with Ringport(root=b) as srv:
+            srv.wait_ready()
+            assert pulls(Client(srv.host), "app", "v1")
+            assert pulls(Client(srv.host), "multi", "latest")
+        with Distribution(root=b) as dist:
+            assert pulls(Client(dist.host), "app", "v1")
+            assert pulls(Client(dist.host), "multi", "latest")
+    finally:
+        shutil.rmtree(a, ignore_errors=True)
+        shutil.rmtree(b, ignore_errors=True)
+
+
+def test_offline_delete_untagged_differs_only_by_distributions_bug(distribution_tree):
+    root, exp = distribution_tree
+    before = blobs_on_disk(root)
+    a, b = copy_of(root), copy_of(root)
+    try:
+        distribution_gc(a, "--delete-untagged")
+        ours = ringport_gc(b, "-m")
+        gone_dist, gone_ours = before - blobs_on_disk(a), before - blobs_on_disk(b)
+        assert gone_ours == exp["orphans"] | exp["untagged_blobs"], ours
+        assert gone_dist - gone_ours == exp["distribution_bug"]
+        assert gone_ours <= gone_dist
+        assert f"manifest eligible for deletion: {exp['untagged']}" in ours
+        assert not os.path.exists(revision_link(b, "app", exp["untagged"]))
+        # Ringport pulls the multi-arch image and its signature whole; on
+        # Distribution's tree the platforms are gone.
+        with Ringport(root=b) as srv:
+            srv.wait_ready()
+            c = Client(srv.host)
+            assert pulls(c, "multi", "latest")
+            r = c.request("GET", "/v2/multi/referrers/" + sha256(
+                c.get_manifest("multi", "latest", accept=OCI_INDEX).body))
+            assert r.status == 200 and len(r.json()["manifests"]) == 1, r
+        with Ringport(root=a) as srv:
+            srv.wait_ready()
+            assert not pulls(Client(srv.host), "multi", "latest")
+    finally:
+        shutil.rmtree(a, ignore_errors=True)
+        shutil.rmtree(b, ignore_errors=True)
+
+
+def test_offline_gc_refuses_while_a_server_holds_the_root(srv):
+    cp = subprocess.run([ringport_bin(), "garbage-collect", "--root", srv.root],
+                        capture_output=True, text=True, timeout=60, check=False,
+                        env={k: v for k, v in os.environ.items() if k != "RINGPORT_BIN"})
+    assert cp.returncode == 1
+    assert "POST /ringport/v1/gc" in cp.stderr, cp.stderr
+    cp = subprocess.run([ringport_bin(), "garbage-collect", "--grace", "1x", "--root", srv.root],
+                        capture_output=True, text=True, timeout=60, check=False)
+    assert cp.returncode == 2 and "--grace" in cp.stderr, cp.stderr
