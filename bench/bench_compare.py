@@ -49,6 +49,10 @@ What it does, in order:
     ringport and Distribution over TLS (same certificate): 64 MiB pulls (1
     and 4 streams) and push, and new TLS connections per second with the
     server's CPU per handshake against `openssl speed ecdsap256 ecdhx25519`;
+ 7e. gc (bench/lifecycle.py): a 100,000-blob tree with 30% garbage:
+    `ringport garbage-collect` against `registry garbage-collect` (run time,
+    the blobs removed), and a collection while ci-fleet (16 clients) pushes
+    and pulls: failed requests, missing blobs after, p99 with and without;
  8. startup: ringport-genroot writes 10,000 repositories x 10 tags, the page
     cache is warmed (every file read once), then the `ready` workload starts
     each server on it (`--server-cmd`): time to GET /v2/, to ready (/readyz;
@@ -121,6 +125,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
 from ringtest.harness import DISTRIBUTION_CONFIG  # noqa: E402
 import abuse as abuse_rounds  # noqa: E402  (bench/abuse.py)
 import crash as crash_runs  # noqa: E402  (bench/crash.py)
+import lifecycle as gc_run  # noqa: E402  (bench/lifecycle.py)
 import mirror as mirror_run  # noqa: E402  (bench/mirror.py)
 import security as security_run  # noqa: E402  (bench/security.py)
 import soak as soak_run  # noqa: E402  (bench/soak.py)
@@ -868,6 +873,7 @@ def build_rows(args, res):
     stop_run.rows(res, row, fmt)
     mirror_run.rows(res, row, fmt)
     security_run.rows(res, row, fmt)
+    gc_run.rows(res, row, fmt)
     return rows
 
 
@@ -1192,6 +1198,8 @@ def parse_args():
     ap.add_argument("--mirror-size", default=None,
                     help="the mirror step's blob (1GiB; quick: 256MiB)")
     ap.add_argument("--idle-conns", type=int, help="idle connections (10000; quick: 1000)")
+    ap.add_argument("--gc-blobs", type=int,
+                    help="blobs in the gc step's tree (100000; quick: 20000)")
     ap.add_argument("--ringport-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for ringport (e.g. RINGPORT_HTTP_SHARDS=2)")
     ap.add_argument("--abuse-absent", type=int,
@@ -1209,7 +1217,7 @@ def parse_args():
     ap.add_argument("--no-crash", action="store_true",
                     help="skip the crash measurements in the startup and scale steps")
     ap.add_argument("--only", help="comma-separated steps: limits,idle,workloads,connections,"
-                    "abuse,stop,soak,startup,mirror,security,scale (default: all but scale "
+                    "abuse,stop,soak,startup,mirror,security,gc,scale (default: all but scale "
                     "unless --scale)")
     a = ap.parse_args()
     if a.rounds < 1:
@@ -1243,13 +1251,13 @@ def parse_args():
         if getattr(a, key) is None:
             setattr(a, key, quick if a.quick else full)
     steps = {"limits", "idle", "workloads", "connections", "abuse", "stop", "soak", "startup",
-             "mirror", "security"}
+             "mirror", "security", "gc"}
     if a.scale or a.scale_root:
         steps.add("scale")
     if a.only:
         steps = set(a.only.split(","))
         bad = steps - {"limits", "idle", "workloads", "connections", "abuse", "stop", "soak",
-                       "startup", "scale", "mirror", "security"}
+                       "startup", "scale", "mirror", "security", "gc"}
         if bad:
             ap.error(f"--only: unknown step(s) {', '.join(sorted(bad))}")
     a.steps = steps
@@ -1421,6 +1429,12 @@ def main():
                     tls_ca=ca, ready_status=ready),
                 scratch, logdir, say, pick)
             step_done("security")
+        if "gc" in args.steps:
+            res["gc"] = gc_run.compare_step(
+                args, RINGPORT, DISTRIBUTION, BENCH,
+                lambda name, root: start_ringport(root, logdir, name, args.ringport_env),
+                scratch, logdir, say)
+            step_done("gc")
         if "startup" in args.steps:
             res["startup"] = startup(args, R, scratch, logdir, cfgdir, args.startup_repos, 10,
                                      "startup", ["ringport-tree", "ringport", "distribution"])

@@ -15,7 +15,6 @@
 #include "serve.hh"
 #include "reactor/runtime.hh"
 #include "storage/gc.hh"
-#include "storage/journal.hh"
 #include "storage/rebuild.hh"
 #include "storage/store.hh"
 #include "util/log.hh"
@@ -162,16 +161,14 @@ int gc_main(int argc, char** argv, const std::map<std::string, std::string>& env
     if (!rootfd.valid()) {
         return fail(util::Error::sys(errno, "open " + cfg->storage_root));
     }
-    // What this run deletes is journaled, so a server started from the
-    // index snapshot reads those repositories again.
-    std::unique_ptr<storage::WriteJournal> journal;
-    if (cfg->storage_index_snapshot && !opt.dry_run) {
-        auto j = storage::WriteJournal::open(rootfd.get());
-        if (!j) {
-            return fail(j.error());
+    // The index snapshot would not know what this run deletes: it goes (the
+    // next start reads the tree), and the run writes no journal.
+    if (!opt.dry_run) {
+        if (auto r = storage::read_snapshot(rootfd.get(), false); !r) {
+            return fail(r.error());
         }
-        journal = std::move(*j);
     }
+    opt.batch = 8192; // nothing waits on the repositories' locks
     reactor::RuntimeConfig rc;
     rc.shards = 1;
     reactor::Runtime rt(rc);
@@ -179,7 +176,6 @@ int gc_main(int argc, char** argv, const std::map<std::string, std::string>& env
     storage::StoreConfig sc;
     sc.manifest_bytes_max = cfg->storage_manifest_bytes_max;
     storage::Store store(v2fd.get(), sc, index);
-    store.set_journal(journal.get());
     auto loaded =
         storage::rebuild(v2fd.get(), index, store, registry::parse_stored_manifest,
                          static_cast<std::int64_t>(cfg->storage_upload_purge_age_hours) * 3600, 2);

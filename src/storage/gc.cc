@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -133,6 +134,12 @@ Task<bool> modified_since(Store& store, std::string path, std::int64_t since) no
     co_return st&& static_cast<std::int64_t>(st->stx_mtime.tv_sec) >= since;
 }
 
+// The same, blocking (a helper thread).
+bool modified_since(int v2fd, const std::string& path, std::int64_t since) {
+    struct stat st {};
+    return ::fstatat(v2fd, path.c_str(), &st, 0) == 0 && st.st_mtime >= since;
+}
+
 } // namespace
 
 Task<void> collect_garbage(Store& store, GcOptions opt, GcProgress& progress,
@@ -222,8 +229,8 @@ Task<void> collect_garbage(Store& store, GcOptions opt, GcProgress& progress,
 
     // Sweep: what blobs/ holds and the mark did not reach.
     progress.phase.store(GcProgress::sweeping);
-    std::vector<Digest> blobs;
     const int v2fd = store.fs().dirfd();
+    std::vector<Digest> blobs;
     co_await reactor::Shard::current()->blocking().run(
         [&blobs, v2fd] { blobs = list_blobs(v2fd); });
     progress.blobs_scanned.store(blobs.size());
@@ -246,34 +253,50 @@ Task<void> collect_garbage(Store& store, GcOptions opt, GcProgress& progress,
     }
     for (const Digest& d : eligible) {
         emit("blob eligible for deletion: " + d.str());
-        if (opt.dry_run || reactor::Shard::current()->stopping()) {
-            continue;
+    }
+    // Removal in batches: one blocking call removes a batch's links per
+    // repository (one directory fsync each), another its data.
+    reactor::ThreadPool& pool = reactor::Shard::current()->blocking();
+    const std::size_t batch_size = std::max<std::size_t>(1, opt.batch);
+    for (std::size_t at = 0; !opt.dry_run && at < eligible.size(); at += batch_size) {
+        if (reactor::Shard::current()->stopping()) {
+            break;
         }
-        auto l = links.find(d.str());
-        std::vector<std::string> linked_in =
-            l != links.end() ? l->second : std::vector<std::string>{};
-        if (opt.grace_s > 0) {
-            bool recent = co_await modified_since(store, layout::blob_data(d), used_before);
-            for (std::size_t i = 0; !recent && i < linked_in.size(); ++i) {
-                recent = co_await modified_since(store, layout::layer_link(linked_in[i], d),
-                                                 used_before);
+        std::vector<Store::Collectable> batch;
+        for (std::size_t i = at; i < std::min(eligible.size(), at + batch_size); ++i) {
+            auto l = links.find(eligible[i].str());
+            batch.push_back(Store::Collectable{
+                eligible[i], l != links.end() ? l->second : std::vector<std::string>{}});
+        }
+        if (opt.grace_s > 0) { // uses from before a restart: the files' mtimes
+            std::vector<char> recent(batch.size(), 0);
+            co_await pool.run([v2fd, &batch, &recent, used_before] {
+                for (std::size_t i = 0; i < batch.size(); ++i) {
+                    bool r = modified_since(v2fd, layout::blob_data(batch[i].d), used_before);
+                    for (std::size_t k = 0; !r && k < batch[i].linked_in.size(); ++k) {
+                        r = modified_since(v2fd,
+                                           layout::layer_link(batch[i].linked_in[k], batch[i].d),
+                                           used_before);
+                    }
+                    recent[i] = static_cast<char>(r);
+                }
+            });
+            std::vector<Store::Collectable> old;
+            for (std::size_t i = 0; i < batch.size(); ++i) {
+                if (recent[i] != 0) {
+                    progress.kept_in_grace.fetch_add(1, std::memory_order_relaxed);
+                } else {
+                    old.push_back(std::move(batch[i]));
+                }
             }
-            if (recent) {
-                progress.kept_in_grace.fetch_add(1, std::memory_order_relaxed);
-                continue;
-            }
+            batch = std::move(old);
         }
-        const std::size_t nlinks = linked_in.size();
-        auto freed = co_await store.collect_blob(d, std::move(linked_in), used_before);
-        if (!freed) {
-            progress.errors.fetch_add(1, std::memory_order_relaxed);
-        } else if (*freed) {
-            progress.blobs_deleted.fetch_add(1, std::memory_order_relaxed);
-            progress.links_deleted.fetch_add(nlinks, std::memory_order_relaxed);
-            progress.bytes_freed.fetch_add(**freed, std::memory_order_relaxed);
-        } else {
-            progress.kept_in_grace.fetch_add(1, std::memory_order_relaxed);
-        }
+        Store::Collected c = co_await store.collect_blobs(std::move(batch), used_before);
+        progress.blobs_deleted.fetch_add(c.blobs, std::memory_order_relaxed);
+        progress.links_deleted.fetch_add(c.links, std::memory_order_relaxed);
+        progress.bytes_freed.fetch_add(c.bytes, std::memory_order_relaxed);
+        progress.kept_in_grace.fetch_add(c.kept, std::memory_order_relaxed);
+        progress.errors.fetch_add(c.errors, std::memory_order_relaxed);
     }
     if (opt.grace_s > 0) {
         store.forget_uses_before(used_before);

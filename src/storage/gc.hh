@@ -22,6 +22,10 @@ struct GcOptions {
     // Blobs, links and manifests used (uploaded, linked, mounted, pushed,
     // HEADed) this many seconds ago or later are kept.
     std::int64_t grace_s = 0;
+    // Blobs removed per batch: each batch takes the write locks of the
+    // repositories linking its blobs and pays one journal record and one
+    // syncfs. Offline, nothing waits on those locks: larger batches.
+    std::size_t batch = 1024;
 };
 
 // A run's progress and outcome. The counters are readable from any thread
@@ -55,7 +59,7 @@ using GcOutput = std::function<void(std::string_view)>;
 // same path as an API DELETE, then lists blobs/ and removes every blob the
 // mark did not reach, its layer links first. A blob in use, referenced again
 // or used within the grace period at the moment of its removal is kept
-// (Store::collect_blob); docs/behaviour.md states the invariant.
+// (Store::collect_blobs); docs/behaviour.md states the invariant.
 reactor::Task<void> collect_garbage(Store& store, GcOptions opt, GcProgress& progress,
                                     GcOutput out) noexcept;
 

@@ -147,6 +147,47 @@ Task<Result<void>> WriteJournal::record(std::string repo) noexcept {
     co_return r;
 }
 
+Task<Result<void>> WriteJournal::record_all(std::vector<std::string> repos) noexcept {
+    std::string lines;
+    std::vector<std::string> added;
+    std::shared_ptr<File> f;
+    std::uint64_t off = 0;
+    {
+        std::lock_guard lk(mu_);
+        if (!snapshot_valid_) {
+            co_return util::Ok{};
+        }
+        f = cur_;
+        for (std::string& r : repos) {
+            if (f->names.insert(r).second) {
+                lines += r;
+                lines += '\n';
+                added.push_back(std::move(r));
+            }
+        }
+        if (lines.empty()) {
+            co_return util::Ok{};
+        }
+        off = f->size;
+        f->size += lines.size();
+    }
+    auto len = static_cast<unsigned>(lines.size());
+    int n = co_await reactor::write(f->fd.get(), lines.data(), len, off);
+    int s = n == static_cast<int>(len) ? co_await reactor::fsync(f->fd.get(), true) : -EIO;
+    if (s >= 0) {
+        co_return util::Ok{};
+    }
+    {
+        std::lock_guard lk(mu_);
+        for (const std::string& r : added) {
+            f->names.erase(r);
+        }
+    }
+    Result<void> r = util::Ok{};
+    co_await reactor::Shard::current()->blocking().run([this, &r] { r = invalidate_snapshot(); });
+    co_return r;
+}
+
 std::vector<std::string> WriteJournal::recorded_names() const {
     std::lock_guard lk(mu_);
     return {cur_->names.begin(), cur_->names.end()};

@@ -53,6 +53,9 @@ class WriteJournal {
     // nothing needs recording until the next save); an error only when
     // neither can be done.
     reactor::Task<util::Result<void>> record(std::string repo) noexcept;
+    // The same for many repositories at once, with one write and one fsync
+    // (a garbage collection's batch, under every one's write lock).
+    reactor::Task<util::Result<void>> record_all(std::vector<std::string> repos) noexcept;
     // Names recorded since the last save began (the save's "anything new?").
     std::size_t recorded() const noexcept;
     // The names recorded so far, both files' (at startup, right after open:

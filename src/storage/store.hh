@@ -124,12 +124,22 @@ class Store {
     // for the garbage collector's grace period, as a link, a mount or a
     // manifest put does.
     reactor::Task<void> note_use(std::string repo, Digest d) noexcept;
-    // Garbage collection of one blob nothing references: unless it is in
-    // use, referenced again, or was used at or after `used_before` (seconds
-    // since the epoch), removes its layer links in `linked_in`, then its
-    // data. Returns the bytes freed, or nullopt when it was kept.
-    reactor::Task<util::Result<std::optional<std::uint64_t>>>
-    collect_blob(Digest d, std::vector<std::string> linked_in, std::int64_t used_before) noexcept;
+    // Garbage collection of blobs nothing references, a batch at a time.
+    // Each is removed unless it is in use, referenced again, or was used at
+    // or after `used_before` (seconds since the epoch) when the collector
+    // takes it: its layer links in `linked_in` first (each repository's
+    // directory fsynced once), then its data. A link that cannot be removed
+    // keeps the blob's data.
+    struct Collectable {
+        Digest d;
+        std::vector<std::string> linked_in;
+    };
+    struct Collected {
+        std::size_t blobs = 0, links = 0, kept = 0, errors = 0;
+        std::uint64_t bytes = 0;
+    };
+    reactor::Task<Collected> collect_blobs(std::vector<Collectable> batch,
+                                           std::int64_t used_before) noexcept;
     // The same for a manifest revision no tag points at (delete_untagged):
     // unless in use, tagged again or used at or after `used_before`, deletes
     // it as an API DELETE does, and its entries in every tag's history.

@@ -25,13 +25,15 @@ Task<Result<void>> Store::write_blob_bytes(const Digest& d, std::string bytes) n
 Task<Result<void>> Store::put_manifest(std::string repo, ManifestPtr m,
                                        std::optional<std::string> tag) noexcept {
     RP_ASSERT(m && m->body);
+    // The use before the repository's lock: a collection holding the digest
+    // as removing may wait for that lock, never the other way round.
+    BlobUse use = co_await use_blob(m->digest);
     RepoLease rs = index_.lease(repo);
     co_await rs->write_mu.lock();
     reactor::AsyncLockGuard guard(rs->write_mu);
     if (auto j = co_await note_write(repo); !j) {
         co_return std::move(j).error();
     }
-    BlobUse use = co_await use_blob(m->digest);
     auto w = co_await write_blob_bytes(m->digest, *m->body);
     if (!w) {
         co_return w;

@@ -8,8 +8,11 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <ctime>
+#include <limits>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "reactor/shard.hh"
 #include "reactor/sync.hh"
@@ -102,4 +105,90 @@ TEST_CASE("a blob's data goes only when nothing links it and no writer holds a u
     CHECK(out.gone);
     CHECK(out.pushed_again);
     CHECK(out.back);
+}
+
+namespace {
+
+struct Collection {
+    bool pushed = false;
+    Store::Collected first, second;
+    bool used_kept = false, recent_kept = false, referenced_kept = false;
+    bool orphan_gone = false, orphan_unlinked = false, again_gone = false;
+};
+
+Task<void> collection(Store& store, int v2fd, Collection* out, reactor::Shard* shard) {
+    const std::string used = "held by a writer", recent = "linked just now";
+    const std::string named = "named by a manifest", orphan = "nothing needs me";
+    auto d = [](const std::string& s) { return digest_of(Algorithm::sha256, s); };
+    out->pushed = true;
+    for (const std::string* s : {&used, &recent, &named, &orphan}) {
+        out->pushed = out->pushed && static_cast<bool>(co_await push(store, "team/a", *s, d(*s)));
+    }
+    auto m = std::make_shared<ManifestInfo>();
+    m->digest = d("{}");
+    m->blobs = {d(named)};
+    store.index().put_manifest("team/a", m);
+    std::vector<Store::Collectable> batch;
+    for (const std::string* s : {&used, &recent, &named, &orphan}) {
+        batch.push_back(Store::Collectable{d(*s), {"team/a"}});
+    }
+    {
+        Store::BlobUse use = co_await store.use_blob(d(used));
+        // A grace period of an hour: every link just made is recent.
+        const auto now = static_cast<std::int64_t>(std::time(nullptr));
+        out->first = co_await store.collect_blobs(batch, now - 3600);
+        out->recent_kept = exists(v2fd, d(recent)) && store.index().has_layer("team/a", d(recent));
+        // Without a grace period: all but the used and the named one go.
+        out->second = co_await store.collect_blobs(batch, std::numeric_limits<std::int64_t>::max());
+        out->used_kept = exists(v2fd, d(used)) && store.index().has_layer("team/a", d(used));
+    }
+    out->referenced_kept = exists(v2fd, d(named)) && store.index().has_layer("team/a", d(named));
+    out->orphan_gone = !exists(v2fd, d(orphan)) && !exists(v2fd, d(recent));
+    out->orphan_unlinked = !store.index().has_layer("team/a", d(orphan));
+    struct stat st {};
+    out->orphan_unlinked =
+        out->orphan_unlinked &&
+        ::fstatat(v2fd, layout::layer_link("team/a", d(orphan)).c_str(), &st, 0) != 0;
+    // Its use over, the used one goes too.
+    std::vector<Store::Collectable> last{Store::Collectable{d(used), {"team/a"}}};
+    auto third = co_await store.collect_blobs(last, std::numeric_limits<std::int64_t>::max());
+    out->again_gone = third.blobs == 1 && third.links == 1 && !exists(v2fd, d(used));
+    shard->request_stop();
+}
+
+} // namespace
+
+TEST_CASE("collect_blobs removes links then data, keeping what is used, recent or referenced") {
+    char tmpl[] = "/tmp/rp-collect-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    const std::string dir = tmpl;
+    int v2fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    REQUIRE(v2fd >= 0);
+    Index index;
+    Store store(v2fd, StoreConfig{}, index);
+    reactor::ThreadPool blocking("t-blocking", 1);
+    reactor::ThreadPool companion("t-hash", 1);
+    reactor::Shard shard(0, 64);
+    REQUIRE(shard.init());
+    shard.set_pools(&blocking, &companion);
+    Collection out;
+    reactor::spawn(collection(store, v2fd, &out, &shard));
+    shard.run();
+    blocking.stop();
+    companion.stop();
+    ::close(v2fd);
+    std::filesystem::remove_all(dir);
+    CHECK(out.pushed);
+    CHECK(out.first.blobs == 0); // everything was linked within the cut
+    CHECK(out.first.kept == 4);
+    CHECK(out.recent_kept);
+    CHECK(out.second.blobs == 2); // the recent one and the orphan
+    CHECK(out.second.links == 2);
+    CHECK(out.second.kept == 2); // the used one and the named one
+    CHECK(out.second.errors == 0);
+    CHECK(out.used_kept);
+    CHECK(out.referenced_kept);
+    CHECK(out.orphan_gone);
+    CHECK(out.orphan_unlinked);
+    CHECK(out.again_gone);
 }
