@@ -13,6 +13,7 @@
 """
 import json
 import os
+import random
 import shutil
 import subprocess
 import tempfile
@@ -20,6 +21,7 @@ import threading
 
 import pytest
 
+from ringtest import rootgen
 from ringtest.client import Client, sha256
 from ringtest.harness import (DISTRIBUTION_CONFIG, Distribution, Ringport, free_port,
                               ringport_bin, wait_until)
@@ -470,3 +472,74 @@ def test_offline_gc_refuses_while_a_server_holds_the_root(srv):
     cp = subprocess.run([ringport_bin(), "garbage-collect", "--grace", "1x", "--root", srv.root],
                         capture_output=True, text=True, timeout=60, check=False)
     assert cp.returncode == 2 and "--grace" in cp.stderr, cp.stderr
+
+
+# ---------------------------------------------------------------------------
+# kill -9 during a sweep
+# ---------------------------------------------------------------------------
+
+def dangling_links(root):
+    """Layer and revision links whose blob data is missing."""
+    base = os.path.join(root, "docker/registry/v2/repositories")
+    out = []
+    for dirpath, _dirs, files in os.walk(base):
+        if "link" not in files or not ("/_layers/" in dirpath or "/revisions/" in dirpath):
+            continue
+        with open(os.path.join(dirpath, "link")) as f:
+            d = f.read().strip()
+        if not os.path.exists(blob_path(root, d)):
+            out.append(os.path.join(dirpath, "link"))
+    return out
+
+
+def test_kill_9_during_a_sweep_leaves_a_tree_both_serve():
+    """A collection (delete_untagged, no grace) killed at several moments:
+    after each restart no link points at missing data, every tagged image
+    pulls whole; the last run removes every bit of garbage, and Distribution
+    serves what is left."""
+    rng = random.Random(12)
+    root = tempfile.mkdtemp(prefix="gc-kill-")
+    kept = []
+    for i in range(12):
+        repo = f"kill/r{i % 3}"
+        cfg = json.dumps({"n": i}).encode()
+        layers = [random_bytes(512, 5000 + i * 4 + k) for k in range(3)]
+        rootgen.write_image(root, repo, [f"t{i}"], cfg, layers)
+        kept.append((repo, f"t{i}"))
+        # An untagged image beside it: a manifest and a layer of its own.
+        own = random_bytes(512, 9000 + i)
+        rootgen.write_image(root, repo, [], json.dumps({"old": i}).encode(), [layers[0], own])
+    for g in range(1500):
+        d = rootgen.write_blob(root, random_bytes(256, 20000 + g))
+        if g % 2 == 0:
+            rootgen.link_layer(root, f"kill/r{g % 3}", d)
+    srv = Ringport(root=root)
+    try:
+        for round_ in range(6):
+            srv.start()
+            srv.wait_ready()
+            c = Client(srv.host)
+            if round_ < 5:
+                r = c.request("POST", "/ringport/v1/gc?grace_s=0&delete_untagged=true")
+                assert r.status == 202, r
+                assert not wait_until(lambda: False, rng.uniform(0.0, 0.25))
+                srv.kill()
+                assert dangling_links(root) == []
+                continue
+            for repo, tag in kept:
+                assert pulls(c, repo, tag), (repo, tag)
+            rep = run_gc(c, grace_s=0, delete_untagged=True)
+            assert rep["errors"] == 0, rep
+            again = run_gc(c, grace_s=0, delete_untagged=True)
+            assert again["blobs_eligible"] == 0 and again["manifests_eligible"] == 0, again
+            srv.stop()
+        assert dangling_links(root) == []
+        # 12 images x (manifest, config, 3 layers) are all that is left.
+        assert len(blobs_on_disk(root)) == 12 * 5
+        with Distribution(root=root) as dist:
+            dc = Client(dist.host)
+            for repo, tag in kept:
+                assert pulls(dc, repo, tag), (repo, tag)
+    finally:
+        srv.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
