@@ -1433,7 +1433,8 @@ def main():
             res["gc"] = gc_run.compare_step(
                 args, RINGPORT, DISTRIBUTION, BENCH,
                 lambda name, root: start_ringport(root, logdir, name, args.ringport_env),
-                scratch, logdir, say)
+                scratch, logdir, say,
+                lambda name, root: start_distribution(root, logdir, cfgdir, name))
             step_done("gc")
         if "startup" in args.steps:
             res["startup"] = startup(args, R, scratch, logdir, cfgdir, args.startup_repos, 10,

@@ -187,7 +187,85 @@ def online(bench, start_ringport, tree, kept, garbage, scratch, logdir, say, rou
     return out
 
 
-def compare_step(args, ringport, distribution, bench, start_ringport, scratch, logdir, say):
+def dangling_links(root):
+    """Layer and revision links whose blob data is missing."""
+    base = os.path.join(rootgen.v2(root), "repositories")
+    out = 0
+    for dirpath, _dirs, files in os.walk(base):
+        if "link" in files and ("/_layers/" in dirpath or "/revisions/" in dirpath):
+            with open(os.path.join(dirpath, "link")) as f:
+                if not os.path.exists(rootgen.blob_path(root, f.read().strip())):
+                    out += 1
+    return out
+
+
+def kills(start_ringport, start_distribution, tree, kept, scratch, say, rounds, seed=12):
+    """`rounds` collections killed with SIGKILL at random moments (a restart
+    between each), then one run to the end; after every kill, links to
+    missing data and referenced blobs missing are counted, and at the end
+    Distribution pulls every tag's manifest of a sample of repositories."""
+    import random
+    rng = random.Random(seed)
+    root = os.path.join(scratch, "gc-kill")
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.copytree(tree, root, symlinks=True)
+    out = {"rounds": 0, "dangling": 0, "missing_referenced": 0, "killed_mid_run": 0}
+    for r in range(rounds + 1):
+        srv = start_ringport("gc-kill", root)
+        try:
+            started = gc_request(srv.url, "POST", "?grace_s=0")
+            if r == rounds:  # the last run goes to its end
+                deadline = time.monotonic() + TIMEOUT_S
+                rep = started
+                while time.monotonic() < deadline:
+                    rep = gc_request(srv.url)
+                    if rep["run"] == started["run"] and rep["phase"] in ("done", "failed"):
+                        break
+                    time.sleep(0.05)
+                out["final"] = rep
+                continue
+            time.sleep(rng.uniform(0.05, 1.5))
+            mid = gc_request(srv.url)["phase"] not in ("done", "failed")
+            out["killed_mid_run"] += 1 if mid else 0
+            srv.proc.kill()
+            srv.proc.wait()
+        finally:
+            srv.stop()
+        out["rounds"] += 1 if r < rounds else 0
+        out["dangling"] += dangling_links(root)
+        out["missing_referenced"] += len(kept - blobs_on_disk(root))
+    say(f"gc kill -9: {out['rounds']} kills ({out['killed_mid_run']} during a run), "
+        f"{out['dangling']} dangling links, {out['missing_referenced']} referenced blobs missing")
+    dist = start_distribution("gc-kill-distribution", root)
+    try:
+        bad = 0
+        repos = sorted({d for d in os.listdir(os.path.join(rootgen.v2(root), "repositories",
+                                                           "gc"))})[:50]
+        for repo in repos:
+            for t in range(TAGS_PER_REPO):
+                req = urllib.request.Request(
+                    f"{dist.url}/v2/gc/{repo}/manifests/t{t}", method="GET",
+                    headers={"Accept": rootgen.OCI_MANIFEST})
+                try:
+                    with urllib.request.urlopen(req, timeout=10) as resp:
+                        m = json.loads(resp.read())
+                    for b in [m["config"]] + m["layers"]:
+                        h = urllib.request.Request(f"{dist.url}/v2/gc/{repo}/blobs/{b['digest']}",
+                                                   method="HEAD")
+                        with urllib.request.urlopen(h, timeout=10):
+                            pass
+                except OSError:
+                    bad += 1
+        out["distribution_failed_pulls"] = bad
+        out["distribution_checked"] = len(repos) * TAGS_PER_REPO
+    finally:
+        dist.stop()
+    shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def compare_step(args, ringport, distribution, bench, start_ringport, scratch, logdir, say,
+                 start_distribution=None):
     """`start_ringport(name, root)` returns a started server (url, pid, stop())."""
     blobs = args.gc_blobs or (20000 if args.quick else 100000)
     tree = tempfile.mkdtemp(prefix="gc-tree-", dir=scratch)
@@ -200,6 +278,9 @@ def compare_step(args, ringport, distribution, bench, start_ringport, scratch, l
         res["offline"] = offline(ringport, distribution, tree, scratch, logdir, say, TIMEOUT_S)
         res["online"] = online(bench, start_ringport, tree, kept, garbage, scratch, logdir, say,
                                300 if args.quick else 1500, TIMEOUT_S)
+        if start_distribution is not None:
+            res["kills"] = kills(start_ringport, start_distribution, tree, kept, scratch, say,
+                                 5 if args.quick else 20)
     except (OSError, subprocess.SubprocessError, ValueError) as e:
         res["error"] = f"{type(e).__name__}: {e}"
         say(f"gc: FAILED ({res['error']})")
@@ -233,9 +314,6 @@ def rows(res, row, fmt):
         base = ((on.get("baseline") or {}).get("results") or {})
         during = ((on.get("during") or {}).get("results") or {})
         errors = (base.get("errors") or 0) + (during.get("errors") or 0)
-        p99b = (base.get("latency_us") or {}).get("p99")
-        p99d = (during.get("latency_us") or {}).get("p99")
-        ratio = p99d / p99b if p99b and p99d else None
         row(f"gc: online while 16 clients push and pull, {n}",
             fmt(on.get("gc_wall_s"), " s"), "— (needs read-only)", "—",
             "0 failed requests, 0 missing referenced blobs",
@@ -244,6 +322,26 @@ def rows(res, row, fmt):
             f"failed requests {errors}; missing referenced {on.get('missing_referenced')}; "
             f"garbage left {on.get('garbage_left')}; freed {rep.get('bytes_freed')} bytes, "
             f"{rep.get('blobs_deleted')} blobs, {rep.get('links_deleted')} links")
+    k = gc.get("kills") or {}
+    if k:
+        fin = k.get("final") or {}
+        ok = (k.get("rounds", 0) > 0 and k.get("dangling") == 0
+              and k.get("missing_referenced") == 0 and k.get("distribution_failed_pulls") == 0
+              and fin.get("phase") == "done")
+        row(f"gc: kill -9 at {k.get('rounds')} random moments of a run, {n}",
+            f"{k.get('dangling')} dangling, {k.get('missing_referenced')} missing", "—", "—",
+            "every restart serves every referenced blob; Distribution serves the tree", ok,
+            f"{k.get('killed_mid_run')} kills during a run; Distribution pulled "
+            f"{k.get('distribution_checked', 0) - (k.get('distribution_failed_pulls') or 0)} of "
+            f"{k.get('distribution_checked')} tags whole after the final run "
+            f"({fin.get('blobs_deleted')} blobs removed by it)")
+    if on:
+        rep = on.get("report") or {}
+        base = ((on.get("baseline") or {}).get("results") or {})
+        during = ((on.get("during") or {}).get("results") or {})
+        p99b = (base.get("latency_us") or {}).get("p99")
+        p99d = (during.get("latency_us") or {}).get("p99")
+        ratio = p99d / p99b if p99b and p99d else None
         row("gc: p99 request latency during a run against without",
             fmt(p99d and p99d / 1000, " ms"), "—", fmt(ratio, "×"), "≤ 2×",
             bool(ratio and ratio <= 2), f"without: {fmt(p99b and p99b / 1000, ' ms')}")
