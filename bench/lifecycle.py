@@ -61,16 +61,6 @@ def make_tree(root, blobs):
     return kept, garbage
 
 
-def blobs_on_disk(root):
-    base = os.path.join(rootgen.blobs_dir(root), "sha256")
-    out = set()
-    for prefix in os.listdir(base) if os.path.isdir(base) else []:
-        for h in os.listdir(os.path.join(base, prefix)):
-            if os.path.exists(os.path.join(base, prefix, h, "data")):
-                out.add("sha256:" + h)
-    return out
-
-
 def timed(cmd, log, timeout, env=None):
     t0 = time.monotonic()
     with open(log, "w") as f:
@@ -87,7 +77,7 @@ def offline(ringport, distribution, tree, scratch, logdir, say, timeout):
         shutil.rmtree(d, ignore_errors=True)
         shutil.copytree(tree, d, symlinks=True)
     os.sync()  # neither run pays for writing back the copies
-    before = blobs_on_disk(tree)
+    before = rootgen.blobs_on_disk(tree)
     cfg = os.path.join(scratch, "gc-distribution.yml")
     with open(cfg, "w") as f:
         f.write(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
@@ -113,7 +103,7 @@ def offline(ringport, distribution, tree, scratch, logdir, say, timeout):
     out["ringport_s"], rc_r = timed([ringport, "garbage-collect", "--root", b],
                                     os.path.join(logdir, "gc-offline-ringport.txt"), timeout, env)
     say(f"  {out['ringport_s']:.2f} s (exit {rc_r})")
-    gone_d, gone_r = before - blobs_on_disk(a), before - blobs_on_disk(b)
+    gone_d, gone_r = before - rootgen.blobs_on_disk(a), before - rootgen.blobs_on_disk(b)
     out.update({"exit_distribution": rc_d, "exit_ringport": rc_r, "blobs": len(before),
                 "removed_distribution": len(gone_d), "removed_ringport": len(gone_r),
                 "same_removed": gone_d == gone_r})
@@ -180,7 +170,7 @@ def online(bench, start_ringport, tree, kept, garbage, scratch, logdir, say, rou
             f"load still running at its end: {out['gc_during_load']}")
     finally:
         srv.stop()
-    on_disk = blobs_on_disk(root)
+    on_disk = rootgen.blobs_on_disk(root)
     out["missing_referenced"] = len(kept - on_disk)
     out["garbage_left"] = len(garbage & on_disk)
     shutil.rmtree(root, ignore_errors=True)
@@ -233,7 +223,7 @@ def kills(start_ringport, start_distribution, tree, kept, scratch, say, rounds, 
             srv.stop()
         out["rounds"] += 1 if r < rounds else 0
         out["dangling"] += dangling_links(root)
-        out["missing_referenced"] += len(kept - blobs_on_disk(root))
+        out["missing_referenced"] += len(kept - rootgen.blobs_on_disk(root))
     say(f"gc kill -9: {out['rounds']} kills ({out['killed_mid_run']} during a run), "
         f"{out['dangling']} dangling links, {out['missing_referenced']} referenced blobs missing")
     dist = start_distribution("gc-kill-distribution", root)

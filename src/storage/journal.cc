@@ -119,32 +119,15 @@ Result<void> WriteJournal::remove(int rootfd) {
 }
 
 Task<Result<void>> WriteJournal::record(std::string repo) noexcept {
-    std::string line = repo + "\n";
-    std::shared_ptr<File> f;
-    std::uint64_t off = 0;
     {
         std::lock_guard lk(mu_);
         if (!snapshot_valid_ || cur_->names.contains(repo)) {
-            co_return util::Ok{};
+            co_return util::Ok{}; // the common case: recorded since the last save
         }
-        f = cur_;
-        off = f->size;
-        f->size += line.size();
-        f->names.insert(repo);
     }
-    auto len = static_cast<unsigned>(line.size());
-    int n = co_await reactor::write(f->fd.get(), line.data(), len, off);
-    int s = n == static_cast<int>(len) ? co_await reactor::fsync(f->fd.get(), true) : -EIO;
-    if (s >= 0) {
-        co_return util::Ok{};
-    }
-    {
-        std::lock_guard lk(mu_);
-        f->names.erase(repo);
-    }
-    Result<void> r = util::Ok{};
-    co_await reactor::Shard::current()->blocking().run([this, &r] { r = invalidate_snapshot(); });
-    co_return r;
+    std::vector<std::string> one;
+    one.push_back(std::move(repo));
+    co_return co_await record_all(std::move(one));
 }
 
 Task<Result<void>> WriteJournal::record_all(std::vector<std::string> repos) noexcept {

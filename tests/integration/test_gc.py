@@ -307,16 +307,6 @@ def test_bad_requests_get_clear_errors(srv):
 # Offline: `ringport garbage-collect` against `registry garbage-collect`
 # ---------------------------------------------------------------------------
 
-def blobs_on_disk(root):
-    base = os.path.join(root, "docker/registry/v2/blobs/sha256")
-    out = set()
-    for prefix in os.listdir(base) if os.path.isdir(base) else []:
-        for h in os.listdir(os.path.join(base, prefix)):
-            if os.path.exists(os.path.join(base, prefix, h, "data")):
-                out.add("sha256:" + h)
-    return out
-
-
 def distribution_gc(root, *flags):
     cfg = os.path.join(root, "gc-config.yml")
     with open(cfg, "w") as f:
@@ -398,13 +388,13 @@ def copy_of(root):
 
 def test_offline_gc_removes_what_distribution_removes(distribution_tree):
     root, exp = distribution_tree
-    before = blobs_on_disk(root)
+    before = rootgen.blobs_on_disk(root)
     a, b = copy_of(root), copy_of(root)
     try:
         dist_out = distribution_gc(a)
         ours = ringport_gc(b)
-        assert blobs_on_disk(a) == blobs_on_disk(b)
-        assert before - blobs_on_disk(b) == exp["orphans"]
+        assert rootgen.blobs_on_disk(a) == rootgen.blobs_on_disk(b)
+        assert before - rootgen.blobs_on_disk(b) == exp["orphans"]
         assert summary(ours) == summary(dist_out)
         for d in exp["orphans"]:
             assert f"blob eligible for deletion: {d}" in ours
@@ -416,7 +406,7 @@ def test_offline_gc_removes_what_distribution_removes(distribution_tree):
         c = copy_of(root)
         try:
             dry = ringport_gc(c, "--dry-run")
-            assert blobs_on_disk(c) == before
+            assert rootgen.blobs_on_disk(c) == before
             assert summary(dry) == summary(ours)
         finally:
             shutil.rmtree(c, ignore_errors=True)
@@ -435,12 +425,12 @@ def test_offline_gc_removes_what_distribution_removes(distribution_tree):
 
 def test_offline_delete_untagged_differs_only_by_distributions_bug(distribution_tree):
     root, exp = distribution_tree
-    before = blobs_on_disk(root)
+    before = rootgen.blobs_on_disk(root)
     a, b = copy_of(root), copy_of(root)
     try:
         distribution_gc(a, "--delete-untagged")
         ours = ringport_gc(b, "-m")
-        gone_dist, gone_ours = before - blobs_on_disk(a), before - blobs_on_disk(b)
+        gone_dist, gone_ours = before - rootgen.blobs_on_disk(a), before - rootgen.blobs_on_disk(b)
         assert gone_ours == exp["orphans"] | exp["untagged_blobs"], ours
         assert gone_dist - gone_ours == exp["distribution_bug"]
         assert gone_ours <= gone_dist
@@ -535,7 +525,7 @@ def test_kill_9_during_a_sweep_leaves_a_tree_both_serve():
             srv.stop()
         assert dangling_links(root) == []
         # 12 images x (manifest, config, 3 layers) are all that is left.
-        assert len(blobs_on_disk(root)) == 12 * 5
+        assert len(rootgen.blobs_on_disk(root)) == 12 * 5
         with Distribution(root=root) as dist:
             dc = Client(dist.host)
             for repo, tag in kept:

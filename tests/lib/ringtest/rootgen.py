@@ -72,6 +72,17 @@ def write_blob(root, data):
     return d
 
 
+def blobs_on_disk(root):
+    """The sha256 digests whose data file is in the tree."""
+    base = os.path.join(blobs_dir(root), "sha256")
+    out = set()
+    for prefix in os.listdir(base) if os.path.isdir(base) else []:
+        for h in os.listdir(os.path.join(base, prefix)):
+            if os.path.exists(os.path.join(base, prefix, h, "data")):
+                out.add("sha256:" + h)
+    return out
+
+
 def _link(path, digest):
     _write(path, digest.encode())
 

@@ -76,9 +76,8 @@ Task<void> scenario(Store& store, int v2fd, Outcome* out, reactor::Shard* shard)
     shard->request_stop();
 }
 
-} // namespace
-
-TEST_CASE("a blob's data goes only when nothing links it and no writer holds a use") {
+// Runs `body(store, v2fd, shard)` on a real shard over a temporary tree.
+template <class Body> void on_shard(Body body) {
     char tmpl[] = "/tmp/rp-blob-use-XXXXXX";
     REQUIRE(::mkdtemp(tmpl) != nullptr);
     const std::string dir = tmpl;
@@ -91,13 +90,21 @@ TEST_CASE("a blob's data goes only when nothing links it and no writer holds a u
     reactor::Shard shard(0, 64);
     REQUIRE(shard.init());
     shard.set_pools(&blocking, &companion);
-    Outcome out;
-    reactor::spawn(scenario(store, v2fd, &out, &shard));
+    reactor::spawn(body(store, v2fd, &shard));
     shard.run();
     blocking.stop();
     companion.stop();
     ::close(v2fd);
     std::filesystem::remove_all(dir);
+}
+
+} // namespace
+
+TEST_CASE("a blob's data goes only when nothing links it and no writer holds a use") {
+    Outcome out;
+    on_shard([&out](Store& store, int v2fd, reactor::Shard* shard) {
+        return scenario(store, v2fd, &out, shard);
+    });
     CHECK(out.pushed);
     CHECK(out.kept_while_linked);
     CHECK(out.kept_while_used);
@@ -159,25 +166,10 @@ Task<void> collection(Store& store, int v2fd, Collection* out, reactor::Shard* s
 } // namespace
 
 TEST_CASE("collect_blobs removes links then data, keeping what is used, recent or referenced") {
-    char tmpl[] = "/tmp/rp-collect-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    const std::string dir = tmpl;
-    int v2fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    REQUIRE(v2fd >= 0);
-    Index index;
-    Store store(v2fd, StoreConfig{}, index);
-    reactor::ThreadPool blocking("t-blocking", 1);
-    reactor::ThreadPool companion("t-hash", 1);
-    reactor::Shard shard(0, 64);
-    REQUIRE(shard.init());
-    shard.set_pools(&blocking, &companion);
     Collection out;
-    reactor::spawn(collection(store, v2fd, &out, &shard));
-    shard.run();
-    blocking.stop();
-    companion.stop();
-    ::close(v2fd);
-    std::filesystem::remove_all(dir);
+    on_shard([&out](Store& store, int v2fd, reactor::Shard* shard) {
+        return collection(store, v2fd, &out, shard);
+    });
     CHECK(out.pushed);
     CHECK(out.first.blobs == 0); // everything was linked within the cut
     CHECK(out.first.kept == 4);
