@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <functional>
 #include <cstdio>
 #include <mutex>
 #include <string>
@@ -15,6 +16,7 @@
 #include "serve.hh"
 #include "reactor/runtime.hh"
 #include "storage/gc.hh"
+#include "storage/names.hh"
 #include "storage/rebuild.hh"
 #include "storage/store.hh"
 #include "util/log.hh"
@@ -31,6 +33,17 @@ constexpr const char* gc_usage =
     "  also removes manifests no tag reaches, keeping the platforms of tagged\n"
     "  indexes and the referrers of kept manifests. --grace keeps what was\n"
     "  written this recently (\"1h\", \"30m\", \"90s\"; default 0, as Distribution).\n";
+
+constexpr const char* delete_usage =
+    "usage: ringport delete-repository NAME [--root DIR] [[--config] CONFIG]\n"
+    "  Deletes a whole repository (its tags, manifests and layer links) with the\n"
+    "  registry stopped; its blobs go with the next garbage-collect. A running\n"
+    "  ringport: DELETE /ringport/v1/repositories/NAME.\n";
+
+int delete_usage_error(const std::string& msg) {
+    std::fprintf(stderr, "ringport delete-repository: %s\n\n%s", msg.c_str(), delete_usage);
+    return 2;
+}
 
 int gc_usage_error(const std::string& msg) {
     std::fprintf(stderr, "ringport garbage-collect: %s\n\n%s", msg.c_str(), gc_usage);
@@ -75,21 +88,86 @@ std::optional<std::int64_t> parse_duration(std::string_view s) {
     return total;
 }
 
-struct Done {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool done = false;
-};
-
-reactor::Task<void> run(storage::Store& store, storage::GcOptions opt,
-                        storage::GcProgress& progress, Done& done) noexcept {
-    co_await storage::collect_garbage(store, opt, progress, [](std::string_view line) {
-        std::fwrite(line.data(), 1, line.size(), stdout);
-        std::fputc('\n', stdout);
-    });
-    std::lock_guard lk(done.mu);
-    done.done = true;
-    done.cv.notify_all();
+// The store of an offline command: the root locked (a server holding it is
+// told about in `busy`), the index read from the tree, one shard running.
+// `job` runs there; its result is the exit code. With `writes`, the index
+// snapshot goes first (it would not know what the job changes).
+int run_offline(const Config& cfg, const char* cmd, const char* busy, bool writes,
+                const std::function<reactor::Task<int>(storage::Store&)>& job) {
+    util::log_start(util::LogLevel::warn);
+    auto fail = [cmd](const util::Error& e) {
+        std::fprintf(stderr, "ringport %s: %s\n", cmd, e.describe().c_str());
+        util::log_stop();
+        return 1;
+    };
+    auto lock = lock_root(cfg.storage_root);
+    if (!lock) {
+        if (lock.error().kind == util::Errc::busy) {
+            std::fprintf(stderr, "ringport %s: a ringport server holds %s; %s\n", cmd,
+                         cfg.storage_root.c_str(), busy);
+            util::log_stop();
+            return 1;
+        }
+        return fail(lock.error());
+    }
+    auto v2 = open_v2(cfg.storage_root);
+    if (!v2) {
+        return fail(v2.error());
+    }
+    util::UniqueFd v2fd(*v2);
+    util::UniqueFd rootfd(::open(cfg.storage_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!rootfd.valid()) {
+        return fail(util::Error::sys(errno, "open " + cfg.storage_root));
+    }
+    if (writes) { // the next start reads the tree; nothing journals
+        if (auto r = storage::read_snapshot(rootfd.get(), false); !r) {
+            return fail(r.error());
+        }
+    }
+    reactor::RuntimeConfig rc;
+    rc.shards = 1;
+    reactor::Runtime rt(rc);
+    storage::Index index;
+    storage::StoreConfig sc;
+    sc.manifest_bytes_max = cfg.storage_manifest_bytes_max;
+    storage::Store store(v2fd.get(), sc, index);
+    auto loaded =
+        storage::rebuild(v2fd.get(), index, store, registry::parse_stored_manifest,
+                         static_cast<std::int64_t>(cfg.storage_upload_purge_age_hours) * 3600, 2);
+    if (!loaded) {
+        return fail(loaded.error());
+    }
+    if (auto started = rt.start(); !started) {
+        return fail(started.error());
+    }
+    struct Job {
+        const std::function<reactor::Task<int>(storage::Store&)>* job;
+        storage::Store* store;
+        std::mutex mu;
+        std::condition_variable cv;
+        bool done = false;
+        int rc = 1;
+        static reactor::Task<void> run(Job* j) noexcept {
+            int rc = co_await (*j->job)(*j->store);
+            std::lock_guard lk(j->mu);
+            j->rc = rc;
+            j->done = true;
+            j->cv.notify_all();
+        }
+    } j;
+    j.job = &job;
+    j.store = &store;
+    rt.shard(0).post(reactor::Message{
+        [](void* arg, std::uint64_t) noexcept { reactor::spawn(Job::run(static_cast<Job*>(arg))); },
+        &j, 0});
+    {
+        std::unique_lock lk(j.mu);
+        j.cv.wait(lk, [&j] { return j.done; });
+    }
+    rt.stop();
+    std::fflush(stdout);
+    util::log_stop();
+    return j.rc;
 }
 
 } // namespace
@@ -133,91 +211,76 @@ int gc_main(int argc, char** argv, const std::map<std::string, std::string>& env
         std::fprintf(stderr, "ringport: %s\n", cfg.error().detail.c_str());
         return 2;
     }
-    util::log_start(util::LogLevel::warn);
-    auto fail = [](const util::Error& e) {
-        std::fprintf(stderr, "ringport garbage-collect: %s\n", e.describe().c_str());
-        util::log_stop();
-        return 1;
-    };
-    auto lock = lock_root(cfg->storage_root);
-    if (!lock) {
-        if (lock.error().kind == util::Errc::busy) {
-            std::fprintf(stderr,
-                         "ringport garbage-collect: a ringport server holds %s; it collects "
-                         "while it serves: ask it with POST /ringport/v1/gc (query: dry_run, "
-                         "delete_untagged, grace_s), then follow GET /ringport/v1/gc\n",
-                         cfg->storage_root.c_str());
-            util::log_stop();
-            return 1;
-        }
-        return fail(lock.error());
-    }
-    auto v2 = open_v2(cfg->storage_root);
-    if (!v2) {
-        return fail(v2.error());
-    }
-    util::UniqueFd v2fd(*v2);
-    util::UniqueFd rootfd(::open(cfg->storage_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!rootfd.valid()) {
-        return fail(util::Error::sys(errno, "open " + cfg->storage_root));
-    }
-    // The index snapshot would not know what this run deletes: it goes (the
-    // next start reads the tree), and the run writes no journal.
-    if (!opt.dry_run) {
-        if (auto r = storage::read_snapshot(rootfd.get(), false); !r) {
-            return fail(r.error());
-        }
-    }
     opt.batch = 8192; // nothing waits on the repositories' locks
-    reactor::RuntimeConfig rc;
-    rc.shards = 1;
-    reactor::Runtime rt(rc);
-    storage::Index index;
-    storage::StoreConfig sc;
-    sc.manifest_bytes_max = cfg->storage_manifest_bytes_max;
-    storage::Store store(v2fd.get(), sc, index);
-    auto loaded =
-        storage::rebuild(v2fd.get(), index, store, registry::parse_stored_manifest,
-                         static_cast<std::int64_t>(cfg->storage_upload_purge_age_hours) * 3600, 2);
-    if (!loaded) {
-        return fail(loaded.error());
+    return run_offline(
+        *cfg, "garbage-collect",
+        "it collects while it serves: ask it with POST /ringport/v1/gc (query: dry_run, "
+        "delete_untagged, grace_s), then follow GET /ringport/v1/gc",
+        !opt.dry_run, [opt](storage::Store& store) -> reactor::Task<int> {
+            storage::GcProgress progress;
+            co_await storage::collect_garbage(store, opt, progress, [](std::string_view line) {
+                std::fwrite(line.data(), 1, line.size(), stdout);
+                std::fputc('\n', stdout);
+            });
+            std::fflush(stdout);
+            std::fprintf(stderr,
+                         "ringport garbage-collect%s: %llu blob(s) and %llu manifest(s) removed, "
+                         "%llu layer link(s), %llu bytes freed; %llu kept within the grace "
+                         "period; %llu error(s)\n",
+                         opt.dry_run ? " (dry run)" : "",
+                         static_cast<unsigned long long>(progress.blobs_deleted.load()),
+                         static_cast<unsigned long long>(progress.manifests_deleted.load()),
+                         static_cast<unsigned long long>(progress.links_deleted.load()),
+                         static_cast<unsigned long long>(progress.bytes_freed.load()),
+                         static_cast<unsigned long long>(progress.kept_in_grace.load()),
+                         static_cast<unsigned long long>(progress.errors.load()));
+            co_return progress.errors.load() == 0 ? 0 : 1;
+        });
+}
+
+int delete_repository_main(int argc, char** argv, const std::map<std::string, std::string>& env) {
+    CliOverrides cli;
+    std::string name;
+    for (int i = 2; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--root" || a == "--config") {
+            if (i + 1 >= argc) {
+                return delete_usage_error(a + " needs a value");
+            }
+            (a == "--root" ? cli.root : cli.config_file) = argv[++i];
+        } else if (a == "--help" || a == "-h") {
+            std::fputs(delete_usage, stdout);
+            return 0;
+        } else if (!a.empty() && a[0] != '-' && name.empty()) {
+            name = a;
+        } else if (!a.empty() && a[0] != '-' && !cli.config_file) {
+            cli.config_file = a;
+        } else {
+            return delete_usage_error("unknown argument " + a);
+        }
     }
-    if (auto started = rt.start(); !started) {
-        return fail(started.error());
+    if (!storage::valid_repo_name(name)) {
+        return delete_usage_error(name.empty() ? "NAME is missing" : "invalid repository name");
     }
-    storage::GcProgress progress;
-    Done done;
-    struct Job {
-        storage::Store* store;
-        storage::GcOptions opt;
-        storage::GcProgress* progress;
-        Done* done;
-    } job{&store, opt, &progress, &done};
-    rt.shard(0).post(reactor::Message{[](void* arg, std::uint64_t) noexcept {
-                                          auto* j = static_cast<Job*>(arg);
-                                          reactor::spawn(
-                                              run(*j->store, j->opt, *j->progress, *j->done));
-                                      },
-                                      &job, 0});
-    {
-        std::unique_lock lk(done.mu);
-        done.cv.wait(lk, [&done] { return done.done; });
+    auto cfg = load_config(cli, env);
+    if (!cfg) {
+        std::fprintf(stderr, "ringport: %s\n", cfg.error().detail.c_str());
+        return 2;
     }
-    rt.stop();
-    std::fflush(stdout);
-    std::fprintf(stderr,
-                 "ringport garbage-collect%s: %llu blob(s) and %llu manifest(s) removed, %llu "
-                 "layer link(s), %llu bytes freed; %llu kept within the grace period; %llu "
-                 "error(s)\n",
-                 opt.dry_run ? " (dry run)" : "",
-                 static_cast<unsigned long long>(progress.blobs_deleted.load()),
-                 static_cast<unsigned long long>(progress.manifests_deleted.load()),
-                 static_cast<unsigned long long>(progress.links_deleted.load()),
-                 static_cast<unsigned long long>(progress.bytes_freed.load()),
-                 static_cast<unsigned long long>(progress.kept_in_grace.load()),
-                 static_cast<unsigned long long>(progress.errors.load()));
-    util::log_stop();
-    return progress.errors.load() == 0 ? 0 : 1;
+    return run_offline(
+        *cfg, "delete-repository", "ask it with DELETE /ringport/v1/repositories/<name>", true,
+        [name](storage::Store& store) -> reactor::Task<int> {
+            auto del = co_await store.delete_repository(name);
+            if (!del) {
+                std::fprintf(stderr, "ringport delete-repository: %s: %s\n", name.c_str(),
+                             del.error().describe().c_str());
+                co_return 1;
+            }
+            std::printf("%s: deleted %zu tag(s), %zu manifest(s), %zu layer link(s); its blobs "
+                        "go with the next garbage-collect\n",
+                        name.c_str(), del->tags, del->manifests, del->links);
+            co_return 0;
+        });
 }
 
 } // namespace rp

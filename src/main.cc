@@ -35,6 +35,10 @@ constexpr const char* usage_text =
     "  garbage-collect [--dry-run] [--delete-untagged] [--grace DURATION] [CONFIG]\n"
     "        remove unreferenced blobs with the registry stopped (Distribution's\n"
     "        command and output; a running ringport: POST /ringport/v1/gc)\n"
+    "  delete-repository NAME [CONFIG]\n"
+    "        delete a whole repository with the registry stopped (its blobs go with\n"
+    "        the next garbage-collect; a running ringport: DELETE\n"
+    "        /ringport/v1/repositories/NAME)\n"
     "  config-example   print every configuration key with its default\n"
     "  version          print the version\n"
     "  help             print this help\n"
@@ -186,6 +190,9 @@ int main(int argc, char** argv) {
     }
     if (cmd == "garbage-collect") {
         return gc_main(argc, argv, environment());
+    }
+    if (cmd == "delete-repository") {
+        return delete_repository_main(argc, argv, environment());
     }
     if (cmd == "config-example") {
         std::fputs(example_config().c_str(), stdout);

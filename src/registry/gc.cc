@@ -8,6 +8,7 @@
 #include "reactor/ops.hh"
 #include "reactor/shard.hh"
 #include "registry/registry.hh"
+#include "storage/names.hh"
 #include "util/log.hh"
 
 namespace rp::registry {
@@ -199,6 +200,44 @@ Task<void> Registry::gc_endpoint(http::Exchange& ex) noexcept {
         reactor::spawn(gc_run(opt, std::move(p)));
     }
     co_await reply(ex, std::move(r));
+}
+
+} // namespace rp::registry
+
+namespace rp::registry {
+
+Task<void> Registry::delete_repository(http::Exchange& ex, const Route& r) noexcept {
+    if (ex.request().method != "DELETE") {
+        co_await fail(ex, Code::unsupported, "DELETE");
+        co_return;
+    }
+    if (!cfg_.delete_enabled || cfg_.read_only) {
+        co_await fail(ex, Code::unsupported,
+                      cfg_.read_only ? "the registry is read-only" : "deletes are disabled");
+        co_return;
+    }
+    if (!storage::valid_repo_name(r.name)) {
+        co_await fail(ex, Code::name_invalid, "invalid repository name");
+        co_return;
+    }
+    if (!co_await ready_.wait()) {
+        co_await fail(ex, Code::unavailable, "stopping before the index finished loading");
+        co_return;
+    }
+    auto del = co_await store_.delete_repository(r.name);
+    if (!del) {
+        co_await fail(ex, code_for(del.error(), Code::name_unknown), r.name);
+        co_return;
+    }
+    RP_LOG_INFO("repository %s deleted: %zu tag(s), %zu manifest(s), %zu layer link(s); its "
+                "blobs are left to garbage collection",
+                r.name.c_str(), del->tags, del->manifests, del->links);
+    http::Response resp = empty_response(202);
+    resp.add("Content-Type", "application/json");
+    resp.body = "{\"repository\":\"" + r.name + "\",\"tags\":" + std::to_string(del->tags) +
+                ",\"manifests\":" + std::to_string(del->manifests) +
+                ",\"blob_links\":" + std::to_string(del->links) + "}\n";
+    co_await reply(ex, std::move(resp));
 }
 
 } // namespace rp::registry

@@ -18,7 +18,8 @@ Need need_of(const Route& route, std::string_view method) noexcept {
     case RouteKind::base: return {Need::Kind::login, 0};
     case RouteKind::catalog: return {Need::Kind::server, auth::catalog};
     case RouteKind::status:
-    case RouteKind::gc: return {Need::Kind::server, auth::admin};
+    case RouteKind::gc:
+    case RouteKind::repository: return {Need::Kind::server, auth::admin};
     case RouteKind::metrics: return {Need::Kind::server, auth::metrics};
     case RouteKind::tags_list:
     case RouteKind::referrers: return {Need::Kind::repository, auth::pull};

@@ -140,6 +140,8 @@ class Registry final : public http::Handler {
     Task gc_endpoint(http::Exchange& ex) noexcept;
     Task gc_run(storage::GcOptions opt, std::shared_ptr<storage::GcProgress> p) noexcept;
     Task gc_schedule() noexcept;
+    // DELETE /ringport/v1/repositories/<name>: the whole repository.
+    Task delete_repository(http::Exchange& ex, const Route& r) noexcept;
     // A new run's progress, or null when one is running.
     std::shared_ptr<storage::GcProgress> gc_claim() noexcept;
     // status.cc, metrics.cc

@@ -45,6 +45,12 @@ Route match_route(std::string_view path) {
         r.kind = RouteKind::gc;
         return r;
     }
+    constexpr std::string_view repositories = "/ringport/v1/repositories/";
+    if (path.starts_with(repositories) && path.size() > repositories.size()) {
+        r.kind = RouteKind::repository;
+        r.name = std::string(path.substr(repositories.size()));
+        return r;
+    }
     if (path == "/metrics") {
         r.kind = RouteKind::metrics;
         return r;

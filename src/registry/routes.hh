@@ -17,9 +17,10 @@ enum class RouteKind {
     referrers,    // /v2/<name>/referrers/<digest>
     healthz,
     readyz,
-    status,  // /ringport/v1/status: what the process holds (counts and bounds)
-    gc,      // /ringport/v1/gc: garbage collection runs (GET: the last; POST: start one)
-    metrics, // /metrics: Prometheus text format
+    status,     // /ringport/v1/status: what the process holds (counts and bounds)
+    gc,         // /ringport/v1/gc: garbage collection runs (GET: the last; POST: start one)
+    repository, // /ringport/v1/repositories/<name>: DELETE removes the whole repository
+    metrics,    // /metrics: Prometheus text format
     not_found,
 };
 

@@ -213,6 +213,13 @@ class Store {
     manifest_body(ManifestPtr m) noexcept;
     reactor::Task<util::Result<void>> delete_manifest(std::string repo, Digest d) noexcept;
     reactor::Task<util::Result<void>> delete_tag(std::string repo, std::string tag) noexcept;
+    // Deletes a whole repository: its tags and manifest revisions, then its
+    // layer links (the blobs stay for garbage collection). not_found when it
+    // holds nothing. Counts what went.
+    struct RepoDeleted {
+        std::size_t tags = 0, manifests = 0, links = 0;
+    };
+    reactor::Task<util::Result<RepoDeleted>> delete_repository(std::string repo) noexcept;
     // `body` charged to the manifest cache budget, or null when it does not
     // fit. The charge is returned when the last copy of the result is gone
     // (a deleted or replaced manifest frees its share of the budget).

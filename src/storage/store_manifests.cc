@@ -157,6 +157,33 @@ Task<Result<bool>> Store::collect_manifest(std::string repo, Digest d,
     co_return out;
 }
 
+Task<Result<Store::RepoDeleted>> Store::delete_repository(std::string repo) noexcept {
+    if (!index_.repo_exists(repo)) { // a miss takes no lease: it leaves no state
+        co_return Error::of(Errc::not_found, "repository unknown");
+    }
+    RepoLease rs = index_.lease(repo);
+    co_await rs->write_mu.lock();
+    reactor::AsyncLockGuard guard(rs->write_mu);
+    auto c = index_.content(repo);
+    if (!c || (c->tags.empty() && c->manifests.empty() && c->layers.empty())) {
+        co_return Error::of(Errc::not_found, "repository unknown");
+    }
+    if (auto j = co_await note_write(repo); !j) {
+        co_return std::move(j).error();
+    }
+    // Tags and revisions first, then the layer links: a crash between leaves
+    // links without manifests, which a pull never reaches.
+    for (std::string dir :
+         {std::string(layout::parent(layout::tags_dir(repo))), layout::layers_dir(repo)}) {
+        if (auto r = co_await fs_.remove_tree(std::move(dir)); !r) {
+            co_return std::move(r).error();
+        }
+    }
+    (void)co_await fs_.fsync_dir(layout::repo_dir(repo));
+    (void)index_.replace_repo(repo, c->gen, Index::RepoLoad{}); // under write_mu: gen holds
+    co_return RepoDeleted{c->tags.size(), c->manifests.size(), c->layers.size()};
+}
+
 Task<Result<void>> Store::delete_tag(std::string repo, std::string tag) noexcept {
     if (!index_.resolve_tag(repo, tag)) { // a miss takes no lease: it leaves no state
         co_return Error::of(Errc::not_found, "tag unknown");

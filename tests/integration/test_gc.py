@@ -533,3 +533,76 @@ def test_kill_9_during_a_sweep_leaves_a_tree_both_serve():
     finally:
         srv.cleanup()
         shutil.rmtree(root, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# Deleting a whole repository
+# ---------------------------------------------------------------------------
+
+def test_deleting_a_repository_leaves_its_blobs_to_gc(srv):
+    c = Client(srv.host)
+    base = unique_name("gc")
+    doomed, other = f"{base}/doomed", f"{base}/other"
+    shared = random_bytes(1500, 40)
+    own = random_bytes(1500, 41)
+    put(c, doomed, "a", manifest_for(c, doomed, [shared, own]))
+    put(c, doomed, "b", manifest_for(c, doomed, [shared]))
+    put(c, other, "v1", manifest_for(c, other, [shared]))
+    r = c.request("DELETE", f"/ringport/v1/repositories/{doomed}")
+    assert r.status == 202, r
+    assert r.json() == {"repository": doomed, "tags": 2, "manifests": 2, "blob_links": 4}, r
+    assert c.request("GET", f"/v2/{doomed}/tags/list").error_codes() == ["NAME_UNKNOWN"]
+    assert c.get_manifest(doomed, "a").status == 404
+    assert doomed not in c.request("GET", "/v2/_catalog").json()["repositories"]
+    assert os.path.exists(blob_path(srv.root, sha256(own)))  # left to GC
+    r = c.request("DELETE", f"/ringport/v1/repositories/{doomed}")
+    assert r.status == 404 and r.error_codes() == ["NAME_UNKNOWN"], r
+    for bad, code in (("Bad/Name", "NAME_INVALID"), ("a/../b", "NAME_INVALID")):
+        r = c.request("DELETE", f"/ringport/v1/repositories/{bad}")
+        assert r.status in (400, 404) and r.error_codes() == [code], (bad, r)
+    assert c.request("GET", f"/ringport/v1/repositories/{other}").status == 405
+    rep = run_gc(c, grace_s=0)
+    assert rep["errors"] == 0 and rep["blobs_deleted"] == 5, rep  # own, 2 configs, 2 manifests
+    assert not os.path.exists(blob_path(srv.root, sha256(own)))
+    assert pulls(c, other, "v1")
+    srv.stop()
+    srv.start()
+    srv.wait_ready()
+    c = Client(srv.host)
+    assert c.request("GET", f"/v2/{doomed}/tags/list").status == 404
+    assert pulls(c, other, "v1")
+    srv.stop()
+    with Distribution(root=srv.root) as dist:
+        dc = Client(dist.host)
+        assert dc.get_manifest(doomed, "a").status == 404
+        assert pulls(dc, other, "v1")
+
+
+def test_delete_repository_offline():
+    root = tempfile.mkdtemp(prefix="gc-delrepo-")
+    try:
+        rootgen.write_image(root, "team/doomed", ["v1"], b'{"a":1}', [random_bytes(300, 50)])
+        rootgen.write_image(root, "team/kept", ["v1"], b'{"a":2}', [random_bytes(300, 51)])
+        env = {k: v for k, v in os.environ.items() if k != "RINGPORT_BIN"}
+        cp = subprocess.run([ringport_bin(), "delete-repository", "team/doomed", "--root", root],
+                            capture_output=True, text=True, timeout=60, check=False, env=env)
+        assert cp.returncode == 0, cp.stderr
+        assert "1 tag(s), 1 manifest(s), 2 layer link(s)" in cp.stdout, cp.stdout
+        cp = subprocess.run([ringport_bin(), "delete-repository", "team/doomed", "--root", root],
+                            capture_output=True, text=True, timeout=60, check=False, env=env)
+        assert cp.returncode == 1 and "team/doomed" in cp.stderr, cp.stderr
+        cp = subprocess.run([ringport_bin(), "delete-repository", "Bad", "--root", root],
+                            capture_output=True, text=True, timeout=60, check=False, env=env)
+        assert cp.returncode == 2, cp.stderr
+        out = ringport_gc(root)
+        assert "3 blobs and 0 manifests eligible" in summary(out)  # manifest, config, layer
+        with Ringport(root=root) as srv:
+            srv.wait_ready()
+            c = Client(srv.host)
+            assert c.request("GET", "/v2/team/doomed/tags/list").status == 404
+            assert pulls(c, "team/kept", "v1")
+            cp = subprocess.run([ringport_bin(), "delete-repository", "team/kept", "--root", root],
+                                capture_output=True, text=True, timeout=60, check=False, env=env)
+            assert cp.returncode == 1 and "DELETE /ringport/v1/repositories" in cp.stderr
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -25,13 +25,17 @@ TEST_CASE("routes are found from the end, so names may contain slashes") {
     CHECK(match_route("/v2/").kind == RouteKind::base);
     CHECK(match_route("/v2").kind == RouteKind::base);
     CHECK(match_route("/ringport/v1/status").kind == RouteKind::status);
+    CHECK(match_route("/ringport/v1/gc").kind == RouteKind::gc);
+    auto repo = match_route("/ringport/v1/repositories/team/app");
+    CHECK(repo.kind == RouteKind::repository);
+    CHECK(repo.name == "team/app");
     CHECK(match_route("/metrics").kind == RouteKind::metrics);
 }
 
 TEST_CASE("paths that name no endpoint are not found") {
-    for (const char* p :
-         {"/", "/v1/", "/v2/a/manifests/", "/v2/manifests/x", "/v2/a/blobs/x/y", "/v2/tags/list",
-          "/healthz/x", "/ringport/v1/status/x", "/ringport/v1/", "/metrics/x"}) {
+    for (const char* p : {"/", "/v1/", "/v2/a/manifests/", "/v2/manifests/x", "/v2/a/blobs/x/y",
+                          "/v2/tags/list", "/healthz/x", "/ringport/v1/status/x", "/ringport/v1/",
+                          "/metrics/x", "/ringport/v1/gc/x", "/ringport/v1/repositories/"}) {
         CHECK_MESSAGE(match_route(p).kind == RouteKind::not_found, p);
     }
 }
