@@ -40,13 +40,9 @@ constexpr const char* delete_usage =
     "  registry stopped; its blobs go with the next garbage-collect. A running\n"
     "  ringport: DELETE /ringport/v1/repositories/NAME.\n";
 
-int delete_usage_error(const std::string& msg) {
-    std::fprintf(stderr, "ringport delete-repository: %s\n\n%s", msg.c_str(), delete_usage);
-    return 2;
-}
-
-int gc_usage_error(const std::string& msg) {
-    std::fprintf(stderr, "ringport garbage-collect: %s\n\n%s", msg.c_str(), gc_usage);
+// A command's usage error: the message, then the command's usage; exit 2.
+int usage_error(const char* cmd, const char* usage, const std::string& msg) {
+    std::fprintf(stderr, "ringport %s: %s\n\n%s", cmd, msg.c_str(), usage);
     return 2;
 }
 
@@ -183,13 +179,14 @@ int gc_main(int argc, char** argv, const std::map<std::string, std::string>& env
             opt.delete_untagged = true;
         } else if (a == "--grace" || a == "--root" || a == "--config") {
             if (i + 1 >= argc) {
-                return gc_usage_error(a + " needs a value");
+                return usage_error("garbage-collect", gc_usage, a + " needs a value");
             }
             std::string v = argv[++i];
             if (a == "--grace") {
                 auto g = parse_duration(v);
                 if (!g) {
-                    return gc_usage_error("--grace takes a duration such as 1h, 30m or 90s");
+                    return usage_error("garbage-collect", gc_usage,
+                                       "--grace takes a duration such as 1h, 30m or 90s");
                 }
                 opt.grace_s = *g;
             } else if (a == "--root") {
@@ -203,7 +200,7 @@ int gc_main(int argc, char** argv, const std::map<std::string, std::string>& env
         } else if (!a.empty() && a[0] != '-' && !cli.config_file) {
             cli.config_file = a;
         } else {
-            return gc_usage_error("unknown argument " + a);
+            return usage_error("garbage-collect", gc_usage, "unknown argument " + a);
         }
     }
     auto cfg = load_config(cli, env);
@@ -245,7 +242,7 @@ int delete_repository_main(int argc, char** argv, const std::map<std::string, st
         std::string a = argv[i];
         if (a == "--root" || a == "--config") {
             if (i + 1 >= argc) {
-                return delete_usage_error(a + " needs a value");
+                return usage_error("delete-repository", delete_usage, a + " needs a value");
             }
             (a == "--root" ? cli.root : cli.config_file) = argv[++i];
         } else if (a == "--help" || a == "-h") {
@@ -256,11 +253,12 @@ int delete_repository_main(int argc, char** argv, const std::map<std::string, st
         } else if (!a.empty() && a[0] != '-' && !cli.config_file) {
             cli.config_file = a;
         } else {
-            return delete_usage_error("unknown argument " + a);
+            return usage_error("delete-repository", delete_usage, "unknown argument " + a);
         }
     }
     if (!storage::valid_repo_name(name)) {
-        return delete_usage_error(name.empty() ? "NAME is missing" : "invalid repository name");
+        return usage_error("delete-repository", delete_usage,
+                           name.empty() ? "NAME is missing" : "invalid repository name");
     }
     auto cfg = load_config(cli, env);
     if (!cfg) {

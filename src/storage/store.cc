@@ -5,13 +5,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <ctime>
-#include <vector>
-#include <unordered_set>
+#include <limits>
 #include <map>
+#include <unordered_set>
+#include <vector>
 
 #include "reactor/ops.hh"
 #include "reactor/shard.hh"
@@ -248,6 +248,20 @@ Task<Store::BlobUse> Store::use_blob(const Digest& d) noexcept {
     co_return BlobUse(this, d.str());
 }
 
+bool Store::take_for_removal_locked(const std::string& key, std::int64_t used_before) {
+    auto used = last_use_.find(key);
+    if (blob_uses_.contains(key) || blob_removing_.contains(key) ||
+        (used != last_use_.end() && used->second >= used_before)) {
+        return false;
+    }
+    blob_removing_.insert(key);
+    return true;
+}
+
+void Store::forget_uses_before_locked(std::int64_t before) {
+    std::erase_if(last_use_, [before](const auto& kv) { return kv.second < before; });
+}
+
 void Store::record_use(const Digest& d) noexcept {
     const auto now = static_cast<std::int64_t>(std::time(nullptr));
     std::lock_guard lk(blob_use_mu_);
@@ -255,8 +269,7 @@ void Store::record_use(const Digest& d) noexcept {
     // Bounded by what was used within the remembered span: every so many
     // records, what is older than it goes.
     if (++uses_recorded_ % 4096 == 0) {
-        const std::int64_t before = now - cfg_.use_memory_s;
-        std::erase_if(last_use_, [before](const auto& kv) { return kv.second < before; });
+        forget_uses_before_locked(now - cfg_.use_memory_s);
     }
 }
 
@@ -275,7 +288,7 @@ std::optional<std::int64_t> Store::last_use(const Digest& d) noexcept {
 
 void Store::forget_uses_before(std::int64_t before) noexcept {
     std::lock_guard lk(blob_use_mu_);
-    std::erase_if(last_use_, [before](const auto& kv) { return kv.second < before; });
+    forget_uses_before_locked(before);
 }
 
 namespace {
@@ -317,17 +330,12 @@ Task<Store::Collected> Store::collect_blobs(std::vector<Collectable> batch,
     {
         std::lock_guard lk(blob_use_mu_);
         for (Collectable& c : batch) {
-            const std::string& key = c.d.str();
-            auto used = last_use_.find(key);
-            if (blob_uses_.contains(key) || blob_removing_.contains(key) ||
-                (used != last_use_.end() && used->second >= used_before) ||
-                index_.blob_referenced(c.d)) {
+            // Once taken, until the end, a use (commit, mount, manifest put,
+            // HEAD) waits: nothing links the blob again while it goes.
+            if (index_.blob_referenced(c.d) || !take_for_removal_locked(c.d.str(), used_before)) {
                 ++out.kept;
                 continue;
             }
-            // From here until the end, a use (commit, mount, manifest put,
-            // HEAD) waits: nothing links the blob again while it goes.
-            blob_removing_.insert(key);
             taken.push_back(&c);
         }
     }
@@ -418,11 +426,10 @@ Task<Result<bool>> Store::remove_unreferenced_blob(Digest d) noexcept {
     const std::string& key = d.str();
     {
         std::lock_guard lk(blob_use_mu_);
-        if (blob_uses_.contains(key) || blob_removing_.contains(key) ||
-            index_.any_repo_has_layer(d) || index_.shared_manifest(d)) {
+        if (index_.any_repo_has_layer(d) || index_.shared_manifest(d) ||
+            !take_for_removal_locked(key, std::numeric_limits<std::int64_t>::max())) {
             co_return false;
         }
-        blob_removing_.insert(key);
     }
     std::string data = layout::blob_data(d);
     auto r = co_await fs_.unlink(data);

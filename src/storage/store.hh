@@ -127,9 +127,9 @@ class Store {
     // Garbage collection of blobs nothing references, a batch at a time.
     // Each is removed unless it is in use, referenced again, or was used at
     // or after `used_before` (seconds since the epoch) when the collector
-    // takes it: its layer links in `linked_in` first (each repository's
-    // directory fsynced once), then its data. A link that cannot be removed
-    // keeps the blob's data.
+    // takes it: its layer links in `linked_in` first (made durable by one
+    // syncfs per batch), then its data. A link that cannot be removed keeps
+    // the blob's data.
     struct Collectable {
         Digest d;
         std::vector<std::string> linked_in;
@@ -249,6 +249,11 @@ class Store {
     void forget_upload(const std::string& uuid) noexcept;
     // Under the repository's write lock, before its first disk write.
     reactor::Task<util::Result<void>> note_write(const std::string& repo) noexcept;
+    // Under blob_use_mu_: takes `key` as being removed, unless a use is
+    // held, it is being removed already, or a use was recorded at or after
+    // `used_before`.
+    bool take_for_removal_locked(const std::string& key, std::int64_t used_before);
+    void forget_uses_before_locked(std::int64_t before); // under blob_use_mu_
     // Under uploads_mu_: room for one more session, releasing the idlest idle
     // one when the table is full (into `out`, closed outside the lock).
     bool make_room_locked(UploadPtr& out) noexcept;

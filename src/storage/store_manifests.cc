@@ -122,15 +122,12 @@ Task<Result<bool>> Store::collect_manifest(std::string repo, Digest d,
                                            std::int64_t used_before) noexcept {
     const std::string& key = d.str();
     {
+        // Once taken, a put of this manifest (by tag or as an index's child)
+        // waits: it is stored again after the deletion, never lost to it.
         std::lock_guard lk(blob_use_mu_);
-        auto used = last_use_.find(key);
-        if (blob_uses_.contains(key) || blob_removing_.contains(key) ||
-            (used != last_use_.end() && used->second >= used_before)) {
+        if (!take_for_removal_locked(key, used_before)) {
             co_return false;
         }
-        // A put of this manifest (by tag or as an index's child) waits from
-        // here: it is stored again after the deletion, never lost to it.
-        blob_removing_.insert(key);
     }
     Result<bool> out = false;
     if (index_.tags_pointing_to(repo, d).empty()) {
