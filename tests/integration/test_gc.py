@@ -24,7 +24,7 @@ import pytest
 from ringtest import rootgen
 from ringtest.client import Client, sha256
 from ringtest.harness import (DISTRIBUTION_CONFIG, Distribution, Ringport, free_port,
-                              ringport_bin, wait_until)
+                              ringport_bin, ringport_with_config, wait_until)
 from ringtest.oci import descriptor, dumps, image_config, random_bytes, unique_name
 
 pytestmark = pytest.mark.skipif(
@@ -606,3 +606,20 @@ def test_delete_repository_offline():
             assert cp.returncode == 1 and "DELETE /ringport/v1/repositories" in cp.stderr
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_schedule_collects_on_its_own():
+    srv, cfg = ringport_with_config("[gc]\ninterval_s = 1\ngrace_s = 0\n")
+    try:
+        c = Client(srv.host)
+        repo = unique_name("gc")
+        od = c.push_blob(repo, random_bytes(700, 60))
+        assert wait_until(lambda: not os.path.exists(blob_path(srv.root, od)), TIMEOUT_S)
+        assert c.request("HEAD", f"/v2/{repo}/blobs/{od}").status == 404
+        rep = c.request("GET", "/ringport/v1/gc").json()
+        assert rep["run"] >= 1 and rep["grace_s"] == 0, rep
+        assert wait_until(lambda: any("garbage collection" in line and "freed" in line
+                                      for line in srv.err), TIMEOUT_S)
+    finally:
+        srv.cleanup()
+        os.unlink(cfg)
