@@ -3,18 +3,14 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <ctime>
 #include <limits>
-#include <map>
-#include <unordered_set>
 #include <vector>
 
 #include "reactor/ops.hh"
-#include "reactor/shard.hh"
 #include "storage/layout.hh"
 #include "util/assert.hh"
 #include "util/strings.hh"
@@ -246,180 +242,6 @@ Task<Store::BlobUse> Store::use_blob(const Digest& d) noexcept {
         (void)co_await reactor::sleep_ms(1);
     }
     co_return BlobUse(this, d.str());
-}
-
-bool Store::take_for_removal_locked(const std::string& key, std::int64_t used_before) {
-    auto used = last_use_.find(key);
-    if (blob_uses_.contains(key) || blob_removing_.contains(key) ||
-        (used != last_use_.end() && used->second >= used_before)) {
-        return false;
-    }
-    blob_removing_.insert(key);
-    return true;
-}
-
-void Store::forget_uses_before_locked(std::int64_t before) {
-    std::erase_if(last_use_, [before](const auto& kv) { return kv.second < before; });
-}
-
-void Store::record_use(const Digest& d) noexcept {
-    const auto now = static_cast<std::int64_t>(std::time(nullptr));
-    std::lock_guard lk(blob_use_mu_);
-    last_use_[d.str()] = now;
-    // Bounded by what was used within the remembered span: every so many
-    // records, what is older than it goes.
-    if (++uses_recorded_ % 4096 == 0) {
-        forget_uses_before_locked(now - cfg_.use_memory_s);
-    }
-}
-
-Task<void> Store::note_use(std::string repo, Digest d) noexcept {
-    BlobUse use = co_await use_blob(d);
-    if (index_.has_layer(repo, d)) {
-        record_use(d);
-    }
-}
-
-std::optional<std::int64_t> Store::last_use(const Digest& d) noexcept {
-    std::lock_guard lk(blob_use_mu_);
-    auto it = last_use_.find(d.str());
-    return it == last_use_.end() ? std::nullopt : std::optional(it->second);
-}
-
-void Store::forget_uses_before(std::int64_t before) noexcept {
-    std::lock_guard lk(blob_use_mu_);
-    forget_uses_before_locked(before);
-}
-
-namespace {
-
-// Blocking (a helper thread): removes `links` (paths under v2fd) and their
-// directories (ok[i] when links[i] is gone), then makes that durable with
-// one syncfs for links in many directories; false when that failed.
-bool unlink_links(int v2fd, const std::vector<std::string>& links, std::vector<char>& ok) {
-    for (std::size_t i = 0; i < links.size(); ++i) {
-        ok[i] = static_cast<char>(::unlinkat(v2fd, links[i].c_str(), 0) == 0 || errno == ENOENT);
-        if (ok[i] != 0) {
-            (void)::unlinkat(v2fd, std::string(layout::parent(links[i])).c_str(), AT_REMOVEDIR);
-        }
-    }
-    return links.empty() || ::syncfs(v2fd) == 0;
-}
-
-// Blocking: removes each blob's data and directory; the bytes freed, 0 when
-// it was gone already, -1 on an error.
-void unlink_data(int v2fd, const std::vector<std::string>& data, std::vector<std::int64_t>& freed) {
-    for (std::size_t i = 0; i < data.size(); ++i) {
-        struct stat st {};
-        const bool had = ::fstatat(v2fd, data[i].c_str(), &st, 0) == 0;
-        if (::unlinkat(v2fd, data[i].c_str(), 0) == 0) {
-            (void)::unlinkat(v2fd, std::string(layout::parent(data[i])).c_str(), AT_REMOVEDIR);
-            freed[i] = had ? static_cast<std::int64_t>(st.st_size) : 0;
-        } else {
-            freed[i] = errno == ENOENT ? 0 : -1;
-        }
-    }
-}
-
-} // namespace
-
-Task<Store::Collected> Store::collect_blobs(std::vector<Collectable> batch,
-                                            std::int64_t used_before) noexcept {
-    Collected out;
-    std::vector<Collectable*> taken;
-    {
-        std::lock_guard lk(blob_use_mu_);
-        for (Collectable& c : batch) {
-            // Once taken, until the end, a use (commit, mount, manifest put,
-            // HEAD) waits: nothing links the blob again while it goes.
-            if (index_.blob_referenced(c.d) || !take_for_removal_locked(c.d.str(), used_before)) {
-                ++out.kept;
-                continue;
-            }
-            taken.push_back(&c);
-        }
-    }
-    // Links first, then the data: a crash between leaves an unlinked blob
-    // (the next run takes it), never a link to nothing.
-    std::map<std::string, std::vector<Collectable*>> by_repo;
-    for (Collectable* c : taken) {
-        for (const std::string& repo : c->linked_in) {
-            by_repo[repo].push_back(c);
-        }
-    }
-    std::unordered_set<Collectable*> kept_data; // a link stayed: so does the data
-    reactor::ThreadPool& pool = reactor::Shard::current()->blocking();
-    const int v2fd = fs_.dirfd();
-    if (!by_repo.empty()) {
-        // Every repository's write lock, in name order (other writers take
-        // one at a time, so this cannot deadlock), then one journal record
-        // and one blocking call for all the links, made durable by one
-        // syncfs before any data goes.
-        std::vector<RepoLease> leases;
-        std::vector<std::string> names;
-        for (auto& [repo, cs] : by_repo) {
-            leases.push_back(index_.lease(repo));
-            co_await leases.back()->write_mu.lock();
-            names.push_back(repo);
-        }
-        Result<void> j = util::Ok{};
-        if (journal_ != nullptr) {
-            j = co_await journal_->record_all(names);
-        }
-        std::vector<std::string> links;
-        std::vector<std::pair<const std::string*, Collectable*>> linked;
-        for (auto& [repo, cs] : by_repo) {
-            for (Collectable* c : cs) {
-                if (!j) {
-                    kept_data.insert(c);
-                } else if (index_.has_layer(repo, c->d)) {
-                    links.push_back(layout::layer_link(repo, c->d));
-                    linked.emplace_back(&repo, c);
-                }
-            }
-        }
-        std::vector<char> ok(links.size(), 0);
-        bool durable = false;
-        co_await pool.run(
-            [v2fd, &links, &ok, &durable] { durable = unlink_links(v2fd, links, ok); });
-        for (std::size_t i = 0; i < links.size(); ++i) {
-            if (ok[i] != 0) {
-                index_.remove_layer(*linked[i].first, linked[i].second->d);
-                ++out.links;
-            }
-            if (ok[i] == 0 || !durable) { // the data stays until its link is surely gone
-                kept_data.insert(linked[i].second);
-            }
-        }
-        for (RepoLease& l : leases) {
-            l->write_mu.unlock();
-        }
-    }
-    std::vector<std::string> data;
-    for (Collectable* c : taken) {
-        if (!kept_data.contains(c)) {
-            data.push_back(layout::blob_data(c->d));
-        }
-    }
-    std::vector<std::int64_t> freed(data.size(), -1);
-    co_await pool.run([v2fd, &data, &freed] { unlink_data(v2fd, data, freed); });
-    for (std::int64_t f : freed) {
-        if (f < 0) {
-            ++out.errors;
-        } else {
-            ++out.blobs;
-            out.bytes += static_cast<std::uint64_t>(f);
-        }
-    }
-    out.errors += kept_data.size();
-    {
-        std::lock_guard lk(blob_use_mu_);
-        for (Collectable* c : taken) {
-            blob_removing_.erase(c->d.str());
-            last_use_.erase(c->d.str());
-        }
-    }
-    co_return out;
 }
 
 Task<Result<bool>> Store::remove_unreferenced_blob(Digest d) noexcept {

@@ -118,42 +118,6 @@ Task<Result<void>> Store::delete_manifest(std::string repo, Digest d) noexcept {
     co_return util::Ok{};
 }
 
-Task<Result<bool>> Store::collect_manifest(std::string repo, Digest d,
-                                           std::int64_t used_before) noexcept {
-    const std::string& key = d.str();
-    {
-        // Once taken, a put of this manifest (by tag or as an index's child)
-        // waits: it is stored again after the deletion, never lost to it.
-        std::lock_guard lk(blob_use_mu_);
-        if (!take_for_removal_locked(key, used_before)) {
-            co_return false;
-        }
-    }
-    Result<bool> out = false;
-    if (index_.tags_pointing_to(repo, d).empty()) {
-        bool more = false;
-        auto tags = index_.tags(repo, "", 0, &more);
-        for (const std::string& tag : tags ? *tags : std::vector<std::string>{}) {
-            std::string entry(layout::parent(layout::tag_index_link(repo, tag, d)));
-            if (auto r = co_await fs_.remove_tree(entry); !r && r.error().kind != Errc::not_found) {
-                out = std::move(r).error();
-                break;
-            }
-        }
-        if (out) {
-            auto del = co_await delete_manifest(repo, d);
-            out = del                                   ? Result<bool>(true)
-                  : del.error().kind == Errc::not_found ? Result<bool>(false)
-                                                        : Result<bool>(std::move(del).error());
-        }
-    }
-    {
-        std::lock_guard lk(blob_use_mu_);
-        blob_removing_.erase(key);
-    }
-    co_return out;
-}
-
 Task<Result<Store::RepoDeleted>> Store::delete_repository(std::string repo) noexcept {
     if (!index_.repo_exists(repo)) { // a miss takes no lease: it leaves no state
         co_return Error::of(Errc::not_found, "repository unknown");
