@@ -5,8 +5,9 @@
 # time. New inputs and crash files go to a scratch directory, never into the
 # committed corpus. Exit status is non-zero if any replay or fuzz run fails.
 #
-#   tools/fuzz.sh [SECONDS] [--junit FILE] [--scratch DIR]
+#   tools/fuzz.sh [SECONDS] [--junit FILE] [--scratch DIR] [--build-only]
 #     SECONDS    fuzzing time per target (default 20; 0 = replay only)
+#     --build-only  configure and build the targets, run nothing
 #     --junit    write a JUnit report: one testcase per target per phase
 #     --scratch  where fuzzing writes (default build/fuzz/scratch, emptied first)
 #
@@ -19,12 +20,14 @@ build=$root/build/fuzz
 seconds=20
 junit=
 scratch=$build/scratch
+build_only=0
 
 while (($#)); do
   case $1 in
     --junit) junit=$(realpath -m "$2"); shift 2 ;;
     --scratch) scratch=$(realpath -m "$2"); shift 2 ;;
-    -h|--help) sed -n 3,15p "$0"; exit 0 ;;
+    --build-only) build_only=1; shift ;;
+    -h|--help) sed -n 3,16p "$0"; exit 0 ;;
     *[!0-9]*|'') echo "fuzz.sh: unknown argument: $1" >&2; exit 2 ;;
     *) seconds=$1; shift ;;
   esac
@@ -81,6 +84,7 @@ if ! ninja -C "$build" "${targets[@]/#/tests/fuzz/}" >"$build/fuzz-build.log" 2>
   tail -40 "$build/fuzz-build.log"
   build_failed "build failed (is build/fuzz configured with -Dfuzz=true?)"
 fi
+((build_only)) && exit 0
 
 rm -rf "$scratch"
 mkdir -p "$scratch"
