@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "util/strings.hh"
+
 namespace rp::auth {
 
 using util::Errc;
@@ -48,30 +50,6 @@ std::string action_names(Actions a) {
         }
     }
     return out;
-}
-
-bool pattern_match(std::string_view p, std::string_view s) noexcept {
-    // Dynamic programming over (pattern element, name prefix): O(|p| * |s|)
-    // whatever the input, no backtracking blow-up. `at[j]`: the pattern so
-    // far matches the first j characters of the name.
-    std::vector<char> at(s.size() + 1, 0);
-    std::vector<char> next(s.size() + 1, 0);
-    at[0] = 1;
-    for (std::size_t i = 0; i < p.size();) {
-        const bool star = p[i] == '*';
-        const bool any = star && i + 1 < p.size() && p[i + 1] == '*';
-        for (std::size_t j = 0; j <= s.size(); ++j) {
-            if (star) {
-                next[j] = static_cast<char>(
-                    at[j] != 0 || (j > 0 && next[j - 1] != 0 && (any || s[j - 1] != '/')));
-            } else {
-                next[j] = static_cast<char>(j > 0 && s[j - 1] == p[i] && at[j - 1] != 0);
-            }
-        }
-        at.swap(next);
-        i += any ? 2 : 1;
-    }
-    return at[s.size()] != 0;
 }
 
 Access::Access(AccessConfig cfg) : cfg_(std::move(cfg)) {
@@ -120,7 +98,7 @@ Actions Access::granted(const Identity& who, std::string_view repository) const 
             continue;
         }
         for (const std::string& p : r.repositories) {
-            if (pattern_match(p, repository)) {
+            if (util::name_match(p, repository)) {
                 out |= r.actions & repository_actions;
                 break;
             }

@@ -69,7 +69,4 @@ class Access {
     bool any_anonymous_ = false;
 };
 
-// Glob match of a repository name: `*` within a component, `**` across.
-bool pattern_match(std::string_view pattern, std::string_view name) noexcept;
-
 } // namespace rp::auth

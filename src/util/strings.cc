@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <ctime>
+#include <vector>
 
 namespace rp::util {
 
@@ -233,6 +234,30 @@ std::string base64(std::string_view s) {
         out.push_back(i + 2 < s.size() ? alphabet[n & 63U] : '=');
     }
     return out;
+}
+
+bool name_match(std::string_view p, std::string_view s) noexcept {
+    // Dynamic programming over (pattern element, name prefix): O(|p| * |s|)
+    // whatever the input, no backtracking blow-up. `at[j]`: the pattern so
+    // far matches the first j characters of the name.
+    std::vector<char> at(s.size() + 1, 0);
+    std::vector<char> next(s.size() + 1, 0);
+    at[0] = 1;
+    for (std::size_t i = 0; i < p.size();) {
+        const bool star = p[i] == '*';
+        const bool any = star && i + 1 < p.size() && p[i + 1] == '*';
+        for (std::size_t j = 0; j <= s.size(); ++j) {
+            if (star) {
+                next[j] = static_cast<char>(
+                    at[j] != 0 || (j > 0 && next[j - 1] != 0 && (any || s[j - 1] != '/')));
+            } else {
+                next[j] = static_cast<char>(j > 0 && s[j - 1] == p[i] && at[j - 1] != 0);
+            }
+        }
+        at.swap(next);
+        i += any ? 2 : 1;
+    }
+    return at[s.size()] != 0;
 }
 
 } // namespace rp::util

@@ -14,6 +14,10 @@ bool iequals(std::string_view a, std::string_view b) noexcept;
 std::string_view trim(std::string_view s) noexcept;
 std::string to_lower(std::string_view s);
 bool is_lower_hex(std::string_view s) noexcept;
+// Glob match of a repository name or a tag: `*` matches within one path
+// component, `**` across components ("**" alone: everything). O(|p|·|s|)
+// whatever the input. Access rules and retention policies use it.
+bool name_match(std::string_view pattern, std::string_view name) noexcept;
 // Percent-decodes a URL query component ('+' stays '+'); nullopt on a bad escape.
 std::optional<std::string> percent_decode(std::string_view s);
 std::string percent_encode(std::string_view s);

@@ -47,3 +47,23 @@ TEST_CASE("base64 matches RFC 4648's test vectors") {
     CHECK(rp::util::base64("foobar") == "Zm9vYmFy");
     CHECK(rp::util::base64(std::string("\xff\xfe\x00", 3)) == "//4A");
 }
+
+TEST_CASE("patterns: * stays within a component, ** crosses them") {
+    CHECK(name_match("library/alpine", "library/alpine"));
+    CHECK_FALSE(name_match("library/alpine", "library/alpine2"));
+    CHECK(name_match("library/*", "library/alpine"));
+    CHECK_FALSE(name_match("library/*", "library/a/b"));
+    CHECK(name_match("library/**", "library/a/b"));
+    CHECK(name_match("**", "anything/at/all"));
+    CHECK(name_match("*/app", "team/app"));
+    CHECK_FALSE(name_match("*/app", "org/team/app"));
+    CHECK(name_match("**/app", "org/team/app"));
+    CHECK(name_match("ci-*/**", "ci-42/build/cache"));
+    // A later single star after a double one: the double one takes the slashes.
+    CHECK(name_match("**/x*", "a/xb/xc"));
+    CHECK_FALSE(name_match("", "a"));
+    CHECK(name_match("", ""));
+    // Bounded whatever the input (no exponential backtracking).
+    std::string name(255, 'a');
+    CHECK_FALSE(name_match("*a*a*a*a*a*a*a*a*a*a*a*a*b", name));
+}
