@@ -53,6 +53,10 @@ What it does, in order:
     `ringport garbage-collect` against `registry garbage-collect` (run time,
     the blobs removed), and a collection while ci-fleet (16 clients) pushes
     and pulls: failed requests, missing blobs after, p99 with and without;
+ 7f. retention (bench/retention.py): 20,000 tags in repositories of 100, a
+    keep_last 10 policy: ringport's dry run and real run while ci-fleet (16
+    clients) pushes and pulls (failed requests, p99 with and without), against
+    the same deletions through Distribution's API by a cleanup script;
  8. startup: ringport-genroot writes 10,000 repositories x 10 tags, the page
     cache is warmed (every file read once), then the `ready` workload starts
     each server on it (`--server-cmd`): time to GET /v2/, to ready (/readyz;
@@ -126,6 +130,7 @@ from ringtest.harness import DISTRIBUTION_CONFIG  # noqa: E402
 import abuse as abuse_rounds  # noqa: E402  (bench/abuse.py)
 import crash as crash_runs  # noqa: E402  (bench/crash.py)
 import lifecycle as gc_run  # noqa: E402  (bench/lifecycle.py)
+import retention as retention_run  # noqa: E402  (bench/retention.py)
 import mirror as mirror_run  # noqa: E402  (bench/mirror.py)
 import security as security_run  # noqa: E402  (bench/security.py)
 import soak as soak_run  # noqa: E402  (bench/soak.py)
@@ -874,6 +879,7 @@ def build_rows(args, res):
     mirror_run.rows(res, row, fmt)
     security_run.rows(res, row, fmt)
     gc_run.rows(res, row, fmt)
+    retention_run.rows(res, row, fmt)
     return rows
 
 
@@ -1200,6 +1206,8 @@ def parse_args():
     ap.add_argument("--idle-conns", type=int, help="idle connections (10000; quick: 1000)")
     ap.add_argument("--gc-blobs", type=int,
                     help="blobs in the gc step's tree (100000; quick: 20000)")
+    ap.add_argument("--retention-tags", type=int,
+                    help="tags in the retention step's tree (20000; quick: 5000)")
     ap.add_argument("--ringport-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for ringport (e.g. RINGPORT_HTTP_SHARDS=2)")
     ap.add_argument("--abuse-absent", type=int,
@@ -1251,13 +1259,13 @@ def parse_args():
         if getattr(a, key) is None:
             setattr(a, key, quick if a.quick else full)
     steps = {"limits", "idle", "workloads", "connections", "abuse", "stop", "soak", "startup",
-             "mirror", "security", "gc"}
+             "mirror", "security", "gc", "retention"}
     if a.scale or a.scale_root:
         steps.add("scale")
     if a.only:
         steps = set(a.only.split(","))
         bad = steps - {"limits", "idle", "workloads", "connections", "abuse", "stop", "soak",
-                       "startup", "scale", "mirror", "security", "gc"}
+                       "startup", "scale", "mirror", "security", "gc", "retention"}
         if bad:
             ap.error(f"--only: unknown step(s) {', '.join(sorted(bad))}")
     a.steps = steps
@@ -1436,6 +1444,18 @@ def main():
                 scratch, logdir, say,
                 lambda name, root: start_distribution(root, logdir, cfgdir, name))
             step_done("gc")
+        if "retention" in args.steps:
+            def retention_ringport(name, root, config_text):
+                cfg = os.path.join(cfgdir, f"{name}.toml")
+                with open(cfg, "w") as f:
+                    f.write(config_text)
+                return start_ringport(root, logdir, name, args.ringport_env, config=cfg)
+
+            res["retention"] = retention_run.compare_step(
+                args, BENCH, retention_ringport,
+                lambda name, root: start_distribution(root, logdir, cfgdir, name),
+                scratch, logdir, say)
+            step_done("retention")
         if "startup" in args.steps:
             res["startup"] = startup(args, R, scratch, logdir, cfgdir, args.startup_repos, 10,
                                      "startup", ["ringport-tree", "ringport", "distribution"])

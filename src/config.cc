@@ -121,6 +121,16 @@ const std::vector<Key>& keys() {
         bool_key("gc", "delete_untagged", &Config::gc_delete_untagged,
                  "scheduled runs also delete manifests no tag reaches (platforms of tagged "
                  "indexes and referrers of live manifests are kept)"),
+        uint_key("retention", "interval_s", &Config::retention_interval_s, 0, 31536000,
+                 "retention policies ([[retention.policy]]) are applied every this many "
+                 "seconds; 0: only on demand (POST /ringport/v1/retention)"),
+        bool_key("retention", "dry_run", &Config::retention_dry_run,
+                 "scheduled retention runs only report what they would delete (GET "
+                 "/ringport/v1/retention)"),
+        uint_key("retention", "activity_save_s", &Config::retention_activity_save_s, 1, 86400,
+                 "tag push and pull times are kept in memory and saved to "
+                 "<root>/.ringport.activity this often while they changed (a kill -9 loses "
+                 "at most this much of them)"),
         uint_key("runtime", "ring_entries", &Config::runtime_ring_entries, 2, 32768,
                  "submission queue entries of each shard's io_uring"),
         uint_key("runtime", "blocking_threads", &Config::runtime_blocking_threads, 1, 256,
@@ -440,6 +450,57 @@ Result<std::vector<std::string>> strings_at(const toml::table& t, const char* ke
     return out;
 }
 
+// One [[retention.policy]] table.
+Result<storage::RetentionPolicy> parse_policy(const toml::table& t, const std::string& where) {
+    storage::RetentionPolicy p;
+    for (auto&& [name, value] : t) {
+        std::string_view k = name.str();
+        auto bad = [&](const char* what) {
+            return Error::of(Errc::invalid, where + "." + std::string(k) + ": expected " + what);
+        };
+        if (k == "repositories" || k == "keep_tags") {
+            continue; // below
+        }
+        const auto* v = value.as_integer();
+        std::uint32_t* field = k == "keep_last"                ? &p.keep_last
+                               : k == "delete_older_than_days" ? &p.older_than_days
+                               : k == "delete_not_pulled_days" ? &p.not_pulled_days
+                               : k == "delete_untagged_days"   ? &p.untagged_days
+                                                               : nullptr;
+        if (field == nullptr) {
+            return Error::of(Errc::invalid, "config file: unknown key '" + where + "." +
+                                                std::string(k) +
+                                                "' (expected repositories, keep_last, keep_tags, "
+                                                "delete_older_than_days, delete_not_pulled_days, "
+                                                "delete_untagged_days)");
+        }
+        if (v == nullptr || v->get() < 1 || v->get() > 1000000) {
+            return bad("a number from 1 to 1000000");
+        }
+        *field = static_cast<std::uint32_t>(v->get());
+    }
+    auto repos = strings_at(t, "repositories", where);
+    if (!repos) {
+        return std::move(repos).error();
+    }
+    auto keep = strings_at(t, "keep_tags", where);
+    if (!keep) {
+        return std::move(keep).error();
+    }
+    p.repositories = std::move(*repos);
+    p.keep_tags = std::move(*keep);
+    if (p.repositories.empty()) {
+        return Error::of(Errc::invalid, where + ": repositories must name at least one pattern "
+                                                "(\"**\" for all)");
+    }
+    if (!p.deletes_tags() && p.untagged_days == 0) {
+        return Error::of(Errc::invalid,
+                         where + ": deletes nothing (set keep_last, delete_older_than_days, "
+                                 "delete_not_pulled_days or delete_untagged_days)");
+    }
+    return p;
+}
+
 // One [[access]] table: who, repositories, actions.
 Result<auth::Rule> parse_rule(const toml::table& t, const std::string& where) {
     for (auto&& [name, value] : t) {
@@ -552,6 +613,24 @@ Result<void> apply_file(Config& cfg, const std::string& path) {
                                                 std::string(section.str()) + "'");
         }
         for (auto&& [name, value] : *t) {
+            if (section.str() == "retention" && name.str() == "policy") {
+                const toml::array* a = value.as_array();
+                if (a == nullptr || !a->is_array_of_tables()) {
+                    return Error::of(Errc::invalid,
+                                     "config file " + path +
+                                         ": 'retention.policy' must be an array of tables "
+                                         "([[retention.policy]])");
+                }
+                for (std::size_t i = 0; i < a->size(); ++i) {
+                    auto p = parse_policy(*a->get(i)->as_table(),
+                                          "retention.policy[" + std::to_string(i) + "]");
+                    if (!p) {
+                        return std::move(p).error();
+                    }
+                    cfg.retention_policies.push_back(std::move(*p));
+                }
+                continue;
+            }
             const Key* k = find_key(section.str(), name.str());
             if (k == nullptr) {
                 return Error::of(Errc::invalid, "config file " + path + ": unknown key '" +
@@ -777,6 +856,20 @@ std::string example_config() {
         out += k.name + std::string(" = ") + value + "\n";
     }
     out +=
+        "\n# Retention policies: one [[retention.policy]] table each (file only). A\n"
+        "# repository takes the first policy naming it. A tag goes when a delete rule\n"
+        "# holds for it (with only keep_last: when it is not among the last N pushed)\n"
+        "# and no keep rule protects it; a manifest its deleted tags leave unreached\n"
+        "# (with its platforms and referrers) goes with them; then garbage collection\n"
+        "# frees the blobs. Mirror caches are never touched (they evict on their own).\n"
+        "# [[retention.policy]]\n"
+        "# repositories = [\"ci/**\"]        # `*` within a path component, `**` across\n"
+        "# keep_last = 10                   # the 10 most recently pushed tags stay\n"
+        "# keep_tags = [\"latest\", \"v*\"]   # tags matching these always stay\n"
+        "# delete_older_than_days = 30      # tags pushed longer ago go\n"
+        "# delete_not_pulled_days = 14      # tags not pulled for this long go (counted\n"
+        "#                                  # from when pull tracking began at the latest)\n"
+        "# delete_untagged_days = 7         # manifests no tag reaches, unused this long, go\n"
         "\n# Pull-through mirrors: one [[mirror]] table per upstream (file only).\n"
         "# Its cache is stored as ordinary repositories under the prefix. A request\n"
         "# is routed by path prefix (/v2/docker.io/library/alpine/...), else by\n"

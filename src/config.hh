@@ -9,6 +9,7 @@
 
 #include "auth/access.hh"
 #include "mirror/router.hh"
+#include "storage/retention.hh"
 #include "util/result.hh"
 
 namespace rp {
@@ -71,16 +72,22 @@ struct Config {
     // [gc]
     std::uint64_t gc_interval_s = 0;
     std::uint64_t gc_grace_s = 3600; // gc_delete_untagged is with the flags below
+    // [retention]
+    std::uint64_t retention_interval_s = 0;
+    std::uint64_t retention_activity_save_s = 60;
+    // [[retention.policy]] (file only)
+    std::vector<storage::RetentionPolicy> retention_policies;
     // [catalog]
     std::uint64_t catalog_max_entries = 1000;
     // [log]
     std::string log_level = "info";
-    // flags of [auth], [storage] and [gc], kept together (fewer padding bytes)
+    // flags of [auth], [storage], [gc] and [retention], kept together (fewer padding bytes)
     bool auth_certificate_users = true;
     bool auth_mount_without_from = true;
     bool auth_token_issue = false;
     bool storage_read_only = false;
     bool gc_delete_untagged = false;
+    bool retention_dry_run = false;
     // [[mirror]]: pull-through upstreams (file only; validated by mirror::validate)
     std::vector<mirror::Upstream> mirrors;
 };

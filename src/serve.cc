@@ -315,6 +315,10 @@ registry::RegistryConfig registry_config(const Config& cfg) {
     r.gc_interval_s = static_cast<std::int64_t>(cfg.gc_interval_s);
     r.gc_grace_s = static_cast<std::int64_t>(cfg.gc_grace_s);
     r.gc_delete_untagged = cfg.gc_delete_untagged;
+    r.retention_policies = cfg.retention_policies;
+    r.retention_interval_s = static_cast<std::int64_t>(cfg.retention_interval_s);
+    r.retention_dry_run = cfg.retention_dry_run;
+    r.activity_save_s = static_cast<std::int64_t>(cfg.retention_activity_save_s);
     return r;
 }
 
@@ -567,7 +571,7 @@ int serve_main(const Config& cfg) {
                                            &hk, 0});
     run_until_signal(cfg, sigs, std::move(*src), v2fd.get(), runtime, server, index, store, ready,
                      keeper ? &*keeper : nullptr, tls.get());
-    reg.save_access_times(); // the runtime has stopped: nothing touches them now
+    reg.save_activity(); // the runtime has stopped: nothing touches it now
     RP_LOG_INFO("stopped");
     util::log_stop();
     return 0;

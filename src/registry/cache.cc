@@ -1,13 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The mirrors' housekeeping: a cache that fits its disk (cache_bytes_max,
-// least recently pulled first, pins), pre-warming, and the access times
-// saved in batches.
-#include <fcntl.h>
-#include <unistd.h>
-
+// least recently pulled first, pins) and pre-warming. The pull times it
+// evicts by are storage::Activity's, saved by the lifecycle (lifecycle.cc).
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <ctime>
 #include <set>
 #include <tuple>
@@ -21,70 +16,12 @@ namespace rp::registry {
 
 using reactor::Task;
 using storage::Digest;
-using util::Errc;
 
 namespace {
 
-constexpr const char* access_file = ".ringport.mirror-access";
-constexpr std::int64_t access_save_every_s = 30;
-
 std::int64_t now_s() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
-// Blocking file I/O for the background pool and the stop.
-std::string read_small(int dirfd, const char* name) {
-    std::string out;
-    int fd = ::openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return out;
-    }
-    char buf[65536];
-    for (int i = 0; i < 1'000'000; ++i) { // bounded: 64 GiB at most
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n <= 0) {
-            break;
-        }
-        out.append(buf, static_cast<std::size_t>(n));
-    }
-    ::close(fd);
-    return out;
-}
-
-bool write_replace(int dirfd, const char* name, const std::string& bytes) {
-    std::string tmp = std::string(name) + ".tmp";
-    int fd = ::openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        return false;
-    }
-    std::size_t off = 0;
-    bool ok = true;
-    while (ok && off < bytes.size()) {
-        ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
-        ok = n > 0;
-        off += ok ? static_cast<std::size_t>(n) : 0;
-    }
-    ok = ok && ::fsync(fd) == 0;
-    ::close(fd);
-    return ok && ::renameat(dirfd, tmp.c_str(), dirfd, name) == 0;
-}
-
 } // namespace
-
-void Registry::start_housekeeping(int rootfd) noexcept {
-    rootfd_ = rootfd;
-    if (!router_.empty()) {
-        reactor::spawn(housekeeping());
-    }
-    if (cfg_.gc_interval_s > 0) {
-        reactor::spawn(gc_schedule());
-    }
-}
-
-void Registry::save_access_times() noexcept {
-    if (rootfd_ >= 0 && access_.take_dirty() &&
-        !write_replace(rootfd_, access_file, access_.serialize())) {
-        RP_LOG_WARN("mirror access times not saved: %s", std::strerror(errno));
-    }
-}
 
 std::vector<std::string> Registry::cache_repos(const mirror::Upstream& u) const {
     std::vector<std::string> out;
@@ -102,11 +39,7 @@ Task<void> Registry::housekeeping() noexcept {
         co_return;
     }
     reactor::Shard* shard = reactor::Shard::current();
-    std::string saved;
-    co_await shard->blocking().run([this, &saved] { saved = read_small(rootfd_, access_file); });
-    access_.load(saved);
     std::vector<std::int64_t> prewarm_at(router_.upstreams().size(), 0);
-    std::int64_t saved_at = now_s();
     // Bounded: one turn a second; a stop ends the sleep and the loop.
     for (std::uint64_t turn = 0; turn < (1ULL << 40); ++turn) {
         for (const mirror::Upstream& u : router_.upstreams()) {
@@ -122,16 +55,6 @@ Task<void> Registry::housekeeping() noexcept {
             if (u.cache_bytes_max > 0) {
                 co_await evict_if_over(u);
             }
-        }
-        if (now_s() - saved_at >= access_save_every_s && access_.take_dirty()) {
-            std::string text = access_.serialize();
-            bool ok = false;
-            co_await shard->blocking().run(
-                [this, &text, &ok] { ok = write_replace(rootfd_, access_file, text); });
-            if (!ok) {
-                RP_LOG_WARN("mirror access times not saved; retrying later");
-            }
-            saved_at = now_s();
         }
         if (shard->stopping()) {
             co_return;
@@ -224,7 +147,7 @@ Task<void> Registry::evict_if_over(const mirror::Upstream& u) noexcept {
         }
         for (const Digest& m : c->manifests) {
             if (!keep.contains(m.str())) {
-                order.emplace_back(access_.last(repo, m.str()), repo, m);
+                order.emplace_back(activity_.digest_pulled_at(repo, m.str()), repo, m);
             }
         }
     }
@@ -264,7 +187,7 @@ Task<std::uint64_t> Registry::evict_manifest(const std::vector<std::string>& rep
     if (auto del = co_await store_.delete_manifest(repo, d); !del) {
         co_return 0;
     }
-    access_.forget(repo, d.str());
+    activity_.forget_digest(repo, d.str());
     // Layer links only this manifest needed in this repository.
     std::set<std::string> still;
     if (auto c = store_.index().content(repo)) {
@@ -344,7 +267,7 @@ Task<void> Registry::prewarm(const mirror::Upstream& u) noexcept {
                 }
                 m = *got;
             }
-            access_.pulled(cur.name, m->digest.str(), now_s());
+            activity_.digest_pulled(cur.name, m->digest.str(), now_s());
             for (const Digest& child : m->children) {
                 Route c = cur;
                 c.ref = child.str();

@@ -7,6 +7,7 @@
 
 #include "reactor/ops.hh"
 #include "reactor/shard.hh"
+#include "registry/json.hh"
 #include "registry/registry.hh"
 #include "storage/names.hh"
 #include "util/log.hh"
@@ -17,40 +18,31 @@ using reactor::Task;
 
 namespace {
 
-void field(std::string& out, const char* name, std::uint64_t v) {
-    out += ",\"";
-    out += name;
-    out += "\":";
-    out += std::to_string(v);
-}
-
 std::string report_json(const storage::GcProgress* p, const storage::GcOptions& opt,
                         std::uint64_t run) {
+    Json j;
     if (p == nullptr) {
-        return "{\"run\":0,\"phase\":\"idle\"}\n";
+        return j.num("run", std::uint64_t{0}).str("phase", "idle").done();
     }
-    std::string b = "{\"run\":" + std::to_string(run) + ",\"phase\":\"";
-    b += storage::GcProgress::phase_name(p->phase.load());
-    b += "\",\"dry_run\":";
-    b += opt.dry_run ? "true" : "false";
-    b += ",\"delete_untagged\":";
-    b += opt.delete_untagged ? "true" : "false";
-    field(b, "grace_s", static_cast<std::uint64_t>(opt.grace_s));
-    field(b, "started_at", static_cast<std::uint64_t>(p->started_at.load()));
-    field(b, "ended_at", static_cast<std::uint64_t>(p->ended_at.load()));
-    field(b, "repositories", p->repositories.load());
-    field(b, "marked", p->marked.load());
-    field(b, "manifests_eligible", p->manifests_eligible.load());
-    field(b, "manifests_deleted", p->manifests_deleted.load());
-    field(b, "blobs_scanned", p->blobs_scanned.load());
-    field(b, "blobs_eligible", p->blobs_eligible.load());
-    field(b, "blobs_deleted", p->blobs_deleted.load());
-    field(b, "links_deleted", p->links_deleted.load());
-    field(b, "bytes_freed", p->bytes_freed.load());
-    field(b, "kept_in_grace", p->kept_in_grace.load());
-    field(b, "errors", p->errors.load());
-    b += "}\n";
-    return b;
+    return j.num("run", run)
+        .str("phase", storage::GcProgress::phase_name(p->phase.load()))
+        .boolean("dry_run", opt.dry_run)
+        .boolean("delete_untagged", opt.delete_untagged)
+        .num("grace_s", opt.grace_s)
+        .num("started_at", p->started_at.load())
+        .num("ended_at", p->ended_at.load())
+        .num("repositories", p->repositories.load())
+        .num("marked", p->marked.load())
+        .num("manifests_eligible", p->manifests_eligible.load())
+        .num("manifests_deleted", p->manifests_deleted.load())
+        .num("blobs_scanned", p->blobs_scanned.load())
+        .num("blobs_eligible", p->blobs_eligible.load())
+        .num("blobs_deleted", p->blobs_deleted.load())
+        .num("links_deleted", p->links_deleted.load())
+        .num("bytes_freed", p->bytes_freed.load())
+        .num("kept_in_grace", p->kept_in_grace.load())
+        .num("errors", p->errors.load())
+        .done();
 }
 
 // "true"/"1" or "false"/"0"; nullopt for anything else.
@@ -119,29 +111,6 @@ Task<void> Registry::gc_run(storage::GcOptions opt,
                 static_cast<unsigned long long>(p->kept_in_grace.load()),
                 static_cast<unsigned long long>(p->errors.load()),
                 static_cast<long long>(std::time(nullptr) - t0));
-}
-
-Task<void> Registry::gc_schedule() noexcept {
-    reactor::Shard* shard = reactor::Shard::current();
-    std::int64_t next = static_cast<std::int64_t>(std::time(nullptr)) + cfg_.gc_interval_s;
-    // Bounded: one turn a second; a stop ends the sleep and the loop.
-    for (std::uint64_t turn = 0; turn < (1ULL << 40) && !shard->stopping(); ++turn) {
-        (void)co_await reactor::sleep_ms(1000);
-        if (shard->stopping() || static_cast<std::int64_t>(std::time(nullptr)) < next) {
-            continue;
-        }
-        next = static_cast<std::int64_t>(std::time(nullptr)) + cfg_.gc_interval_s;
-        storage::GcOptions opt;
-        opt.delete_untagged = cfg_.gc_delete_untagged;
-        opt.grace_s = cfg_.gc_grace_s;
-        if (auto p = gc_claim()) {
-            {
-                std::lock_guard lk(gc_mu_);
-                gc_last_opt_ = opt;
-            }
-            co_await gc_run(opt, std::move(p));
-        }
-    }
 }
 
 Task<void> Registry::gc_endpoint(http::Exchange& ex) noexcept {

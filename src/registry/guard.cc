@@ -19,6 +19,7 @@ Need need_of(const Route& route, std::string_view method) noexcept {
     case RouteKind::catalog: return {Need::Kind::server, auth::catalog};
     case RouteKind::status:
     case RouteKind::gc:
+    case RouteKind::retention:
     case RouteKind::repository: return {Need::Kind::server, auth::admin};
     case RouteKind::metrics: return {Need::Kind::server, auth::metrics};
     case RouteKind::tags_list:

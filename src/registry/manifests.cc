@@ -366,8 +366,14 @@ Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
         co_await fail(ex, Code::manifest_unknown, r.ref);
         co_return;
     }
-    if (mirrored != nullptr) { // eviction goes by the last pull
-        access_.pulled(r.name, m->digest.str(), static_cast<std::int64_t>(std::time(nullptr)));
+    {
+        // Retention and a mirror's eviction go by the last pull. A HEAD counts:
+        // containerd resolves a tag with HEAD, then GETs by digest.
+        const auto now = static_cast<std::int64_t>(std::time(nullptr));
+        if (r.ref.find(':') == std::string::npos) {
+            activity_.tag_pulled(r.name, r.ref, now);
+        }
+        activity_.digest_pulled(r.name, m->digest.str(), now);
     }
     const http::Request& req = ex.request();
     if (!accepts(req, m->media_type)) {

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Manifest PUT (validation, storage) and DELETE.
+#include <ctime>
+
 #include "registry/manifest.hh"
 #include "registry/registry.hh"
 #include "storage/names.hh"
@@ -97,6 +99,9 @@ Task<void> Registry::put_manifest(http::Exchange& ex, const Route& r) noexcept {
         co_await fail(ex, code_for(put.error(), Code::manifest_invalid), put.error().detail);
         co_return;
     }
+    if (!by_digest) { // what retention's keep_last and older_than go by
+        activity_.tag_pushed(r.name, r.ref, static_cast<std::int64_t>(std::time(nullptr)));
+    }
     http::Response resp = empty_response(201);
     resp.add("Location", "/v2/" + r.name + "/manifests/" + d.str());
     resp.add("Docker-Content-Digest", d.str());
@@ -117,7 +122,7 @@ Task<void> Registry::delete_manifest(http::Exchange& ex, const Route& r) noexcep
             co_await fail(ex, Code::digest_invalid, "invalid digest");
             co_return;
         }
-        auto del = co_await store_.delete_manifest(r.name, *d);
+        auto del = co_await remove_manifest(r.name, *d, std::nullopt);
         if (!del) {
             co_await fail(ex, code_for(del.error(), Code::manifest_unknown), r.ref);
             co_return;
@@ -129,7 +134,7 @@ Task<void> Registry::delete_manifest(http::Exchange& ex, const Route& r) noexcep
         co_await fail(ex, Code::manifest_unknown, "invalid tag");
         co_return;
     }
-    auto del = co_await store_.delete_tag(r.name, r.ref);
+    auto del = co_await remove_tag(r.name, r.ref, std::nullopt);
     if (!del) {
         co_await fail(ex, code_for(del.error(), Code::manifest_unknown), r.ref);
         co_return;

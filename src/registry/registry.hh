@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -22,25 +23,36 @@
 #include "registry/guard.hh"
 #include "registry/metrics.hh"
 #include "registry/routes.hh"
+#include "storage/activity.hh"
 #include "storage/gc.hh"
+#include "storage/retention.hh"
 #include "storage/store.hh"
 
 namespace rp::registry {
 
 struct RegistryConfig {
-    bool delete_enabled = true;
     std::size_t catalog_max_entries = 1000;
     std::size_t catalog_default_entries = 100;
-    bool access_log = true;
     std::vector<mirror::Upstream> mirrors; // validated (mirror::validate)
     std::shared_ptr<Guard> guard;          // null: no authentication
-    bool read_only = false;                // writes get 405 UNSUPPORTED
-    bool mount_without_from = true;        // cross-repository mounts without `from`
     // Garbage collection while serving ([gc]): every interval_s (0: only on
     // demand, POST /ringport/v1/gc), keeping what was used within grace_s.
     std::int64_t gc_interval_s = 0;
     std::int64_t gc_grace_s = 3600;
-    bool gc_delete_untagged = false;
+    // Retention ([retention], [[retention.policy]]): every interval_s (0:
+    // only on demand, POST /ringport/v1/retention); scheduled runs only
+    // report when retention_dry_run. Tag push and pull times are saved
+    // every activity_save_s while something changed.
+    std::vector<storage::RetentionPolicy> retention_policies;
+    std::int64_t retention_interval_s = 0;
+    std::int64_t activity_save_s = 60;
+    // Flags, kept together (fewer padding bytes).
+    bool delete_enabled = true;
+    bool access_log = true;
+    bool read_only = false;          // writes get 405 UNSUPPORTED
+    bool mount_without_from = true;  // cross-repository mounts without `from`
+    bool gc_delete_untagged = false; // scheduled GC runs delete untagged manifests
+    bool retention_dry_run = false;
 };
 
 // The OCI Distribution API over the store. One instance serves all shards;
@@ -57,12 +69,13 @@ class Registry final : public http::Handler {
     void log_access(const http::AccessRecord& rec) noexcept override;
     void cutting() noexcept override { flights_.cut_readers(); }
     void handshake_failed(std::string_view peer, const util::Error& why) noexcept override;
-    // The mirrors' housekeeping (cache_bytes_max, pre-warm, saving access
-    // times), as a flow on the calling shard until it stops. `rootfd` holds
-    // the access times (.ringport.mirror-access).
+    // The background duties, as flows on the calling shard until it stops:
+    // the mirrors' housekeeping (cache_bytes_max, pre-warm), and the
+    // lifecycle (saving tag and pull activity in `rootfd`, scheduled
+    // garbage collection and retention).
     void start_housekeeping(int rootfd) noexcept;
-    // The access times, written now (at a clean stop, after the runtime).
-    void save_access_times() noexcept;
+    // The activity, written now (at a clean stop, after the runtime).
+    void save_activity() noexcept;
 
   private:
     using Task = reactor::Task<void>;
@@ -139,7 +152,23 @@ class Registry final : public http::Handler {
     // gc.cc: garbage collection while serving, one run at a time.
     Task gc_endpoint(http::Exchange& ex) noexcept;
     Task gc_run(storage::GcOptions opt, std::shared_ptr<storage::GcProgress> p) noexcept;
-    Task gc_schedule() noexcept;
+    // retention.cc: the lifecycle's schedule, retention runs, and the one
+    // path deletes take (the API's and retention's).
+    Task lifecycle() noexcept;
+    Task retention_endpoint(http::Exchange& ex) noexcept;
+    Task retention_run(bool dry_run, std::shared_ptr<storage::RetentionProgress> p) noexcept;
+    std::shared_ptr<storage::RetentionProgress> retention_claim(bool dry_run) noexcept;
+    // Starts a garbage collection with the configured options unless one runs.
+    void start_gc() noexcept;
+    reactor::Task<util::Result<bool>> retention_delete(const storage::RetentionItem& it) noexcept;
+    // Deletes a tag (only while it points at `expect`, when given) or a
+    // manifest revision with its tags (only if unused since `used_before`
+    // and untagged, when given: false when kept).
+    reactor::Task<util::Result<void>> remove_tag(const std::string& repo, const std::string& tag,
+                                                 std::optional<storage::Digest> expect) noexcept;
+    reactor::Task<util::Result<bool>>
+    remove_manifest(const std::string& repo, const storage::Digest& d,
+                    std::optional<std::int64_t> used_before) noexcept;
     // DELETE /ringport/v1/repositories/<name>: the whole repository.
     Task delete_repository(http::Exchange& ex, const Route& r) noexcept;
     // A new run's progress, or null when one is running.
@@ -174,14 +203,17 @@ class Registry final : public http::Handler {
     mirror::Breaker breaker_;
     mirror::ListCache lists_;
     std::unique_ptr<RequestCounters> requests_; // set with the runtime
-    mirror::AccessTimes access_;
+    storage::Activity activity_;
     int rootfd_ = -1;
     std::mutex gc_mu_;
-    std::shared_ptr<storage::GcProgress> gc_last_;           // the running or last run (gc_mu_)
-    storage::GcOptions gc_last_opt_;                         // its options (gc_mu_)
-    std::uint64_t gc_runs_ = 0;                              // runs started (gc_mu_)
-    std::unordered_map<std::string, std::uint64_t> sizes_;   // blob sizes (housekeeping only)
-    std::vector<std::unique_ptr<MirrorStats>> mirror_stats_; // by Upstream::id
+    std::shared_ptr<storage::GcProgress> gc_last_;               // the running or last run (gc_mu_)
+    storage::GcOptions gc_last_opt_;                             // its options (gc_mu_)
+    std::uint64_t gc_runs_ = 0;                                  // runs started (gc_mu_)
+    std::shared_ptr<storage::RetentionProgress> retention_last_; // gc_mu_
+    bool retention_last_dry_ = false;                            // gc_mu_
+    std::uint64_t retention_runs_ = 0;                           // gc_mu_
+    std::unordered_map<std::string, std::uint64_t> sizes_;       // blob sizes (housekeeping only)
+    std::vector<std::unique_ptr<MirrorStats>> mirror_stats_;     // by Upstream::id
 };
 
 // Helpers shared by the handler files.

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <string>
 
+#include "registry/json.hh"
 #include "registry/registry.hh"
 #include "util/log.hh"
 
@@ -29,16 +30,6 @@ std::uint64_t rss_bytes() noexcept {
     return n == 2 && page > 0 ? resident * static_cast<std::uint64_t>(page) : 0;
 }
 
-void field(std::string& out, const char* name, std::uint64_t v, bool last = false) {
-    out += '"';
-    out += name;
-    out += "\":";
-    out += std::to_string(v);
-    if (!last) {
-        out += ',';
-    }
-}
-
 } // namespace
 
 reactor::Task<void> Registry::status(http::Exchange& ex) noexcept {
@@ -46,38 +37,41 @@ reactor::Task<void> Registry::status(http::Exchange& ex) noexcept {
     storage::Index::Counts c = idx.counts();
     storage::Index::Footprint f = idx.footprint();
     struct mallinfo2 mi = ::mallinfo2();
-    std::string b = "{\"index\":{\"ready\":";
-    b += ready_.is_set() ? "true," : "false,";
-    field(b, "repositories", c.repos);
-    field(b, "tags", c.tags);
-    field(b, "manifests", c.manifests);
-    field(b, "blob_links", c.layers);
-    field(b, "repository_states", f.repo_states);
-    field(b, "digests", f.digests);
-    field(b, "digest_slots", f.digest_slots, true);
-    b += "},\"uploads\":{";
-    field(b, "sessions", store_.upload_count());
-    field(b, "sessions_max", store_.config().uploads_max, true);
-    b += "},\"manifest_cache\":{";
-    field(b, "bytes", store_.cache_bytes_used());
-    field(b, "bytes_max", store_.config().manifest_cache_bytes_max, true);
-    b += "},\"log\":{";
-    field(b, "dropped_lines", util::log_dropped_total(), true);
+    Json j;
+    j.open("index")
+        .boolean("ready", ready_.is_set())
+        .num("repositories", c.repos)
+        .num("tags", c.tags)
+        .num("manifests", c.manifests)
+        .num("blob_links", c.layers)
+        .num("repository_states", f.repo_states)
+        .num("digests", f.digests)
+        .num("digest_slots", f.digest_slots)
+        .close();
+    j.open("uploads")
+        .num("sessions", store_.upload_count())
+        .num("sessions_max", store_.config().uploads_max)
+        .close();
+    j.open("manifest_cache")
+        .num("bytes", store_.cache_bytes_used())
+        .num("bytes_max", store_.config().manifest_cache_bytes_max)
+        .close();
+    j.open("log").num("dropped_lines", util::log_dropped_total()).close();
     if (runtime_ != nullptr) {
         // Stalls of whole shards (Shard::turns): cumulative counts by length.
         reactor::Shard::Turns t = runtime_->turns();
-        b += "},\"shards\":{";
+        j.open("shards");
         for (std::size_t i = 0; i < t.from.size(); ++i) {
-            std::string name =
-                "turns_from_" + std::to_string(reactor::Shard::turn_bounds_us[i] / 1000) + "ms";
-            field(b, name.c_str(), t.from[i]);
+            j.num("turns_from_" + std::to_string(reactor::Shard::turn_bounds_us[i] / 1000) + "ms",
+                  t.from[i]);
         }
-        field(b, "longest_turn_us", t.longest_us, true);
+        j.num("longest_turn_us", t.longest_us).close();
     }
-    b += "},\"memory\":{";
-    field(b, "rss_bytes", rss_bytes());
-    field(b, "heap_in_use_bytes", mi.uordblks, true);
-    b += "}}\n";
+    j.open("memory")
+        .num("rss_bytes", rss_bytes())
+        .num("heap_in_use_bytes", static_cast<std::uint64_t>(mi.uordblks))
+        .close();
+    std::string b = j.done();
     http::Response r = empty_response(200);
     r.add("Content-Type", "application/json");
     r.add("Cache-Control", "no-store");

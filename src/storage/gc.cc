@@ -34,6 +34,36 @@ const char* GcProgress::phase_name(int p) noexcept {
     }
 }
 
+std::unordered_set<std::string>
+reached_by_tags(const Index& index, const std::string& repo,
+                const std::vector<std::pair<std::string, Digest>>& tags) {
+    std::unordered_set<std::string> reached;
+    std::deque<Digest> todo;
+    for (const auto& [tag, d] : tags) {
+        if (reached.insert(d.str()).second) {
+            todo.push_back(d);
+        }
+    }
+    // Bounded: each manifest enters `todo` once.
+    while (!todo.empty()) {
+        Digest d = std::move(todo.front());
+        todo.pop_front();
+        if (ManifestPtr m = index.manifest(repo, d)) {
+            for (const Digest& child : m->children) {
+                if (reached.insert(child.str()).second) {
+                    todo.push_back(child);
+                }
+            }
+        }
+        for (const ManifestPtr& r : index.referrers(repo, d)) {
+            if (reached.insert(r->digest.str()).second) {
+                todo.push_back(r->digest);
+            }
+        }
+    }
+    return reached;
+}
+
 namespace {
 
 bool lower_hex(std::string_view s) {
@@ -96,38 +126,6 @@ std::vector<Digest> list_blobs(int v2fd) {
     return out;
 }
 
-// The manifests of one repository that a tag reaches: the tagged ones, the
-// children of reached indexes, and the referrers of reached manifests (a
-// signature of a referrer too), transitively.
-std::unordered_set<std::string> reached_by_tags(const Index& index, const std::string& repo,
-                                                const Index::RepoContent& c) {
-    std::unordered_set<std::string> reached;
-    std::deque<Digest> todo;
-    for (const auto& [tag, d] : c.tags) {
-        if (reached.insert(d.str()).second) {
-            todo.push_back(d);
-        }
-    }
-    // Bounded: each manifest enters `todo` once.
-    while (!todo.empty()) {
-        Digest d = std::move(todo.front());
-        todo.pop_front();
-        if (ManifestPtr m = index.manifest(repo, d)) {
-            for (const Digest& child : m->children) {
-                if (reached.insert(child.str()).second) {
-                    todo.push_back(child);
-                }
-            }
-        }
-        for (const ManifestPtr& r : index.referrers(repo, d)) {
-            if (reached.insert(r->digest.str()).second) {
-                todo.push_back(r->digest);
-            }
-        }
-    }
-    return reached;
-}
-
 // Whether a file under v2 was modified at or after `since`.
 Task<bool> modified_since(Store& store, std::string path, std::int64_t since) noexcept {
     auto st = co_await store.fs().stat(std::move(path));
@@ -173,7 +171,7 @@ Task<void> collect_garbage(Store& store, GcOptions opt, GcProgress& progress,
         emit(repo);
         std::unordered_set<std::string> reached;
         if (opt.delete_untagged) {
-            reached = reached_by_tags(index, repo, *c);
+            reached = reached_by_tags(index, repo, c->tags);
         }
         for (const Digest& d : c->manifests) {
             if (opt.delete_untagged && !reached.contains(d.str())) {

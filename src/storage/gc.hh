@@ -6,6 +6,9 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
+#include <utility>
+#include <vector>
 
 #include "reactor/task.hh"
 #include "storage/store.hh"
@@ -49,6 +52,13 @@ struct GcProgress {
 
     static const char* phase_name(int p) noexcept;
 };
+
+// The manifests of one repository that its tags reach: the tagged ones, the
+// children of reached indexes, and the referrers of reached manifests (a
+// signature of a referrer too), transitively.
+std::unordered_set<std::string>
+reached_by_tags(const Index& index, const std::string& repo,
+                const std::vector<std::pair<std::string, Digest>>& tags);
 
 // One line of Distribution's `registry garbage-collect` output at a time
 // ("<repo>: marking manifest <digest>", "blob eligible for deletion: ...").

@@ -212,7 +212,10 @@ class Store {
     reactor::Task<util::Result<std::shared_ptr<const std::string>>>
     manifest_body(ManifestPtr m) noexcept;
     reactor::Task<util::Result<void>> delete_manifest(std::string repo, Digest d) noexcept;
-    reactor::Task<util::Result<void>> delete_tag(std::string repo, std::string tag) noexcept;
+    // With `expect`, only while the tag still points there (else busy: a
+    // push moved it since the caller looked).
+    reactor::Task<util::Result<void>> delete_tag(std::string repo, std::string tag,
+                                                 std::optional<Digest> expect = {}) noexcept;
     // Deletes a whole repository: its tags and manifest revisions, then its
     // layer links (the blobs stay for garbage collection). not_found when it
     // holds nothing. Counts what went.

@@ -145,7 +145,8 @@ Task<Result<Store::RepoDeleted>> Store::delete_repository(std::string repo) noex
     co_return RepoDeleted{c->tags.size(), c->manifests.size(), c->layers.size()};
 }
 
-Task<Result<void>> Store::delete_tag(std::string repo, std::string tag) noexcept {
+Task<Result<void>> Store::delete_tag(std::string repo, std::string tag,
+                                     std::optional<Digest> expect) noexcept {
     if (!index_.resolve_tag(repo, tag)) { // a miss takes no lease: it leaves no state
         co_return Error::of(Errc::not_found, "tag unknown");
     }
@@ -155,8 +156,12 @@ Task<Result<void>> Store::delete_tag(std::string repo, std::string tag) noexcept
     if (auto j = co_await note_write(repo); !j) {
         co_return std::move(j).error();
     }
-    if (!index_.resolve_tag(repo, tag)) {
+    auto now = index_.resolve_tag(repo, tag);
+    if (!now) {
         co_return Error::of(Errc::not_found, "tag unknown");
+    }
+    if (expect && *now != *expect) {
+        co_return Error::of(Errc::busy, "tag moved");
     }
     auto r = co_await fs_.remove_tree(layout::tag_dir(repo, tag));
     if (!r) {

@@ -25,6 +25,8 @@ from ringtest import rootgen
 from ringtest.client import Client, sha256
 from ringtest.harness import (DISTRIBUTION_CONFIG, Distribution, Ringport, free_port,
                               ringport_bin, ringport_with_config, wait_until)
+from ringtest.images import (blob_path, layer_link, manifest_for, pulls, put, revision_link,
+                             run_to_end)
 from ringtest.oci import descriptor, dumps, image_config, random_bytes, unique_name
 
 pytestmark = pytest.mark.skipif(
@@ -38,71 +40,10 @@ CONFIG = "application/vnd.oci.image.config.v1+json"
 TIMEOUT_S = 30.0
 
 
-def blob_path(root, digest):
-    hexd = digest.split(":", 1)[1]
-    return os.path.join(root, "docker/registry/v2/blobs/sha256", hexd[:2], hexd, "data")
-
-
-def layer_link(root, repo, digest):
-    return os.path.join(root, "docker/registry/v2/repositories", repo, "_layers/sha256",
-                        digest.split(":", 1)[1], "link")
-
-
-def revision_link(root, repo, digest):
-    return os.path.join(root, "docker/registry/v2/repositories", repo,
-                        "_manifests/revisions/sha256", digest.split(":", 1)[1], "link")
-
-
 def run_gc(c, **params):
     """Starts a run, waits for its end; returns its report."""
-    q = "&".join(f"{k}={str(v).lower()}" for k, v in params.items())
-    r = c.request("POST", "/ringport/v1/gc" + (f"?{q}" if q else ""))
-    assert r.status == 202, r
-    run = r.json()["run"]
-    out = {}
-
-    def ended():
-        g = c.request("GET", "/ringport/v1/gc")
-        assert g.status == 200, g
-        out.update(g.json())
-        return out["run"] == run and out["phase"] in ("done", "failed")
-
-    assert wait_until(ended, TIMEOUT_S), out
-    assert out["phase"] == "done", out
-    return out
-
-
-def manifest_for(c, repo, layers, config=None):
-    """Pushes the blobs; returns the manifest bytes (not put)."""
-    config = config if config is not None else image_config()
-    c.push_blob(repo, config)
-    for layer in layers:
-        c.push_blob(repo, layer)
-    return dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                  "config": descriptor(CONFIG, config),
-                  "layers": [descriptor(LAYER, x) for x in layers]})
-
-
-def put(c, repo, ref, body, media_type=OCI_MANIFEST):
-    r = c.put_manifest(repo, ref, body, media_type)
-    assert r.status == 201, r
-    return sha256(body)
-
-
-def pulls(c, repo, ref):
-    """The manifest and every blob it names (children of an index too) come back whole."""
-    r = c.get_manifest(repo, ref, accept=f"{OCI_MANIFEST}, {OCI_INDEX}")
-    if r.status != 200:
-        return False
-    m = r.json()
-    for child in m.get("manifests", []):
-        if not pulls(c, repo, child["digest"]):
-            return False
-    for d in ([m["config"]] if "config" in m else []) + m.get("layers", []):
-        b = c.get_blob(repo, d["digest"])
-        if b.status != 200 or sha256(b.body) != d["digest"]:
-            return False
-    return True
+    return run_to_end(c, "gc", "&".join(f"{k}={str(v).lower()}" for k, v in params.items()),
+                      TIMEOUT_S)
 
 
 @pytest.fixture()

@@ -153,6 +153,16 @@ def test_prewarm_fetches_every_platform_of_an_index_and_its_blobs_at_start():
         os.unlink(cfg)
 
 
+def saved_pulls(root):
+    """{key: pulled} from the saved activity (.ringport.activity)."""
+    out = {}
+    with open(os.path.join(root, ".ringport.activity")) as f:
+        for line in f.read().splitlines()[1:]:
+            pulled, _pushed, key = line.split(" ", 2)
+            out[key] = int(pulled)
+    return out
+
+
 def test_access_times_are_saved_at_a_stop_and_read_at_the_next_start():
     up = FakeUpstream(bearer=False)
     m, _ = add_image(up, "team/app", "v1", b"kept ")
@@ -162,15 +172,20 @@ def test_access_times_are_saved_at_a_stop_and_read_at_the_next_start():
         t0 = int(time.time())
         pull(srv, "team/app")
         assert srv.stop() == 0
-        saved = open(os.path.join(root, ".ringport.mirror-access")).read().split()
-        assert saved[1] == f"up.test/team/app@{digest_of(m)}", saved
-        assert t0 <= int(saved[0]) <= int(time.time())
-        # Read at the next start: the file is rewritten only after a new pull.
+        key = f"up.test/team/app@{digest_of(m)}"
+        saved = saved_pulls(root)
+        assert t0 <= saved[key] <= int(time.time()), saved
+        assert saved["up.test/team/app:v1"] >= t0, saved
+        # An upgrade from a version that kept only the mirror's access file:
+        # it is read at the start and removed by the first save.
+        os.unlink(os.path.join(root, ".ringport.activity"))
+        with open(os.path.join(root, ".ringport.mirror-access"), "w") as f:
+            f.write(f"{t0 - 5000} {key}\n")
         again = Ringport(root=root, config=cfg).start()
         again.wait_ready()
-        pull(again, "team/app")
         assert again.stop() == 0
-        assert open(os.path.join(root, ".ringport.mirror-access")).read().count("\n") == 1
+        assert saved_pulls(root)[key] == t0 - 5000
+        assert not os.path.exists(os.path.join(root, ".ringport.mirror-access"))
     finally:
         srv.cleanup()
         up.close()

@@ -228,6 +228,54 @@ TEST_CASE("[[mirror]] cache limits, pins and pre-warm load") {
     CHECK(u.prewarm_interval_s == 0);
 }
 
+TEST_CASE("[[retention.policy]] tables load in order; a bad one is an error that names it") {
+    std::string f = write_temp("[retention]\ninterval_s = 3600\ndry_run = true\n"
+                               "[[retention.policy]]\nrepositories = [\"ci/**\"]\n"
+                               "keep_last = 3\nkeep_tags = [\"latest\", \"v*\"]\n"
+                               "delete_older_than_days = 30\n"
+                               "[[retention.policy]]\nrepositories = [\"**\"]\n"
+                               "delete_not_pulled_days = 90\ndelete_untagged_days = 7\n");
+    CliOverrides cli;
+    cli.config_file = f;
+    auto c = load_config(cli, {});
+    std::remove(f.c_str());
+    REQUIRE(c);
+    CHECK(c->retention_interval_s == 3600);
+    CHECK(c->retention_dry_run);
+    REQUIRE(c->retention_policies.size() == 2);
+    const auto& p = c->retention_policies[0];
+    CHECK(p.repositories == std::vector<std::string>{"ci/**"});
+    CHECK(p.keep_last == 3);
+    CHECK(p.keep_tags == std::vector<std::string>{"latest", "v*"});
+    CHECK(p.older_than_days == 30);
+    CHECK(c->retention_policies[1].not_pulled_days == 90);
+    CHECK(c->retention_policies[1].untagged_days == 7);
+
+    struct Bad {
+        const char* text;
+        const char* names;
+    };
+    for (const Bad& b : {
+             Bad{"[[retention.policy]]\nrepositories = [\"a\"]\nkeep_lots = 1\n",
+                 "retention.policy[0].keep_lots"},
+             Bad{"[[retention.policy]]\nrepositories = [\"a\"]\nkeep_last = 0\n",
+                 "retention.policy[0].keep_last"},
+             Bad{"[[retention.policy]]\nkeep_last = 2\n", "repositories"},
+             Bad{"[[retention.policy]]\nrepositories = [\"a\"]\nkeep_tags = [\"x\"]\n",
+                 "deletes nothing"},
+             Bad{"[retention]\npolicy = 3\n", "[[retention.policy]]"},
+         }) {
+        std::string g = write_temp(b.text);
+        CliOverrides cl;
+        cl.config_file = g;
+        auto r = load_config(cl, {});
+        std::remove(g.c_str());
+        CAPTURE(b.text);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().detail.find(b.names) != std::string::npos);
+    }
+}
+
 TEST_CASE("the example file in the repository is what the binary documents, and it loads") {
     std::ifstream in(RINGPORT_SOURCE_ROOT "/ringport.example.toml");
     REQUIRE(in.good());

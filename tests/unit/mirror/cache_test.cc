@@ -26,26 +26,3 @@ TEST_CASE("pins are globs over repository:tag and repository@digest") {
     CHECK_FALSE(pinned(pins, "library/busybox:latest"));
     CHECK_FALSE(pinned({}, "anything"));
 }
-
-TEST_CASE("access times keep the last pull, save as lines and merge on load") {
-    AccessTimes a;
-    CHECK(a.last("r", "sha256:1") == 0);
-    CHECK_FALSE(a.take_dirty());
-    a.pulled("up/r", "sha256:1", 100);
-    a.pulled("up/r", "sha256:2", 200);
-    CHECK(a.take_dirty());
-    CHECK_FALSE(a.take_dirty());
-    a.pulled("up/r", "sha256:2", 200); // the same second: nothing to save
-    CHECK_FALSE(a.take_dirty());
-    CHECK(a.last("up/r", "sha256:2") == 200);
-    const std::string saved = a.serialize();
-    AccessTimes b;
-    b.pulled("up/r", "sha256:1", 150); // newer than the saved 100: kept
-    b.load(saved + "junk line\nx up/r@sha256:3\n-\n");
-    CHECK(b.last("up/r", "sha256:1") == 150);
-    CHECK(b.last("up/r", "sha256:2") == 200);
-    CHECK(b.size() == 2);
-    b.forget("up/r", "sha256:1");
-    CHECK(b.last("up/r", "sha256:1") == 0);
-    CHECK(b.take_dirty());
-}

@@ -26,6 +26,7 @@ TEST_CASE("routes are found from the end, so names may contain slashes") {
     CHECK(match_route("/v2").kind == RouteKind::base);
     CHECK(match_route("/ringport/v1/status").kind == RouteKind::status);
     CHECK(match_route("/ringport/v1/gc").kind == RouteKind::gc);
+    CHECK(match_route("/ringport/v1/retention").kind == RouteKind::retention);
     auto repo = match_route("/ringport/v1/repositories/team/app");
     CHECK(repo.kind == RouteKind::repository);
     CHECK(repo.name == "team/app");

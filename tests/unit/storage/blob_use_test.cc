@@ -184,3 +184,43 @@ TEST_CASE("collect_blobs removes links then data, keeping what is used, recent o
     CHECK(out.orphan_unlinked);
     CHECK(out.again_gone);
 }
+
+namespace {
+
+struct TagMove {
+    bool put = false, moved_kept = false, deleted = false;
+};
+
+Task<void> tag_move(Store& store, TagMove* out, reactor::Shard* shard) {
+    // Two manifests (no blobs), the tag on the second: a delete that expects
+    // the first (planned before a push moved the tag) leaves the tag alone.
+    auto make = [](const std::string& body) {
+        auto m = std::make_shared<ManifestInfo>();
+        m->digest = digest_of(Algorithm::sha256, body);
+        m->media_type = "application/vnd.oci.image.manifest.v1+json";
+        m->size = body.size();
+        m->body = std::make_shared<const std::string>(body);
+        return m;
+    };
+    auto first = make(R"({"schemaVersion":2,"layers":[]})");
+    auto second = make(R"({"schemaVersion":2,"layers":[] })");
+    out->put = co_await store.put_manifest("team/a", first, std::string("v1")) &&
+               co_await store.put_manifest("team/a", second, std::string("v1"));
+    auto moved = co_await store.delete_tag("team/a", "v1", first->digest);
+    out->moved_kept = !moved && moved.error().kind == util::Errc::busy &&
+                      store.index().resolve_tag("team/a", "v1") == second->digest;
+    auto del = co_await store.delete_tag("team/a", "v1", second->digest);
+    out->deleted = del && !store.index().resolve_tag("team/a", "v1");
+    shard->request_stop();
+}
+
+} // namespace
+
+TEST_CASE("a tag delete that expects a target leaves a tag that moved since") {
+    TagMove out;
+    on_shard(
+        [&out](Store& store, int, reactor::Shard* shard) { return tag_move(store, &out, shard); });
+    CHECK(out.put);
+    CHECK(out.moved_kept);
+    CHECK(out.deleted);
+}

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: Apache-2.0
+// The registry's background duties on shard 0: loading and saving the tag and
+// pull activity (in batches, never a write per pull), and the schedules of
+// garbage collection and retention. The mirrors' housekeeping starts once
+// the activity it evicts by is loaded.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "reactor/ops.hh"
+#include "reactor/shard.hh"
+#include "registry/registry.hh"
+#include "util/log.hh"
+
+namespace rp::registry {
+
+using reactor::Task;
+
+namespace {
+
+constexpr const char* activity_file = ".ringport.activity";
+// The mirror's access times before they became part of the activity: read
+// once, removed after the first save.
+constexpr const char* old_access_file = ".ringport.mirror-access";
+
+std::int64_t now_s() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+// Blocking file I/O for the background pool and the stop.
+std::string read_small(int dirfd, const char* name) {
+    std::string out;
+    int fd = ::openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return out;
+    }
+    char buf[65536];
+    for (int i = 0; i < 1'000'000; ++i) { // bounded: 64 GiB at most
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) {
+            break;
+        }
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return out;
+}
+
+bool write_replace(int dirfd, const char* name, const std::string& bytes) {
+    std::string tmp = std::string(name) + ".tmp";
+    int fd = ::openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return false;
+    }
+    std::size_t off = 0;
+    bool ok = true;
+    while (ok && off < bytes.size()) {
+        ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
+        ok = n > 0;
+        off += ok ? static_cast<std::size_t>(n) : 0;
+    }
+    ok = ok && ::fsync(fd) == 0;
+    ::close(fd);
+    if (ok && ::renameat(dirfd, tmp.c_str(), dirfd, name) == 0) {
+        (void)::unlinkat(dirfd, old_access_file, 0);
+        return true;
+    }
+    return false;
+}
+
+} // namespace
+
+void Registry::start_housekeeping(int rootfd) noexcept {
+    rootfd_ = rootfd;
+    reactor::spawn(lifecycle());
+}
+
+void Registry::save_activity() noexcept {
+    if (rootfd_ >= 0 && activity_.take_dirty() &&
+        !write_replace(rootfd_, activity_file, activity_.serialize())) {
+        RP_LOG_WARN("tag and pull activity not saved: %s", std::strerror(errno));
+    }
+}
+
+Task<void> Registry::lifecycle() noexcept {
+    if (!co_await ready_.wait()) {
+        co_return;
+    }
+    reactor::Shard* shard = reactor::Shard::current();
+    std::string saved;
+    std::string old;
+    co_await shard->blocking().run([this, &saved, &old] {
+        saved = read_small(rootfd_, activity_file);
+        old = read_small(rootfd_, old_access_file);
+    });
+    activity_.load(old);
+    activity_.load(saved);
+    activity_.begin_tracking(now_s());
+    if (!router_.empty()) {
+        reactor::spawn(housekeeping());
+    }
+    std::int64_t saved_at = now_s();
+    std::int64_t gc_at = cfg_.gc_interval_s > 0 ? now_s() + cfg_.gc_interval_s : -1;
+    std::int64_t retention_at =
+        cfg_.retention_interval_s > 0 ? now_s() + cfg_.retention_interval_s : -1;
+    // Bounded: one turn a second; a stop ends the sleep and the loop.
+    for (std::uint64_t turn = 0; turn < (1ULL << 40) && !shard->stopping(); ++turn) {
+        (void)co_await reactor::sleep_ms(1000);
+        if (shard->stopping()) {
+            break;
+        }
+        const std::int64_t now = now_s();
+        if (gc_at >= 0 && now >= gc_at) {
+            gc_at = now + cfg_.gc_interval_s;
+            start_gc();
+        }
+        if (retention_at >= 0 && now >= retention_at) {
+            retention_at = now + cfg_.retention_interval_s;
+            if (auto p = retention_claim(cfg_.retention_dry_run)) {
+                reactor::spawn(retention_run(cfg_.retention_dry_run, std::move(p)));
+            }
+        }
+        if (now - saved_at >= cfg_.activity_save_s) {
+            saved_at = now;
+            // Entries of tags and manifests that are gone go first.
+            const storage::Index& idx = store_.index();
+            activity_.prune(
+                [&idx](std::string_view repo, std::string_view tag, std::string_view digest) {
+                    if (!tag.empty()) {
+                        return idx.resolve_tag(repo, tag).has_value();
+                    }
+                    auto d = storage::Digest::parse(digest);
+                    return d && idx.manifest(repo, *d) != nullptr;
+                });
+            if (activity_.take_dirty()) {
+                std::string text = activity_.serialize();
+                bool ok = false;
+                co_await shard->blocking().run(
+                    [this, &text, &ok] { ok = write_replace(rootfd_, activity_file, text); });
+                if (!ok) {
+                    RP_LOG_WARN("tag and pull activity not saved; retrying later");
+                    activity_.mark_dirty(); // the next turn retries
+                }
+            }
+        }
+    }
+}
+
+void Registry::start_gc() noexcept {
+    storage::GcOptions opt;
+    opt.delete_untagged = cfg_.gc_delete_untagged;
+    opt.grace_s = cfg_.gc_grace_s;
+    if (auto p = gc_claim()) {
+        {
+            std::lock_guard lk(gc_mu_);
+            gc_last_opt_ = opt;
+        }
+        reactor::spawn(gc_run(opt, std::move(p)));
+    }
+}
+
+} // namespace rp::registry
