@@ -35,6 +35,10 @@ constexpr const char* usage_text =
     "  garbage-collect [--dry-run] [--delete-untagged] [--grace DURATION] [CONFIG]\n"
     "        remove unreferenced blobs with the registry stopped (Distribution's\n"
     "        command and output; a running ringport: POST /ringport/v1/gc)\n"
+    "  check [--repair] [CONFIG]\n"
+    "        verify every blob's digest and every link, manifest and upload with the\n"
+    "        registry stopped; --repair quarantines corrupt blobs and drops dangling\n"
+    "        links (a running ringport: [scrub] bytes_per_s)\n"
     "  delete-repository NAME [CONFIG]\n"
     "        delete a whole repository with the registry stopped (its blobs go with\n"
     "        the next garbage-collect; a running ringport: DELETE\n"
@@ -190,6 +194,9 @@ int main(int argc, char** argv) {
     }
     if (cmd == "garbage-collect") {
         return gc_main(argc, argv, environment());
+    }
+    if (cmd == "check") {
+        return check_main(argc, argv, environment());
     }
     if (cmd == "delete-repository") {
         return delete_repository_main(argc, argv, environment());

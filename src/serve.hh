@@ -17,6 +17,8 @@ util::Result<int> open_v2(const std::string& root);
 util::Result<util::UniqueFd> lock_root(const std::string& root);
 // `ringport garbage-collect ...`: argv from the command on.
 int gc_main(int argc, char** argv, const std::map<std::string, std::string>& env);
+// `ringport check [--repair] ...`.
+int check_main(int argc, char** argv, const std::map<std::string, std::string>& env);
 // `ringport delete-repository NAME ...`.
 int delete_repository_main(int argc, char** argv, const std::map<std::string, std::string>& env);
 } // namespace rp

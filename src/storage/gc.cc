@@ -18,6 +18,7 @@
 
 #include "reactor/shard.hh"
 #include "storage/layout.hh"
+#include "storage/tree_scan.hh"
 
 namespace rp::storage {
 
@@ -65,66 +66,6 @@ reached_by_tags(const Index& index, const std::string& repo,
 }
 
 namespace {
-
-bool lower_hex(std::string_view s) {
-    return std::all_of(s.begin(), s.end(),
-                       [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
-// Every blob in blobs/<alg>/<xx>/<hex>/data, as Distribution enumerates them
-// (a directory without its data file is not a blob). Blocking: a helper thread.
-std::vector<Digest> list_blobs(int v2fd) {
-    std::vector<Digest> out;
-    for (Algorithm alg : {Algorithm::sha256, Algorithm::sha512}) {
-        std::string alg_dir = "blobs/" + std::string(algorithm_name(alg));
-        int afd = ::openat(v2fd, alg_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (afd < 0) {
-            continue;
-        }
-        DIR* a = ::fdopendir(afd);
-        if (a == nullptr) {
-            ::close(afd);
-            continue;
-        }
-        while (dirent* pe = ::readdir(a)) {
-            std::string_view prefix = pe->d_name;
-            if (prefix.size() != 2 || !lower_hex(prefix)) {
-                continue;
-            }
-            int pfd = ::openat(afd, pe->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            DIR* p = pfd < 0 ? nullptr : ::fdopendir(pfd);
-            if (p == nullptr) {
-                if (pfd >= 0) {
-                    ::close(pfd);
-                }
-                continue;
-            }
-            while (dirent* be = ::readdir(p)) {
-                std::string_view hex = be->d_name;
-                if (hex.size() != digest_hex_len(alg) || !hex.starts_with(prefix) ||
-                    !lower_hex(hex)) {
-                    continue;
-                }
-                std::string data(hex);
-                data += "/data";
-                struct stat st {};
-                if (::fstatat(pfd, data.c_str(), &st, 0) != 0 || !S_ISREG(st.st_mode)) {
-                    continue;
-                }
-                std::string s(algorithm_name(alg));
-                s += ':';
-                s += hex;
-                if (auto d = Digest::parse(s)) {
-                    out.push_back(std::move(*d));
-                }
-            }
-            ::closedir(p);
-        }
-        ::closedir(a);
-    }
-    std::sort(out.begin(), out.end());
-    return out;
-}
 
 // Whether a file under v2 was modified at or after `since`.
 Task<bool> modified_since(Store& store, std::string path, std::int64_t since) noexcept {
@@ -230,7 +171,7 @@ Task<void> collect_garbage(Store& store, GcOptions opt, GcProgress& progress,
     const int v2fd = store.fs().dirfd();
     std::vector<Digest> blobs;
     co_await reactor::Shard::current()->blocking().run(
-        [&blobs, v2fd] { blobs = list_blobs(v2fd); });
+        [&blobs, v2fd] { blobs = tree::list_blobs(v2fd); });
     progress.blobs_scanned.store(blobs.size());
     std::vector<Digest> eligible;
     for (Digest& d : blobs) {

@@ -63,19 +63,6 @@ void find_repos(int v2fd, const std::string& rel, const std::string& name, int d
     }
 }
 
-bool upload_is_stale(int v2fd, const std::string& dir, std::int64_t now, std::int64_t age_s) {
-    auto s = blocking::read_file(v2fd, dir + "/startedat", 128);
-    std::optional<std::int64_t> t = s ? util::parse_rfc3339(util::trim(*s)) : std::nullopt;
-    if (!t) {
-        struct stat st {};
-        if (::fstatat(v2fd, dir.c_str(), &st, 0) != 0) {
-            return false;
-        }
-        t = static_cast<std::int64_t>(st.st_mtime);
-    }
-    return now - *t > age_s;
-}
-
 std::optional<Digest> parse_link(std::string_view bytes, bool ok) {
     if (!ok) {
         return std::nullopt;
@@ -146,6 +133,76 @@ void scan_repo(int v2fd, LinkReader& rd, RepoScan& r) {
 }
 
 } // namespace
+
+bool upload_is_stale(int v2fd, const std::string& dir, std::int64_t now, std::int64_t age_s) {
+    auto s = blocking::read_file(v2fd, dir + "/startedat", 128);
+    std::optional<std::int64_t> t = s ? util::parse_rfc3339(util::trim(*s)) : std::nullopt;
+    if (!t) {
+        struct stat st {};
+        if (::fstatat(v2fd, dir.c_str(), &st, 0) != 0) {
+            return false;
+        }
+        t = static_cast<std::int64_t>(st.st_mtime);
+    }
+    return now - *t > age_s;
+}
+
+std::vector<Digest> list_blobs(int v2fd, std::vector<std::string>* without_data) {
+    std::vector<Digest> out;
+    for (Algorithm alg : {Algorithm::sha256, Algorithm::sha512}) {
+        std::string alg_dir = "blobs/" + std::string(algorithm_name(alg));
+        int afd = ::openat(v2fd, alg_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (afd < 0) {
+            continue;
+        }
+        DIR* a = ::fdopendir(afd);
+        if (a == nullptr) {
+            ::close(afd);
+            continue;
+        }
+        while (dirent* pe = ::readdir(a)) {
+            std::string_view prefix = pe->d_name;
+            if (prefix.size() != 2 || !util::is_lower_hex(prefix)) {
+                continue;
+            }
+            int pfd = ::openat(afd, pe->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            DIR* p = pfd < 0 ? nullptr : ::fdopendir(pfd);
+            if (p == nullptr) {
+                if (pfd >= 0) {
+                    ::close(pfd);
+                }
+                continue;
+            }
+            while (dirent* be = ::readdir(p)) {
+                std::string_view hex = be->d_name;
+                if (hex.size() != digest_hex_len(alg) || !hex.starts_with(prefix) ||
+                    !util::is_lower_hex(hex)) {
+                    continue;
+                }
+                std::string data(hex);
+                data += "/data";
+                struct stat st {};
+                if (::fstatat(pfd, data.c_str(), &st, 0) != 0 || !S_ISREG(st.st_mode)) {
+                    if (without_data != nullptr) {
+                        without_data->push_back(alg_dir + "/" + std::string(prefix) + "/" +
+                                                std::string(hex));
+                    }
+                    continue;
+                }
+                std::string s(algorithm_name(alg));
+                s += ':';
+                s += hex;
+                if (auto d = Digest::parse(s)) {
+                    out.push_back(std::move(*d));
+                }
+            }
+            ::closedir(p);
+        }
+        ::closedir(a);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
 
 std::vector<Entry> list_dir(int dirfd, const std::string& path) {
     std::vector<Entry> out;

@@ -36,6 +36,15 @@ struct Entry {
     ino_t ino;
 };
 
+// Every blob in blobs/<alg>/<xx>/<hex>/data, sorted, as Distribution
+// enumerates them (a directory without its data file is not a blob; with
+// `without_data`, such directories go there, as paths under v2).
+std::vector<Digest> list_blobs(int v2fd, std::vector<std::string>* without_data = nullptr);
+
+// Whether the upload in `dir` started longer than `age_s` ago (its startedat
+// file, else the directory's mtime).
+bool upload_is_stale(int v2fd, const std::string& dir, std::int64_t now, std::int64_t age_s);
+
 // Lists a directory relative to dirfd; empty when it does not exist.
 std::vector<Entry> list_dir(int dirfd, const std::string& path);
 
