@@ -57,6 +57,8 @@ What it does, in order:
     keep_last 10 policy: ringport's dry run and real run while ci-fleet (16
     clients) pushes and pulls (failed requests, p99 with and without), against
     the same deletions through Distribution's API by a cleanup script;
+ 7g. check (bench/check.py): `ringport check` over 2 GiB of blobs against one
+    core's SHA-256, and ci-fleet with the scrub at 64 MiB/s against without;
  8. startup: ringport-genroot writes 10,000 repositories x 10 tags, the page
     cache is warmed (every file read once), then the `ready` workload starts
     each server on it (`--server-cmd`): time to GET /v2/, to ready (/readyz;
@@ -131,6 +133,7 @@ import abuse as abuse_rounds  # noqa: E402  (bench/abuse.py)
 import crash as crash_runs  # noqa: E402  (bench/crash.py)
 import lifecycle as gc_run  # noqa: E402  (bench/lifecycle.py)
 import retention as retention_run  # noqa: E402  (bench/retention.py)
+import check as check_run  # noqa: E402  (bench/check.py)
 import mirror as mirror_run  # noqa: E402  (bench/mirror.py)
 import security as security_run  # noqa: E402  (bench/security.py)
 import soak as soak_run  # noqa: E402  (bench/soak.py)
@@ -880,6 +883,7 @@ def build_rows(args, res):
     security_run.rows(res, row, fmt)
     gc_run.rows(res, row, fmt)
     retention_run.rows(res, row, fmt)
+    check_run.rows(res, row, fmt)
     return rows
 
 
@@ -1208,6 +1212,8 @@ def parse_args():
                     help="blobs in the gc step's tree (100000; quick: 20000)")
     ap.add_argument("--retention-tags", type=int,
                     help="tags in the retention step's tree (20000; quick: 5000)")
+    ap.add_argument("--check-mib", type=int,
+                    help="MiB of blobs in the check step's tree (2048; quick: 512)")
     ap.add_argument("--ringport-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for ringport (e.g. RINGPORT_HTTP_SHARDS=2)")
     ap.add_argument("--abuse-absent", type=int,
@@ -1259,13 +1265,13 @@ def parse_args():
         if getattr(a, key) is None:
             setattr(a, key, quick if a.quick else full)
     steps = {"limits", "idle", "workloads", "connections", "abuse", "stop", "soak", "startup",
-             "mirror", "security", "gc", "retention"}
+             "mirror", "security", "gc", "retention", "check"}
     if a.scale or a.scale_root:
         steps.add("scale")
     if a.only:
         steps = set(a.only.split(","))
         bad = steps - {"limits", "idle", "workloads", "connections", "abuse", "stop", "soak",
-                       "startup", "scale", "mirror", "security", "gc", "retention"}
+                       "startup", "scale", "mirror", "security", "gc", "retention", "check"}
         if bad:
             ap.error(f"--only: unknown step(s) {', '.join(sorted(bad))}")
     a.steps = steps
@@ -1444,18 +1450,23 @@ def main():
                 scratch, logdir, say,
                 lambda name, root: start_distribution(root, logdir, cfgdir, name))
             step_done("gc")
-        if "retention" in args.steps:
-            def retention_ringport(name, root, config_text):
-                cfg = os.path.join(cfgdir, f"{name}.toml")
-                with open(cfg, "w") as f:
-                    f.write(config_text)
-                return start_ringport(root, logdir, name, args.ringport_env, config=cfg)
+        def configured_ringport(name, root, config_text):
+            cfg = os.path.join(cfgdir, f"{name}.toml")
+            with open(cfg, "w") as f:
+                f.write(config_text)
+            return start_ringport(root, logdir, name, args.ringport_env, config=cfg)
 
+        if "retention" in args.steps:
             res["retention"] = retention_run.compare_step(
-                args, BENCH, retention_ringport,
+                args, BENCH, configured_ringport,
                 lambda name, root: start_distribution(root, logdir, cfgdir, name),
                 scratch, logdir, say)
             step_done("retention")
+        if "check" in args.steps:
+            res["check"] = check_run.compare_step(
+                args, RINGPORT, BENCH, configured_ringport,
+                lambda: limit_openssl(args, logdir), scratch, logdir, say)
+            step_done("check")
         if "startup" in args.steps:
             res["startup"] = startup(args, R, scratch, logdir, cfgdir, args.startup_repos, 10,
                                      "startup", ["ringport-tree", "ringport", "distribution"])

@@ -206,7 +206,7 @@ def rows(res, row, fmt):
     run = r.get("run") or {}
     rs, ds = r.get("run_s"), r.get("distribution_s")
     ratio = ds / rs if rs and ds else None
-    row(f"retention: {n}", fmt(rs, " s"), fmt(ds, " s"), fmt(ratio, "×"),
+    row(f"retention: {n}", fmt(rs, "s"), fmt(ds, "s"), fmt(ratio, "×"),
         "faster than a cleanup script against Distribution's API; the same tags left",
         bool(ratio and ratio >= 1 and r.get("ringport_left_ok") and r.get("distribution_left_ok")
              and run.get("errors") == 0),
@@ -214,7 +214,7 @@ def rows(res, row, fmt):
         f"manifests while 16 clients pushed and pulled; Distribution: list tags, HEAD and "
         f"DELETE by digest, 8 at a time ({r.get('distribution_failures')} failures); tags left "
         f"as expected: ringport {r.get('ringport_left_ok')}, Distribution "
-        f"{r.get('distribution_left_ok')}; dry run (plan only) {fmt(r.get('dry_s'), ' s')}")
+        f"{r.get('distribution_left_ok')}; dry run (plan only) {fmt(r.get('dry_s'), 's')}")
     base = ((r.get("baseline") or {}).get("results") or {})
     during = ((r.get("during") or {}).get("results") or {})
     if base and during:
@@ -222,8 +222,8 @@ def rows(res, row, fmt):
         bp = (base.get("latency_us") or {}).get("p99")
         dp = (during.get("latency_us") or {}).get("p99")
         slow = dp / bp if bp and dp else None
-        row("retention: requests of 16 clients during a run", fmt(dp and dp / 1000, " ms"), "—",
+        row("retention: requests of 16 clients during a run", fmt(dp and dp / 1000, "ms"), "—",
             fmt(slow, "×"), "0 failed, p99 ≤ 2× without a run",
             bool(errors == 0 and slow is not None and slow <= 2 and r.get("during_load")),
-            f"p99 without a run {fmt(bp and bp / 1000, ' ms')}; failed requests {errors}; the "
+            f"p99 without a run {fmt(bp and bp / 1000, 'ms')}; failed requests {errors}; the "
             f"load was still running when the run ended: {r.get('during_load')}")

@@ -131,6 +131,12 @@ const std::vector<Key>& keys() {
                  "tag push and pull times are kept in memory and saved to "
                  "<root>/.ringport.activity this often while they changed (a kill -9 loses "
                  "at most this much of them)"),
+        uint_key("scrub", "bytes_per_s", &Config::scrub_bytes_per_s, 0, UINT64_MAX,
+                 "the online scrub reads and verifies this many blob bytes per second, on a "
+                 "thread at nice 19, and reports what it finds (GET /ringport/v1/scrub; "
+                 "repairs are `ringport check --repair`'s); 0: off"),
+        uint_key("scrub", "interval_s", &Config::scrub_interval_s, 1, 31536000,
+                 "the pause between the end of a scrub pass and the start of the next"),
         uint_key("runtime", "ring_entries", &Config::runtime_ring_entries, 2, 32768,
                  "submission queue entries of each shard's io_uring"),
         uint_key("runtime", "blocking_threads", &Config::runtime_blocking_threads, 1, 256,

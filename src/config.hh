@@ -75,6 +75,9 @@ struct Config {
     // [retention]
     std::uint64_t retention_interval_s = 0;
     std::uint64_t retention_activity_save_s = 60;
+    // [scrub]
+    std::uint64_t scrub_bytes_per_s = 0;
+    std::uint64_t scrub_interval_s = 86400;
     // [[retention.policy]] (file only)
     std::vector<storage::RetentionPolicy> retention_policies;
     // [catalog]

@@ -132,6 +132,7 @@ Task<void> Registry::handle_route(http::Exchange& ex, Route route) noexcept {
     }
     case RouteKind::gc: co_await gc_endpoint(ex); co_return;
     case RouteKind::retention: co_await retention_endpoint(ex); co_return;
+    case RouteKind::scrub: co_await scrub_endpoint(ex); co_return;
     case RouteKind::repository: co_await delete_repository(ex, route); co_return;
     case RouteKind::status:
     case RouteKind::metrics:

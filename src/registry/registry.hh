@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -24,6 +25,7 @@
 #include "registry/metrics.hh"
 #include "registry/routes.hh"
 #include "storage/activity.hh"
+#include "storage/check.hh"
 #include "storage/gc.hh"
 #include "storage/retention.hh"
 #include "storage/store.hh"
@@ -46,6 +48,11 @@ struct RegistryConfig {
     std::vector<storage::RetentionPolicy> retention_policies;
     std::int64_t retention_interval_s = 0;
     std::int64_t activity_save_s = 60;
+    // The online scrub ([scrub]): blob bytes verified per second (0: off),
+    // and the pause between the end of a pass and the next.
+    std::uint64_t scrub_bytes_per_s = 0;
+    std::int64_t scrub_interval_s = 86400;
+    std::int64_t upload_purge_age_s = 7 * 86400;
     // Flags, kept together (fewer padding bytes).
     bool delete_enabled = true;
     bool access_log = true;
@@ -60,6 +67,7 @@ struct RegistryConfig {
 class Registry final : public http::Handler {
   public:
     Registry(RegistryConfig cfg, storage::Store& store, reactor::Latch& ready) noexcept;
+    ~Registry() override; // stops the scrub's thread
     reactor::Task<void> handle(http::Exchange& ex) noexcept override;
     // The runtime whose shards the status endpoint reports on (optional).
     void set_runtime(const reactor::Runtime* rt) noexcept {
@@ -169,6 +177,11 @@ class Registry final : public http::Handler {
     reactor::Task<util::Result<bool>>
     remove_manifest(const std::string& repo, const storage::Digest& d,
                     std::optional<std::int64_t> used_before) noexcept;
+    // scrub.cc: the online scrub, a thread at nice 19 checking the tree at
+    // scrub_bytes_per_s, reporting only (GET /ringport/v1/scrub).
+    void start_scrub() noexcept;
+    void scrub_loop() noexcept;
+    Task scrub_endpoint(http::Exchange& ex) noexcept;
     // DELETE /ringport/v1/repositories/<name>: the whole repository.
     Task delete_repository(http::Exchange& ex, const Route& r) noexcept;
     // A new run's progress, or null when one is running.
@@ -212,8 +225,19 @@ class Registry final : public http::Handler {
     std::shared_ptr<storage::RetentionProgress> retention_last_; // gc_mu_
     bool retention_last_dry_ = false;                            // gc_mu_
     std::uint64_t retention_runs_ = 0;                           // gc_mu_
-    std::unordered_map<std::string, std::uint64_t> sizes_;       // blob sizes (housekeeping only)
-    std::vector<std::unique_ptr<MirrorStats>> mirror_stats_;     // by Upstream::id
+    struct Scrub {
+        std::thread thread;
+        std::atomic<bool> stop{false};
+        std::mutex mu;
+        std::shared_ptr<storage::CheckProgress> progress; // the running or last pass (mu)
+        std::vector<std::string> findings;                // that pass's, "kind: what" (mu)
+        bool findings_truncated = false;                  // mu
+        std::uint64_t passes = 0;                         // mu
+        std::int64_t started_at = 0, ended_at = 0;        // mu
+    };
+    Scrub scrub_;
+    std::unordered_map<std::string, std::uint64_t> sizes_;   // blob sizes (housekeeping only)
+    std::vector<std::unique_ptr<MirrorStats>> mirror_stats_; // by Upstream::id
 };
 
 // Helpers shared by the handler files.

@@ -20,6 +20,7 @@ enum class RouteKind {
     status,     // /ringport/v1/status: what the process holds (counts and bounds)
     gc,         // /ringport/v1/gc: garbage collection runs (GET: the last; POST: start one)
     retention,  // /ringport/v1/retention: retention runs (GET: the last; POST: start one)
+    scrub,      // /ringport/v1/scrub: the online scrub's progress and findings (GET)
     repository, // /ringport/v1/repositories/<name>: DELETE removes the whole repository
     metrics,    // /metrics: Prometheus text format
     not_found,

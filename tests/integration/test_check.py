@@ -16,7 +16,7 @@ import pytest
 
 from ringtest import rootgen
 from ringtest.client import Client, sha256
-from ringtest.harness import Distribution, Ringport, ringport_bin
+from ringtest.harness import Distribution, Ringport, ringport_bin, wait_until
 from ringtest.images import (blob_path, layer_link, manifest_for, multiarch_with_signature, pulls,
                              put)
 from ringtest.oci import random_bytes, unique_name
@@ -200,3 +200,43 @@ def test_bad_arguments_are_usage_errors(tmp_path):
     assert rc == 2 and "usage: ringport check" in err, err
     rc, _lines, err = check(str(tmp_path), "--bogus")
     assert rc == 2 and "unknown argument --bogus" in err, err
+
+
+def test_the_online_scrub_reports_what_it_finds_and_repairs_nothing(damaged):
+    root, repo, f = damaged
+    cfg = os.path.join(os.path.dirname(root), "scrub.toml")
+    with open(cfg, "w") as fh:
+        fh.write("[scrub]\nbytes_per_s = 100000000\ninterval_s = 3600\n")
+    rotten = open(blob_path(root, f["corrupt"]), "rb").read()
+    with Ringport(root=root, config=cfg) as srv:
+        srv.wait_ready()
+        c = Client(srv.host)
+        rep = {}
+
+        def pass_done():
+            rep.clear()
+            rep.update(c.request("GET", "/ringport/v1/scrub").json())
+            return rep["pass"] == 1 and rep["phase"] == "waiting"
+
+        assert wait_until(pass_done, 30.0), rep
+        assert rep["enabled"] is True and rep["blobs"] == rep["blobs_total"] > 0, rep
+        # What a check finds, less the stale upload the server's own purge
+        # removed at its start; nothing is repaired while serving.
+        want = [p for p in expected(repo, f) if not p.startswith("stale upload")]
+        assert matches(sorted(rep["findings"]), want), "\n".join(rep["findings"])
+        assert rep["problems"] == len(want), rep
+        assert open(blob_path(root, f["corrupt"]), "rb").read() == rotten
+        assert wait_until(lambda: any("scrub: corrupt blob: " + f["corrupt"] in line
+                                      for line in srv.err), 10.0)
+        # Serving goes on: the intact images pull.
+        assert pulls(c, repo, "good") and pulls(c, repo, "multi")
+        assert c.request("POST", "/ringport/v1/scrub").status == 405
+
+
+def test_the_scrub_is_off_by_default(tmp_path):
+    root = str(tmp_path / "root")
+    os.mkdir(root)
+    with Ringport(root=root) as srv:
+        srv.wait_ready()
+        rep = Client(srv.host).request("GET", "/ringport/v1/scrub").json()
+        assert rep["enabled"] is False and rep["phase"] == "idle" and rep["pass"] == 0, rep

@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: Apache-2.0
+// The online scrub: storage::check_tree on a thread of its own at nice 19,
+// reading blobs at [scrub] bytes_per_s, a pass every interval_s, reporting
+// only (GET /ringport/v1/scrub and a warning per finding). Repairs are
+// `ringport check --repair`'s, with the registry stopped.
+#include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+
+#include "registry/json.hh"
+#include "registry/manifest.hh"
+#include "registry/registry.hh"
+#include "util/log.hh"
+
+namespace rp::registry {
+
+using reactor::Task;
+
+namespace {
+
+constexpr std::size_t findings_max = 1000;
+
+std::int64_t now_s() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+} // namespace
+
+Registry::~Registry() {
+    scrub_.stop.store(true);
+    if (scrub_.thread.joinable()) {
+        scrub_.thread.join();
+    }
+}
+
+void Registry::start_scrub() noexcept {
+    scrub_.thread = std::thread([this] { scrub_loop(); });
+}
+
+void Registry::scrub_loop() noexcept {
+    (void)pthread_setname_np(pthread_self(), "rp-scrub");
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19);
+    auto pause = [this](std::int64_t seconds) {
+        for (std::int64_t i = 0; i < seconds * 10 && !scrub_.stop.load(); ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+    };
+    // Bounded: the index loads within the start's own limits; a stop ends it.
+    while (!ready_.is_set() && !scrub_.stop.load()) {
+        pause(1);
+    }
+    storage::ManifestParser parse = parse_stored_manifest;
+    for (std::uint64_t pass = 1; pass < (1ULL << 40) && !scrub_.stop.load(); ++pass) {
+        auto progress = std::make_shared<storage::CheckProgress>();
+        {
+            std::lock_guard lk(scrub_.mu);
+            scrub_.progress = progress;
+            scrub_.findings.clear();
+            scrub_.findings_truncated = false;
+            scrub_.passes = pass;
+            scrub_.started_at = now_s();
+            scrub_.ended_at = 0;
+        }
+        storage::CheckOptions opt;
+        opt.online = true;
+        opt.threads = 1;
+        opt.bytes_per_s = cfg_.scrub_bytes_per_s;
+        opt.upload_purge_age_s = cfg_.upload_purge_age_s;
+        opt.parse = &parse;
+        opt.stop = &scrub_.stop;
+        storage::check_tree(store_.fs().dirfd(), opt, *progress, [this](const storage::Finding& f) {
+            std::string line(f.kind);
+            line += ": ";
+            line += f.what;
+            RP_LOG_WARN("scrub: %s", line.c_str());
+            std::lock_guard lk(scrub_.mu);
+            if (scrub_.findings.size() < findings_max) {
+                scrub_.findings.push_back(std::move(line));
+            } else {
+                scrub_.findings_truncated = true;
+            }
+        });
+        std::int64_t took = 0;
+        {
+            std::lock_guard lk(scrub_.mu);
+            scrub_.ended_at = now_s();
+            took = scrub_.ended_at - scrub_.started_at;
+        }
+        if (scrub_.stop.load()) {
+            break;
+        }
+        RP_LOG_INFO("scrub pass %llu: %llu blob(s), %llu bytes verified in %lld s; %llu "
+                    "repositories; %llu problem(s), %llu error(s) reading",
+                    static_cast<unsigned long long>(pass),
+                    static_cast<unsigned long long>(progress->blobs.load()),
+                    static_cast<unsigned long long>(progress->bytes.load()),
+                    static_cast<long long>(took),
+                    static_cast<unsigned long long>(progress->repositories.load()),
+                    static_cast<unsigned long long>(progress->problems.load()),
+                    static_cast<unsigned long long>(progress->errors.load()));
+        pause(cfg_.scrub_interval_s);
+    }
+}
+
+Task<void> Registry::scrub_endpoint(http::Exchange& ex) noexcept {
+    const http::Request& req = ex.request();
+    if (req.method != "GET" && req.method != "HEAD") {
+        co_await fail(ex, Code::unsupported, "GET");
+        co_return;
+    }
+    Json j;
+    {
+        std::lock_guard lk(scrub_.mu);
+        const storage::CheckProgress* p = scrub_.progress.get();
+        j.boolean("enabled", cfg_.scrub_bytes_per_s > 0)
+            .num("bytes_per_s", cfg_.scrub_bytes_per_s)
+            .num("pass", scrub_.passes)
+            .str("phase", p == nullptr ? "idle" : (scrub_.ended_at == 0 ? "checking" : "waiting"))
+            .num("started_at", scrub_.started_at)
+            .num("ended_at", scrub_.ended_at);
+        if (p != nullptr) {
+            j.num("blobs_total", p->blobs_total.load())
+                .num("blobs", p->blobs.load())
+                .num("bytes", p->bytes.load())
+                .num("repositories", p->repositories.load())
+                .num("problems", p->problems.load())
+                .num("errors", p->errors.load());
+        }
+        j.boolean("findings_truncated", scrub_.findings_truncated).open_array("findings");
+        for (const std::string& f : scrub_.findings) {
+            j.str({}, f);
+        }
+        j.close_array();
+    }
+    http::Response r = empty_response(200);
+    r.add("Content-Type", "application/json");
+    r.add("Cache-Control", "no-store");
+    r.body = j.done();
+    co_await reply(ex, std::move(r));
+}
+
+} // namespace rp::registry
