@@ -572,6 +572,9 @@ int serve_main(const Config& cfg) {
                                                h->reg->start_housekeeping(h->rootfd);
                                            },
                                            &hk, 0});
+    if (cfg.scrub_bytes_per_s > 0) { // a long job of the runtime's, joined by its stop
+        runtime.spawn_thread("rp-scrub", [&reg, &runtime] { reg.scrub(runtime.stop_flag()); });
+    }
     run_until_signal(cfg, sigs, std::move(*src), v2fd.get(), runtime, server, index, store, ready,
                      keeper ? &*keeper : nullptr, tls.get());
     reg.save_activity(); // the runtime has stopped: nothing touches it now

@@ -74,9 +74,6 @@ bool write_replace(int dirfd, const char* name, const std::string& bytes) {
 void Registry::start_housekeeping(int rootfd) noexcept {
     rootfd_ = rootfd;
     reactor::spawn(lifecycle());
-    if (cfg_.scrub_bytes_per_s > 0) {
-        start_scrub();
-    }
 }
 
 void Registry::save_activity() noexcept {

@@ -122,7 +122,7 @@ Task<void> Registry::delete_manifest(http::Exchange& ex, const Route& r) noexcep
             co_await fail(ex, Code::digest_invalid, "invalid digest");
             co_return;
         }
-        auto del = co_await remove_manifest(r.name, *d, std::nullopt);
+        auto del = co_await remove_manifest(r.name, *d);
         if (!del) {
             co_await fail(ex, code_for(del.error(), Code::manifest_unknown), r.ref);
             co_return;
@@ -134,7 +134,7 @@ Task<void> Registry::delete_manifest(http::Exchange& ex, const Route& r) noexcep
         co_await fail(ex, Code::manifest_unknown, "invalid tag");
         co_return;
     }
-    auto del = co_await remove_tag(r.name, r.ref, std::nullopt);
+    auto del = co_await remove_tag(r.name, r.ref);
     if (!del) {
         co_await fail(ex, code_for(del.error(), Code::manifest_unknown), r.ref);
         co_return;

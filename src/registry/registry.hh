@@ -8,7 +8,6 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -67,7 +66,6 @@ struct RegistryConfig {
 class Registry final : public http::Handler {
   public:
     Registry(RegistryConfig cfg, storage::Store& store, reactor::Latch& ready) noexcept;
-    ~Registry() override; // stops the scrub's thread
     reactor::Task<void> handle(http::Exchange& ex) noexcept override;
     // The runtime whose shards the status endpoint reports on (optional).
     void set_runtime(const reactor::Runtime* rt) noexcept {
@@ -84,6 +82,10 @@ class Registry final : public http::Handler {
     void start_housekeeping(int rootfd) noexcept;
     // The activity, written now (at a clean stop, after the runtime).
     void save_activity() noexcept;
+    // The online scrub ([scrub] bytes_per_s): passes of storage::check_tree
+    // at nice 19 on the calling thread (the runtime's spawn_thread), reading
+    // at that rate, reporting only (GET /ringport/v1/scrub), until `stop`.
+    void scrub(const std::atomic<bool>& stop) noexcept;
 
   private:
     using Task = reactor::Task<void>;
@@ -168,20 +170,18 @@ class Registry final : public http::Handler {
     std::shared_ptr<storage::RetentionProgress> retention_claim(bool dry_run) noexcept;
     // Starts a garbage collection with the configured options unless one runs.
     void start_gc() noexcept;
-    reactor::Task<util::Result<bool>> retention_delete(const storage::RetentionItem& it) noexcept;
-    // Deletes a tag (only while it points at `expect`, when given) or a
-    // manifest revision with its tags (only if unused since `used_before`
-    // and untagged, when given: false when kept).
-    reactor::Task<util::Result<void>> remove_tag(const std::string& repo, const std::string& tag,
-                                                 std::optional<storage::Digest> expect) noexcept;
-    reactor::Task<util::Result<bool>>
-    remove_manifest(const std::string& repo, const storage::Digest& d,
-                    std::optional<std::int64_t> used_before) noexcept;
-    // scrub.cc: the online scrub, a thread at nice 19 checking the tree at
-    // scrub_bytes_per_s, reporting only (GET /ringport/v1/scrub).
-    void start_scrub() noexcept;
-    void scrub_loop() noexcept;
-    Task scrub_endpoint(http::Exchange& ex) noexcept;
+    // The registry's delete path: every deletion of a tag or a manifest, an
+    // API DELETE's one at a time, retention's in batches (a tag only while
+    // it points where it did when planned; a manifest only if untagged and
+    // unused since its item's cut). What a later audit log sees.
+    reactor::Task<util::Result<void>> remove_tag(const std::string& repo,
+                                                 const std::string& tag) noexcept;
+    reactor::Task<util::Result<void>> remove_manifest(const std::string& repo,
+                                                      const storage::Digest& d) noexcept;
+    reactor::Task<std::vector<storage::Store::Outcome>>
+    retention_delete(const std::string& repo,
+                     const std::vector<storage::RetentionItem>& items) noexcept;
+    Task scrub_endpoint(http::Exchange& ex) noexcept; // scrub.cc
     // DELETE /ringport/v1/repositories/<name>: the whole repository.
     Task delete_repository(http::Exchange& ex, const Route& r) noexcept;
     // A new run's progress, or null when one is running.
@@ -226,13 +226,12 @@ class Registry final : public http::Handler {
     bool retention_last_dry_ = false;                            // gc_mu_
     std::uint64_t retention_runs_ = 0;                           // gc_mu_
     struct Scrub {
-        std::thread thread;
-        std::atomic<bool> stop{false};
         std::mutex mu;
         std::shared_ptr<storage::CheckProgress> progress; // the running or last pass (mu)
         std::vector<std::string> findings;                // that pass's, "kind: what" (mu)
         bool findings_truncated = false;                  // mu
         std::uint64_t passes = 0;                         // mu
+        std::uint64_t bytes_before = 0;                   // read by the passes before (mu)
         std::int64_t started_at = 0, ended_at = 0;        // mu
     };
     Scrub scrub_;

@@ -16,7 +16,6 @@ using reactor::Task;
 using storage::Digest;
 using storage::RetentionItem;
 using storage::RetentionProgress;
-using util::Errc;
 using util::Result;
 
 namespace {
@@ -81,7 +80,9 @@ Task<void> Registry::retention_run(bool dry_run, std::shared_ptr<RetentionProgre
     opt.skip = [this](std::string_view repo) { return router_.owner(repo) != nullptr; };
     co_await storage::apply_retention(
         store_, activity_, cfg_.retention_policies, std::move(opt), *p,
-        [this](const RetentionItem& it) { return retention_delete(it); });
+        [this](const std::string& repo, const std::vector<RetentionItem>& items) {
+            return retention_delete(repo, items);
+        });
     RP_LOG_INFO("retention%s: %llu tag(s) and %llu manifest(s) %s in %llu repositories (%llu "
                 "tags examined), %llu changed since planned and kept, %llu error(s)",
                 dry_run ? " (dry run)" : "",
@@ -99,55 +100,64 @@ Task<void> Registry::retention_run(bool dry_run, std::shared_ptr<RetentionProgre
     }
 }
 
-Task<Result<bool>> Registry::retention_delete(const RetentionItem& it) noexcept {
-    if (it.kind == RetentionItem::tag) {
-        auto r = co_await remove_tag(it.repo, it.tag_name, it.digest);
-        if (!r) {
-            // Gone or moved since planned: a push won, the tag stays.
-            if (r.error().kind == Errc::not_found || r.error().kind == Errc::busy) {
-                co_return false;
-            }
-            RP_LOG_WARN("retention: deleting tag %s:%s failed: %s", it.repo.c_str(),
-                        it.tag_name.c_str(), r.error().detail.c_str());
-            co_return std::move(r).error();
+Task<std::vector<storage::Store::Outcome>>
+Registry::retention_delete(const std::string& repo,
+                           const std::vector<RetentionItem>& items) noexcept {
+    using Outcome = storage::Store::Outcome;
+    std::vector<Outcome> out;
+    const bool tags = !items.empty() && items.front().kind == RetentionItem::tag;
+    if (tags) {
+        std::vector<std::pair<std::string, Digest>> batch;
+        batch.reserve(items.size());
+        for (const RetentionItem& it : items) {
+            batch.emplace_back(it.tag_name, it.digest);
         }
-        RP_LOG_INFO("retention: deleted tag %s:%s (%s, was %s)", it.repo.c_str(),
-                    it.tag_name.c_str(), RetentionItem::reason_name(it.reason),
-                    it.digest.str().c_str());
-        co_return true;
+        out = co_await store_.delete_tags(repo, std::move(batch));
+    } else {
+        std::vector<Digest> ds;
+        std::vector<std::int64_t> cut;
+        ds.reserve(items.size());
+        cut.reserve(items.size());
+        for (const RetentionItem& it : items) {
+            ds.push_back(it.digest);
+            cut.push_back(it.used_before);
+        }
+        out = co_await store_.collect_manifests(repo, std::move(ds), std::move(cut));
     }
-    auto r = co_await remove_manifest(it.repo, it.digest, it.used_before);
-    if (!r) {
-        RP_LOG_WARN("retention: deleting manifest %s@%s failed: %s", it.repo.c_str(),
-                    it.digest.str().c_str(), r.error().detail.c_str());
-    } else if (*r) {
-        RP_LOG_INFO("retention: deleted manifest %s@%s (%s)", it.repo.c_str(),
-                    it.digest.str().c_str(), RetentionItem::reason_name(it.reason));
+    for (std::size_t i = 0; i < items.size() && i < out.size(); ++i) {
+        const RetentionItem& it = items[i];
+        const char* why = RetentionItem::reason_name(it.reason);
+        if (out[i] == Outcome::deleted && tags) {
+            activity_.forget_tag(repo, it.tag_name);
+            RP_LOG_INFO("retention: deleted tag %s:%s (%s, was %s)", repo.c_str(),
+                        it.tag_name.c_str(), why, it.digest.str().c_str());
+        } else if (out[i] == Outcome::deleted) {
+            activity_.forget_digest(repo, it.digest.str());
+            RP_LOG_INFO("retention: deleted manifest %s@%s (%s)", repo.c_str(),
+                        it.digest.str().c_str(), why);
+        } else if (out[i] == Outcome::failed) {
+            RP_LOG_WARN("retention: deleting %s %s%s%s failed", tags ? "tag" : "manifest",
+                        repo.c_str(), tags ? ":" : "@",
+                        tags ? it.tag_name.c_str() : it.digest.str().c_str());
+        }
     }
-    co_return r;
+    co_return out;
 }
 
-Task<Result<void>> Registry::remove_tag(const std::string& repo, const std::string& tag,
-                                        std::optional<Digest> expect) noexcept {
-    auto r = co_await store_.delete_tag(repo, tag, std::move(expect));
+Task<Result<void>> Registry::remove_tag(const std::string& repo, const std::string& tag) noexcept {
+    auto r = co_await store_.delete_tag(repo, tag);
     if (r) {
         activity_.forget_tag(repo, tag);
     }
     co_return r;
 }
 
-Task<Result<bool>> Registry::remove_manifest(const std::string& repo, const Digest& d,
-                                             std::optional<std::int64_t> used_before) noexcept {
-    Result<bool> out = true;
-    if (used_before) {
-        out = co_await store_.collect_manifest(repo, d, *used_before);
-    } else if (auto r = co_await store_.delete_manifest(repo, d); !r) {
-        out = std::move(r).error();
-    }
-    if (out && *out) {
+Task<Result<void>> Registry::remove_manifest(const std::string& repo, const Digest& d) noexcept {
+    auto r = co_await store_.delete_manifest(repo, d);
+    if (r) {
         activity_.forget_digest(repo, d.str());
     }
-    co_return out;
+    co_return r;
 }
 
 Task<void> Registry::retention_endpoint(http::Exchange& ex) noexcept {

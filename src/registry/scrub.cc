@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// The online scrub: storage::check_tree on a thread of its own at nice 19,
-// reading blobs at [scrub] bytes_per_s, a pass every interval_s, reporting
-// only (GET /ringport/v1/scrub and a warning per finding). Repairs are
-// `ringport check --repair`'s, with the registry stopped.
-#include <pthread.h>
+// The online scrub: storage::check_tree on a thread of the runtime's
+// (spawn_thread, at nice 19), reading blobs at [scrub] bytes_per_s, a pass
+// every interval_s, reporting only (GET /ringport/v1/scrub and a warning per
+// finding). Repairs are `ringport check --repair`'s, with the registry stopped.
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -28,34 +27,25 @@ std::int64_t now_s() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
 } // namespace
 
-Registry::~Registry() {
-    scrub_.stop.store(true);
-    if (scrub_.thread.joinable()) {
-        scrub_.thread.join();
-    }
-}
-
-void Registry::start_scrub() noexcept {
-    scrub_.thread = std::thread([this] { scrub_loop(); });
-}
-
-void Registry::scrub_loop() noexcept {
-    (void)pthread_setname_np(pthread_self(), "rp-scrub");
+void Registry::scrub(const std::atomic<bool>& stop) noexcept {
     (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19);
-    auto pause = [this](std::int64_t seconds) {
-        for (std::int64_t i = 0; i < seconds * 10 && !scrub_.stop.load(); ++i) {
+    auto pause = [&stop](std::int64_t seconds) {
+        for (std::int64_t i = 0; i < seconds * 10 && !stop.load(); ++i) {
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
         }
     };
     // Bounded: the index loads within the start's own limits; a stop ends it.
-    while (!ready_.is_set() && !scrub_.stop.load()) {
+    while (!ready_.is_set() && !stop.load()) {
         pause(1);
     }
     storage::ManifestParser parse = parse_stored_manifest;
-    for (std::uint64_t pass = 1; pass < (1ULL << 40) && !scrub_.stop.load(); ++pass) {
+    for (std::uint64_t pass = 1; pass < (1ULL << 40) && !stop.load(); ++pass) {
         auto progress = std::make_shared<storage::CheckProgress>();
         {
             std::lock_guard lk(scrub_.mu);
+            if (scrub_.progress) {
+                scrub_.bytes_before += scrub_.progress->bytes.load();
+            }
             scrub_.progress = progress;
             scrub_.findings.clear();
             scrub_.findings_truncated = false;
@@ -69,7 +59,7 @@ void Registry::scrub_loop() noexcept {
         opt.bytes_per_s = cfg_.scrub_bytes_per_s;
         opt.upload_purge_age_s = cfg_.upload_purge_age_s;
         opt.parse = &parse;
-        opt.stop = &scrub_.stop;
+        opt.stop = &stop;
         storage::check_tree(store_.fs().dirfd(), opt, *progress, [this](const storage::Finding& f) {
             std::string line(f.kind);
             line += ": ";
@@ -88,7 +78,7 @@ void Registry::scrub_loop() noexcept {
             scrub_.ended_at = now_s();
             took = scrub_.ended_at - scrub_.started_at;
         }
-        if (scrub_.stop.load()) {
+        if (stop.load()) {
             break;
         }
         RP_LOG_INFO("scrub pass %llu: %llu blob(s), %llu bytes verified in %lld s; %llu "
@@ -124,6 +114,7 @@ Task<void> Registry::scrub_endpoint(http::Exchange& ex) noexcept {
             j.num("blobs_total", p->blobs_total.load())
                 .num("blobs", p->blobs.load())
                 .num("bytes", p->bytes.load())
+                .num("bytes_all_passes", scrub_.bytes_before + p->bytes.load())
                 .num("repositories", p->repositories.load())
                 .num("problems", p->problems.load())
                 .num("errors", p->errors.load());

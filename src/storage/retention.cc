@@ -47,17 +47,23 @@ RetentionItem manifest_item(const Digest& d, RetentionItem::Reason why, std::int
     return it;
 }
 
-// Deletes one item through `del`, counting the outcome.
-Task<void> carry_out(const RetentionDelete& del, const RetentionItem& it,
-                     RetentionProgress& p) noexcept {
-    auto r = co_await del(it);
-    if (!r) {
-        p.errors.fetch_add(1, std::memory_order_relaxed);
-    } else if (!*r) {
-        p.skipped.fetch_add(1, std::memory_order_relaxed);
-    } else {
-        (it.kind == RetentionItem::tag ? p.tags_deleted : p.manifests_deleted)
-            .fetch_add(1, std::memory_order_relaxed);
+// Deletes a batch through `del`, counting the outcomes.
+Task<void> carry_out(const RetentionDelete& del, const std::string& repo,
+                     const std::vector<RetentionItem>& items, RetentionProgress& p) noexcept {
+    if (items.empty()) {
+        co_return;
+    }
+    const std::vector<Store::Outcome> got = co_await del(repo, items);
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        const Store::Outcome o = i < got.size() ? got[i] : Store::Outcome::failed;
+        if (o == Store::Outcome::failed) {
+            p.errors.fetch_add(1, std::memory_order_relaxed);
+        } else if (o == Store::Outcome::kept) {
+            p.skipped.fetch_add(1, std::memory_order_relaxed);
+        } else {
+            (items[i].kind == RetentionItem::tag ? p.tags_deleted : p.manifests_deleted)
+                .fetch_add(1, std::memory_order_relaxed);
+        }
     }
 }
 
@@ -230,21 +236,23 @@ Task<void> apply_retention(Store& store, Activity& activity,
             continue;
         }
         progress.phase.store(RetentionProgress::deleting);
-        for (std::size_t i = 0; i < tag_items; ++i) {
-            co_await carry_out(del, plan[i], progress);
-        }
+        std::vector<RetentionItem> tags(plan.begin(),
+                                        plan.begin() + static_cast<std::ptrdiff_t>(tag_items));
+        co_await carry_out(del, repo, tags, progress);
         // Reachability again, from what the tags are now: a tag pushed since
         // the plan keeps what it reaches.
         auto now_c = index.content(repo);
         const auto now_reached =
             reached_by_tags(index, repo, now_c ? now_c->tags : decltype(now_c->tags){});
+        std::vector<RetentionItem> manifests;
         for (std::size_t i = tag_items; i < plan.size(); ++i) {
             if (now_reached.contains(plan[i].digest.str())) {
                 progress.skipped.fetch_add(1, std::memory_order_relaxed);
-                continue;
+            } else {
+                manifests.push_back(std::move(plan[i]));
             }
-            co_await carry_out(del, plan[i], progress);
         }
+        co_await carry_out(del, repo, manifests, progress);
         progress.phase.store(RetentionProgress::planning);
     }
     progress.ended_at.store(static_cast<std::int64_t>(std::time(nullptr)));

@@ -81,9 +81,11 @@ struct RetentionProgress {
     static const char* phase_name(int p) noexcept;
 };
 
-// Deletes one planned item through the registry's delete path: true when
-// deleted, false when it changed since planned (kept), an error else.
-using RetentionDelete = std::function<reactor::Task<util::Result<bool>>(const RetentionItem&)>;
+// Deletes planned items of one repository, all tags or all manifests,
+// through the registry's delete path; says what became of each (kept: it
+// changed since planned).
+using RetentionDelete = std::function<reactor::Task<std::vector<Store::Outcome>>(
+    const std::string& repo, const std::vector<RetentionItem>& items)>;
 
 // The plan for one repository, pure over what it is given: its tags with
 // their targets and times, and what the index says about its manifests.

@@ -146,6 +146,13 @@ class Store {
     // True when it was deleted.
     reactor::Task<util::Result<bool>> collect_manifest(std::string repo, Digest d,
                                                        std::int64_t used_before) noexcept;
+    // What became of each item of a batch.
+    enum class Outcome : std::uint8_t { kept, deleted, failed };
+    // A batch of collect_manifest in one repository (retention): one write
+    // lock, one trip to the blocking pool and one fsync for the lot. `cut[i]`
+    // is `ds[i]`'s used_before.
+    reactor::Task<std::vector<Outcome>> collect_manifests(std::string repo, std::vector<Digest> ds,
+                                                          std::vector<std::int64_t> cut) noexcept;
     // The last recorded use (seconds since the epoch), if one is remembered.
     std::optional<std::int64_t> last_use(const Digest& d) noexcept;
     // Forgets uses older than `before` (the garbage collector's grace).
@@ -212,10 +219,12 @@ class Store {
     reactor::Task<util::Result<std::shared_ptr<const std::string>>>
     manifest_body(ManifestPtr m) noexcept;
     reactor::Task<util::Result<void>> delete_manifest(std::string repo, Digest d) noexcept;
-    // With `expect`, only while the tag still points there (else busy: a
-    // push moved it since the caller looked).
-    reactor::Task<util::Result<void>> delete_tag(std::string repo, std::string tag,
-                                                 std::optional<Digest> expect = {}) noexcept;
+    reactor::Task<util::Result<void>> delete_tag(std::string repo, std::string tag) noexcept;
+    // Deletes each tag that still points at its digest, as delete_tag does,
+    // under one write lock with one trip to the blocking pool and one fsync
+    // (retention's batches); a tag gone or moved since is kept.
+    reactor::Task<std::vector<Outcome>>
+    delete_tags(std::string repo, std::vector<std::pair<std::string, Digest>> tags) noexcept;
     // Deletes a whole repository: its tags and manifest revisions, then its
     // layer links (the blobs stay for garbage collection). not_found when it
     // holds nothing. Counts what went.

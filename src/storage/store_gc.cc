@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <ctime>
 #include <map>
+#include <set>
 #include <unordered_set>
 #include <vector>
 
@@ -209,15 +210,24 @@ Task<Result<bool>> Store::collect_manifest(std::string repo, Digest d,
     }
     Result<bool> out = false;
     if (index_.tags_pointing_to(repo, d).empty()) {
+        // Its entries in the tags' histories, in one trip to the blocking
+        // pool (a repository of 100 tags is 100 paths, nearly all absent).
         bool more = false;
         auto tags = index_.tags(repo, "", 0, &more);
+        std::vector<std::string> entries;
         for (const std::string& tag : tags ? *tags : std::vector<std::string>{}) {
-            std::string entry(layout::parent(layout::tag_index_link(repo, tag, d)));
-            if (auto r = co_await fs_.remove_tree(entry); !r && r.error().kind != Errc::not_found) {
-                out = std::move(r).error();
-                break;
-            }
+            entries.emplace_back(layout::parent(layout::tag_index_link(repo, tag, d)));
         }
+        const int dirfd = fs_.dirfd();
+        co_await reactor::Shard::current()->blocking().run([&out, &entries, dirfd] {
+            for (const std::string& entry : entries) {
+                auto r = blocking::remove_tree(dirfd, entry);
+                if (!r && r.error().kind != Errc::not_found) {
+                    out = std::move(r).error();
+                    return;
+                }
+            }
+        });
         if (out) {
             auto del = co_await delete_manifest(repo, d);
             out = del                                   ? Result<bool>(true)
@@ -228,6 +238,77 @@ Task<Result<bool>> Store::collect_manifest(std::string repo, Digest d,
     {
         std::lock_guard lk(blob_use_mu_);
         blob_removing_.erase(key);
+    }
+    co_return out;
+}
+
+Task<std::vector<Store::Outcome>> Store::collect_manifests(std::string repo, std::vector<Digest> ds,
+                                                           std::vector<std::int64_t> cut) noexcept {
+    std::vector<Outcome> out(ds.size(), Outcome::kept);
+    std::vector<std::size_t> taken;
+    {
+        // Once taken, a put of one of them waits: it is stored again after
+        // the deletion, never lost to it.
+        std::lock_guard lk(blob_use_mu_);
+        for (std::size_t i = 0; i < ds.size(); ++i) {
+            if (take_for_removal_locked(ds[i].str(), cut[i])) {
+                taken.push_back(i);
+            }
+        }
+    }
+    if (!taken.empty() && index_.repo_exists(repo)) {
+        RepoLease rs = index_.lease(repo);
+        co_await rs->write_mu.lock();
+        reactor::AsyncLockGuard guard(rs->write_mu);
+        if (auto j = co_await note_write(repo); !j) {
+            for (std::size_t i : taken) {
+                out[i] = Outcome::failed;
+            }
+        } else {
+            // Still held and untagged: its tag-history entries, then its
+            // revision, all in one trip to the blocking pool.
+            bool more = false;
+            auto tags = index_.tags(repo, "", 0, &more);
+            std::vector<std::string> paths;
+            std::vector<std::pair<std::size_t, std::size_t>> doomed; // (item, its revision's path)
+            std::set<std::string> parents;
+            for (std::size_t i : taken) {
+                if (!index_.manifest(repo, ds[i]) ||
+                    !index_.tags_pointing_to(repo, ds[i]).empty()) {
+                    continue;
+                }
+                for (const std::string& tag : tags ? *tags : std::vector<std::string>{}) {
+                    paths.emplace_back(layout::parent(layout::tag_index_link(repo, tag, ds[i])));
+                }
+                std::string rev(layout::parent(layout::revision_link(repo, ds[i])));
+                parents.emplace(layout::parent(rev));
+                doomed.emplace_back(i, paths.size());
+                paths.push_back(std::move(rev));
+            }
+            std::vector<char> ok(paths.size(), 0);
+            const int dirfd = fs_.dirfd();
+            co_await reactor::Shard::current()->blocking().run([&paths, &ok, dirfd] {
+                for (std::size_t k = 0; k < paths.size(); ++k) {
+                    auto r = blocking::remove_tree(dirfd, paths[k]);
+                    ok[k] = static_cast<char>(r || r.error().kind == Errc::not_found);
+                }
+            });
+            for (const std::string& dir : parents) {
+                (void)co_await fs_.fsync_dir(dir);
+            }
+            for (auto [i, k] : doomed) {
+                if (ok[k] != 0) {
+                    index_.remove_manifest(repo, ds[i]);
+                }
+                out[i] = ok[k] != 0 ? Outcome::deleted : Outcome::failed;
+            }
+        }
+    }
+    {
+        std::lock_guard lk(blob_use_mu_);
+        for (std::size_t i : taken) {
+            blob_removing_.erase(ds[i].str());
+        }
     }
     co_return out;
 }

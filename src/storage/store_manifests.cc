@@ -2,6 +2,9 @@
 // Manifest and tag operations of Store (blobs and uploads are in store.cc).
 #include <fcntl.h>
 
+#include <algorithm>
+
+#include "reactor/shard.hh"
 #include "storage/layout.hh"
 #include "storage/store.hh"
 #include "util/assert.hh"
@@ -145,8 +148,7 @@ Task<Result<Store::RepoDeleted>> Store::delete_repository(std::string repo) noex
     co_return RepoDeleted{c->tags.size(), c->manifests.size(), c->layers.size()};
 }
 
-Task<Result<void>> Store::delete_tag(std::string repo, std::string tag,
-                                     std::optional<Digest> expect) noexcept {
+Task<Result<void>> Store::delete_tag(std::string repo, std::string tag) noexcept {
     if (!index_.resolve_tag(repo, tag)) { // a miss takes no lease: it leaves no state
         co_return Error::of(Errc::not_found, "tag unknown");
     }
@@ -156,12 +158,8 @@ Task<Result<void>> Store::delete_tag(std::string repo, std::string tag,
     if (auto j = co_await note_write(repo); !j) {
         co_return std::move(j).error();
     }
-    auto now = index_.resolve_tag(repo, tag);
-    if (!now) {
+    if (!index_.resolve_tag(repo, tag)) {
         co_return Error::of(Errc::not_found, "tag unknown");
-    }
-    if (expect && *now != *expect) {
-        co_return Error::of(Errc::busy, "tag moved");
     }
     auto r = co_await fs_.remove_tree(layout::tag_dir(repo, tag));
     if (!r) {
@@ -170,6 +168,46 @@ Task<Result<void>> Store::delete_tag(std::string repo, std::string tag,
     (void)co_await fs_.fsync_dir(layout::tags_dir(repo));
     index_.remove_tag(repo, tag);
     co_return util::Ok{};
+}
+
+Task<std::vector<Store::Outcome>>
+Store::delete_tags(std::string repo, std::vector<std::pair<std::string, Digest>> tags) noexcept {
+    std::vector<Outcome> out(tags.size(), Outcome::kept);
+    if (!index_.repo_exists(repo)) { // a miss takes no lease: it leaves no state
+        co_return out;
+    }
+    RepoLease rs = index_.lease(repo);
+    co_await rs->write_mu.lock();
+    reactor::AsyncLockGuard guard(rs->write_mu);
+    if (auto j = co_await note_write(repo); !j) {
+        std::fill(out.begin(), out.end(), Outcome::failed);
+        co_return out;
+    }
+    std::vector<std::string> dirs;
+    std::vector<std::size_t> which;
+    for (std::size_t i = 0; i < tags.size(); ++i) {
+        auto now = index_.resolve_tag(repo, tags[i].first);
+        if (now && *now == tags[i].second) { // else gone or moved since planned: kept
+            dirs.push_back(layout::tag_dir(repo, tags[i].first));
+            which.push_back(i);
+        }
+    }
+    std::vector<char> removed(dirs.size(), 0);
+    const int dirfd = fs_.dirfd();
+    co_await reactor::Shard::current()->blocking().run([&dirs, &removed, dirfd] {
+        for (std::size_t k = 0; k < dirs.size(); ++k) {
+            auto r = blocking::remove_tree(dirfd, dirs[k]);
+            removed[k] = static_cast<char>(r || r.error().kind == Errc::not_found);
+        }
+    });
+    (void)co_await fs_.fsync_dir(layout::tags_dir(repo));
+    for (std::size_t k = 0; k < which.size(); ++k) {
+        if (removed[k] != 0) {
+            index_.remove_tag(repo, tags[which[k]].first);
+        }
+        out[which[k]] = removed[k] != 0 ? Outcome::deleted : Outcome::failed;
+    }
+    co_return out;
 }
 
 } // namespace rp::storage
