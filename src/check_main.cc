@@ -18,6 +18,7 @@
 #include "registry/manifest.hh"
 #include "serve.hh"
 #include "storage/check.hh"
+#include "storage/rebuild.hh"
 #include "storage/snapshot.hh"
 #include "util/strings.hh"
 #include "util/unique_fd.hh"
@@ -114,11 +115,15 @@ int check_main(int argc, char** argv, const std::map<std::string, std::string>& 
         }
         qfd = util::UniqueFd(
             ::openat(rootfd.get(), storage::quarantine_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!qfd.valid()) {
+            return fail(std::string("open ") + storage::quarantine_dir + ": " +
+                        std::strerror(errno));
+        }
         opt.quarantine_dirfd = qfd.get();
     }
     opt.upload_purge_age_s = static_cast<std::int64_t>(cfg->storage_upload_purge_age_hours) * 3600;
-    storage::ManifestParser parse = registry::parse_stored_manifest;
-    opt.parse = &parse;
+    storage::References refs = registry::stored_references;
+    opt.references = &refs;
     storage::CheckProgress progress;
     const auto t0 = std::chrono::steady_clock::now();
     storage::check_tree(v2fd.get(), opt, progress, [](const storage::Finding& f) {

@@ -77,7 +77,8 @@ void Registry::start_housekeeping(int rootfd) noexcept {
 }
 
 void Registry::save_activity() noexcept {
-    if (rootfd_ >= 0 && activity_.take_dirty() &&
+    // Never before the saved times were read: that would overwrite them.
+    if (rootfd_ >= 0 && activity_loaded_.is_set() && activity_.take_dirty() &&
         !write_replace(rootfd_, activity_file, activity_.serialize())) {
         RP_LOG_WARN("tag and pull activity not saved: %s", std::strerror(errno));
     }
@@ -85,6 +86,7 @@ void Registry::save_activity() noexcept {
 
 Task<void> Registry::lifecycle() noexcept {
     if (!co_await ready_.wait()) {
+        activity_loaded_.abandon(); // stopping before the index loaded: nothing waits
         co_return;
     }
     reactor::Shard* shard = reactor::Shard::current();
@@ -97,6 +99,7 @@ Task<void> Registry::lifecycle() noexcept {
     activity_.load(old);
     activity_.load(saved);
     activity_.begin_tracking(now_s());
+    activity_loaded_.set(); // retention and the stop's save wait for this
     if (!router_.empty()) {
         reactor::spawn(housekeeping());
     }
@@ -117,8 +120,10 @@ Task<void> Registry::lifecycle() noexcept {
         }
         if (retention_at >= 0 && now >= retention_at) {
             retention_at = now + cfg_.retention_interval_s;
-            if (auto p = retention_claim(cfg_.retention_dry_run)) {
-                reactor::spawn(retention_run(cfg_.retention_dry_run, std::move(p)));
+            // A registry that may not delete only reports, as its endpoint.
+            const bool dry = cfg_.retention_dry_run || cfg_.read_only || !cfg_.delete_enabled;
+            if (auto p = retention_claim(dry)) {
+                reactor::spawn(retention_run(dry, std::move(p)));
             }
         }
         if (now - saved_at >= cfg_.activity_save_s) {

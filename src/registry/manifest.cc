@@ -274,4 +274,21 @@ Result<storage::ManifestInfo> parse_stored_manifest(const Digest& d, std::string
     return info;
 }
 
+Result<std::vector<Digest>> stored_references(const Digest& /*d*/, const std::string& body) {
+    auto p = parse_manifest(body, {});
+    if (!p) {
+        return std::move(p).error();
+    }
+    std::vector<Digest> out;
+    for (const Descriptor& b : p->blobs) {
+        if (!b.has_urls) {
+            out.push_back(b.digest);
+        }
+    }
+    for (const Descriptor& c : p->children) {
+        out.push_back(c.digest);
+    }
+    return out;
+}
+
 } // namespace rp::registry

@@ -48,6 +48,12 @@ util::Result<ParsedManifest> parse_manifest(std::string_view body, std::string_v
 util::Result<storage::ManifestInfo> parse_stored_manifest(const storage::Digest& d,
                                                           std::string body);
 
+// What a stored manifest needs stored beside it: its config and layers
+// (foreign layers, with `urls`, excepted) and an index's children. For the
+// check; an error when the bytes do not parse.
+util::Result<std::vector<storage::Digest>> stored_references(const storage::Digest& d,
+                                                             const std::string& body);
+
 bool is_manifest_media_type(std::string_view t) noexcept;
 
 } // namespace rp::registry

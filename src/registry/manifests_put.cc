@@ -93,14 +93,21 @@ Task<void> Registry::put_manifest(http::Exchange& ex, const Route& r) noexcept {
     if (info->subject) {
         subject = info->subject->str();
     }
-    auto put =
-        co_await store_.put_manifest(r.name, info, by_digest ? std::nullopt : std::optional(r.ref));
+    auto put = co_await store_.put_manifest(r.name, info,
+                                            by_digest ? std::nullopt : std::optional(r.ref), true);
     if (!put) {
-        co_await fail(ex, code_for(put.error(), Code::manifest_invalid), put.error().detail);
+        co_await fail(ex, code_for(put.error(), Code::manifest_blob_unknown), put.error().detail);
         co_return;
     }
-    if (!by_digest) { // what retention's keep_last and older_than go by
-        activity_.tag_pushed(r.name, r.ref, static_cast<std::int64_t>(std::time(nullptr)));
+    // What retention goes by: the tag's push (keep_last, older_than), and
+    // the manifest's and its children's (an untagged manifest's last use).
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
+    if (!by_digest) {
+        activity_.tag_pushed(r.name, r.ref, now);
+    }
+    activity_.digest_pushed(r.name, d.str(), now);
+    for (const Digest& child : info->children) {
+        activity_.digest_pushed(r.name, child.str(), now);
     }
     http::Response resp = empty_response(201);
     resp.add("Location", "/v2/" + r.name + "/manifests/" + d.str());

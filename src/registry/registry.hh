@@ -217,6 +217,7 @@ class Registry final : public http::Handler {
     mirror::ListCache lists_;
     std::unique_ptr<RequestCounters> requests_; // set with the runtime
     storage::Activity activity_;
+    reactor::Latch activity_loaded_; // the saved activity was read (lifecycle)
     int rootfd_ = -1;
     std::mutex gc_mu_;
     std::shared_ptr<storage::GcProgress> gc_last_;               // the running or last run (gc_mu_)

@@ -69,7 +69,9 @@ std::shared_ptr<RetentionProgress> Registry::retention_claim(bool dry_run) noexc
 }
 
 Task<void> Registry::retention_run(bool dry_run, std::shared_ptr<RetentionProgress> p) noexcept {
-    if (!co_await ready_.wait()) {
+    // The index, then the saved push and pull times: a policy never
+    // decides on times it has not read.
+    if (!co_await ready_.wait() || !co_await activity_loaded_.wait()) {
         p->phase.store(RetentionProgress::failed);
         co_return;
     }

@@ -38,7 +38,7 @@ void Registry::scrub(const std::atomic<bool>& stop) noexcept {
     while (!ready_.is_set() && !stop.load()) {
         pause(1);
     }
-    storage::ManifestParser parse = parse_stored_manifest;
+    storage::References refs = stored_references;
     for (std::uint64_t pass = 1; pass < (1ULL << 40) && !stop.load(); ++pass) {
         auto progress = std::make_shared<storage::CheckProgress>();
         {
@@ -58,7 +58,7 @@ void Registry::scrub(const std::atomic<bool>& stop) noexcept {
         opt.threads = 1;
         opt.bytes_per_s = cfg_.scrub_bytes_per_s;
         opt.upload_purge_age_s = cfg_.upload_purge_age_s;
-        opt.parse = &parse;
+        opt.references = &refs;
         opt.stop = &stop;
         storage::check_tree(store_.fs().dirfd(), opt, *progress, [this](const storage::Finding& f) {
             std::string line(f.kind);

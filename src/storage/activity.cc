@@ -99,6 +99,11 @@ void Activity::digest_pulled(std::string_view repo, std::string_view digest, std
            [now](Times& t) { return std::exchange(t.pulled, now) != now; });
 }
 
+void Activity::digest_pushed(std::string_view repo, std::string_view digest, std::int64_t now) {
+    update(digest_key(repo, digest),
+           [now](Times& t) { return std::exchange(t.pushed, now) != now; });
+}
+
 void Activity::tag_pushed_if_unknown(std::string_view repo, std::string_view tag, std::int64_t at) {
     update(tag_key(repo, tag), [at](Times& t) {
         if (t.pushed != 0) {
@@ -113,8 +118,8 @@ Activity::Times Activity::tag(std::string_view repo, std::string_view tag) const
     return get(tag_key(repo, tag));
 }
 
-std::int64_t Activity::digest_pulled_at(std::string_view repo, std::string_view digest) const {
-    return get(digest_key(repo, digest)).pulled;
+Activity::Times Activity::digest(std::string_view repo, std::string_view digest) const {
+    return get(digest_key(repo, digest));
 }
 
 void Activity::forget_tag(std::string_view repo, std::string_view tag) {

@@ -29,11 +29,16 @@ class Activity {
     void tag_pushed(std::string_view repo, std::string_view tag, std::int64_t now);
     void tag_pulled(std::string_view repo, std::string_view tag, std::int64_t now);
     void digest_pulled(std::string_view repo, std::string_view digest, std::int64_t now);
+    // A put of the manifest, or of an index naming it (its last use).
+    void digest_pushed(std::string_view repo, std::string_view digest, std::int64_t now);
     // A push time learned elsewhere (the tag link's mtime, for a tag pushed
     // before tracking began), kept only when none is known.
     void tag_pushed_if_unknown(std::string_view repo, std::string_view tag, std::int64_t at);
     Times tag(std::string_view repo, std::string_view tag) const;
-    std::int64_t digest_pulled_at(std::string_view repo, std::string_view digest) const;
+    Times digest(std::string_view repo, std::string_view digest) const;
+    std::int64_t digest_pulled_at(std::string_view repo, std::string_view d) const {
+        return digest(repo, d).pulled;
+    }
     void forget_tag(std::string_view repo, std::string_view tag);
     void forget_digest(std::string_view repo, std::string_view digest);
     // Drops every entry `keep` says no to; `tag` or `digest` is empty. Returns

@@ -101,7 +101,9 @@ struct Ctx {
         if (opt.bytes_per_s == 0) {
             return;
         }
-        const auto due = t0 + std::chrono::microseconds(total * 1000000 / opt.bytes_per_s);
+        const auto due =
+            t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+                     static_cast<double>(total) / static_cast<double>(opt.bytes_per_s)));
         for (int i = 0; i < 100000 && Clock::now() < due && !stopping(); ++i) {
             std::this_thread::sleep_for(
                 std::min<Clock::duration>(due - Clock::now(), std::chrono::seconds(1)));
@@ -275,21 +277,19 @@ void check_manifest(Ctx& c, const std::string& repo, const Digest& d) {
     if (!body) {
         return; // gone since it was listed
     }
-    if (c.opt.parse == nullptr) {
+    if (c.opt.references == nullptr) {
         return;
     }
-    auto info = (*c.opt.parse)(d, std::move(*body));
+    auto named = (*c.opt.references)(d, *body);
     const std::string rev = layout::revision_link(repo, d);
-    if (!info) {
-        Pending f{"unparseable manifest", repo + "@" + d.str() + ": " + info.error().detail,
+    if (!named) {
+        Pending f{"unparseable manifest", repo + "@" + d.str() + ": " + named.error().detail,
                   nullptr, nullptr};
         f.still = [&c, rev] { return c.exists(rev); };
         c.found(std::move(f));
         return;
     }
-    std::vector<Digest> named = info->blobs;
-    named.insert(named.end(), info->children.begin(), info->children.end());
-    for (const Digest& b : named) {
+    for (const Digest& b : *named) {
         if (c.stored(b)) {
             continue;
         }
@@ -370,8 +370,9 @@ void check_tree(int v2fd, const CheckOptions& opt, CheckProgress& progress,
             check_repo(c, found.repos[i]);
         }
     });
+    // Stale uploads are the server's own purge's while it serves.
     const auto now = static_cast<std::int64_t>(std::time(nullptr));
-    for (const std::string& name : found.with_uploads) {
+    for (const std::string& name : opt.online ? std::vector<std::string>{} : found.with_uploads) {
         if (!c.stopping()) {
             check_uploads(c, name, now);
         }

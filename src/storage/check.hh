@@ -13,10 +13,15 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
-#include "storage/rebuild.hh"
+#include "storage/digest.hh"
+#include "util/result.hh"
 
 namespace rp::storage {
+
+using References =
+    std::function<util::Result<std::vector<Digest>>(const Digest&, const std::string& body)>;
 
 // Where `ringport check --repair` moves corrupt blobs, in the root (beside
 // docker/, outside Distribution's tree).
@@ -36,7 +41,10 @@ struct CheckOptions {
     // later still sees it (a delete or a garbage collection under way is not
     // a finding).
     bool online = false;
-    const ManifestParser* parse = nullptr;
+    // What a manifest's bytes need stored beside it (config, layers but
+    // foreign ones, children); an error when they do not parse. Null: the
+    // manifests are not read.
+    const References* references = nullptr;
     const std::atomic<bool>* stop = nullptr; // once true, the check ends early
 };
 

@@ -18,6 +18,7 @@ using reactor::Task;
 namespace {
 
 constexpr std::int64_t day_s = 86400;
+constexpr std::size_t batch_max = 256;
 
 std::int64_t days_ago(std::int64_t now, std::uint32_t days) {
     return now - static_cast<std::int64_t>(days) * day_s;
@@ -50,19 +51,23 @@ RetentionItem manifest_item(const Digest& d, RetentionItem::Reason why, std::int
 // Deletes a batch through `del`, counting the outcomes.
 Task<void> carry_out(const RetentionDelete& del, const std::string& repo,
                      const std::vector<RetentionItem>& items, RetentionProgress& p) noexcept {
-    if (items.empty()) {
-        co_return;
-    }
-    const std::vector<Store::Outcome> got = co_await del(repo, items);
-    for (std::size_t i = 0; i < items.size(); ++i) {
-        const Store::Outcome o = i < got.size() ? got[i] : Store::Outcome::failed;
-        if (o == Store::Outcome::failed) {
-            p.errors.fetch_add(1, std::memory_order_relaxed);
-        } else if (o == Store::Outcome::kept) {
-            p.skipped.fetch_add(1, std::memory_order_relaxed);
-        } else {
-            (items[i].kind == RetentionItem::tag ? p.tags_deleted : p.manifests_deleted)
-                .fetch_add(1, std::memory_order_relaxed);
+    // Batches of at most batch_max: each holds its repository's write lock
+    // (and its manifests' removal holds) only that long.
+    for (std::size_t at = 0; at < items.size(); at += batch_max) {
+        const std::vector<RetentionItem> batch(
+            items.begin() + static_cast<std::ptrdiff_t>(at),
+            items.begin() + static_cast<std::ptrdiff_t>(std::min(items.size(), at + batch_max)));
+        const std::vector<Store::Outcome> got = co_await del(repo, batch);
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+            const Store::Outcome o = i < got.size() ? got[i] : Store::Outcome::failed;
+            if (o == Store::Outcome::failed) {
+                p.errors.fetch_add(1, std::memory_order_relaxed);
+            } else if (o == Store::Outcome::kept) {
+                p.skipped.fetch_add(1, std::memory_order_relaxed);
+            } else {
+                (batch[i].kind == RetentionItem::tag ? p.tags_deleted : p.manifests_deleted)
+                    .fetch_add(1, std::memory_order_relaxed);
+            }
         }
     }
 }
@@ -108,6 +113,10 @@ std::vector<RetentionItem> plan_tags(const RetentionPolicy& p, std::vector<TagFa
     if (!p.deletes_tags()) {
         return out;
     }
+    // A tag whose push time is unknown counts as pushed now: kept.
+    for (TagFacts& t : tags) {
+        t.pushed = t.pushed > 0 ? t.pushed : now;
+    }
     // Newest push first; equal times by name, so a plan never depends on
     // the order tags were listed in.
     std::sort(tags.begin(), tags.end(), [](const TagFacts& a, const TagFacts& b) {
@@ -127,8 +136,7 @@ std::vector<RetentionItem> plan_tags(const RetentionPolicy& p, std::vector<TagFa
         it.kind = RetentionItem::tag;
         it.tag_name = t.tag;
         it.digest = t.target;
-        // A tag whose push time is unknown counts as pushed now: kept.
-        const std::int64_t pushed = t.pushed > 0 ? t.pushed : now;
+        const std::int64_t pushed = t.pushed;
         const std::int64_t pulled = std::max(t.pulled, pushed);
         if (p.older_than_days != 0 && pushed < days_ago(now, p.older_than_days)) {
             it.reason = RetentionItem::older_than;
@@ -212,8 +220,8 @@ Task<void> apply_retention(Store& store, Activity& activity,
                 if (reached.contains(m.str())) {
                     continue;
                 }
-                std::int64_t used = std::max(store.last_use(m).value_or(0),
-                                             activity.digest_pulled_at(repo, m.str()));
+                const Activity::Times t = activity.digest(repo, m.str());
+                std::int64_t used = std::max({store.last_use(m).value_or(0), t.pulled, t.pushed});
                 if (used < cutoff) {
                     used = co_await later_mtime(store, layout::revision_link(repo, m), used);
                 }

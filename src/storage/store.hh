@@ -213,8 +213,13 @@ class Store {
 
     // Manifests ------------------------------------------------------------
     // Stores the manifest bytes as a blob, links the revision and the tag.
+    // With `children_here`, every child of an index must be a manifest of the
+    // repository when the write lock is taken (not_found else): a child a
+    // collection removed while the put waited is not referenced by it. A
+    // mirror stores an index before its children and passes false.
     reactor::Task<util::Result<void>> put_manifest(std::string repo, ManifestPtr m,
-                                                   std::optional<std::string> tag) noexcept;
+                                                   std::optional<std::string> tag,
+                                                   bool children_here = false) noexcept;
     // The manifest's bytes (from memory when cached).
     reactor::Task<util::Result<std::shared_ptr<const std::string>>>
     manifest_body(ManifestPtr m) noexcept;

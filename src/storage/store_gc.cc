@@ -16,6 +16,7 @@
 #include "reactor/shard.hh"
 #include "storage/layout.hh"
 #include "storage/store.hh"
+#include "storage/tree_scan.hh"
 
 namespace rp::storage {
 
@@ -265,38 +266,52 @@ Task<std::vector<Store::Outcome>> Store::collect_manifests(std::string repo, std
                 out[i] = Outcome::failed;
             }
         } else {
-            // Still held and untagged: its tag-history entries, then its
-            // revision, all in one trip to the blocking pool.
+            // Still held and untagged: its entries in the tags' histories
+            // (each tag's index/ listed once), then its revision, all in one
+            // trip to the blocking pool.
             bool more = false;
             auto tags = index_.tags(repo, "", 0, &more);
-            std::vector<std::string> paths;
-            std::vector<std::pair<std::size_t, std::size_t>> doomed; // (item, its revision's path)
+            std::unordered_set<std::string> names; // "<alg>/<hex>" of each doomed digest
+            std::vector<std::pair<std::size_t, std::string>> doomed; // (item, revision dir)
             std::set<std::string> parents;
             for (std::size_t i : taken) {
                 if (!index_.manifest(repo, ds[i]) ||
                     !index_.tags_pointing_to(repo, ds[i]).empty()) {
                     continue;
                 }
-                for (const std::string& tag : tags ? *tags : std::vector<std::string>{}) {
-                    paths.emplace_back(layout::parent(layout::tag_index_link(repo, tag, ds[i])));
-                }
+                names.insert(std::string(ds[i].algorithm_name()) + "/" + std::string(ds[i].hex()));
                 std::string rev(layout::parent(layout::revision_link(repo, ds[i])));
                 parents.emplace(layout::parent(rev));
-                doomed.emplace_back(i, paths.size());
-                paths.push_back(std::move(rev));
+                doomed.emplace_back(i, std::move(rev));
             }
-            std::vector<char> ok(paths.size(), 0);
+            std::vector<char> ok(doomed.size(), 0);
             const int dirfd = fs_.dirfd();
-            co_await reactor::Shard::current()->blocking().run([&paths, &ok, dirfd] {
-                for (std::size_t k = 0; k < paths.size(); ++k) {
-                    auto r = blocking::remove_tree(dirfd, paths[k]);
-                    ok[k] = static_cast<char>(r || r.error().kind == Errc::not_found);
-                }
-            });
+            const std::vector<std::string> tag_names =
+                tags ? std::move(*tags) : std::vector<std::string>{};
+            co_await reactor::Shard::current()->blocking().run(
+                [&doomed, &ok, &names, &tag_names, &repo, dirfd] {
+                    for (const std::string& tag : tag_names) {
+                        const std::string index = layout::tag_dir(repo, tag) + "/index";
+                        for (const tree::Entry& alg : tree::list_dir(dirfd, index)) {
+                            for (const tree::Entry& hex :
+                                 tree::list_dir(dirfd, index + "/" + alg.name)) {
+                                if (names.contains(alg.name + "/" + hex.name)) {
+                                    (void)blocking::remove_tree(dirfd, index + "/" + alg.name +
+                                                                           "/" + hex.name);
+                                }
+                            }
+                        }
+                    }
+                    for (std::size_t k = 0; k < doomed.size(); ++k) {
+                        auto r = blocking::remove_tree(dirfd, doomed[k].second);
+                        ok[k] = static_cast<char>(r || r.error().kind == Errc::not_found);
+                    }
+                });
             for (const std::string& dir : parents) {
                 (void)co_await fs_.fsync_dir(dir);
             }
-            for (auto [i, k] : doomed) {
+            for (std::size_t k = 0; k < doomed.size(); ++k) {
+                const std::size_t i = doomed[k].first;
                 if (ok[k] != 0) {
                     index_.remove_manifest(repo, ds[i]);
                 }

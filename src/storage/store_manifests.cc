@@ -26,7 +26,8 @@ Task<Result<void>> Store::write_blob_bytes(const Digest& d, std::string bytes) n
 }
 
 Task<Result<void>> Store::put_manifest(std::string repo, ManifestPtr m,
-                                       std::optional<std::string> tag) noexcept {
+                                       std::optional<std::string> tag,
+                                       bool children_here) noexcept {
     RP_ASSERT(m && m->body);
     // The use before the repository's lock: a collection holding the digest
     // as removing may wait for that lock, never the other way round.
@@ -34,6 +35,11 @@ Task<Result<void>> Store::put_manifest(std::string repo, ManifestPtr m,
     RepoLease rs = index_.lease(repo);
     co_await rs->write_mu.lock();
     reactor::AsyncLockGuard guard(rs->write_mu);
+    for (const Digest& child : m->children) {
+        if (children_here && !index_.manifest(repo, child)) {
+            co_return Error::of(Errc::not_found, child.str());
+        }
+    }
     if (auto j = co_await note_write(repo); !j) {
         co_return std::move(j).error();
     }

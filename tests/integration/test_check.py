@@ -19,7 +19,8 @@ from ringtest.client import Client, sha256
 from ringtest.harness import Distribution, Ringport, ringport_bin, wait_until
 from ringtest.images import (blob_path, layer_link, manifest_for, multiarch_with_signature, pulls,
                              put)
-from ringtest.oci import random_bytes, unique_name
+from ringtest.oci import (OCI_CONFIG, OCI_MANIFEST, descriptor, dumps, image_config, random_bytes,
+                          unique_name)
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("RINGTEST_TARGET", "ringport") == "distribution",
@@ -137,6 +138,14 @@ def test_a_clean_tree_checks_clean(tmp_path):
         c = Client(srv.host)
         put(c, repo, "v1", manifest_for(c, repo, [random_bytes(100000, 4)]))
         multiarch_with_signature(c, repo, "multi", 20)
+        # A Windows-style image: its foreign layer's bytes live elsewhere (urls).
+        cfg = image_config()
+        c.push_blob(repo, cfg)
+        foreign = descriptor("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+                             b"not here", urls=["https://example.invalid/layer"])
+        put(c, repo, "windows", dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                                       "config": descriptor(OCI_CONFIG, cfg),
+                                       "layers": [foreign]}))
     rc, lines, err = check(root)
     assert rc == 0 and lines == [], (lines, err)
     assert "0 problem(s)" in err and "blob(s)" in err, err

@@ -37,8 +37,8 @@ DAY = 86400
 ACTIVITY = ".ringport.activity"
 
 
-def config(root, policies, extra=""):
-    path = os.path.join(root, "..", os.path.basename(root) + ".toml")
+def config(root, policies, extra="", name="ringport"):
+    path = os.path.join(root, "..", f"{os.path.basename(root)}-{name}.toml")
     with open(path, "w") as f:
         f.write(extra)
         for p in policies:
@@ -212,10 +212,13 @@ def test_untagged_manifests_go_after_days_platforms_and_referrers_stay(root):
         new_d = put(c, repo, "latest", manifest_for(c, repo, [random_bytes(1000, 303)]))
         recent = manifest_for(c, repo, [random_bytes(1000, 304)])
         recent_d = put(c, repo, sha256(recent), recent)  # untagged, but new
-    # Every revision link is 5 days old, except the recent one's.
+    # Every revision link and recorded put is 5 days old, except the recent one's.
     old_t = time.time() - 5 * DAY
+    since, act = read_activity(root)
     for d in (amd_d, arm_d, index_d, sig_d, old_d, new_d):
         os.utime(revision_link(root, repo, d), (old_t, old_t))
+        act[f"{repo}@{d}"] = (0, int(old_t))
+    write_activity(root, since, act)
     with Ringport(root=root, config=cfg) as srv:
         srv.wait_ready()
         c = Client(srv.host)
@@ -332,3 +335,28 @@ def test_bad_requests_get_clear_errors(root):
         r = c.request("POST", "/ringport/v1/retention")
         assert r.status == 405 and b"only a dry run" in r.body, r
         assert run_retention(c, dry_run=True)["phase"] == "done"
+
+
+def test_a_registry_that_may_not_delete_only_reports_on_schedule(root):
+    """Read-only: the scheduled runs are dry runs, and nothing goes."""
+    cfg = config(root, [{"repositories": ["**"], "keep_last": 1}],
+                 extra="[retention]\ninterval_s = 1\n[storage]\nread_only = true\n")
+    plain = config(root, [{"repositories": ["**"], "keep_last": 1}], name="plain")
+    repo = unique_name("ret")
+    with Ringport(root=root, config=plain) as srv:
+        srv.wait_ready()
+        c = Client(srv.host)
+        put(c, repo, "a", manifest_for(c, repo, [random_bytes(100, 800)]))
+        time.sleep(1.1)
+        put(c, repo, "b", manifest_for(c, repo, [random_bytes(100, 801)]))
+    with Ringport(root=root, config=cfg) as srv:
+        srv.wait_ready()
+        c = Client(srv.host)
+
+        def reported():
+            rep = c.request("GET", "/ringport/v1/retention").json()
+            return (rep.get("phase") == "done" and rep["dry_run"] is True
+                    and ("a", "beyond_keep_last") in items(rep))
+
+        assert wait_until(reported, TIMEOUT_S)
+        assert tags_of(c, repo) == ["a", "b"]

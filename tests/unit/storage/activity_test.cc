@@ -22,6 +22,9 @@ TEST_CASE("activity keeps push and pull times per tag and pulls per digest") {
     CHECK(a.tag("team/app", "v1").pulled == 150);
     CHECK(a.digest_pulled_at("team/app", "sha256:aa") == 160);
     CHECK(a.digest_pulled_at("team/app", "sha256:bb") == 0);
+    a.digest_pushed("team/app", "sha256:aa", 170);
+    CHECK(a.digest("team/app", "sha256:aa").pushed == 170);
+    CHECK(a.digest("team/app", "sha256:aa").pulled == 160);
     // A tag and a digest of the same repository never share an entry.
     CHECK(a.tag("team/app", "sha256:aa").pulled == 0);
     a.tag_pushed_if_unknown("team/app", "v1", 5); // known: unchanged

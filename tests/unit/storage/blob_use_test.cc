@@ -188,7 +188,8 @@ TEST_CASE("collect_blobs removes links then data, keeping what is used, recent o
 namespace {
 
 struct TagMove {
-    bool put = false, moved_kept = false, deleted = false;
+    bool put = false, moved_kept = false, deleted = false, child_refused = false,
+         child_lazily = false;
 };
 
 Task<void> tag_move(Store& store, TagMove* out, reactor::Shard* shard) {
@@ -216,6 +217,16 @@ Task<void> tag_move(Store& store, TagMove* out, reactor::Shard* shard) {
     auto del = co_await store.delete_tags("team/a", {{"v1", second->digest}});
     out->deleted = del == std::vector<Store::Outcome>{Store::Outcome::deleted} &&
                    !store.index().resolve_tag("team/a", "v1");
+    // An index naming a child the repository does not hold: refused under
+    // the lock when the caller asks (the API), stored when not (a mirror).
+    auto index = make(R"({"schemaVersion":2,"manifests":[]})");
+    auto with_child = std::make_shared<ManifestInfo>(*index);
+    with_child->children = {digest_of(Algorithm::sha256, "no such child")};
+    auto refused = co_await store.put_manifest("team/a", with_child, std::string("i"), true);
+    out->child_refused = !refused && refused.error().kind == util::Errc::not_found &&
+                         !store.index().resolve_tag("team/a", "i");
+    out->child_lazily = static_cast<bool>(
+        co_await store.put_manifest("team/a", with_child, std::string("i"), false));
     shard->request_stop();
 }
 
@@ -228,4 +239,6 @@ TEST_CASE("a batch of tag deletes leaves a tag that moved since it was planned")
     CHECK(out.put);
     CHECK(out.moved_kept);
     CHECK(out.deleted);
+    CHECK(out.child_refused);
+    CHECK(out.child_lazily);
 }

@@ -72,6 +72,9 @@ TEST_CASE("a tag with no known push time is kept, ties order by name") {
     k.keep_last = 1;
     auto items = plan_tags(k, {tag("b", 1, 0), tag("a", 1, 0)}, now);
     CHECK(planned(items) == std::vector<std::string>{"b/beyond_keep_last"});
+    // Unknown counts as pushed now under keep_last too: the newest, kept.
+    auto newest = plan_tags(k, {tag("known", 1, 0), TagFacts{"unknown", dg('b'), 0, 0}}, now);
+    CHECK(planned(newest) == std::vector<std::string>{"known/beyond_keep_last"});
 }
 
 TEST_CASE("a policy with only untagged_days or keep_tags deletes no tag") {
