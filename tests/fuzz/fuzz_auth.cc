@@ -26,6 +26,7 @@
 #include "auth/jwt.hh"
 #include "auth/token.hh"
 #include "fuzz_check.hh"
+#include "util/strings.hh"
 
 namespace {
 
@@ -115,7 +116,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     std::size_t nl = in.find('\n');
     if (nl != std::string_view::npos) {
-        (void)auth::pattern_match(in.substr(0, nl), in.substr(nl + 1));
+        (void)rp::util::name_match(in.substr(0, nl), in.substr(nl + 1));
     }
     return 0;
 }
