@@ -10,6 +10,7 @@
 #include <ctime>
 #include <map>
 #include <set>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -200,47 +201,11 @@ Task<Store::Collected> Store::collect_blobs(std::vector<Collectable> batch,
 
 Task<Result<bool>> Store::collect_manifest(std::string repo, Digest d,
                                            std::int64_t used_before) noexcept {
-    const std::string& key = d.str();
-    {
-        // Once taken, a put of this manifest (by tag or as an index's child)
-        // waits: it is stored again after the deletion, never lost to it.
-        std::lock_guard lk(blob_use_mu_);
-        if (!take_for_removal_locked(key, used_before)) {
-            co_return false;
-        }
+    auto out = co_await collect_manifests(std::move(repo), {d}, {used_before});
+    if (out.front() == Outcome::failed) {
+        co_return util::Error::of(Errc::system, "deleting manifest " + d.str() + " failed");
     }
-    Result<bool> out = false;
-    if (index_.tags_pointing_to(repo, d).empty()) {
-        // Its entries in the tags' histories, in one trip to the blocking
-        // pool (a repository of 100 tags is 100 paths, nearly all absent).
-        bool more = false;
-        auto tags = index_.tags(repo, "", 0, &more);
-        std::vector<std::string> entries;
-        for (const std::string& tag : tags ? *tags : std::vector<std::string>{}) {
-            entries.emplace_back(layout::parent(layout::tag_index_link(repo, tag, d)));
-        }
-        const int dirfd = fs_.dirfd();
-        co_await reactor::Shard::current()->blocking().run([&out, &entries, dirfd] {
-            for (const std::string& entry : entries) {
-                auto r = blocking::remove_tree(dirfd, entry);
-                if (!r && r.error().kind != Errc::not_found) {
-                    out = std::move(r).error();
-                    return;
-                }
-            }
-        });
-        if (out) {
-            auto del = co_await delete_manifest(repo, d);
-            out = del                                   ? Result<bool>(true)
-                  : del.error().kind == Errc::not_found ? Result<bool>(false)
-                                                        : Result<bool>(std::move(del).error());
-        }
-    }
-    {
-        std::lock_guard lk(blob_use_mu_);
-        blob_removing_.erase(key);
-    }
-    co_return out;
+    co_return out.front() == Outcome::deleted;
 }
 
 Task<std::vector<Store::Outcome>> Store::collect_manifests(std::string repo, std::vector<Digest> ds,
@@ -271,7 +236,8 @@ Task<std::vector<Store::Outcome>> Store::collect_manifests(std::string repo, std
             // trip to the blocking pool.
             bool more = false;
             auto tags = index_.tags(repo, "", 0, &more);
-            std::unordered_set<std::string> names; // "<alg>/<hex>" of each doomed digest
+            // "<alg>/<hex>" of each doomed digest -> its place in `doomed`
+            std::unordered_map<std::string, std::size_t> names;
             std::vector<std::pair<std::size_t, std::string>> doomed; // (item, revision dir)
             std::set<std::string> parents;
             for (std::size_t i : taken) {
@@ -279,34 +245,42 @@ Task<std::vector<Store::Outcome>> Store::collect_manifests(std::string repo, std
                     !index_.tags_pointing_to(repo, ds[i]).empty()) {
                     continue;
                 }
-                names.insert(std::string(ds[i].algorithm_name()) + "/" + std::string(ds[i].hex()));
+                names.emplace(std::string(ds[i].algorithm_name()) + "/" + std::string(ds[i].hex()),
+                              doomed.size());
                 std::string rev(layout::parent(layout::revision_link(repo, ds[i])));
                 parents.emplace(layout::parent(rev));
                 doomed.emplace_back(i, std::move(rev));
             }
-            std::vector<char> ok(doomed.size(), 0);
+            std::vector<char> ok(doomed.size(), 1);
             const int dirfd = fs_.dirfd();
             const std::vector<std::string> tag_names =
                 tags ? std::move(*tags) : std::vector<std::string>{};
-            co_await reactor::Shard::current()->blocking().run(
-                [&doomed, &ok, &names, &tag_names, &repo, dirfd] {
-                    for (const std::string& tag : tag_names) {
-                        const std::string index = layout::tag_dir(repo, tag) + "/index";
-                        for (const tree::Entry& alg : tree::list_dir(dirfd, index)) {
-                            for (const tree::Entry& hex :
-                                 tree::list_dir(dirfd, index + "/" + alg.name)) {
-                                if (names.contains(alg.name + "/" + hex.name)) {
-                                    (void)blocking::remove_tree(dirfd, index + "/" + alg.name +
-                                                                           "/" + hex.name);
-                                }
+            co_await reactor::Shard::current()->blocking().run([&doomed, &ok, &names, &tag_names,
+                                                                &repo, dirfd] {
+                for (const std::string& tag : tag_names) {
+                    const std::string index = layout::tag_dir(repo, tag) + "/index";
+                    for (const tree::Entry& alg : tree::list_dir(dirfd, index)) {
+                        for (const tree::Entry& hex :
+                             tree::list_dir(dirfd, index + "/" + alg.name)) {
+                            auto hit = names.find(alg.name + "/" + hex.name);
+                            if (hit == names.end()) {
+                                continue;
+                            }
+                            auto r = blocking::remove_tree(dirfd,
+                                                           index + "/" + alg.name + "/" + hex.name);
+                            if (!r && r.error().kind != Errc::not_found) {
+                                ok[hit->second] = 0; // its history stays: so does it
                             }
                         }
                     }
-                    for (std::size_t k = 0; k < doomed.size(); ++k) {
+                }
+                for (std::size_t k = 0; k < doomed.size(); ++k) {
+                    if (ok[k] != 0) {
                         auto r = blocking::remove_tree(dirfd, doomed[k].second);
                         ok[k] = static_cast<char>(r || r.error().kind == Errc::not_found);
                     }
-                });
+                }
+            });
             for (const std::string& dir : parents) {
                 (void)co_await fs_.fsync_dir(dir);
             }
