@@ -144,6 +144,9 @@ def test_keep_last_and_patterns_by_push_time_then_gc_frees(root):
         gone = [sha256(random_bytes(3000, 102)), sha256(random_bytes(3000, 103))]
         assert wait_until(lambda: not any(os.path.exists(blob_path(root, d)) for d in gone),
                           TIMEOUT_S)
+        # The files go before the run's counters are added: wait for its end.
+        assert wait_until(lambda: c.request("GET", "/ringport/v1/gc").json()["phase"] == "done",
+                          TIMEOUT_S)
         g = c.request("GET", "/ringport/v1/gc").json()
         assert g["run"] >= 1 and g["blobs_deleted"] >= 6, g
         for tag in ("new1", "new2", "stable", "v1.0", "young"):
