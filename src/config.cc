@@ -3,6 +3,7 @@
 
 #include <toml++/toml.h>
 
+#include <cmath>
 #include <functional>
 #include <vector>
 
@@ -137,6 +138,14 @@ const std::vector<Key>& keys() {
                  "repairs are `ringport check --repair`'s); 0: off"),
         uint_key("scrub", "interval_s", &Config::scrub_interval_s, 1, 31536000,
                  "the pause between the end of a scrub pass and the start of the next"),
+        uint_key("notifications", "spool_bytes_max", &Config::notifications_spool_bytes_max,
+                 1U << 20U, UINT64_MAX,
+                 "webhook events wait in <root>/.ringport.spool until every endpoint took "
+                 "them; past this size the oldest are dropped (and counted)"),
+        str_key("audit", "path", &Config::audit_path,
+                "the audit log: one JSON line per push, mount, delete, retention or GC "
+                "deletion, refused login or access, and admin action; reopened on SIGHUP "
+                "(\"\": none)"),
         uint_key("runtime", "ring_entries", &Config::runtime_ring_entries, 2, 32768,
                  "submission queue entries of each shard's io_uring"),
         uint_key("runtime", "blocking_threads", &Config::runtime_blocking_threads, 1, 256,
@@ -456,6 +465,227 @@ Result<std::vector<std::string>> strings_at(const toml::table& t, const char* ke
     return out;
 }
 
+// A Go duration ("500ms", "2s", "1m30s", "1.5h") in milliseconds, as
+// Distribution's notification settings write them.
+std::optional<std::uint64_t> go_duration_ms(std::string_view s) {
+    if (s.empty()) {
+        return std::nullopt;
+    }
+    double total_ms = 0;
+    while (!s.empty()) {
+        std::size_t i = 0;
+        while (i < s.size() && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) {
+            ++i;
+        }
+        if (i == 0) {
+            return std::nullopt;
+        }
+        double v = 0;
+        try {
+            v = std::stod(std::string(s.substr(0, i)));
+        } catch (const std::exception&) {
+            return std::nullopt;
+        }
+        s.remove_prefix(i);
+        std::size_t u = 0;
+        while (u < s.size() && !((s[u] >= '0' && s[u] <= '9') || s[u] == '.')) {
+            ++u;
+        }
+        const std::string_view unit = s.substr(0, u);
+        s.remove_prefix(u);
+        const double scale = unit == "ns"                   ? 1e-6
+                             : unit == "us" || unit == "µs" ? 1e-3
+                             : unit == "ms"                 ? 1
+                             : unit == "s"                  ? 1e3
+                             : unit == "m"                  ? 60e3
+                             : unit == "h"                  ? 3600e3
+                                                            : -1;
+        if (scale < 0) {
+            return std::nullopt;
+        }
+        total_ms += v * scale;
+    }
+    if (total_ms > 1e12) {
+        return std::nullopt;
+    }
+    return static_cast<std::uint64_t>(std::llround(total_ms));
+}
+
+// One [[notifications.endpoints]] table, with Distribution's key names.
+Result<observe::Endpoint> parse_endpoint(const toml::table& t, const std::string& where) {
+    observe::Endpoint ep;
+    bool have_timeout = false;
+    for (auto&& [name, value] : t) {
+        const std::string key(name.str());
+        auto bad = [&](const char* what) {
+            return Error::of(
+                Errc::invalid,
+                std::string(where).append(".").append(key).append(": expected ").append(what));
+        };
+        if (key == "name" || key == "url") {
+            const auto* v = value.as_string();
+            if (v == nullptr || v->get().empty()) {
+                return bad("a string");
+            }
+            (key == "name" ? ep.name : ep.url) = v->get();
+        } else if (key == "disabled") {
+            const auto* v = value.as_boolean();
+            if (v == nullptr) {
+                return bad("true or false");
+            }
+            ep.disabled = v->get();
+        } else if (key == "timeout" || key == "backoff") {
+            const auto* v = value.as_string();
+            auto ms = v != nullptr ? go_duration_ms(v->get()) : std::nullopt;
+            if (!ms || *ms > 3600000 || (key == "timeout" && *ms == 0)) {
+                return bad("a duration such as \"500ms\" or \"2s\" (at most 1h)");
+            }
+            (key == "timeout" ? ep.timeout_ms : ep.backoff_ms) = static_cast<std::uint32_t>(*ms);
+            have_timeout = have_timeout || key == "timeout";
+        } else if (key == "threshold" || key == "batch_events") {
+            const auto* v = value.as_integer();
+            const std::int64_t lo = key == "threshold" ? 0 : 1;
+            if (v == nullptr || v->get() < lo || v->get() > 1000) {
+                return bad(key == "threshold" ? "a number from 0 to 1000"
+                                              : "a number from 1 to 1000");
+            }
+            (key == "threshold" ? ep.threshold : ep.batch_events) =
+                static_cast<std::uint32_t>(v->get());
+        } else if (key == "max_age_s") {
+            const auto* v = value.as_integer();
+            if (v == nullptr || v->get() < 1 || v->get() > 31536000) {
+                return bad("seconds from 1 to 31536000");
+            }
+            ep.max_age_s = static_cast<std::uint64_t>(v->get());
+        } else if (key == "headers") {
+            const auto* h = value.as_table();
+            if (h == nullptr) {
+                return bad("a table of header names to arrays of values");
+            }
+            for (auto&& [hname, hv] : *h) {
+                const std::string n(hname.str());
+                if (n.empty() || n.find_first_of(":\r\n ") != std::string::npos) {
+                    return bad("header names without ':' or spaces");
+                }
+                std::vector<std::string> values;
+                if (const auto* one = hv.as_string()) {
+                    values.push_back(one->get());
+                } else if (const auto* arr = hv.as_array()) {
+                    for (const auto& x : *arr) {
+                        if (!x.is_string()) {
+                            return bad("a table of header names to arrays of values");
+                        }
+                        values.push_back(x.as_string()->get());
+                    }
+                } else {
+                    return bad("a table of header names to arrays of values");
+                }
+                for (const std::string& v : values) {
+                    if (v.find_first_of("\r\n") != std::string::npos) {
+                        return bad("header values without line breaks");
+                    }
+                    ep.headers.push_back(std::string(n).append(": ").append(v));
+                }
+            }
+        } else if (key == "ignoredmediatypes") {
+            auto m = strings_at(t, "ignoredmediatypes", where);
+            if (!m) {
+                return std::move(m).error();
+            }
+            ep.ignored_media_types.insert(ep.ignored_media_types.end(), m->begin(), m->end());
+        } else if (key == "ignore") {
+            const auto* ig = value.as_table();
+            if (ig == nullptr) {
+                return bad("a table with mediatypes and actions");
+            }
+            for (auto&& [iname, iv] : *ig) {
+                (void)iv;
+                if (iname.str() != "mediatypes" && iname.str() != "actions") {
+                    return Error::of(Errc::invalid, "config file: unknown key '" + where +
+                                                        ".ignore." + std::string(iname.str()) +
+                                                        "' (expected mediatypes, actions)");
+                }
+            }
+            auto m = strings_at(*ig, "mediatypes", where + ".ignore");
+            auto a = strings_at(*ig, "actions", where + ".ignore");
+            if (!m || !a) {
+                return !m ? std::move(m).error() : std::move(a).error();
+            }
+            ep.ignored_media_types.insert(ep.ignored_media_types.end(), m->begin(), m->end());
+            for (const std::string& x : *a) {
+                if (x != "push" && x != "pull" && x != "mount" && x != "delete") {
+                    return Error::of(Errc::invalid,
+                                     std::string(where)
+                                         .append(".ignore.actions: '")
+                                         .append(x)
+                                         .append("' (expected push, pull, mount, delete)"));
+                }
+            }
+            ep.ignored_actions = std::move(*a);
+        } else {
+            return Error::of(Errc::invalid,
+                             std::string("config file: unknown key '")
+                                 .append(where)
+                                 .append(".")
+                                 .append(key)
+                                 .append("' (expected name, url, headers, timeout, threshold, "
+                                         "backoff, ignoredmediatypes, ignore, disabled, "
+                                         "batch_events, max_age_s)"));
+        }
+    }
+    (void)have_timeout;
+    if (ep.name.empty() || ep.url.empty()) {
+        return Error::of(Errc::invalid, where + ": name and url are required");
+    }
+    if (ep.url.rfind("http://", 0) != 0 && ep.url.rfind("https://", 0) != 0) {
+        return Error::of(Errc::invalid, where + ".url: expected an http:// or https:// URL");
+    }
+    return ep;
+}
+
+// The [notifications] table's own tables: [[notifications.endpoints]] and
+// [notifications.events]. False when `key` is neither.
+Result<bool> apply_notifications(Config& cfg, std::string_view key, const toml::node& value) {
+    if (key == "endpoints") {
+        const toml::array* a = value.as_array();
+        if (a == nullptr || !a->is_array_of_tables()) {
+            return Error::of(Errc::invalid, "'notifications.endpoints' must be an array of "
+                                            "tables ([[notifications.endpoints]])");
+        }
+        for (std::size_t i = 0; i < a->size(); ++i) {
+            auto ep = parse_endpoint(*a->get(i)->as_table(),
+                                     "notifications.endpoints[" + std::to_string(i) + "]");
+            if (!ep) {
+                return std::move(ep).error();
+            }
+            for (const observe::Endpoint& other : cfg.notification_endpoints) {
+                if (other.name == ep->name) {
+                    return Error::of(Errc::invalid, "notifications.endpoints: the name '" +
+                                                        ep->name + "' is used twice");
+                }
+            }
+            cfg.notification_endpoints.push_back(std::move(*ep));
+        }
+        return true;
+    }
+    if (key == "events") {
+        const toml::table* t = value.as_table();
+        if (t == nullptr) {
+            return Error::of(Errc::invalid, "'notifications.events' must be a table");
+        }
+        for (auto&& [name, v] : *t) {
+            if (name.str() != "includereferences" || !v.is_boolean()) {
+                return Error::of(Errc::invalid,
+                                 "notifications.events: expected only includereferences = "
+                                 "true or false");
+            }
+            cfg.notifications_include_references = v.as_boolean()->get();
+        }
+        return true;
+    }
+    return false;
+}
+
 // One [[retention.policy]] table.
 Result<storage::RetentionPolicy> parse_policy(const toml::table& t, const std::string& where) {
     storage::RetentionPolicy p;
@@ -636,6 +866,16 @@ Result<void> apply_file(Config& cfg, const std::string& path) {
                     cfg.retention_policies.push_back(std::move(*p));
                 }
                 continue;
+            }
+            if (section.str() == "notifications") {
+                auto n = apply_notifications(cfg, name.str(), value);
+                if (!n) {
+                    return Error::of(Errc::invalid,
+                                     "config file " + path + ": " + n.error().detail);
+                }
+                if (*n) {
+                    continue;
+                }
             }
             const Key* k = find_key(section.str(), name.str());
             if (k == nullptr) {
@@ -876,6 +1116,24 @@ std::string example_config() {
         "# delete_not_pulled_days = 14      # tags not pulled for this long go (counted\n"
         "#                                  # from when pull tracking began at the latest)\n"
         "# delete_untagged_days = 7         # manifests no tag reaches, unused this long, go\n"
+        "\n# Webhooks: Distribution's notifications, one [[notifications.endpoints]]\n"
+        "# table each (file only), with Distribution's keys. Events are spooled on\n"
+        "# disk first (push, mount and delete durably, before the request is\n"
+        "# answered) and delivered in order, at least once, each with its stable id.\n"
+        "# [notifications.events]\n"
+        "# includereferences = false       # a manifest push lists its config and layers\n"
+        "# [[notifications.endpoints]]\n"
+        "# name = \"ci\"\n"
+        "# url = \"https://hooks.example/registry\"\n"
+        "# headers = { Authorization = [\"Bearer ...\"] }\n"
+        "# timeout = \"5s\"                 # one POST's limit\n"
+        "# threshold = 3                   # failures retried at once before backing off\n"
+        "# backoff = \"1s\"                 # the first back-off, doubling up to 10s\n"
+        "# ignoredmediatypes = [\"application/octet-stream\"]\n"
+        "# ignore = { mediatypes = [], actions = [\"pull\"] }\n"
+        "# disabled = false\n"
+        "# batch_events = 1                # events per envelope (Distribution: 1)\n"
+        "# max_age_s = 86400               # an event this old is dropped, not retried\n"
         "\n# Pull-through mirrors: one [[mirror]] table per upstream (file only).\n"
         "# Its cache is stored as ordinary repositories under the prefix. A request\n"
         "# is routed by path prefix (/v2/docker.io/library/alpine/...), else by\n"

@@ -9,6 +9,7 @@
 
 #include "auth/access.hh"
 #include "mirror/router.hh"
+#include "observe/notify.hh"
 #include "storage/retention.hh"
 #include "util/result.hh"
 
@@ -80,6 +81,12 @@ struct Config {
     std::uint64_t scrub_interval_s = 86400;
     // [[retention.policy]] (file only)
     std::vector<storage::RetentionPolicy> retention_policies;
+    // [notifications]: Distribution's webhooks, spooled on disk
+    std::uint64_t notifications_spool_bytes_max = 1ULL << 30;
+    // [[notifications.endpoints]] and [notifications.events] (file only)
+    std::vector<observe::Endpoint> notification_endpoints;
+    // [audit]
+    std::string audit_path; // "": no audit log
     // [catalog]
     std::uint64_t catalog_max_entries = 1000;
     // [log]
@@ -91,6 +98,7 @@ struct Config {
     bool storage_read_only = false;
     bool gc_delete_untagged = false;
     bool retention_dry_run = false;
+    bool notifications_include_references = false;
     // [[mirror]]: pull-through upstreams (file only; validated by mirror::validate)
     std::vector<mirror::Upstream> mirrors;
 };

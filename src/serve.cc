@@ -37,6 +37,7 @@
 #include "storage/snapshot.hh"
 #include "storage/store.hh"
 #include "util/log.hh"
+#include "util/strings.hh"
 #include "util/unique_fd.hh"
 
 namespace rp {
@@ -433,13 +434,37 @@ void reload(http::TlsContext* tls) {
     RP_LOG_INFO("SIGHUP: tls certificate reloaded: %s", tls->describe().c_str());
 }
 
+// The webhooks' notifier (null without endpoints) and the audit log (null
+// without a path), opened before anything is served.
+util::Result<std::unique_ptr<observe::Notifier>> open_notifier(const Config& cfg, int rootfd,
+                                                               const std::string& bound) {
+    if (cfg.notification_endpoints.empty()) {
+        return std::unique_ptr<observe::Notifier>();
+    }
+    observe::NotifyConfig n;
+    n.endpoints = cfg.notification_endpoints;
+    n.include_references = cfg.notifications_include_references;
+    n.spool.bytes_max = cfg.notifications_spool_bytes_max;
+    n.spool.segment_bytes =
+        std::clamp<std::uint64_t>(n.spool.bytes_max / 16, 64U << 10U, 64U << 20U);
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0) {
+        std::snprintf(host, sizeof host, "localhost");
+    }
+    observe::Source src;
+    const auto colon = bound.rfind(':');
+    src.addr = std::string(host) + (colon == std::string::npos ? "" : bound.substr(colon));
+    src.instance_id = util::random_uuid();
+    return observe::Notifier::open(std::move(n), rootfd, std::move(src));
+}
+
 // Serves until SIGTERM/SIGINT while the index loads in the background; then
 // ends the duties, drains the connections, stops the runtime and saves the
 // index snapshot.
 void run_until_signal(const Config& cfg, sigset_t sigs, IndexSource src, int v2fd,
                       reactor::Runtime& rt, http::Server& server, storage::Index& index,
                       storage::Store& store, reactor::Latch& ready, SnapshotKeeper* keeper,
-                      http::TlsContext* tls) {
+                      http::TlsContext* tls, observe::AuditLog* audit) {
     unsigned threads = rt.config().background_threads;
     rt.spawn_thread("rp-loader", [&cfg, &src, v2fd, &index, &store, &ready, keeper, &rt, threads] {
         load_index(cfg, src, v2fd, index, store, ready, keeper, rt.stop_flag(), threads);
@@ -454,6 +479,10 @@ void run_until_signal(const Config& cfg, sigset_t sigs, IndexSource src, int v2f
             break;
         }
         reload(tls);
+        if (audit != nullptr) {
+            audit->reopen(); // logrotate moved it away
+            RP_LOG_INFO("SIGHUP: the audit log %s is opened again", audit->path().c_str());
+        }
     }
     RP_LOG_INFO("signal %d: draining (up to %llu ms)", sig,
                 static_cast<unsigned long long>(cfg.http_drain_timeout_ms));
@@ -554,9 +583,32 @@ int serve_main(const Config& cfg) {
     if (!bound) {
         return startup_error(bound.error());
     }
+    auto opened = open_notifier(cfg, rootfd.get(), *bound);
+    if (!opened) {
+        return startup_error(opened.error());
+    }
+    std::unique_ptr<observe::Notifier> notifier = std::move(*opened);
+    std::unique_ptr<observe::AuditLog> audit;
+    if (!cfg.audit_path.empty()) {
+        auto a = observe::AuditLog::open(cfg.audit_path);
+        if (!a) {
+            return startup_error(a.error());
+        }
+        audit = std::move(*a);
+    }
+    reg.set_observers(notifier.get(), audit.get());
     if (auto started = runtime.start(); !started) {
         runtime.stop();
         return startup_error(started.error());
+    }
+    // Their writer threads: long jobs of the runtime's, joined by its stop.
+    if (notifier) {
+        runtime.spawn_thread(
+            "rp-spool", [n = notifier.get(), &runtime] { n->run_writer(runtime.stop_flag()); });
+    }
+    if (audit) {
+        runtime.spawn_thread("rp-audit",
+                             [a = audit.get(), &runtime] { a->run(runtime.stop_flag()); });
     }
     server.start();
     std::printf("ringport: listening on %s\n", bound->c_str());
@@ -576,8 +628,11 @@ int serve_main(const Config& cfg) {
         runtime.spawn_thread("rp-scrub", [&reg, &runtime] { reg.scrub(runtime.stop_flag()); });
     }
     run_until_signal(cfg, sigs, std::move(*src), v2fd.get(), runtime, server, index, store, ready,
-                     keeper ? &*keeper : nullptr, tls.get());
+                     keeper ? &*keeper : nullptr, tls.get(), audit.get());
     reg.save_activity(); // the runtime has stopped: nothing touches it now
+    if (notifier) {
+        notifier->save_cursors();
+    }
     RP_LOG_INFO("stopped");
     util::log_stop();
     return 0;

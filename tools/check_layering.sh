@@ -3,7 +3,7 @@
 # Dependencies point one way (DESIGN.md §2):
 #   util <- reactor <- http;  util, reactor <- net;  util, reactor <- storage;
 #   util, reactor, net, storage <- mirror;  util, reactor <- auth;
-#   registry <- http, storage, mirror, auth
+#   util, reactor, net <- observe;  registry <- http, storage, mirror, auth, observe
 # Fails if a module includes a header from a module it may not use.
 set -uo pipefail
 cd "$(dirname "$0")/../src"
@@ -15,7 +15,8 @@ declare -A allowed=(
   [storage]="util reactor storage"
   [mirror]="util reactor net storage mirror"
   [auth]="util reactor auth"
-  [registry]="util reactor http net storage mirror auth registry"
+  [observe]="util reactor net observe"
+  [registry]="util reactor http net storage mirror auth observe registry"
 )
 status=0
 for mod in "${!allowed[@]}"; do

@@ -14,7 +14,7 @@ BUILD_PKGS=(
   publicsuffix             # read at start: where a mirror's credentials may go
 )
 TEST_PKGS=(
-  python3 python3-pytest curl
+  python3 python3-pytest python3-jsonschema curl
   docker-registry          # CNCF Distribution 2.8.2: interop peer and benchmark reference
   skopeo podman conmon runc containerd docker.io busybox-static
   openssl                  # test CAs (TLS listeners and upstreams)

@@ -6,6 +6,7 @@
 #include "http/server.hh"
 #include "reactor/ops.hh"
 #include "util/assert.hh"
+#include "util/strings.hh"
 
 namespace rp::http {
 
@@ -33,6 +34,7 @@ const std::string& Exchange::peer_subject() const noexcept { return conn_.io_->p
 const std::string& Exchange::peer() const noexcept { return conn_.peer_; }
 void Exchange::set_user(std::string user) { conn_.user_ = std::move(user); }
 const std::string& Exchange::user() const noexcept { return conn_.user_; }
+const std::string& Exchange::request_id() const noexcept { return conn_.request_id_; }
 
 // ---- Connection -------------------------------------------------------
 
@@ -453,6 +455,7 @@ Task<void> Connection::serve_one() noexcept {
     sent_at_start_ = io_->bytes_sent();
     status_ = 0;
     user_.clear();
+    request_id_ = util::random_uuid();
     Exchange ex(*this);
     co_await srv_.handler().handle(ex);
     if (!responded_ && !cut_) {
@@ -472,7 +475,8 @@ Task<void> Connection::serve_one() noexcept {
                      body_bytes_,
                      io_->bytes_sent() - sent_at_start_,
                      reactor::monotonic_us() - start,
-                     srv_.shard().id()};
+                     srv_.shard().id(),
+                     request_id_};
     srv_.handler().log_access(rec);
     keep_alive_ = again;
     state_ = again ? ConnState::reading_head : ConnState::closing;

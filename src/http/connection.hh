@@ -43,6 +43,9 @@ class Exchange {
     // Who the handler found the request came from (for the access log).
     void set_user(std::string user);
     const std::string& user() const noexcept;
+    // This request's id (a random UUID): in the access log, the audit log
+    // and the events it causes.
+    const std::string& request_id() const noexcept;
 
   private:
     Connection& conn_;
@@ -118,6 +121,7 @@ class Connection {
     bool cut_ = false;
     int status_ = 0;
     std::string user_;                // set by the handler for this request
+    std::string request_id_;          // this request's
     std::uint64_t sent_at_start_ = 0; // io_->bytes_sent() when the request began
 };
 

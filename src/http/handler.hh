@@ -22,6 +22,7 @@ struct AccessRecord {
     std::uint64_t bytes_out = 0;
     std::uint64_t duration_us = 0;
     unsigned shard = 0;
+    std::string_view request_id;
 };
 
 // The application behind the HTTP layer (the registry). handle() must call

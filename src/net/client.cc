@@ -459,6 +459,12 @@ bool prepare(Transfer& t) {
     }
     if (r.method == "HEAD") {
         (void)curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (r.method == "POST") {
+        // The body lives in the transfer's request until the transfer ends.
+        (void)curl_easy_setopt(e, CURLOPT_POSTFIELDS, r.body.data());
+        (void)curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                               static_cast<curl_off_t>(r.body.size()));
+        t.headers = curl_slist_append(t.headers, "Expect:"); // no 100-continue round trip
     } else if (r.method != "GET") {
         (void)curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r.method.c_str());
     }

@@ -29,8 +29,9 @@ struct Header {
 };
 
 struct Request {
-    std::string method = "GET"; // GET or HEAD
+    std::string method = "GET"; // GET, HEAD, or POST with `body`
     std::string url;
+    std::string body;                 // a POST's (sent as is, with the headers given)
     std::vector<std::string> headers; // "Name: value"
     std::uint32_t connect_timeout_ms = 10000;
     // No byte for this long, at any point of the transfer (before the status

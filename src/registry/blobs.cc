@@ -209,6 +209,9 @@ Task<void> Registry::get_blob(http::Exchange& ex, const Route& r) noexcept {
     if (u != nullptr && ex.request().method != "HEAD") {
         stats(*u).served_bytes.fetch_add(resp.file_length, std::memory_order_relaxed);
     }
+    if (notifier_ != nullptr) {
+        on_blob_pull(ex, r.name, *d, size);
+    }
     co_await reply(ex, std::move(resp));
     if (owned >= 0) {
         co_await store_.fs().close(owned);
@@ -229,6 +232,9 @@ Task<void> Registry::delete_blob(http::Exchange& ex, const Route& r) noexcept {
     if (!del) {
         co_await fail(ex, code_for(del.error(), Code::blob_unknown), d->str());
         co_return;
+    }
+    if (observed()) {
+        co_await publish(on_delete(Origin{&ex, {}}, r.name, {}, d->str(), "blob"));
     }
     http::Response resp = empty_response(202);
     resp.add("Docker-Content-Digest", d->str());

@@ -96,6 +96,29 @@ Task<void> Registry::gc_run(storage::GcOptions opt,
         co_return;
     }
     const auto t0 = std::time(nullptr);
+    if (audit_ != nullptr && !opt.dry_run) {
+        // Each deletion is an audit record of its own.
+        opt.on_manifest_deleted = [this](const std::string& repo, const storage::Digest& d) {
+            const std::string& digest = d.str();
+            observe::AuditRecord a;
+            a.action = "gc-delete";
+            a.outcome = "ok";
+            a.repository = repo;
+            a.digest = digest;
+            a.detail = "untagged manifest";
+            audit(Origin{nullptr, "gc"}, a);
+        };
+        opt.on_blob_deleted = [this](const storage::Digest& d, std::uint64_t size) {
+            const std::string& digest = d.str();
+            observe::AuditRecord a;
+            a.action = "gc-delete";
+            a.outcome = "ok";
+            a.digest = digest;
+            a.size = size;
+            a.detail = "blob";
+            audit(Origin{nullptr, "gc"}, a);
+        };
+    }
     co_await storage::collect_garbage(store_, opt, *p, {});
     RP_LOG_INFO("garbage collection%s%s (grace %llds): freed %llu bytes: %llu blob(s), %llu "
                 "layer link(s), %llu untagged manifest(s); %llu eligible blob(s) of %llu, %llu "
@@ -201,6 +224,9 @@ Task<void> Registry::delete_repository(http::Exchange& ex, const Route& r) noexc
     RP_LOG_INFO("repository %s deleted: %zu tag(s), %zu manifest(s), %zu layer link(s); its "
                 "blobs are left to garbage collection",
                 r.name.c_str(), del->tags, del->manifests, del->links);
+    if (observed()) {
+        co_await publish(on_delete(Origin{&ex, {}}, r.name, {}, {}, "repository"));
+    }
     http::Response resp = empty_response(202);
     resp.add("Content-Type", "application/json");
     resp.body = "{\"repository\":\"" + r.name + "\",\"tags\":" + std::to_string(del->tags) +

@@ -74,6 +74,9 @@ bool write_replace(int dirfd, const char* name, const std::string& bytes) {
 void Registry::start_housekeeping(int rootfd) noexcept {
     rootfd_ = rootfd;
     reactor::spawn(lifecycle());
+    if (notifier_ != nullptr) {
+        notifier_->start(reactor::Shard::current()->blocking()); // webhook delivery
+    }
 }
 
 void Registry::save_activity() noexcept {

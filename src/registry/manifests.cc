@@ -381,6 +381,9 @@ Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
                       "manifest type " + m->media_type + " is not in the Accept header");
         co_return;
     }
+    if (notifier_ != nullptr) {
+        on_manifest_pull(ex, r.name, r.ref, *m);
+    }
     http::Response resp = empty_response(200);
     resp.add("Content-Type", m->media_type);
     resp.add("Docker-Content-Digest", m->digest.str());

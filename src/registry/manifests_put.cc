@@ -109,6 +109,9 @@ Task<void> Registry::put_manifest(http::Exchange& ex, const Route& r) noexcept {
     for (const Digest& child : info->children) {
         activity_.digest_pushed(r.name, child.str(), now);
     }
+    if (observed()) {
+        co_await on_manifest_push(ex, r.name, r.ref, *info, *parsed);
+    }
     http::Response resp = empty_response(201);
     resp.add("Location", "/v2/" + r.name + "/manifests/" + d.str());
     resp.add("Docker-Content-Digest", d.str());
@@ -129,7 +132,7 @@ Task<void> Registry::delete_manifest(http::Exchange& ex, const Route& r) noexcep
             co_await fail(ex, Code::digest_invalid, "invalid digest");
             co_return;
         }
-        auto del = co_await remove_manifest(r.name, *d);
+        auto del = co_await remove_manifest(r.name, *d, Origin{&ex, {}});
         if (!del) {
             co_await fail(ex, code_for(del.error(), Code::manifest_unknown), r.ref);
             co_return;
@@ -141,7 +144,7 @@ Task<void> Registry::delete_manifest(http::Exchange& ex, const Route& r) noexcep
         co_await fail(ex, Code::manifest_unknown, "invalid tag");
         co_return;
     }
-    auto del = co_await remove_tag(r.name, r.ref);
+    auto del = co_await remove_tag(r.name, r.ref, Origin{&ex, {}});
     if (!del) {
         co_await fail(ex, code_for(del.error(), Code::manifest_unknown), r.ref);
         co_return;

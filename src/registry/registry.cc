@@ -75,13 +75,15 @@ void Registry::log_access(const http::AccessRecord& rec) noexcept {
     }
     char line[2048];
     int n = std::snprintf(
-        line, sizeof line, "access %.*s \"%.*s %.*s\" %d in=%llu out=%llu %lluus shard=%u%s%.*s",
+        line, sizeof line,
+        "access %.*s \"%.*s %.*s\" %d in=%llu out=%llu %lluus shard=%u id=%.*s%s%.*s",
         static_cast<int>(rec.peer.size()), rec.peer.data(), static_cast<int>(rec.method.size()),
         rec.method.data(), static_cast<int>(rec.target.size() > 512 ? 512 : rec.target.size()),
         rec.target.data(), rec.status, static_cast<unsigned long long>(rec.body_bytes_in),
         static_cast<unsigned long long>(rec.bytes_out),
         static_cast<unsigned long long>(rec.duration_us), rec.shard,
-        rec.user.empty() ? "" : " user=",
+        static_cast<int>(rec.request_id.size() > 64 ? 64 : rec.request_id.size()),
+        rec.request_id.data(), rec.user.empty() ? "" : " user=",
         static_cast<int>(rec.user.size() > 256 ? 256 : rec.user.size()), rec.user.data());
     if (n > 0) {
         util::log_line(util::LogLevel::info,
@@ -98,7 +100,14 @@ Task<void> Registry::handle(http::Exchange& ex) noexcept {
     }
     Route route = match_route(ex.request().path);
     const RouteKind kind = route.kind;
-    co_await handle_route(ex, std::move(route));
+    if (audit_ != nullptr) {
+        const std::string name = route.name;
+        const std::string ref = route.ref;
+        co_await handle_route(ex, std::move(route));
+        audit_request(ex, kind, name, ref);
+    } else {
+        co_await handle_route(ex, std::move(route));
+    }
     if (requests_) {
         requests_->count(ex.shard_id(), kind, ex.status());
     }

@@ -17,6 +17,8 @@
 #include "mirror/fetcher.hh"
 #include "mirror/flights.hh"
 #include "mirror/router.hh"
+#include "observe/audit.hh"
+#include "observe/notify.hh"
 #include "reactor/runtime.hh"
 #include "reactor/sync.hh"
 #include "registry/errors.hh"
@@ -61,6 +63,15 @@ struct RegistryConfig {
     bool retention_dry_run = false;
 };
 
+struct ParsedManifest;
+
+// Who caused a change: a request, or one of the registry's own duties
+// ("retention", "gc") when `ex` is null.
+struct Origin {
+    const http::Exchange* ex = nullptr;
+    std::string_view duty;
+};
+
 // The OCI Distribution API over the store. One instance serves all shards;
 // per-request state lives in the handler coroutines.
 class Registry final : public http::Handler {
@@ -71,6 +82,11 @@ class Registry final : public http::Handler {
     void set_runtime(const reactor::Runtime* rt) noexcept {
         runtime_ = rt;
         requests_ = std::make_unique<RequestCounters>(rt->shard_count());
+    }
+    // Webhooks and the audit log (each optional; they outlive the registry's use).
+    void set_observers(observe::Notifier* notifier, observe::AuditLog* audit) noexcept {
+        notifier_ = notifier;
+        audit_ = audit;
     }
     void log_access(const http::AccessRecord& rec) noexcept override;
     void cutting() noexcept override { flights_.cut_readers(); }
@@ -174,10 +190,10 @@ class Registry final : public http::Handler {
     // API DELETE's one at a time, retention's in batches (a tag only while
     // it points where it did when planned; a manifest only if untagged and
     // unused since its item's cut). What a later audit log sees.
-    reactor::Task<util::Result<void>> remove_tag(const std::string& repo,
-                                                 const std::string& tag) noexcept;
-    reactor::Task<util::Result<void>> remove_manifest(const std::string& repo,
-                                                      const storage::Digest& d) noexcept;
+    reactor::Task<util::Result<void>> remove_tag(const std::string& repo, const std::string& tag,
+                                                 const Origin& o) noexcept;
+    reactor::Task<util::Result<void>>
+    remove_manifest(const std::string& repo, const storage::Digest& d, const Origin& o) noexcept;
     reactor::Task<std::vector<storage::Store::Outcome>>
     retention_delete(const std::string& repo,
                      const std::vector<storage::RetentionItem>& items) noexcept;
@@ -186,6 +202,30 @@ class Registry final : public http::Handler {
     Task delete_repository(http::Exchange& ex, const Route& r) noexcept;
     // A new run's progress, or null when one is running.
     std::shared_ptr<storage::GcProgress> gc_claim() noexcept;
+    // events.cc: what webhooks and the audit log are told. Writes wait until
+    // their event is on disk (before the answer); pulls do not.
+    bool observed() const noexcept { return notifier_ != nullptr || audit_ != nullptr; }
+    observe::Event event_of(const Origin& o, observe::Action a, const std::string& repo) const;
+    std::string content_url(const http::Exchange& ex, std::string_view repo, std::string_view kind,
+                            std::string_view digest) const;
+    void audit(const Origin& o, observe::AuditRecord r) noexcept;
+    Task publish(std::uint64_t seq) noexcept; // waits for a spooled write event
+    Task on_manifest_push(http::Exchange& ex, const std::string& repo, const std::string& ref,
+                          const storage::ManifestInfo& m, const ParsedManifest& p) noexcept;
+    Task on_blob_push(http::Exchange& ex, const std::string& repo, const storage::Digest& d,
+                      std::uint64_t size) noexcept;
+    Task on_blob_mount(http::Exchange& ex, const std::string& repo, const storage::Digest& d,
+                       const std::optional<std::string>& from) noexcept;
+    void on_manifest_pull(const http::Exchange& ex, const std::string& repo, const std::string& ref,
+                          const storage::ManifestInfo& m) noexcept;
+    void on_blob_pull(const http::Exchange& ex, const std::string& repo, const storage::Digest& d,
+                      std::uint64_t size) noexcept;
+    // A tag, manifest, blob or (all empty) repository deleted.
+    std::uint64_t on_delete(const Origin& o, const std::string& repo, std::string_view tag,
+                            std::string_view digest, std::string_view what) noexcept;
+    // At the end of a request: its failure, a refused login or access, an admin action.
+    void audit_request(const http::Exchange& ex, RouteKind kind, const std::string& name,
+                       const std::string& ref) noexcept;
     // status.cc, metrics.cc
     Task status(http::Exchange& ex) noexcept;
     Task metrics(http::Exchange& ex) noexcept;
@@ -200,6 +240,8 @@ class Registry final : public http::Handler {
                                                             std::string accept) noexcept;
 
     RegistryConfig cfg_;
+    observe::Notifier* notifier_ = nullptr;
+    observe::AuditLog* audit_ = nullptr;
     Guard* guard_ = nullptr; // cfg_.guard, when authentication is on
     storage::Store& store_;
     reactor::Latch& ready_;

@@ -126,9 +126,16 @@ Registry::retention_delete(const std::string& repo,
         }
         out = co_await store_.collect_manifests(repo, std::move(ds), std::move(cut));
     }
+    std::uint64_t last_event = 0;
+    const Origin retention{nullptr, "retention"};
     for (std::size_t i = 0; i < items.size() && i < out.size(); ++i) {
         const RetentionItem& it = items[i];
         const char* why = RetentionItem::reason_name(it.reason);
+        if (out[i] == Outcome::deleted && observed()) {
+            const std::uint64_t seq = tags ? on_delete(retention, repo, it.tag_name, {}, why)
+                                           : on_delete(retention, repo, {}, it.digest.str(), why);
+            last_event = seq != 0 ? seq : last_event;
+        }
         if (out[i] == Outcome::deleted && tags) {
             activity_.forget_tag(repo, it.tag_name);
             RP_LOG_INFO("retention: deleted tag %s:%s (%s, was %s)", repo.c_str(),
@@ -143,21 +150,30 @@ Registry::retention_delete(const std::string& repo,
                         tags ? it.tag_name.c_str() : it.digest.str().c_str());
         }
     }
+    co_await publish(last_event); // the batch's events are on disk
     co_return out;
 }
 
-Task<Result<void>> Registry::remove_tag(const std::string& repo, const std::string& tag) noexcept {
+Task<Result<void>> Registry::remove_tag(const std::string& repo, const std::string& tag,
+                                        const Origin& o) noexcept {
     auto r = co_await store_.delete_tag(repo, tag);
     if (r) {
         activity_.forget_tag(repo, tag);
+        if (observed()) {
+            co_await publish(on_delete(o, repo, tag, {}, "tag"));
+        }
     }
     co_return r;
 }
 
-Task<Result<void>> Registry::remove_manifest(const std::string& repo, const Digest& d) noexcept {
+Task<Result<void>> Registry::remove_manifest(const std::string& repo, const Digest& d,
+                                             const Origin& o) noexcept {
     auto r = co_await store_.delete_manifest(repo, d);
     if (r) {
         activity_.forget_digest(repo, d.str());
+        if (observed()) {
+            co_await publish(on_delete(o, repo, {}, d.str(), "manifest"));
+        }
     }
     co_return r;
 }

@@ -117,10 +117,14 @@ Task<void> Registry::monolithic_upload(http::Exchange& ex, const Route& r, Diges
         }
         co_return;
     }
+    const std::uint64_t size = (*u)->offset.load();
     auto c = co_await store_.commit_upload(*u, d, std::nullopt);
     if (!c) {
         co_await fail(ex, code_for(c.error(), Code::blob_upload_invalid), c.error().detail);
         co_return;
+    }
+    if (observed()) {
+        co_await on_blob_push(ex, r.name, d, size);
     }
     co_await reply(ex, blob_created(r.name, d));
 }
@@ -146,6 +150,9 @@ Task<void> Registry::mount_or_start(http::Exchange& ex, const Route& r) noexcept
     if (usable) {
         auto m = co_await store_.mount_blob(r.name, *d, from, std::move(readable));
         if (m && *m) {
+            if (observed()) {
+                co_await on_blob_mount(ex, r.name, *d, from);
+            }
             co_await reply(ex, blob_created(r.name, *d));
             co_return;
         }
@@ -226,10 +233,14 @@ Task<void> Registry::put_upload(http::Exchange& ex, const Route& r) noexcept {
         co_await upload_failed(ex, *u, std::move(s).error());
         co_return;
     }
+    const std::uint64_t size = (*u)->offset.load();
     auto c = co_await store_.commit_upload(*u, *d, std::nullopt);
     if (!c) {
         co_await fail(ex, code_for(c.error(), Code::blob_upload_invalid), c.error().detail);
         co_return;
+    }
+    if (observed()) {
+        co_await on_blob_push(ex, r.name, *d, size);
     }
     co_await reply(ex, blob_created(r.name, *d));
 }

@@ -155,6 +155,9 @@ Task<void> collect_garbage(Store& store, GcOptions opt, GcProgress& progress,
                 progress.errors.fetch_add(1, std::memory_order_relaxed);
             } else if (*del) {
                 progress.manifests_deleted.fetch_add(1, std::memory_order_relaxed);
+                if (opt.on_manifest_deleted) {
+                    opt.on_manifest_deleted(m.repo, m.d);
+                }
             } else {
                 marked.insert(m.d.str()); // kept after all: so is what it references
                 if (ManifestPtr kept = index.manifest(m.repo, m.d)) {
@@ -231,6 +234,11 @@ Task<void> collect_garbage(Store& store, GcOptions opt, GcProgress& progress,
             batch = std::move(old);
         }
         Store::Collected c = co_await store.collect_blobs(std::move(batch), used_before);
+        if (opt.on_blob_deleted) {
+            for (const auto& [d, size] : c.freed) {
+                opt.on_blob_deleted(d, size);
+            }
+        }
         progress.blobs_deleted.fetch_add(c.blobs, std::memory_order_relaxed);
         progress.links_deleted.fetch_add(c.links, std::memory_order_relaxed);
         progress.bytes_freed.fetch_add(c.bytes, std::memory_order_relaxed);

@@ -29,6 +29,10 @@ struct GcOptions {
     // repositories linking its blobs and pays one journal record and one
     // syncfs. Offline, nothing waits on those locks: larger batches.
     std::size_t batch = 1024;
+    // Told of each deletion as it is done (the audit log): a manifest
+    // revision no tag reached, a blob with its size.
+    std::function<void(const std::string& repo, const Digest& d)> on_manifest_deleted;
+    std::function<void(const Digest& d, std::uint64_t size)> on_blob_deleted;
 };
 
 // A run's progress and outcome. The counters are readable from any thread

@@ -137,6 +137,7 @@ class Store {
     struct Collected {
         std::size_t blobs = 0, links = 0, kept = 0, errors = 0;
         std::uint64_t bytes = 0;
+        std::vector<std::pair<Digest, std::uint64_t>> freed; // each blob removed, its size
     };
     reactor::Task<Collected> collect_blobs(std::vector<Collectable> batch,
                                            std::int64_t used_before) noexcept;

@@ -173,19 +173,25 @@ Task<Store::Collected> Store::collect_blobs(std::vector<Collectable> batch,
         }
     }
     std::vector<std::string> data;
+    std::vector<const Digest*> data_of;
+    data.reserve(taken.size());
+    data_of.reserve(taken.size());
     for (Collectable* c : taken) {
         if (!kept_data.contains(c)) {
             data.push_back(layout::blob_data(c->d));
+            data_of.push_back(&c->d);
         }
     }
     std::vector<std::int64_t> freed(data.size(), -1);
     co_await pool.run([v2fd, &data, &freed] { unlink_data(v2fd, data, freed); });
-    for (std::int64_t f : freed) {
-        if (f < 0) {
+    out.freed.reserve(freed.size());
+    for (std::size_t i = 0; i < freed.size(); ++i) {
+        if (freed[i] < 0) {
             ++out.errors;
         } else {
             ++out.blobs;
-            out.bytes += static_cast<std::uint64_t>(f);
+            out.bytes += static_cast<std::uint64_t>(freed[i]);
+            out.freed.emplace_back(*data_of[i], static_cast<std::uint64_t>(freed[i]));
         }
     }
     out.errors += kept_data.size();

@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "util/strings.hh"
 
+#include <sys/random.h>
+
+#include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <random>
 #include <vector>
 
 namespace rp::util {
@@ -135,6 +139,31 @@ void json_escape(std::string& out, std::string_view s) {
             out.push_back(c);
         }
     }
+}
+
+std::string random_uuid() {
+    thread_local std::mt19937_64 gen = [] {
+        std::uint64_t seed[2] = {0, 0};
+        if (::getrandom(seed, sizeof seed, 0) != static_cast<ssize_t>(sizeof seed)) {
+            seed[0] = static_cast<std::uint64_t>(
+                std::chrono::steady_clock::now().time_since_epoch().count());
+            seed[1] = reinterpret_cast<std::uintptr_t>(&seed);
+        }
+        std::seed_seq seq{seed[0], seed[0] >> 32U, seed[1], seed[1] >> 32U};
+        return std::mt19937_64(seq);
+    }();
+    std::uint64_t hi = gen();
+    std::uint64_t lo = gen();
+    hi = (hi & ~0xF000ULL) | 0x4000ULL;         // version 4
+    lo = (lo & ~(3ULL << 62U)) | (2ULL << 62U); // variant 10
+    char b[40];
+    std::snprintf(b, sizeof b, "%08llx-%04llx-%04llx-%04llx-%012llx",
+                  static_cast<unsigned long long>(hi >> 32U),
+                  static_cast<unsigned long long>((hi >> 16U) & 0xFFFFU),
+                  static_cast<unsigned long long>(hi & 0xFFFFU),
+                  static_cast<unsigned long long>(lo >> 48U),
+                  static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFULL));
+    return b;
 }
 
 std::string rfc3339(std::int64_t epoch_s) {

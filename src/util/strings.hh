@@ -29,6 +29,9 @@ void json_escape(std::string& out, std::string_view s);
 // Seconds since the epoch as RFC 3339 UTC ("2026-01-02T03:04:05Z") and as an
 // HTTP date ("Mon, 02 Jan 2026 03:04:05 GMT").
 std::string rfc3339(std::int64_t epoch_s);
+// A random (version 4) UUID: request, event and instance ids. A generator
+// per thread, seeded from getrandom(2).
+std::string random_uuid();
 std::optional<std::int64_t> parse_rfc3339(std::string_view s) noexcept;
 std::string http_date(std::int64_t epoch_s);
 

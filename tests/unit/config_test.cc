@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <optional>
@@ -23,6 +24,16 @@ std::string write_temp(const std::string& text) {
     REQUIRE(write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
     close(fd);
     return path;
+}
+
+// The error loading `text` as the config file gives ("" when it loads).
+std::string load_error(const std::string& text) {
+    std::string f = write_temp(text);
+    CliOverrides cli;
+    cli.config_file = f;
+    auto r = load_config(cli, {});
+    std::remove(f.c_str());
+    return r ? std::string() : r.error().detail;
 }
 
 } // namespace
@@ -352,4 +363,70 @@ TEST_CASE("auth on a plain listener others can reach is warned about; loopback o
     auto none = load_config({}, {{"RINGPORT_HTTP_LISTEN", ":5000"}});
     REQUIRE(none);
     CHECK(plain_auth_warning(*none).empty()); // no credentials to leak
+}
+
+TEST_CASE("[[notifications.endpoints]] take Distribution's keys and durations; [audit] a path") {
+    std::string f = write_temp(
+        "[notifications]\nspool_bytes_max = 2097152\n"
+        "[notifications.events]\nincludereferences = true\n"
+        "[[notifications.endpoints]]\nname = \"ci\"\nurl = \"https://hooks.example/r\"\n"
+        "headers = { Authorization = [\"Bearer t\"], X-One = \"v\" }\n"
+        "timeout = \"1m30s\"\nthreshold = 5\nbackoff = \"250ms\"\n"
+        "ignoredmediatypes = [\"application/octet-stream\"]\n"
+        "ignore = { mediatypes = [\"a/b\"], actions = [\"pull\", \"mount\"] }\n"
+        "batch_events = 20\nmax_age_s = 3600\n"
+        "[[notifications.endpoints]]\nname = \"off\"\nurl = \"http://h/\"\ndisabled = true\n"
+        "[audit]\npath = \"/var/log/ringport/audit.jsonl\"\n");
+    CliOverrides cli;
+    cli.config_file = f;
+    auto c = load_config(cli, {});
+    std::remove(f.c_str());
+    REQUIRE(c);
+    CHECK(c->notifications_spool_bytes_max == 2097152);
+    CHECK(c->notifications_include_references);
+    CHECK(c->audit_path == "/var/log/ringport/audit.jsonl");
+    REQUIRE(c->notification_endpoints.size() == 2);
+    const auto& e = c->notification_endpoints[0];
+    CHECK(e.name == "ci");
+    CHECK(e.url == "https://hooks.example/r");
+    CHECK(e.headers == std::vector<std::string>{"Authorization: Bearer t", "X-One: v"});
+    CHECK(e.timeout_ms == 90000);
+    CHECK(e.threshold == 5);
+    CHECK(e.backoff_ms == 250);
+    auto types = e.ignored_media_types; // the two keys' lists, in either order
+    std::sort(types.begin(), types.end());
+    CHECK(types == std::vector<std::string>{"a/b", "application/octet-stream"});
+    CHECK(e.ignored_actions == std::vector<std::string>{"pull", "mount"});
+    CHECK(e.batch_events == 20);
+    CHECK(e.max_age_s == 3600);
+    CHECK_FALSE(e.disabled);
+    CHECK(c->notification_endpoints[1].disabled);
+    CHECK(c->notification_endpoints[1].timeout_ms == 5000); // the default
+
+    struct Bad {
+        const char* text;
+        const char* names;
+    };
+    const char* ep = "[[notifications.endpoints]]\nname = \"x\"\nurl = \"http://h/\"\n";
+    for (const Bad& b : {
+             Bad{"[[notifications.endpoints]]\nurl = \"http://h/\"\n", "name and url"},
+             Bad{"[notifications]\nendpoints = 3\n", "[[notifications.endpoints]]"},
+             Bad{"[notifications.events]\nincluderefs = true\n", "includereferences"},
+         }) {
+        CAPTURE(b.text);
+        CHECK(load_error(b.text).find(b.names) != std::string::npos);
+    }
+    for (const Bad& b : {
+             Bad{"timeout = \"0s\"\n", "endpoints[0].timeout"},
+             Bad{"backoff = \"3d\"\n", "endpoints[0].backoff"},
+             Bad{"threshold = -1\n", "endpoints[0].threshold"},
+             Bad{"batch_events = 0\n", "endpoints[0].batch_events"},
+             Bad{"headers = { \"Bad Name\" = \"v\" }\n", "endpoints[0].headers"},
+             Bad{"headers = { X = \"a\\nb\" }\n", "line breaks"},
+             Bad{"ignore = { actions = [\"fetch\"] }\n", "fetch"},
+             Bad{"ignore = { kinds = [] }\n", "ignore.kinds"},
+         }) {
+        CAPTURE(b.text);
+        CHECK(load_error(std::string(ep) + b.text).find(b.names) != std::string::npos);
+    }
 }

@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "observe/event.hh"
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+namespace rp::observe {
+
+std::string_view action_name(Action a) noexcept {
+    switch (a) {
+    case Action::push: return "push";
+    case Action::pull: return "pull";
+    case Action::mount: return "mount";
+    case Action::del: return "delete";
+    }
+    return "push";
+}
+
+namespace {
+
+// The length of the valid UTF-8 sequence at s[i], or 0.
+std::size_t utf8_len(std::string_view s, std::size_t i) noexcept {
+    const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+    const unsigned c = b(i);
+    std::size_t n = 0;
+    unsigned min = 0;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+        min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (i + n > s.size()) {
+        return 0;
+    }
+    unsigned cp = c & (0x7FU >> n);
+    for (std::size_t k = 1; k < n; ++k) {
+        if ((b(i + k) & 0xC0U) != 0x80U) {
+            return 0;
+        }
+        cp = (cp << 6U) | (b(i + k) & 0x3FU);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+        return 0;
+    }
+    return n;
+}
+
+void quoted(std::string& out, std::string_view s) {
+    out.push_back('"');
+    json_string(out, s);
+    out.push_back('"');
+}
+
+// `"k":"v"` after a comma unless first.
+void field(std::string& out, bool& first, std::string_view k, std::string_view v) {
+    if (!first) {
+        out.push_back(',');
+    }
+    first = false;
+    quoted(out, k);
+    out.push_back(':');
+    quoted(out, v);
+}
+
+void number(std::string& out, bool& first, std::string_view k, std::uint64_t v) {
+    if (!first) {
+        out.push_back(',');
+    }
+    first = false;
+    quoted(out, k);
+    out.push_back(':');
+    out += std::to_string(v);
+}
+
+} // namespace
+
+void json_string(std::string& out, std::string_view s) {
+    static constexpr char hex[] = "0123456789abcdef";
+    for (std::size_t i = 0; i < s.size();) {
+        const auto u = static_cast<unsigned char>(s[i]);
+        if (u == '"' || u == '\\') {
+            out.push_back('\\');
+            out.push_back(static_cast<char>(u));
+        } else if (u < 0x20 || u == 0x7F) {
+            out += "\\u00";
+            out.push_back(hex[u >> 4U]);
+            out.push_back(hex[u & 15U]);
+        } else if (u >= 0x80) {
+            const std::size_t n = utf8_len(s, i);
+            if (n == 0) {
+                out += "\\ufffd";
+                ++i;
+            } else {
+                out.append(s.substr(i, n));
+                i += n;
+            }
+            continue;
+        } else {
+            out.push_back(static_cast<char>(u));
+        }
+        ++i;
+    }
+}
+
+std::string event_json(const Event& e, std::string_view id, std::int64_t time_ns,
+                       const Source& src) {
+    std::string o;
+    o.reserve(512);
+    bool first = true;
+    o.push_back('{');
+    field(o, first, "id", id);
+    field(o, first, "timestamp", rfc3339_nano(time_ns));
+    field(o, first, "action", action_name(e.action));
+    // target: the descriptor's fields, then Distribution's own (all omitempty)
+    o += ",\"target\":{";
+    bool t = true;
+    if (!e.media_type.empty()) {
+        field(o, t, "mediaType", e.media_type);
+    }
+    if (e.size != 0) {
+        number(o, t, "size", e.size);
+    }
+    if (!e.digest.empty()) {
+        field(o, t, "digest", e.digest);
+    }
+    if (e.size != 0) {
+        number(o, t, "length", e.size);
+    }
+    if (!e.repository.empty()) {
+        field(o, t, "repository", e.repository);
+    }
+    if (!e.from_repository.empty()) {
+        field(o, t, "fromRepository", e.from_repository);
+    }
+    if (!e.url.empty()) {
+        field(o, t, "url", e.url);
+    }
+    if (!e.tag.empty()) {
+        field(o, t, "tag", e.tag);
+    }
+    if (!e.references.empty()) {
+        o += t ? "\"references\":[" : ",\"references\":[";
+        for (std::size_t i = 0; i < e.references.size(); ++i) {
+            const Descriptor& d = e.references[i];
+            o += i == 0 ? "{" : ",{";
+            bool f = true;
+            if (!d.media_type.empty()) {
+                field(o, f, "mediaType", d.media_type);
+            }
+            if (d.size != 0) {
+                number(o, f, "size", d.size);
+            }
+            field(o, f, "digest", d.digest);
+            o.push_back('}');
+        }
+        o.push_back(']');
+    }
+    o.push_back('}');
+    // request: id, method and useragent always; addr and host when known
+    o += ",\"request\":{";
+    bool r = true;
+    field(o, r, "id", e.request.id);
+    if (!e.request.addr.empty()) {
+        field(o, r, "addr", e.request.addr);
+    }
+    if (!e.request.host.empty()) {
+        field(o, r, "host", e.request.host);
+    }
+    field(o, r, "method", e.request.method);
+    field(o, r, "useragent", e.request.useragent);
+    o.push_back('}');
+    o += ",\"actor\":{";
+    if (!e.actor.empty()) {
+        bool a = true;
+        field(o, a, "name", e.actor);
+    }
+    o.push_back('}');
+    o += ",\"source\":{";
+    bool s = true;
+    if (!src.addr.empty()) {
+        field(o, s, "addr", src.addr);
+    }
+    if (!src.instance_id.empty()) {
+        field(o, s, "instanceID", src.instance_id);
+    }
+    o += "}}";
+    return o;
+}
+
+std::string envelope(const std::vector<std::string_view>& events_json) {
+    std::size_t n = 16;
+    for (std::string_view e : events_json) {
+        n += e.size() + 1;
+    }
+    std::string o;
+    o.reserve(n);
+    o += "{\"events\":[";
+    for (std::size_t i = 0; i < events_json.size(); ++i) {
+        if (i != 0) {
+            o.push_back(',');
+        }
+        o += events_json[i];
+    }
+    o += "]}";
+    return o;
+}
+
+std::string rfc3339_nano(std::int64_t ns) {
+    const std::int64_t s = ns >= 0 ? ns / 1'000'000'000 : 0;
+    auto frac = static_cast<std::uint64_t>(ns >= 0 ? ns % 1'000'000'000 : 0);
+    std::time_t tt = static_cast<std::time_t>(s);
+    std::tm tm{};
+    (void)gmtime_r(&tt, &tm);
+    char buf[48];
+    std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    std::string out(buf, n);
+    if (frac != 0) {
+        char f[16];
+        std::snprintf(f, sizeof f, ".%09llu", static_cast<unsigned long long>(frac));
+        std::string fs(f);
+        while (fs.back() == '0') {
+            fs.pop_back();
+        }
+        out += fs;
+    }
+    out.push_back('Z');
+    return out;
+}
+
+std::int64_t now_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+} // namespace rp::observe

@@ -1,0 +1,497 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "observe/spool.hh"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+
+#include "util/strings.hh"
+
+namespace rp::observe {
+
+using util::Errc;
+using util::Error;
+using util::Result;
+
+namespace {
+
+constexpr std::string_view seg_suffix = ".seg";
+constexpr std::size_t read_chunk = 256 * 1024;
+
+std::string segment_name(std::uint64_t first) {
+    char b[40];
+    std::snprintf(b, sizeof b, "%020llu.seg", static_cast<unsigned long long>(first));
+    return b;
+}
+
+// Tabs and line ends cannot appear in a field: a media type from a header
+// is cleaned (the JSON has them escaped already).
+void clean_field(std::string& out, std::string_view s) {
+    for (char c : s) {
+        out.push_back(c == '\t' || c == '\n' || c == '\r' ? ' ' : c);
+    }
+}
+
+bool write_all(int fd, const char* p, std::size_t n) noexcept {
+    for (int i = 0; n > 0 && i < 1'000'000; ++i) {
+        ssize_t w = ::write(fd, p, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            return false;
+        }
+        p += w;
+        n -= static_cast<std::size_t>(w);
+    }
+    return n == 0;
+}
+
+} // namespace
+
+std::string format_record(std::uint64_t seq, std::int64_t time_ms, std::string_view action,
+                          std::string_view media_type, std::string_view json) {
+    std::string body = std::to_string(seq);
+    body.reserve(body.size() + json.size() + media_type.size() + 48);
+    body.push_back('\t');
+    body += std::to_string(time_ms);
+    body.push_back('\t');
+    clean_field(body, action);
+    body.push_back('\t');
+    clean_field(body, media_type);
+    body.push_back('\t');
+    clean_field(body, json);
+    char h[20];
+    std::snprintf(h, sizeof h, "%016llx",
+                  static_cast<unsigned long long>(XXH3_64bits(body.data(), body.size())));
+    std::string line;
+    line.reserve(body.size() + 18);
+    line.append(h, 16).append("\t").append(body).append("\n");
+    return line;
+}
+
+bool parse_record(std::string_view line, Record& out) {
+    if (!line.empty() && line.back() == '\n') {
+        line.remove_suffix(1);
+    }
+    if (line.size() < 18 || line[16] != '\t' || !util::is_lower_hex(line.substr(0, 16))) {
+        return false;
+    }
+    std::string_view body = line.substr(17);
+    char h[20];
+    std::snprintf(h, sizeof h, "%016llx",
+                  static_cast<unsigned long long>(XXH3_64bits(body.data(), body.size())));
+    if (line.substr(0, 16) != std::string_view(h, 16)) {
+        return false;
+    }
+    std::string_view f[5];
+    for (int i = 0; i < 4; ++i) {
+        std::size_t t = body.find('\t');
+        if (t == std::string_view::npos) {
+            return false;
+        }
+        f[i] = body.substr(0, t);
+        body.remove_prefix(t + 1);
+    }
+    f[4] = body;
+    auto seq = util::parse_u64(f[0]);
+    auto ms = util::parse_u64(f[1]);
+    if (!seq || !ms || *seq == 0) {
+        return false;
+    }
+    out.seq = *seq;
+    out.time_ms = static_cast<std::int64_t>(*ms);
+    out.action.assign(f[2]);
+    out.media_type.assign(f[3]);
+    out.json.assign(f[4]);
+    return true;
+}
+
+Result<std::unique_ptr<Spool>> Spool::open(int parentfd, std::string_view name, SpoolConfig cfg) {
+    const std::string dname(name);
+    if (::mkdirat(parentfd, dname.c_str(), 0755) != 0 && errno != EEXIST) {
+        return Error::sys(errno, "create " + dname);
+    }
+    util::UniqueFd dir(::openat(parentfd, dname.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir.valid()) {
+        return Error::sys(errno, "open " + dname);
+    }
+    std::vector<std::uint64_t> firsts;
+    {
+        int dup = ::fcntl(dir.get(), F_DUPFD_CLOEXEC, 0);
+        DIR* d = dup >= 0 ? ::fdopendir(dup) : nullptr;
+        if (d == nullptr) {
+            if (dup >= 0) {
+                ::close(dup);
+            }
+            return Error::sys(errno, "list " + dname);
+        }
+        for (int i = 0; i < 10'000'000; ++i) {
+            dirent* e = ::readdir(d);
+            if (e == nullptr) {
+                break;
+            }
+            std::string_view n = e->d_name;
+            if (n.size() == 20 + seg_suffix.size() && n.ends_with(seg_suffix)) {
+                if (auto v = util::parse_u64(n.substr(0, 20)); v && *v > 0) {
+                    firsts.push_back(*v);
+                }
+            }
+        }
+        ::closedir(d);
+    }
+    std::sort(firsts.begin(), firsts.end());
+    std::unique_ptr<Spool> s(new Spool(std::move(dir), cfg));
+    for (std::uint64_t f : firsts) {
+        struct stat st {};
+        if (::fstatat(s->dir_.get(), segment_name(f).c_str(), &st, 0) == 0) {
+            s->segments_.push_back(Segment{f, static_cast<std::uint64_t>(st.st_size)});
+        }
+    }
+    if (!s->segments_.empty()) {
+        // The last segment: its last good record, and the end of it.
+        Segment& last = s->segments_.back();
+        const std::string seg = segment_name(last.first);
+        util::UniqueFd fd(::openat(s->dir_.get(), seg.c_str(), O_RDWR | O_APPEND | O_CLOEXEC));
+        if (!fd.valid()) {
+            return Error::sys(errno, "open " + dname + "/" + seg);
+        }
+        std::string data(last.bytes, '\0');
+        std::size_t got = 0;
+        for (int i = 0; got < data.size() && i < 1'000'000; ++i) {
+            ssize_t n =
+                ::pread(fd.get(), data.data() + got, data.size() - got, static_cast<off_t>(got));
+            if (n <= 0) {
+                break;
+            }
+            got += static_cast<std::size_t>(n);
+        }
+        data.resize(got);
+        std::uint64_t last_seq = last.first - 1;
+        std::size_t good_end = 0;
+        Record r;
+        for (std::size_t at = 0; at < data.size();) {
+            std::size_t nl = data.find('\n', at);
+            if (nl == std::string::npos) {
+                break; // a torn tail
+            }
+            if (parse_record(std::string_view(data).substr(at, nl + 1 - at), r) &&
+                r.seq > last_seq) {
+                last_seq = r.seq;
+                good_end = nl + 1;
+            }
+            at = nl + 1;
+        }
+        if (good_end < data.size()) {
+            if (::ftruncate(fd.get(), static_cast<off_t>(good_end)) != 0) {
+                return Error::sys(errno, "cut the torn tail of " + dname + "/" + seg);
+            }
+        }
+        last.bytes = good_end;
+        s->cur_ = std::move(fd);
+        s->next_seq_ = last_seq + 1;
+    }
+    s->written_seq_ = s->next_seq_ - 1;
+    s->written_.publish(s->written_seq_);
+    s->synced_.publish(s->written_seq_);
+    return s;
+}
+
+Spool::~Spool() = default;
+
+std::uint64_t Spool::append(std::string_view action, std::string_view media_type,
+                            std::string_view json, std::int64_t time_ms, bool durable) {
+    {
+        std::lock_guard lk(mu_);
+        if (!closed_) {
+            const std::uint64_t seq = next_seq_++;
+            if (pending_.empty()) {
+                pending_first_ = seq;
+            }
+            pending_ += format_record(seq, time_ms, action, media_type, json);
+            if (durable) {
+                want_sync_ = seq;
+            }
+            cv_.notify_one();
+            return seq;
+        }
+    }
+    // The writer thread has ended (a stop): write now, in order.
+    std::lock_guard wl(wmu_);
+    std::uint64_t seq = 0;
+    {
+        std::lock_guard lk(mu_);
+        seq = next_seq_++;
+    }
+    (void)write_out(format_record(seq, time_ms, action, media_type, json), seq, durable);
+    {
+        std::lock_guard lk(mu_);
+        written_seq_ = seq;
+    }
+    return seq;
+}
+
+bool Spool::write_out(const std::string& buf, std::uint64_t first, bool sync) noexcept {
+    std::uint64_t cur_bytes = 0;
+    bool have = false;
+    {
+        std::lock_guard lk(mu_);
+        have = !segments_.empty() && cur_.valid();
+        cur_bytes = have ? segments_.back().bytes : 0;
+    }
+    if (!have || cur_bytes >= cfg_.segment_bytes) {
+        const std::string name = segment_name(first);
+        util::UniqueFd fd(
+            ::openat(dir_.get(), name.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+        if (!fd.valid()) {
+            errors_.fetch_add(1, std::memory_order_relaxed);
+            return false;
+        }
+        if (cur_.valid()) {
+            (void)::fdatasync(cur_.get()); // the segment before is complete on disk
+        }
+        (void)::fsync(dir_.get()); // the new name survives a crash
+        cur_ = std::move(fd);
+        std::lock_guard lk(mu_);
+        segments_.push_back(Segment{first, 0});
+    }
+    const bool ok =
+        write_all(cur_.get(), buf.data(), buf.size()) && (!sync || ::fdatasync(cur_.get()) == 0);
+    if (!ok) {
+        errors_.fetch_add(1, std::memory_order_relaxed);
+    }
+    std::lock_guard lk(mu_);
+    segments_.back().bytes += buf.size(); // a partial write's bytes too: readers skip them
+    return ok;
+}
+
+void Spool::run(const std::atomic<bool>& stop) noexcept {
+    std::string buf;
+    for (std::uint64_t turn = 0; turn < (1ULL << 62); ++turn) {
+        std::uint64_t first = 0;
+        std::uint64_t last = 0;
+        bool sync = false;
+        bool stopping = false;
+        {
+            std::unique_lock lk(mu_);
+            // Bounded wait: the stop flag has no notification of its own.
+            cv_.wait_for(lk, std::chrono::milliseconds(100),
+                         [&] { return !pending_.empty() || stop.load(); });
+            stopping = stop.load();
+            if (pending_.empty() && !stopping) {
+                continue;
+            }
+            buf.swap(pending_);
+            pending_.clear();
+            first = pending_first_;
+            last = next_seq_ - 1;
+            sync = want_sync_ > written_seq_ || (stopping && !buf.empty());
+        }
+        if (!buf.empty()) {
+            std::lock_guard wl(wmu_);
+            if (!write_out(buf, first, sync)) {
+                // Lost: counted and logged by the caller's metrics; waiters go on.
+                dropped_.fetch_add(last - first + 1, std::memory_order_relaxed);
+            }
+            {
+                std::lock_guard lk(mu_);
+                written_seq_ = last;
+            }
+            written_.publish(last);
+            if (sync) {
+                synced_.publish(last);
+            }
+            buf.clear();
+            enforce_bound();
+        }
+        if (stopping) {
+            std::lock_guard wl(wmu_);
+            std::string rest;
+            {
+                std::lock_guard lk(mu_);
+                rest.swap(pending_);
+                first = pending_first_;
+                last = next_seq_ - 1;
+                closed_ = true;
+            }
+            if (!rest.empty()) {
+                (void)write_out(rest, first, true);
+                std::lock_guard lk(mu_);
+                written_seq_ = last;
+            }
+            if (cur_.valid()) {
+                (void)::fdatasync(cur_.get());
+            }
+            written_.close();
+            synced_.close();
+            return;
+        }
+    }
+}
+
+void Spool::enforce_bound() noexcept {
+    std::vector<std::uint64_t> gone;
+    {
+        std::lock_guard lk(mu_);
+        std::uint64_t total = 0;
+        for (const Segment& s : segments_) {
+            total += s.bytes;
+        }
+        while (total > cfg_.bytes_max && segments_.size() > 1) {
+            const Segment& s = segments_.front();
+            const std::uint64_t end = segments_[1].first; // one past its last record
+            const std::uint64_t from = std::max(s.first, released_ + 1);
+            if (end > from) {
+                dropped_.fetch_add(end - from, std::memory_order_relaxed);
+            }
+            total -= s.bytes;
+            gone.push_back(s.first);
+            segments_.erase(segments_.begin());
+        }
+    }
+    remove_segments(gone);
+}
+
+void Spool::release(std::uint64_t seq) noexcept {
+    std::vector<std::uint64_t> gone;
+    {
+        std::lock_guard lk(mu_);
+        released_ = std::max(released_, seq);
+        while (segments_.size() > 1 && segments_[1].first - 1 <= seq) {
+            gone.push_back(segments_.front().first);
+            segments_.erase(segments_.begin());
+        }
+    }
+    remove_segments(gone);
+}
+
+void Spool::remove_segments(const std::vector<std::uint64_t>& firsts) noexcept {
+    for (std::uint64_t f : firsts) {
+        (void)::unlinkat(dir_.get(), segment_name(f).c_str(), 0);
+    }
+}
+
+std::uint64_t Spool::last_seq() const noexcept {
+    std::lock_guard lk(mu_);
+    return next_seq_ - 1;
+}
+
+std::uint64_t Spool::first_seq() const noexcept {
+    std::lock_guard lk(mu_);
+    return segments_.empty() ? next_seq_ : segments_.front().first;
+}
+
+std::uint64_t Spool::bytes() const noexcept {
+    std::lock_guard lk(mu_);
+    std::uint64_t total = 0;
+    for (const Segment& s : segments_) {
+        total += s.bytes;
+    }
+    return total;
+}
+
+std::vector<Record> Spool::Reader::next(std::size_t max, std::size_t bytes_max) {
+    std::vector<Record> out;
+    std::vector<Segment> segs;
+    std::uint64_t written = 0;
+    {
+        std::lock_guard lk(spool_->mu_);
+        segs = spool_->segments_;
+        written = spool_->written_seq_;
+    }
+    if (segs.empty() || next_ > written || max == 0) {
+        return out;
+    }
+    std::size_t idx = 0;
+    if (next_ < segs.front().first) {
+        lost_ += segs.front().first - next_; // removed by the bound before it was read
+        next_ = segs.front().first;
+    } else {
+        for (std::size_t i = 0; i < segs.size(); ++i) {
+            if (segs[i].first <= next_) {
+                idx = i;
+            }
+        }
+    }
+    std::size_t bytes = 0;
+    std::string buf;
+    for (int guard = 0; guard < 1'000'000 && idx < segs.size(); ++guard) {
+        if (seg_ != segs[idx].first || !fd_.valid()) {
+            fd_.reset(::openat(spool_->dir_.get(), segment_name(segs[idx].first).c_str(),
+                               O_RDONLY | O_CLOEXEC));
+            seg_ = segs[idx].first;
+            off_ = 0;
+            if (!fd_.valid()) {
+                seg_ = 0;
+                return out; // removed meanwhile: the next call starts from the list again
+            }
+        }
+        // The segment being written is read only as far as the writer has published.
+        const std::uint64_t limit = idx + 1 == segs.size() ? segs[idx].bytes : UINT64_MAX;
+        std::size_t chunk = read_chunk;
+        while (off_ < limit) {
+            const std::size_t want =
+                static_cast<std::size_t>(std::min<std::uint64_t>(chunk, limit - off_));
+            buf.resize(want);
+            ssize_t n = ::pread(fd_.get(), buf.data(), want, static_cast<off_t>(off_));
+            if (n <= 0) {
+                break;
+            }
+            buf.resize(static_cast<std::size_t>(n));
+            std::size_t at = 0;
+            bool full = false;
+            Record r;
+            for (;;) {
+                std::size_t nl = buf.find('\n', at);
+                if (nl == std::string::npos) {
+                    break;
+                }
+                const std::string_view line = std::string_view(buf).substr(at, nl + 1 - at);
+                at = nl + 1;
+                if (!parse_record(line, r) || r.seq < next_) {
+                    continue; // a torn or damaged line, or one already read
+                }
+                if (r.seq > written) {
+                    at -= line.size();
+                    full = true;
+                    break;
+                }
+                next_ = r.seq + 1;
+                bytes += r.json.size();
+                out.push_back(std::move(r));
+                r = Record{};
+                if (out.size() >= max || bytes >= bytes_max) {
+                    full = true;
+                    break;
+                }
+            }
+            if (at == 0 && !full) {
+                if (static_cast<std::size_t>(n) == chunk && chunk < (64U << 20U)) {
+                    chunk *= 2; // a line longer than the chunk: read more at once
+                    continue;
+                }
+                break; // a partial line at the end: not yet complete
+            }
+            off_ += at;
+            if (full) {
+                return out;
+            }
+        }
+        if (idx + 1 < segs.size()) {
+            ++idx; // this segment is read to its end
+            continue;
+        }
+        break;
+    }
+    return out;
+}
+
+} // namespace rp::observe

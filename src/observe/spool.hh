@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The event spool: an append-only log on disk, in segments, that webhook
+// delivery reads back in order. Outside Distribution's tree, in
+// <root>/.ringport.spool/:
+//   <first seq, 20 digits>.seg   records, one per line
+//   <endpoint hash>.cursor       what an endpoint has accepted (notify.hh)
+//
+// A record is one line: `<xxh3 hex>\t<seq>\t<unix ms>\t<action>\t<media
+// type>\t<event json>\n`, the hash over everything after its tab. A line
+// whose hash does not match (a torn write, a crash's zeros) is skipped, and
+// a torn tail is cut at open.
+//
+// Writes (group commit): append() queues a record under a mutex and returns
+// its sequence number; one writer thread (run) writes what is queued with
+// one write(2), and when a queued record asked for durability, one
+// fdatasync(2) for all of them. written() and synced() publish the last
+// sequence number written and made durable: a request whose event must
+// survive a crash awaits synced().wait_past(seq - 1) before it answers.
+//
+// Bounds: past segment_bytes the writer starts a new segment; past
+// bytes_max it removes the oldest segments (what they held that no
+// consumer had is counted as dropped). release(seq) removes the segments
+// every consumer is done with.
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "reactor/sync.hh"
+#include "util/result.hh"
+#include "util/unique_fd.hh"
+
+namespace rp::observe {
+
+constexpr std::string_view spool_dir = ".ringport.spool";
+
+struct SpoolConfig {
+    std::uint64_t bytes_max = 1ULL << 30;      // all segments together
+    std::uint64_t segment_bytes = 16ULL << 20; // a new segment past this
+};
+
+struct Record {
+    std::uint64_t seq = 0;
+    std::int64_t time_ms = 0;
+    std::string action;
+    std::string media_type;
+    std::string json;
+};
+
+class Spool {
+  public:
+    // Blocking, at startup: opens (creates) <parent>/<name>, lists its
+    // segments, and finds the last good record of the last one (cutting a
+    // torn tail), so the next sequence number follows it.
+    static util::Result<std::unique_ptr<Spool>> open(int parentfd, std::string_view name,
+                                                     SpoolConfig cfg);
+    ~Spool();
+    Spool(const Spool&) = delete;
+    Spool& operator=(const Spool&) = delete;
+
+    // Any thread: queues a record (written by the writer thread, or at once
+    // when it has stopped); returns its sequence number.
+    std::uint64_t append(std::string_view action, std::string_view media_type,
+                         std::string_view json, std::int64_t time_ms, bool durable);
+    reactor::Progress& written() noexcept { return written_; }
+    reactor::Progress& synced() noexcept { return synced_; }
+
+    // The writer thread's body: writes until `stop`, then writes what is
+    // queued, closes written() and synced() (waiters resume) and returns;
+    // appends after that write at once on the caller's thread.
+    void run(const std::atomic<bool>& stop) noexcept;
+
+    // Consumers are done with every record up to `seq`: whole segments
+    // below it are removed (never the one being written). Blocking.
+    void release(std::uint64_t seq) noexcept;
+
+    // Reads records in order from a sequence number on. Blocking (a helper
+    // thread); one reader per consumer.
+    class Reader {
+      public:
+        // Up to `max` records, fewer at the end of what is written; empty
+        // when nothing new. Records past a gap (segments removed by the
+        // bound) continue at the oldest one kept; lost() counts the gap.
+        std::vector<Record> next(std::size_t max, std::size_t bytes_max);
+        std::uint64_t next_seq() const noexcept { return next_; }
+        std::uint64_t lost() const noexcept { return lost_; }
+
+      private:
+        friend class Spool;
+        Reader(Spool& s, std::uint64_t next) noexcept : spool_(&s), next_(next) {}
+        Spool* spool_;
+        std::uint64_t next_;
+        std::uint64_t lost_ = 0;
+        std::uint64_t seg_ = 0; // the open segment's first sequence number (0: none)
+        util::UniqueFd fd_;
+        std::uint64_t off_ = 0;
+    };
+    // A reader whose first record is the one after `seq`.
+    Reader reader(std::uint64_t after_seq) { return Reader(*this, after_seq + 1); }
+
+    // Sequence numbers: the last one given (0: none yet), the oldest kept.
+    std::uint64_t last_seq() const noexcept;
+    std::uint64_t first_seq() const noexcept;
+    std::uint64_t bytes() const noexcept;
+    std::uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
+    std::uint64_t write_errors() const noexcept { return errors_.load(std::memory_order_relaxed); }
+    int dirfd() const noexcept { return dir_.get(); }
+
+  private:
+    struct Segment {
+        std::uint64_t first = 0; // its first record's sequence number
+        std::uint64_t bytes = 0; // written so far
+    };
+    Spool(util::UniqueFd dir, SpoolConfig cfg) noexcept : dir_(std::move(dir)), cfg_(cfg) {}
+    // Writes `buf` (records first..last) to the current segment, starting a
+    // new one when the current is full; fdatasync when `sync`. Under wmu_.
+    bool write_out(const std::string& buf, std::uint64_t first, bool sync) noexcept;
+    void enforce_bound() noexcept;
+    void remove_segments(const std::vector<std::uint64_t>& firsts) noexcept;
+
+    util::UniqueFd dir_;
+    SpoolConfig cfg_;
+    reactor::Progress written_;
+    reactor::Progress synced_;
+
+    std::mutex wmu_; // the writer: the current segment's fd (one write at a time)
+    util::UniqueFd cur_;
+
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::string pending_;             // records queued, not yet written (mu_)
+    std::uint64_t pending_first_ = 0; // the first of them (mu_)
+    std::uint64_t next_seq_ = 1;      // mu_
+    std::uint64_t want_sync_ = 0;     // the last durable record queued (mu_)
+    std::uint64_t written_seq_ = 0;   // mu_
+    std::uint64_t released_ = 0;      // mu_
+    std::vector<Segment> segments_;   // oldest first; the last is written (mu_)
+    bool closed_ = false;             // the writer thread ended (mu_)
+    std::atomic<std::uint64_t> dropped_{0};
+    std::atomic<std::uint64_t> errors_{0};
+};
+
+// One record's line, and its parse (nullopt for a bad line).
+std::string format_record(std::uint64_t seq, std::int64_t time_ms, std::string_view action,
+                          std::string_view media_type, std::string_view json);
+bool parse_record(std::string_view line, Record& out);
+
+} // namespace rp::observe

@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: Apache-2.0
+// What the registry tells its observers: webhook events in Distribution's
+// shape (observe/notify.hh) and audit records (observe/audit.hh). A write's
+// event is on disk before the write is answered; a pull's is only queued.
+#include "registry/manifest.hh"
+#include "registry/registry.hh"
+
+namespace rp::registry {
+
+using observe::Action;
+using reactor::Task;
+
+namespace {
+
+constexpr std::string_view blob_media_type = "application/octet-stream";
+
+std::string_view duty_actor(std::string_view duty) {
+    return duty == "retention" ? "ringport:retention" : duty == "gc" ? "ringport:gc" : "";
+}
+
+} // namespace
+
+std::string Registry::content_url(const http::Exchange& ex, std::string_view repo,
+                                  std::string_view kind, std::string_view digest) const {
+    const http::Request& req = ex.request();
+    std::string_view host = req.header("X-Forwarded-Host");
+    if (host.empty()) {
+        host = req.header("Host");
+    }
+    std::string_view proto = req.header("X-Forwarded-Proto");
+    if (proto != "http" && proto != "https") {
+        proto = ex.secure() ? "https" : "http";
+    }
+    std::string url;
+    url.reserve(proto.size() + host.size() + repo.size() + digest.size() + 24);
+    url.append(proto).append("://").append(host).append("/v2/").append(repo);
+    url.append("/").append(kind).append("/").append(digest);
+    return url;
+}
+
+observe::Event Registry::event_of(const Origin& o, Action a, const std::string& repo) const {
+    observe::Event e;
+    e.action = a;
+    e.repository = repo;
+    if (o.ex != nullptr) {
+        const http::Exchange& ex = *o.ex;
+        const http::Request& req = ex.request();
+        e.request.id = ex.request_id();
+        e.request.addr = ex.peer();
+        e.request.host = std::string(req.header("Host"));
+        e.request.method = req.method;
+        e.request.useragent = std::string(req.header("User-Agent"));
+        e.actor = ex.user();
+    } else {
+        e.actor = std::string(duty_actor(o.duty));
+    }
+    return e;
+}
+
+void Registry::audit(const Origin& o, observe::AuditRecord r) noexcept {
+    if (audit_ == nullptr) {
+        return;
+    }
+    if (o.ex != nullptr) {
+        const http::Exchange& ex = *o.ex;
+        r.user = ex.user();
+        r.certificate = ex.peer_subject();
+        r.addr = ex.peer();
+        r.request_id = ex.request_id();
+        r.method = ex.request().method;
+    } else {
+        r.user = duty_actor(o.duty);
+    }
+    audit_->write(r);
+}
+
+Task<void> Registry::publish(std::uint64_t seq) noexcept {
+    if (notifier_ != nullptr && seq != 0) {
+        (void)co_await notifier_->durable(seq);
+    }
+}
+
+Task<void> Registry::on_manifest_push(http::Exchange& ex, const std::string& repo,
+                                      const std::string& ref, const storage::ManifestInfo& m,
+                                      const ParsedManifest& p) noexcept {
+    const bool by_tag = ref.find(':') == std::string::npos;
+    const std::string& digest = m.digest.str();
+    observe::AuditRecord a;
+    a.action = "push";
+    a.outcome = "ok";
+    a.status = 201;
+    a.repository = repo;
+    a.reference = ref;
+    a.digest = digest;
+    a.size = m.size;
+    a.media_type = m.media_type;
+    audit(Origin{&ex, {}}, a);
+    if (notifier_ == nullptr || !notifier_->wanted(Action::push, m.media_type)) {
+        co_return;
+    }
+    observe::Event e = event_of(Origin{&ex, {}}, Action::push, repo);
+    e.media_type = m.media_type;
+    e.digest = digest;
+    e.size = m.size;
+    e.url = content_url(ex, repo, "manifests", digest);
+    if (by_tag) {
+        e.tag = ref;
+    }
+    if (notifier_->include_references()) {
+        e.references.reserve(p.blobs.size() + p.children.size());
+        for (const auto* list : {&p.blobs, &p.children}) {
+            for (const Descriptor& d : *list) {
+                e.references.push_back(observe::Descriptor{d.media_type, d.digest.str(), d.size});
+            }
+        }
+    }
+    co_await publish(notifier_->record(e));
+}
+
+Task<void> Registry::on_blob_push(http::Exchange& ex, const std::string& repo,
+                                  const storage::Digest& d, std::uint64_t size) noexcept {
+    const std::string& digest = d.str();
+    observe::AuditRecord a;
+    a.action = "push";
+    a.outcome = "ok";
+    a.status = 201;
+    a.repository = repo;
+    a.digest = digest;
+    a.size = size;
+    audit(Origin{&ex, {}}, a);
+    if (notifier_ == nullptr || !notifier_->wanted(Action::push, blob_media_type)) {
+        co_return;
+    }
+    observe::Event e = event_of(Origin{&ex, {}}, Action::push, repo);
+    e.media_type = std::string(blob_media_type);
+    e.digest = digest;
+    e.size = size;
+    e.url = content_url(ex, repo, "blobs", digest);
+    co_await publish(notifier_->record(e));
+}
+
+Task<void> Registry::on_blob_mount(http::Exchange& ex, const std::string& repo,
+                                   const storage::Digest& d,
+                                   const std::optional<std::string>& from) noexcept {
+    auto size = co_await store_.blob_size(d);
+    const std::string& digest = d.str();
+    observe::AuditRecord a;
+    a.action = "mount";
+    a.outcome = "ok";
+    a.status = 201;
+    a.repository = repo;
+    a.digest = digest;
+    a.size = size ? *size : 0;
+    a.from = from ? std::string_view(*from) : std::string_view();
+    audit(Origin{&ex, {}}, a);
+    if (notifier_ == nullptr || !notifier_->wanted(Action::mount, blob_media_type)) {
+        co_return;
+    }
+    observe::Event e = event_of(Origin{&ex, {}}, Action::mount, repo);
+    e.media_type = std::string(blob_media_type);
+    e.digest = digest;
+    e.size = size ? *size : 0;
+    e.url = content_url(ex, repo, "blobs", digest);
+    if (from) {
+        e.from_repository = *from;
+    }
+    co_await publish(notifier_->record(e));
+}
+
+void Registry::on_manifest_pull(const http::Exchange& ex, const std::string& repo,
+                                const std::string& ref, const storage::ManifestInfo& m) noexcept {
+    if (notifier_ == nullptr || !notifier_->wanted(Action::pull, m.media_type)) {
+        return;
+    }
+    observe::Event e = event_of(Origin{&ex, {}}, Action::pull, repo);
+    const std::string& digest = m.digest.str();
+    e.media_type = m.media_type;
+    e.digest = digest;
+    e.size = m.size;
+    e.url = content_url(ex, repo, "manifests", digest);
+    if (ref.find(':') == std::string::npos) {
+        e.tag = ref;
+    }
+    (void)notifier_->record(e);
+}
+
+void Registry::on_blob_pull(const http::Exchange& ex, const std::string& repo,
+                            const storage::Digest& d, std::uint64_t size) noexcept {
+    if (notifier_ == nullptr || !notifier_->wanted(Action::pull, blob_media_type)) {
+        return;
+    }
+    observe::Event e = event_of(Origin{&ex, {}}, Action::pull, repo);
+    const std::string& digest = d.str();
+    e.media_type = std::string(blob_media_type);
+    e.digest = digest;
+    e.size = size;
+    e.url = content_url(ex, repo, "blobs", digest);
+    (void)notifier_->record(e);
+}
+
+std::uint64_t Registry::on_delete(const Origin& o, const std::string& repo, std::string_view tag,
+                                  std::string_view digest, std::string_view what) noexcept {
+    observe::AuditRecord a;
+    a.action = o.duty == "retention" ? "retention-delete" : "delete";
+    a.outcome = "ok";
+    a.status = o.ex != nullptr ? 202 : 0;
+    a.repository = repo;
+    a.reference = tag;
+    a.digest = digest;
+    a.detail = what;
+    audit(o, a);
+    if (notifier_ == nullptr || !notifier_->wanted(Action::del, {})) {
+        return 0;
+    }
+    observe::Event e = event_of(o, Action::del, repo);
+    e.tag = std::string(tag);
+    e.digest = std::string(digest);
+    return notifier_->record(e);
+}
+
+void Registry::audit_request(const http::Exchange& ex, RouteKind kind, const std::string& name,
+                             const std::string& ref) noexcept {
+    if (audit_ == nullptr) {
+        return;
+    }
+    const http::Request& req = ex.request();
+    const int status = ex.status();
+    const bool read = req.method == "GET" || req.method == "HEAD";
+    const bool admin = kind == RouteKind::gc || kind == RouteKind::retention ||
+                       kind == RouteKind::scrub || kind == RouteKind::repository;
+    observe::AuditRecord a;
+    a.status = status;
+    a.repository = name;
+    a.reference = ref;
+    if (status == 401 && req.has_header("Authorization")) {
+        a.action = "authenticate"; // credentials given and refused
+        a.outcome = "failed";
+    } else if (status == 401 || status == 403) {
+        if (status == 401 && read && !admin) {
+            return; // the challenge every client meets first, without credentials
+        }
+        a.action = "authorize";
+        a.outcome = "denied";
+    } else if (admin && !read) {
+        a.action = "admin";
+        a.outcome = status < 400 ? "ok" : "error";
+        a.detail = req.target;
+    } else if (!read && status >= 400 && kind != RouteKind::not_found) {
+        a.action = req.method == "DELETE" ? "delete" : "push";
+        a.outcome = "error";
+    } else {
+        return;
+    }
+    audit(Origin{&ex, {}}, a);
+}
+
+} // namespace rp::registry
