@@ -24,6 +24,9 @@ Task<Result<std::size_t>> Exchange::read_body_into(char* dst, std::size_t cap) n
 }
 bool Exchange::body_done() const noexcept { return conn_.body_done_; }
 std::uint64_t Exchange::body_bytes() const noexcept { return conn_.body_bytes_; }
+std::uint64_t Exchange::bytes_sent() const noexcept {
+    return conn_.io_->bytes_sent() - conn_.sent_at_start_;
+}
 Task<Result<void>> Exchange::respond(Response r) noexcept { return conn_.respond(std::move(r)); }
 int Exchange::status() const noexcept { return conn_.status_; }
 

@@ -32,6 +32,8 @@ class Exchange {
     reactor::Task<util::Result<std::size_t>> read_body_into(char* dst, std::size_t cap) noexcept;
     bool body_done() const noexcept;
     std::uint64_t body_bytes() const noexcept;
+    // Bytes sent for this request so far (head and body).
+    std::uint64_t bytes_sent() const noexcept;
     reactor::Task<util::Result<void>> respond(Response r) noexcept;
     bool responded() const noexcept;
     int status() const noexcept; // of the response, once responded (0 before)

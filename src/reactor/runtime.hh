@@ -72,6 +72,7 @@ class Runtime {
     const RuntimeConfig& config() const noexcept { return cfg_; }
     unsigned shard_count() const noexcept { return static_cast<unsigned>(shards_.size()); }
     Shard& shard(unsigned i) noexcept { return *shards_[i]; }
+    const Shard& shard(unsigned i) const noexcept { return *shards_[i]; }
     ThreadPool& blocking() noexcept { return blocking_; }
     ThreadPool& background() noexcept { return background_; }
     // Threads this runtime runs now (shards, companions, pools, spawned).

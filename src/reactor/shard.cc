@@ -207,6 +207,7 @@ std::uint64_t monotonic_us() noexcept {
 }
 
 void Shard::count_turn(std::uint64_t us) noexcept {
+    busy_us_.store(busy_us_.load(std::memory_order_relaxed) + us, std::memory_order_relaxed);
     if (us < turn_bounds_us[0]) {
         return; // the common case: two clock reads per turn, nothing stored
     }

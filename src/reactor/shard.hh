@@ -101,6 +101,9 @@ class Shard {
         void add(const Turns& o) noexcept;
     };
     Turns turns() const noexcept; // any thread
+    // Microseconds the loop spent running (not waiting in the kernel) since
+    // the start: its utilisation is the rate of this. Any thread.
+    std::uint64_t busy_us() const noexcept { return busy_us_.load(std::memory_order_relaxed); }
 
     // The shard whose thread is running, or nullptr on other threads.
     static Shard* current() noexcept;
@@ -129,6 +132,7 @@ class Shard {
     // Written by the shard's thread only; read by any (relaxed).
     std::array<std::atomic<std::uint64_t>, turn_bounds_us.size()> turns_from_{};
     std::atomic<std::uint64_t> longest_turn_us_{0};
+    std::atomic<std::uint64_t> busy_us_{0}; // written by the shard's thread only
 
     std::mutex inbox_mu_;
     std::vector<Message> inbox_;

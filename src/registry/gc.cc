@@ -120,6 +120,11 @@ Task<void> Registry::gc_run(storage::GcOptions opt,
         };
     }
     co_await storage::collect_garbage(store_, opt, *p, {});
+    if (!opt.dry_run) {
+        totals_.gc_blobs.fetch_add(p->blobs_deleted.load(), std::memory_order_relaxed);
+        totals_.gc_bytes.fetch_add(p->bytes_freed.load(), std::memory_order_relaxed);
+        totals_.gc_manifests.fetch_add(p->manifests_deleted.load(), std::memory_order_relaxed);
+    }
     RP_LOG_INFO("garbage collection%s%s (grace %llds): freed %llu bytes: %llu blob(s), %llu "
                 "layer link(s), %llu untagged manifest(s); %llu eligible blob(s) of %llu, %llu "
                 "kept within the grace period, %llu error(s), in %llds",

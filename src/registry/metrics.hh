@@ -28,13 +28,30 @@ class RequestCounters {
     static constexpr std::size_t kinds = static_cast<std::size_t>(RouteKind::not_found) + 1;
     static constexpr std::size_t slots = statuses.size() + 1;
 
+    // Upper bounds of the latency histogram's buckets, in microseconds
+    // (the last, +Inf, is the count).
+    static constexpr std::array<std::uint64_t, 16> bounds_us{
+        100,   250,    500,    1000,   2500,    5000,    10000,    25000,
+        50000, 100000, 250000, 500000, 1000000, 2500000, 10000000, 30000000};
+
     explicit RequestCounters(unsigned shards);
-    void count(unsigned shard, RouteKind k, int status) noexcept;
+    // One request answered: its status, its time in the handler (the
+    // response sent), and its body bytes in and bytes sent.
+    void count(unsigned shard, RouteKind k, int status, std::uint64_t us, std::uint64_t in,
+               std::uint64_t out) noexcept;
     std::uint64_t total(std::size_t kind, std::size_t status_slot) const noexcept;
+    // Sums over the shards, for one route.
+    struct Route {
+        std::array<std::uint64_t, bounds_us.size()> buckets{}; // not cumulative
+        std::uint64_t count = 0, sum_us = 0, bytes_in = 0, bytes_out = 0;
+    };
+    Route route(std::size_t kind) const noexcept;
 
   private:
+    static constexpr std::size_t per_kind = bounds_us.size() + 4; // buckets, count, sum, in, out
     struct alignas(64) Block {
         std::array<std::atomic<std::uint64_t>, kinds * slots> n{};
+        std::array<std::atomic<std::uint64_t>, kinds * per_kind> t{};
     };
     std::unique_ptr<Block[]> blocks_;
     unsigned shards_;

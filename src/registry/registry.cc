@@ -100,6 +100,7 @@ Task<void> Registry::handle(http::Exchange& ex) noexcept {
     }
     Route route = match_route(ex.request().path);
     const RouteKind kind = route.kind;
+    const std::uint64_t t0 = reactor::monotonic_us();
     if (audit_ != nullptr) {
         const std::string name = route.name;
         const std::string ref = route.ref;
@@ -109,7 +110,8 @@ Task<void> Registry::handle(http::Exchange& ex) noexcept {
         co_await handle_route(ex, std::move(route));
     }
     if (requests_) {
-        requests_->count(ex.shard_id(), kind, ex.status());
+        requests_->count(ex.shard_id(), kind, ex.status(), reactor::monotonic_us() - t0,
+                         ex.body_bytes(), ex.bytes_sent());
     }
 }
 

@@ -278,6 +278,12 @@ class Registry final : public http::Handler {
         std::int64_t started_at = 0, ended_at = 0;        // mu
     };
     Scrub scrub_;
+    // What the lifecycle's real runs removed since the start (/metrics).
+    struct Totals {
+        std::atomic<std::uint64_t> gc_blobs{0}, gc_bytes{0}, gc_manifests{0};
+        std::atomic<std::uint64_t> retention_tags{0}, retention_manifests{0};
+    };
+    Totals totals_;
     std::unordered_map<std::string, std::uint64_t> sizes_;   // blob sizes (housekeeping only)
     std::vector<std::unique_ptr<MirrorStats>> mirror_stats_; // by Upstream::id
 };

@@ -97,6 +97,11 @@ Task<void> Registry::retention_run(bool dry_run, std::shared_ptr<RetentionProgre
                 static_cast<unsigned long long>(p->errors.load()));
     // What the deletions freed is garbage collection's: a run now, with the
     // configured options, unless one is under way (it reaches it next time).
+    if (!dry_run) {
+        totals_.retention_tags.fetch_add(p->tags_deleted.load(), std::memory_order_relaxed);
+        totals_.retention_manifests.fetch_add(p->manifests_deleted.load(),
+                                              std::memory_order_relaxed);
+    }
     if (!dry_run && p->tags_deleted.load() + p->manifests_deleted.load() > 0) {
         start_gc();
     }

@@ -117,3 +117,73 @@ def test_a_mirror_reports_what_its_cache_did():
         srv.cleanup()
         up.close()
         os.unlink(cfg)
+
+
+def test_latency_bytes_index_lifecycle_webhooks_audit_scrub_and_shards():
+    from ringtest.hooks import Receiver, endpoint_config
+    import tempfile
+    rx = Receiver()  # down at first
+    audit = tempfile.mktemp(suffix=".jsonl")
+    srv, cfg = ringport_with_config(
+        endpoint_config("ci", rx.url) + f'[audit]\npath = "{audit}"\n'
+        "[scrub]\nbytes_per_s = 100000000\ninterval_s = 1\n[http]\nshards = 2\n")
+    try:
+        c = Client(srv.host)
+        layer = os.urandom(100_000)
+        _, md = c.push_image("m/app", "v1", layers=(layer,))
+        for _ in range(5):
+            assert c.get_manifest("m/app", "v1", accept=OCI_MANIFEST).status == 200
+        key = 'ringport_http_request_duration_seconds_count{route="manifest"}'
+        assert wait_until(lambda: scrape(srv).get(key) == 6, 5)
+        v = scrape(srv)
+        # The histogram agrees with the request counts; buckets are cumulative.
+        assert v['ringport_http_request_duration_seconds_bucket{route="manifest",le="+Inf"}'] == 6
+        les = [float(k.split('le="')[1].rstrip('"}')) for k in v
+               if k.startswith('ringport_http_request_duration_seconds_bucket{route="manifest"')
+               and "+Inf" not in k]
+        counts = [v[f'ringport_http_request_duration_seconds_bucket{{route="manifest",le="{le:g}"}}']
+                  for le in sorted(les)]
+        assert counts == sorted(counts) and counts[-1] <= 6
+        assert v['ringport_http_request_duration_seconds_sum{route="manifest"}'] > 0
+        assert v['ringport_http_request_body_bytes_total{route="upload_start"}'] >= len(layer)
+        assert v['ringport_http_response_bytes_total{route="manifest"}'] > 5 * 200
+        assert v["ringport_index_repositories"] == 1 and v["ringport_index_tags"] == 1
+        assert v["ringport_index_manifests"] == 1 and v["ringport_index_blob_links"] == 2
+        assert v["ringport_index_ready"] == 1 and v["ringport_upload_sessions"] == 0
+        assert v["ringport_storage_filesystem_avail_bytes"] > 0
+        assert v["ringport_storage_filesystem_size_bytes"] >= v[
+            "ringport_storage_filesystem_avail_bytes"]
+        assert {f'ringport_shard_busy_seconds_total{{shard="{i}"}}' for i in (0, 1)} <= set(v)
+        # The endpoint is down: the events wait (2 blobs and a manifest pushed, 5 pulls).
+        assert v['ringport_webhook_backlog_events{endpoint="ci"}'] == 8
+        assert wait_until(
+            lambda: scrape(srv)['ringport_webhook_failures_total{endpoint="ci"}'] >= 1, 10)
+        assert scrape(srv)['ringport_webhook_endpoint_failing{endpoint="ci"}'] == 1
+        rx.start()
+        assert wait_until(
+            lambda: scrape(srv)['ringport_webhook_backlog_events{endpoint="ci"}'] == 0, 15)
+        v = scrape(srv)
+        assert v['ringport_webhook_delivered_events_total{endpoint="ci"}'] == 8
+        assert v['ringport_webhook_endpoint_failing{endpoint="ci"}'] == 0
+        assert v['ringport_webhook_dropped_events_total{endpoint="ci",reason="expired"}'] == 0
+        assert v['ringport_webhook_dropped_events_total{endpoint="ci",reason="spool_full"}'] == 0
+        assert v["ringport_webhook_spool_bytes"] > 0
+        assert v["ringport_audit_records_total"] == 3  # two blob pushes and the manifest
+        # A GC run after a delete frees the image.
+        assert c.request("DELETE", f"/v2/m/app/manifests/{md}").status == 202
+        r = c.request("POST", "/ringport/v1/gc?grace_s=0")
+        assert r.status == 202, r
+        assert wait_until(lambda: scrape(srv)["ringport_gc_deleted_blobs_total"] == 3, 10)
+        v = scrape(srv)
+        assert v["ringport_gc_runs_total"] == 1 and v["ringport_gc_running"] == 0
+        assert v["ringport_gc_freed_bytes_total"] >= len(layer)
+        assert v["ringport_retention_runs_total"] == 0
+        assert wait_until(lambda: scrape(srv).get("ringport_scrub_passes_total", 0) >= 1, 10)
+        v = scrape(srv)
+        assert v["ringport_scrub_findings"] == 0 and v["ringport_scrub_io_errors"] == 0
+    finally:
+        srv.cleanup()
+        os.unlink(cfg)
+        rx.stop()
+        if os.path.exists(audit):
+            os.unlink(audit)
