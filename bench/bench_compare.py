@@ -59,6 +59,10 @@ What it does, in order:
     the same deletions through Distribution's API by a cleanup script;
  7g. check (bench/check.py): `ringport check` over 2 GiB of blobs against one
     core's SHA-256, and ci-fleet with the scrub at 64 MiB/s against without;
+ 7h. observe (bench/observe.py): manifest GETs and pushes with nothing on,
+    the audit log on, and the audit log plus a webhook for every event
+    (Distribution without and with a notification endpoint), and 10,000
+    events queued while the endpoint is down, drained after it returns;
  8. startup: ringport-genroot writes 10,000 repositories x 10 tags, the page
     cache is warmed (every file read once), then the `ready` workload starts
     each server on it (`--server-cmd`): time to GET /v2/, to ready (/readyz;
@@ -134,6 +138,7 @@ import crash as crash_runs  # noqa: E402  (bench/crash.py)
 import lifecycle as gc_run  # noqa: E402  (bench/lifecycle.py)
 import retention as retention_run  # noqa: E402  (bench/retention.py)
 import check as check_run  # noqa: E402  (bench/check.py)
+import observe as observe_run  # noqa: E402  (bench/observe.py)
 import mirror as mirror_run  # noqa: E402  (bench/mirror.py)
 import security as security_run  # noqa: E402  (bench/security.py)
 import soak as soak_run  # noqa: E402  (bench/soak.py)
@@ -884,6 +889,7 @@ def build_rows(args, res):
     gc_run.rows(res, row, fmt)
     retention_run.rows(res, row, fmt)
     check_run.rows(res, row, fmt)
+    observe_run.rows(res, row, fmt)
     return rows
 
 
@@ -1265,13 +1271,14 @@ def parse_args():
         if getattr(a, key) is None:
             setattr(a, key, quick if a.quick else full)
     steps = {"limits", "idle", "workloads", "connections", "abuse", "stop", "soak", "startup",
-             "mirror", "security", "gc", "retention", "check"}
+             "mirror", "security", "gc", "retention", "check", "observe"}
     if a.scale or a.scale_root:
         steps.add("scale")
     if a.only:
         steps = set(a.only.split(","))
         bad = steps - {"limits", "idle", "workloads", "connections", "abuse", "stop", "soak",
-                       "startup", "scale", "mirror", "security", "gc", "retention", "check"}
+                       "startup", "scale", "mirror", "security", "gc", "retention", "check",
+                       "observe"}
         if bad:
             ap.error(f"--only: unknown step(s) {', '.join(sorted(bad))}")
     a.steps = steps
@@ -1467,6 +1474,13 @@ def main():
                 args, RINGPORT, BENCH, configured_ringport,
                 lambda: limit_openssl(args, logdir), scratch, logdir, say)
             step_done("check")
+        if "observe" in args.steps:
+            res["observe"] = observe_run.compare_step(
+                args, BENCH, configured_ringport,
+                lambda name, root, extra: start_distribution(root, logdir, cfgdir, name,
+                                                             http_extra=extra),
+                free_port, scratch, logdir, say)
+            step_done("observe")
         if "startup" in args.steps:
             res["startup"] = startup(args, R, scratch, logdir, cfgdir, args.startup_repos, 10,
                                      "startup", ["ringport-tree", "ringport", "distribution"])

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -25,6 +26,8 @@ namespace {
 
 constexpr std::string_view seg_suffix = ".seg";
 constexpr std::size_t read_chunk = 256 * 1024;
+constexpr std::size_t wake_bytes = 256 * 1024; // queued bytes that wake the writer
+constexpr int turn_ms = 50;                    // the writer's longest wait
 
 std::string segment_name(std::uint64_t first) {
     char b[40];
@@ -57,24 +60,41 @@ bool write_all(int fd, const char* p, std::size_t n) noexcept {
 
 } // namespace
 
+void append_record(std::string& out, std::uint64_t seq, std::int64_t time_ms,
+                   std::string_view action, std::string_view media_type, std::string_view json) {
+    const std::size_t start = out.size();
+    out.append(17, '\t'); // the hash's place, filled below
+    char num[24];
+    auto put_num = [&](std::uint64_t v) {
+        auto r = std::to_chars(num, num + sizeof num, v);
+        out.append(num, static_cast<std::size_t>(r.ptr - num));
+        out.push_back('\t');
+    };
+    put_num(seq);
+    put_num(static_cast<std::uint64_t>(time_ms < 0 ? 0 : time_ms));
+    clean_field(out, action);
+    out.push_back('\t');
+    clean_field(out, media_type);
+    out.push_back('\t');
+    if (json.find_first_of("\t\n\r") == std::string_view::npos) {
+        out.append(json); // the usual case: escaped JSON has none of them
+    } else {
+        clean_field(out, json);
+    }
+    static constexpr char hex[] = "0123456789abcdef";
+    std::uint64_t h = XXH3_64bits(out.data() + start + 17, out.size() - start - 17);
+    for (int i = 15; i >= 0; --i) {
+        out[start + static_cast<std::size_t>(i)] = hex[h & 15U];
+        h >>= 4U;
+    }
+    out.push_back('\n');
+}
+
 std::string format_record(std::uint64_t seq, std::int64_t time_ms, std::string_view action,
                           std::string_view media_type, std::string_view json) {
-    std::string body = std::to_string(seq);
-    body.reserve(body.size() + json.size() + media_type.size() + 48);
-    body.push_back('\t');
-    body += std::to_string(time_ms);
-    body.push_back('\t');
-    clean_field(body, action);
-    body.push_back('\t');
-    clean_field(body, media_type);
-    body.push_back('\t');
-    clean_field(body, json);
-    char h[20];
-    std::snprintf(h, sizeof h, "%016llx",
-                  static_cast<unsigned long long>(XXH3_64bits(body.data(), body.size())));
     std::string line;
-    line.reserve(body.size() + 18);
-    line.append(h, 16).append("\t").append(body).append("\n");
+    line.reserve(json.size() + media_type.size() + action.size() + 64);
+    append_record(line, seq, time_ms, action, media_type, json);
     return line;
 }
 
@@ -216,11 +236,16 @@ std::uint64_t Spool::append(std::string_view action, std::string_view media_type
             if (pending_.empty()) {
                 pending_first_ = seq;
             }
-            pending_ += format_record(seq, time_ms, action, media_type, json);
+            append_record(pending_, seq, time_ms, action, media_type, json);
+            // A write's record wakes the writer now (its request waits); a
+            // pull's waits for the writer's next turn or a full buffer, so
+            // the pull path pays no wake-up.
             if (durable) {
                 want_sync_ = seq;
+                cv_.notify_one();
+            } else if (pending_.size() >= wake_bytes) {
+                cv_.notify_one();
             }
-            cv_.notify_one();
             return seq;
         }
     }
@@ -282,9 +307,11 @@ void Spool::run(const std::atomic<bool>& stop) noexcept {
         bool stopping = false;
         {
             std::unique_lock lk(mu_);
-            // Bounded wait: the stop flag has no notification of its own.
-            cv_.wait_for(lk, std::chrono::milliseconds(100),
-                         [&] { return !pending_.empty() || stop.load(); });
+            // Bounded wait: pulls' records and the stop flag come without a
+            // notification; they are written at the latest one turn later.
+            cv_.wait_for(lk, std::chrono::milliseconds(turn_ms), [&] {
+                return want_sync_ > written_seq_ || pending_.size() >= wake_bytes || stop.load();
+            });
             stopping = stop.load();
             if (pending_.empty() && !stopping) {
                 continue;

@@ -15,9 +15,10 @@
 // Writes (group commit): append() queues a record under a mutex and returns
 // its sequence number; one writer thread (run) writes what is queued with
 // one write(2), and when a queued record asked for durability, one
-// fdatasync(2) for all of them. written() and synced() publish the last
-// sequence number written and made durable: a request whose event must
-// survive a crash awaits synced().wait_past(seq - 1) before it answers.
+// fdatasync(2) for all of them. Only durable records wake the writer at
+// once; the others are written within 50 ms (or once 256 KiB are queued). written() and synced()
+// publish the last sequence number written and made durable: a request whose event must survive a
+// crash awaits synced().wait_past(seq - 1) before it answers.
 //
 // Bounds: past segment_bytes the writer starts a new segment; past
 // bytes_max it removes the oldest segments (what they held that no
@@ -147,7 +148,10 @@ class Spool {
     std::atomic<std::uint64_t> errors_{0};
 };
 
-// One record's line, and its parse (nullopt for a bad line).
+// One record's line appended to `out`, or returned; and its parse (false
+// for a bad line).
+void append_record(std::string& out, std::uint64_t seq, std::int64_t time_ms,
+                   std::string_view action, std::string_view media_type, std::string_view json);
 std::string format_record(std::uint64_t seq, std::int64_t time_ms, std::string_view action,
                           std::string_view media_type, std::string_view json);
 bool parse_record(std::string_view line, Record& out);

@@ -156,14 +156,18 @@ std::string random_uuid() {
     std::uint64_t lo = gen();
     hi = (hi & ~0xF000ULL) | 0x4000ULL;         // version 4
     lo = (lo & ~(3ULL << 62U)) | (2ULL << 62U); // variant 10
-    char b[40];
-    std::snprintf(b, sizeof b, "%08llx-%04llx-%04llx-%04llx-%012llx",
-                  static_cast<unsigned long long>(hi >> 32U),
-                  static_cast<unsigned long long>((hi >> 16U) & 0xFFFFU),
-                  static_cast<unsigned long long>(hi & 0xFFFFU),
-                  static_cast<unsigned long long>(lo >> 48U),
-                  static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFULL));
-    return b;
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out(36, '-');
+    std::size_t at = 0;
+    for (int i = 0; i < 32; ++i) {
+        if (i == 8 || i == 12 || i == 16 || i == 20) {
+            ++at; // the dashes stay
+        }
+        const std::uint64_t word = i < 16 ? hi : lo;
+        const unsigned shift = static_cast<unsigned>(60 - (i % 16) * 4);
+        out[at++] = hex[(word >> shift) & 15U];
+    }
+    return out;
 }
 
 std::string rfc3339(std::int64_t epoch_s) {

@@ -3,6 +3,9 @@
 
 #include <doctest/doctest.h>
 
+#include <cctype>
+#include <string>
+
 using namespace rp::util;
 
 TEST_CASE("decimal parsing refuses signs, spaces and overflow") {
@@ -66,4 +69,19 @@ TEST_CASE("patterns: * stays within a component, ** crosses them") {
     // Bounded whatever the input (no exponential backtracking).
     std::string name(255, 'a');
     CHECK_FALSE(name_match("*a*a*a*a*a*a*a*a*a*a*a*a*b", name));
+}
+
+TEST_CASE("random_uuid gives version 4 UUIDs, each different") {
+    const std::string a = rp::util::random_uuid();
+    const std::string b = rp::util::random_uuid();
+    CHECK(a != b);
+    for (const std::string& u : {a, b}) {
+        REQUIRE(u.size() == 36);
+        for (std::size_t i = 0; i < u.size(); ++i) {
+            const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+            CHECK((dash ? u[i] == '-' : std::isxdigit(static_cast<unsigned char>(u[i])) != 0));
+        }
+        CHECK(u[14] == '4');                                         // version
+        CHECK(std::string("89ab").find(u[19]) != std::string::npos); // variant
+    }
 }
