@@ -228,6 +228,10 @@ const std::vector<Key>& keys() {
                  "largest catalog page; a larger n is clamped", "REGISTRY_CATALOG_MAXENTRIES"),
         str_key("log", "level", &Config::log_level, "debug, info, warn or error",
                 "REGISTRY_LOG_LEVEL"),
+        str_key("log", "format", &Config::log_format,
+                "text, or json: one object per line with time, level and msg; access lines "
+                "have their fields (request_id, method, target, status, ...)",
+                "REGISTRY_LOG_FORMATTER"),
     };
     return k;
 }
@@ -937,6 +941,11 @@ Result<void> validate(const Config& cfg) {
     }
     if (auto m = mirror::validate(cfg.mirrors); !m) {
         return m;
+    }
+    // Distribution's formatter names: logstash is taken as json.
+    if (cfg.log_format != "text" && cfg.log_format != "json" && cfg.log_format != "logstash") {
+        return Error::of(Errc::invalid,
+                         "log.format '" + cfg.log_format + "': expected text or json");
     }
     if (cfg.tls_certificate.empty() != cfg.tls_key.empty()) {
         return Error::of(Errc::invalid, "tls.certificate and tls.key go together");

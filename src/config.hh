@@ -91,6 +91,7 @@ struct Config {
     std::uint64_t catalog_max_entries = 1000;
     // [log]
     std::string log_level = "info";
+    std::string log_format = "text"; // text or json
     // flags of [auth], [storage], [gc] and [retention], kept together (fewer padding bytes)
     bool auth_certificate_users = true;
     bool auth_mount_without_from = true;

@@ -466,9 +466,14 @@ void run_until_signal(const Config& cfg, sigset_t sigs, IndexSource src, int v2f
                       storage::Store& store, reactor::Latch& ready, SnapshotKeeper* keeper,
                       http::TlsContext* tls, observe::AuditLog* audit) {
     unsigned threads = rt.config().background_threads;
-    rt.spawn_thread("rp-loader", [&cfg, &src, v2fd, &index, &store, &ready, keeper, &rt, threads] {
-        load_index(cfg, src, v2fd, index, store, ready, keeper, rt.stop_flag(), threads);
-    });
+    // Set at the signal, before the drain: a load still under way is of no
+    // use then (the waiting requests get 503), so it stops at once rather
+    // than when the runtime stops after the drain.
+    std::atomic<bool> shutting_down{false};
+    rt.spawn_thread(
+        "rp-loader", [&cfg, &src, v2fd, &index, &store, &ready, keeper, &shutting_down, threads] {
+            load_index(cfg, src, v2fd, index, store, ready, keeper, shutting_down, threads);
+        });
     start_duties(rt, cfg, v2fd, store, keeper, ready);
     int sig = 0;
     for (;;) {
@@ -484,6 +489,7 @@ void run_until_signal(const Config& cfg, sigset_t sigs, IndexSource src, int v2f
             RP_LOG_INFO("SIGHUP: the audit log %s is opened again", audit->path().c_str());
         }
     }
+    shutting_down.store(true);
     RP_LOG_INFO("signal %d: draining (up to %llu ms)", sig,
                 static_cast<unsigned long long>(cfg.http_drain_timeout_ms));
     if (!ready.is_set()) {
@@ -525,7 +531,8 @@ util::Result<IndexSource> index_source(const Config& cfg, int rootfd,
 int serve_main(const Config& cfg) {
     sigset_t sigs = block_signals();
     raise_fd_limit();
-    util::log_start(level_of(cfg.log_level));
+    util::log_start(level_of(cfg.log_level),
+                    cfg.log_format == "text" ? util::LogFormat::text : util::LogFormat::json);
     auto v2 = open_v2(cfg.storage_root);
     if (!v2) {
         return startup_error(v2.error());

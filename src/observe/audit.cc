@@ -8,6 +8,7 @@
 #include <chrono>
 
 #include "observe/event.hh"
+#include "util/strings.hh"
 
 namespace rp::observe {
 
@@ -20,7 +21,7 @@ void str(std::string& o, std::string_view k, std::string_view v) {
     o += ",\"";
     o += k;
     o += "\":\"";
-    json_string(o, v);
+    util::json_escape(o, v);
     o += '"';
 }
 
@@ -29,6 +30,8 @@ void opt(std::string& o, std::string_view k, std::string_view v) {
         str(o, k, v);
     }
 }
+
+constexpr std::size_t pending_bytes_max = 64U << 20U;
 
 int open_log(const std::string& path) {
     return ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
@@ -80,6 +83,10 @@ void AuditLog::write(const AuditRecord& r) {
     std::string line = audit_line(r, now_ns());
     {
         std::lock_guard lk(mu_);
+        if (!closed_ && pending_.size() + line.size() > pending_bytes_max) {
+            dropped_.fetch_add(1, std::memory_order_relaxed); // the disk cannot keep up
+            return;
+        }
         if (!closed_) {
             pending_ += line;
             ++pending_n_;
@@ -99,8 +106,18 @@ void AuditLog::reopen() noexcept {
 }
 
 void AuditLog::write_out(const std::string& buf) noexcept {
-    const char* p = buf.data();
-    std::size_t n = buf.size();
+    // After a write that failed part way, a line end first: the fragment
+    // stays a line of its own instead of spoiling the next record.
+    std::string fixed;
+    const std::string* out = &buf;
+    if (torn_) {
+        fixed.reserve(buf.size() + 1);
+        fixed.push_back('\n');
+        fixed += buf;
+        out = &fixed;
+    }
+    const char* p = out->data();
+    std::size_t n = out->size();
     for (int i = 0; n > 0 && i < 1'000'000; ++i) {
         ssize_t w = ::write(fd_.get(), p, n);
         if (w < 0 && errno == EINTR) {
@@ -108,11 +125,13 @@ void AuditLog::write_out(const std::string& buf) noexcept {
         }
         if (w <= 0) {
             errors_.fetch_add(1, std::memory_order_relaxed);
+            torn_ = n != out->size();
             return;
         }
         p += w;
         n -= static_cast<std::size_t>(w);
     }
+    torn_ = false;
     (void)::fdatasync(fd_.get());
 }
 
@@ -122,6 +141,9 @@ void AuditLog::run(const std::atomic<bool>& stop) noexcept {
         bool reopen = false;
         bool stopping = false;
         std::uint64_t n = 0;
+        // Held from before the queue is taken, so a record written at once
+        // after `closed_` cannot land ahead of the queue's.
+        std::lock_guard wl(wmu_);
         {
             std::unique_lock lk(mu_);
             // Bounded wait: the stop flag has no notification of its own.
@@ -137,10 +159,10 @@ void AuditLog::run(const std::atomic<bool>& stop) noexcept {
                 closed_ = true;
             }
         }
-        std::lock_guard wl(wmu_);
         if (reopen) {
             if (int fd = open_log(path_); fd >= 0) {
                 fd_.reset(fd);
+                torn_ = false;
             } else {
                 errors_.fetch_add(1, std::memory_order_relaxed);
             }

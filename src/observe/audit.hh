@@ -57,6 +57,8 @@ class AuditLog {
     void run(const std::atomic<bool>& stop) noexcept;
     std::uint64_t records() const noexcept { return records_.load(std::memory_order_relaxed); }
     std::uint64_t errors() const noexcept { return errors_.load(std::memory_order_relaxed); }
+    // Records dropped because 64 MiB of them were waiting for the disk.
+    std::uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
     const std::string& path() const noexcept { return path_; }
 
   private:
@@ -66,6 +68,7 @@ class AuditLog {
     std::string path_;
     std::mutex wmu_;
     util::UniqueFd fd_; // wmu_
+    bool torn_ = false; // the last write failed part way (wmu_)
     std::mutex mu_;
     std::condition_variable cv_;
     std::string pending_;         // mu_
@@ -74,6 +77,7 @@ class AuditLog {
     bool closed_ = false;         // mu_
     std::atomic<std::uint64_t> records_{0};
     std::atomic<std::uint64_t> errors_{0};
+    std::atomic<std::uint64_t> dropped_{0};
 };
 
 } // namespace rp::observe

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "util/strings.hh"
+
 namespace rp::observe {
 
 std::string_view action_name(Action a) noexcept {
@@ -19,43 +21,9 @@ std::string_view action_name(Action a) noexcept {
 
 namespace {
 
-// The length of the valid UTF-8 sequence at s[i], or 0.
-std::size_t utf8_len(std::string_view s, std::size_t i) noexcept {
-    const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-    const unsigned c = b(i);
-    std::size_t n = 0;
-    unsigned min = 0;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (i + n > s.size()) {
-        return 0;
-    }
-    unsigned cp = c & (0x7FU >> n);
-    for (std::size_t k = 1; k < n; ++k) {
-        if ((b(i + k) & 0xC0U) != 0x80U) {
-            return 0;
-        }
-        cp = (cp << 6U) | (b(i + k) & 0x3FU);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-        return 0;
-    }
-    return n;
-}
-
 void quoted(std::string& out, std::string_view s) {
     out.push_back('"');
-    json_string(out, s);
+    util::json_escape(out, s);
     out.push_back('"');
 }
 
@@ -81,34 +49,6 @@ void number(std::string& out, bool& first, std::string_view k, std::uint64_t v) 
 }
 
 } // namespace
-
-void json_string(std::string& out, std::string_view s) {
-    static constexpr char hex[] = "0123456789abcdef";
-    for (std::size_t i = 0; i < s.size();) {
-        const auto u = static_cast<unsigned char>(s[i]);
-        if (u == '"' || u == '\\') {
-            out.push_back('\\');
-            out.push_back(static_cast<char>(u));
-        } else if (u < 0x20 || u == 0x7F) {
-            out += "\\u00";
-            out.push_back(hex[u >> 4U]);
-            out.push_back(hex[u & 15U]);
-        } else if (u >= 0x80) {
-            const std::size_t n = utf8_len(s, i);
-            if (n == 0) {
-                out += "\\ufffd";
-                ++i;
-            } else {
-                out.append(s.substr(i, n));
-                i += n;
-            }
-            continue;
-        } else {
-            out.push_back(static_cast<char>(u));
-        }
-        ++i;
-    }
-}
 
 std::string event_json(const Event& e, std::string_view id, std::int64_t time_ns,
                        const Source& src) {

@@ -69,8 +69,4 @@ std::string envelope(const std::vector<std::string_view>& events_json);
 std::string rfc3339_nano(std::int64_t ns);
 std::int64_t now_ns() noexcept;
 
-// Appends `s` JSON-escaped; bytes that are not valid UTF-8 (a header's
-// arbitrary bytes) become U+FFFD so that the document stays valid JSON.
-void json_string(std::string& out, std::string_view s);
-
 } // namespace rp::observe

@@ -262,7 +262,9 @@ reactor::Task<void> Notifier::deliver(std::size_t i, reactor::ThreadPool& pool) 
             // Sent until accepted, the stop, or every event in it is too old.
             for (int attempt = 0; !batch.empty() && attempt < (1 << 30); ++attempt) {
                 if (co_await post(i, batch)) {
-                    st.delivered.fetch_add(batch.size(), std::memory_order_relaxed);
+                    const std::size_t sent = batch.size();
+                    batch.clear();
+                    st.delivered.fetch_add(sent, std::memory_order_relaxed);
                     st.posts.fetch_add(1, std::memory_order_relaxed);
                     st.last_success_ms.store(now_ms(), std::memory_order_relaxed);
                     st.failing.store(false, std::memory_order_relaxed);
@@ -279,8 +281,8 @@ reactor::Task<void> Notifier::deliver(std::size_t i, reactor::ThreadPool& pool) 
                 std::uint64_t wait_ms = 50;
                 if (failures >= ep.threshold) {
                     const std::uint32_t k = std::min<std::uint32_t>(failures - ep.threshold, 16);
-                    wait_ms = std::min<std::uint64_t>(
-                        backoff_cap_ms, static_cast<std::uint64_t>(ep.backoff_ms) << k);
+                    wait_ms = std::clamp<std::uint64_t>(
+                        static_cast<std::uint64_t>(ep.backoff_ms) << k, 50, backoff_cap_ms);
                 }
                 (void)co_await reactor::sleep_ms(wait_ms);
                 const std::int64_t later = now_ms();
@@ -294,10 +296,10 @@ reactor::Task<void> Notifier::deliver(std::size_t i, reactor::ThreadPool& pool) 
                     batch.erase(std::remove_if(batch.begin(), batch.end(), too_old), batch.end());
                 }
             }
-            if (shard->stopping()) {
-                co_return;
+            if (!batch.empty()) {
+                co_return; // stopping, not accepted: sent again at the next start
             }
-            st.cursor.store(through);
+            st.cursor.store(through); // accepted, or nothing in it to send
         }
         if (now_ms() - saved_at >= cursor_save_ms) {
             co_await pool.run([this, i] {

@@ -28,6 +28,8 @@ constexpr std::string_view seg_suffix = ".seg";
 constexpr std::size_t read_chunk = 256 * 1024;
 constexpr std::size_t wake_bytes = 256 * 1024; // queued bytes that wake the writer
 constexpr int turn_ms = 50;                    // the writer's longest wait
+constexpr int retry_ms = 100;                  // after the disk refused a write or a sync
+constexpr int give_up_ms = 5000;               // then the records are dropped and counted
 
 std::string segment_name(std::uint64_t first) {
     char b[40];
@@ -220,6 +222,7 @@ Result<std::unique_ptr<Spool>> Spool::open(int parentfd, std::string_view name, 
         s->next_seq_ = last_seq + 1;
     }
     s->written_seq_ = s->next_seq_ - 1;
+    s->synced_seq_ = s->written_seq_;
     s->written_.publish(s->written_seq_);
     s->synced_.publish(s->written_seq_);
     return s;
@@ -256,15 +259,20 @@ std::uint64_t Spool::append(std::string_view action, std::string_view media_type
         std::lock_guard lk(mu_);
         seq = next_seq_++;
     }
-    (void)write_out(format_record(seq, time_ms, action, media_type, json), seq, durable);
-    {
+    if (write_out(format_record(seq, time_ms, action, media_type, json), seq) &&
+        (!durable || ::fdatasync(cur_.get()) == 0)) {
+        std::lock_guard lk(mu_);
+        written_seq_ = seq;
+        synced_seq_ = durable ? seq : synced_seq_;
+    } else {
+        dropped_.fetch_add(1, std::memory_order_relaxed);
         std::lock_guard lk(mu_);
         written_seq_ = seq;
     }
     return seq;
 }
 
-bool Spool::write_out(const std::string& buf, std::uint64_t first, bool sync) noexcept {
+bool Spool::write_out(const std::string& buf, std::uint64_t first) noexcept {
     std::uint64_t cur_bytes = 0;
     bool have = false;
     {
@@ -285,78 +293,135 @@ bool Spool::write_out(const std::string& buf, std::uint64_t first, bool sync) no
         }
         (void)::fsync(dir_.get()); // the new name survives a crash
         cur_ = std::move(fd);
+        torn_ = false;
+        cur_bytes = 0;
         std::lock_guard lk(mu_);
         segments_.push_back(Segment{first, 0});
     }
-    const bool ok =
-        write_all(cur_.get(), buf.data(), buf.size()) && (!sync || ::fdatasync(cur_.get()) == 0);
-    if (!ok) {
-        errors_.fetch_add(1, std::memory_order_relaxed);
+    // After a write that failed and could not be cut off, a line end first:
+    // the fragment stays a damaged line of its own, skipped by readers.
+    const std::string* out = &buf;
+    std::string fixed;
+    if (torn_) {
+        fixed.reserve(buf.size() + 1);
+        fixed.push_back('\n');
+        fixed += buf;
+        out = &fixed;
     }
+    if (!write_all(cur_.get(), out->data(), out->size())) {
+        errors_.fetch_add(1, std::memory_order_relaxed);
+        // What landed of it goes, so the next write starts a clean line.
+        torn_ = ::ftruncate(cur_.get(), static_cast<off_t>(cur_bytes)) != 0;
+        struct stat st {};
+        if (torn_ && ::fstat(cur_.get(), &st) == 0) {
+            std::lock_guard lk(mu_);
+            segments_.back().bytes = static_cast<std::uint64_t>(st.st_size); // the fragment too
+        }
+        return false;
+    }
+    torn_ = false;
     std::lock_guard lk(mu_);
-    segments_.back().bytes += buf.size(); // a partial write's bytes too: readers skip them
-    return ok;
+    segments_.back().bytes += out->size();
+    return true;
 }
 
 void Spool::run(const std::atomic<bool>& stop) noexcept {
+    using Clock = std::chrono::steady_clock;
     std::string buf;
+    Clock::time_point failing_since{};
+    bool failing = false;
     for (std::uint64_t turn = 0; turn < (1ULL << 62); ++turn) {
         std::uint64_t first = 0;
         std::uint64_t last = 0;
-        bool sync = false;
         bool stopping = false;
+        // The writer's turn holds wmu_ from before it takes the queue, so an
+        // append after `closed_` cannot write ahead of the queue's records.
+        std::lock_guard wl(wmu_);
         {
             std::unique_lock lk(mu_);
-            // Bounded wait: pulls' records and the stop flag come without a
-            // notification; they are written at the latest one turn later.
-            cv_.wait_for(lk, std::chrono::milliseconds(turn_ms), [&] {
-                return want_sync_ > written_seq_ || pending_.size() >= wake_bytes || stop.load();
-            });
-            stopping = stop.load();
-            if (pending_.empty() && !stopping) {
-                continue;
+            if (failing) {
+                // The disk refused the last turn: try again in a moment.
+                cv_.wait_for(lk, std::chrono::milliseconds(retry_ms), [&] { return stop.load(); });
+            } else {
+                // Bounded wait: pulls' records and the stop flag come without
+                // a notification; they are written at the latest a turn later.
+                cv_.wait_for(lk, std::chrono::milliseconds(turn_ms), [&] {
+                    return want_sync_ > synced_seq_ || pending_.size() >= wake_bytes || stop.load();
+                });
             }
+            stopping = stop.load();
             buf.swap(pending_);
             pending_.clear();
             first = pending_first_;
             last = next_seq_ - 1;
-            sync = want_sync_ > written_seq_ || (stopping && !buf.empty());
-        }
-        if (!buf.empty()) {
-            std::lock_guard wl(wmu_);
-            if (!write_out(buf, first, sync)) {
-                // Lost: counted and logged by the caller's metrics; waiters go on.
-                dropped_.fetch_add(last - first + 1, std::memory_order_relaxed);
+            if (stopping) {
+                closed_ = true; // appends from now on write at once (under wmu_)
             }
-            {
+        }
+        bool ok = true;
+        if (!buf.empty()) {
+            ok = write_out(buf, first);
+            if (ok) {
                 std::lock_guard lk(mu_);
                 written_seq_ = last;
             }
-            written_.publish(last);
-            if (sync) {
-                synced_.publish(last);
+        }
+        std::uint64_t to_sync = 0;
+        {
+            std::lock_guard lk(mu_);
+            if (ok && (want_sync_ > synced_seq_ || stopping) && written_seq_ > synced_seq_) {
+                to_sync = written_seq_;
+            }
+        }
+        if (to_sync != 0 && ::fdatasync(cur_.get()) != 0) {
+            errors_.fetch_add(1, std::memory_order_relaxed);
+            ok = false;
+        } else if (to_sync != 0) {
+            std::lock_guard lk(mu_);
+            synced_seq_ = to_sync;
+        }
+        const auto now = Clock::now();
+        if (ok) {
+            failing = false;
+        } else if (!failing) {
+            failing = true;
+            failing_since = now;
+        }
+        if (!ok && !stopping && now - failing_since < std::chrono::milliseconds(give_up_ms)) {
+            // Kept for the next try: the records go back in front of what
+            // came since, and their requests keep waiting.
+            if (!buf.empty() && written_seq_ < last) {
+                std::lock_guard lk(mu_);
+                buf += pending_;
+                pending_.swap(buf);
+                pending_first_ = first;
             }
             buf.clear();
-            enforce_bound();
+            continue;
         }
+        if (!ok) {
+            // Given up (or stopping): what was not written is lost and
+            // counted; the waiting requests go on, their events gone.
+            std::lock_guard lk(mu_);
+            if (written_seq_ < last && !buf.empty()) {
+                dropped_.fetch_add(last - first + 1, std::memory_order_relaxed);
+                written_seq_ = last; // readers count the gap as lost
+            }
+            synced_seq_ = written_seq_;
+            failing = false;
+        }
+        std::uint64_t written = 0;
+        std::uint64_t synced = 0;
+        {
+            std::lock_guard lk(mu_);
+            written = written_seq_;
+            synced = synced_seq_;
+        }
+        written_.publish(written);
+        synced_.publish(synced);
+        buf.clear();
+        enforce_bound();
         if (stopping) {
-            std::lock_guard wl(wmu_);
-            std::string rest;
-            {
-                std::lock_guard lk(mu_);
-                rest.swap(pending_);
-                first = pending_first_;
-                last = next_seq_ - 1;
-                closed_ = true;
-            }
-            if (!rest.empty()) {
-                (void)write_out(rest, first, true);
-                std::lock_guard lk(mu_);
-                written_seq_ = last;
-            }
-            if (cur_.valid()) {
-                (void)::fdatasync(cur_.get());
-            }
             written_.close();
             synced_.close();
             return;
@@ -373,12 +438,8 @@ void Spool::enforce_bound() noexcept {
             total += s.bytes;
         }
         while (total > cfg_.bytes_max && segments_.size() > 1) {
+            // What an endpoint had not read of it, its reader counts as lost.
             const Segment& s = segments_.front();
-            const std::uint64_t end = segments_[1].first; // one past its last record
-            const std::uint64_t from = std::max(s.first, released_ + 1);
-            if (end > from) {
-                dropped_.fetch_add(end - from, std::memory_order_relaxed);
-            }
             total -= s.bytes;
             gone.push_back(s.first);
             segments_.erase(segments_.begin());
@@ -515,6 +576,13 @@ std::vector<Record> Spool::Reader::next(std::size_t max, std::size_t bytes_max) 
         if (idx + 1 < segs.size()) {
             ++idx; // this segment is read to its end
             continue;
+        }
+        // Every record up to `written` lies within what was read (the writer
+        // counts a segment's bytes before the record numbers): any not found
+        // are records the writer gave up on.
+        if (next_ <= written) {
+            lost_ += written - next_ + 1;
+            next_ = written + 1;
         }
         break;
     }

@@ -20,9 +20,13 @@
 // publish the last sequence number written and made durable: a request whose event must survive a
 // crash awaits synced().wait_past(seq - 1) before it answers.
 //
+// When the disk refuses a write or a sync, the writer tries again every
+// 100 ms, the requests waiting; after 5 s it gives up: the records are
+// dropped and counted (dropped(), write_errors()) and the requests answered.
+//
 // Bounds: past segment_bytes the writer starts a new segment; past
-// bytes_max it removes the oldest segments (what they held that no
-// consumer had is counted as dropped). release(seq) removes the segments
+// bytes_max it removes the oldest segments (a reader behind them counts
+// what it missed as lost). release(seq) removes the segments
 // every consumer is done with.
 
 #include <atomic>
@@ -120,9 +124,10 @@ class Spool {
         std::uint64_t bytes = 0; // written so far
     };
     Spool(util::UniqueFd dir, SpoolConfig cfg) noexcept : dir_(std::move(dir)), cfg_(cfg) {}
-    // Writes `buf` (records first..last) to the current segment, starting a
-    // new one when the current is full; fdatasync when `sync`. Under wmu_.
-    bool write_out(const std::string& buf, std::uint64_t first, bool sync) noexcept;
+    // Writes `buf` (records from `first` on) to the current segment, starting
+    // a new one when the current is full. False when the disk refused: what
+    // landed of it is cut off again. Under wmu_.
+    bool write_out(const std::string& buf, std::uint64_t first) noexcept;
     void enforce_bound() noexcept;
     void remove_segments(const std::vector<std::uint64_t>& firsts) noexcept;
 
@@ -133,6 +138,7 @@ class Spool {
 
     std::mutex wmu_; // the writer: the current segment's fd (one write at a time)
     util::UniqueFd cur_;
+    bool torn_ = false; // a failed write's fragment could not be cut off (wmu_)
 
     mutable std::mutex mu_;
     std::condition_variable cv_;
@@ -140,7 +146,8 @@ class Spool {
     std::uint64_t pending_first_ = 0; // the first of them (mu_)
     std::uint64_t next_seq_ = 1;      // mu_
     std::uint64_t want_sync_ = 0;     // the last durable record queued (mu_)
-    std::uint64_t written_seq_ = 0;   // mu_
+    std::uint64_t written_seq_ = 0;   // in the file, readable (mu_)
+    std::uint64_t synced_seq_ = 0;    // on disk for good (mu_)
     std::uint64_t released_ = 0;      // mu_
     std::vector<Segment> segments_;   // oldest first; the last is written (mu_)
     bool closed_ = false;             // the writer thread ended (mu_)

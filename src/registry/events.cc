@@ -4,6 +4,7 @@
 // event is on disk before the write is answered; a pull's is only queued.
 #include "registry/manifest.hh"
 #include "registry/registry.hh"
+#include "util/strings.hh"
 
 namespace rp::registry {
 
@@ -46,7 +47,14 @@ observe::Event Registry::event_of(const Origin& o, Action a, const std::string& 
         const http::Exchange& ex = *o.ex;
         const http::Request& req = ex.request();
         e.request.id = ex.request_id();
-        e.request.addr = ex.peer();
+        // As Distribution's RemoteAddr: the first X-Forwarded-For address,
+        // else X-Real-Ip, else the connection's peer.
+        std::string_view fwd = req.header("X-Forwarded-For");
+        fwd = util::trim(fwd.substr(0, fwd.find(',')));
+        const std::string_view real = util::trim(req.header("X-Real-Ip"));
+        e.request.addr = !fwd.empty()    ? std::string(fwd)
+                         : !real.empty() ? std::string(real)
+                                         : ex.peer();
         e.request.host = std::string(req.header("Host"));
         e.request.method = req.method;
         e.request.useragent = std::string(req.header("User-Agent"));

@@ -347,8 +347,11 @@ reactor::Task<void> Registry::metrics(http::Exchange& ex) noexcept {
         family(b, "ringport_webhook_spool_bytes", "gauge", "Bytes of events in the spool.");
         sample(b, "ringport_webhook_spool_bytes", {}, sp.bytes());
         family(b, "ringport_webhook_spool_write_errors_total", "counter",
-               "Writes of the spool that failed (their events were lost).");
+               "Writes and syncs of the spool the disk refused (retried for 5 s).");
         sample(b, "ringport_webhook_spool_write_errors_total", {}, sp.write_errors());
+        family(b, "ringport_webhook_spool_dropped_events_total", "counter",
+               "Events lost before any endpoint got them: the disk refused them for 5 s.");
+        sample(b, "ringport_webhook_spool_dropped_events_total", {}, sp.dropped());
     }
     if (audit_ != nullptr) {
         family(b, "ringport_audit_records_total", "counter", "Audit records written.");
@@ -356,6 +359,9 @@ reactor::Task<void> Registry::metrics(http::Exchange& ex) noexcept {
         family(b, "ringport_audit_write_errors_total", "counter",
                "Writes of the audit log that failed.");
         sample(b, "ringport_audit_write_errors_total", {}, audit_->errors());
+        family(b, "ringport_audit_dropped_records_total", "counter",
+               "Audit records dropped because the disk could not keep up.");
+        sample(b, "ringport_audit_dropped_records_total", {}, audit_->dropped());
     }
     if (guard_ != nullptr && guard_->basic) {
         const auth::BasicAuthenticator& a = *guard_->basic;

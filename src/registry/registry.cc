@@ -73,6 +73,33 @@ void Registry::log_access(const http::AccessRecord& rec) noexcept {
     if (!cfg_.access_log) {
         return;
     }
+    if (util::log_is_json()) {
+        std::string f;
+        f.reserve(256 + rec.target.size());
+        auto str = [&f](std::string_view k, std::string_view v) {
+            f.append(f.empty() ? "\"" : ",\"").append(k).append("\":\"");
+            util::json_escape(f, v);
+            f.push_back('"');
+        };
+        auto num = [&f](std::string_view k, std::uint64_t v) {
+            f.append(",\"").append(k).append("\":").append(std::to_string(v));
+        };
+        str("msg", "access");
+        str("request_id", rec.request_id);
+        str("peer", rec.peer);
+        str("method", rec.method);
+        str("target", rec.target.substr(0, 2048));
+        num("status", static_cast<std::uint64_t>(rec.status));
+        num("bytes_in", rec.body_bytes_in);
+        num("bytes_out", rec.bytes_out);
+        num("duration_us", rec.duration_us);
+        num("shard", rec.shard);
+        if (!rec.user.empty()) {
+            str("user", rec.user);
+        }
+        util::log_object(util::LogLevel::info, f, {});
+        return;
+    }
     char line[2048];
     int n = std::snprintf(
         line, sizeof line,

@@ -14,6 +14,8 @@
 #include <thread>
 #include <utility>
 
+#include "util/strings.hh"
+
 namespace rp::util {
 namespace {
 
@@ -30,6 +32,7 @@ struct Logger {
     bool running = false;
     std::thread writer;
     LogLevel min_level = LogLevel::info;
+    std::atomic<bool> json{false};
 };
 
 Logger& logger() {
@@ -101,10 +104,11 @@ const char* level_name(LogLevel level) {
 
 } // namespace
 
-void log_start(LogLevel min_level) {
+void log_start(LogLevel min_level, LogFormat format) {
     Logger& l = logger();
     std::lock_guard lk(l.mu);
     l.min_level = min_level;
+    l.json.store(format == LogFormat::json, std::memory_order_relaxed);
     if (l.running) {
         return;
     }
@@ -134,16 +138,58 @@ std::uint64_t log_dropped_total() noexcept {
     return logger().dropped_total.load(std::memory_order_relaxed);
 }
 
-void log_line(LogLevel level, std::string_view line) noexcept {
-    if (level < logger().min_level) {
-        return;
-    }
+bool log_is_json() noexcept { return logger().json.load(std::memory_order_relaxed); }
+
+namespace {
+
+std::string now_text() {
     char ts[32];
     std::time_t t = std::time(nullptr);
     std::tm tm{};
     (void)gmtime_r(&t, &tm);
     std::size_t n = std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    std::string s(ts, n);
+    return std::string(ts, n);
+}
+
+// {"time":"...","level":"..." and a comma: the start of a JSON line.
+std::string json_head(LogLevel level) {
+    std::string s = "{\"time\":\"";
+    s += now_text();
+    s += "\",\"level\":\"";
+    s += level_name(level);
+    s += "\",";
+    return s;
+}
+
+} // namespace
+
+void log_object(LogLevel level, std::string_view fields, std::string_view text) noexcept {
+    if (level < logger().min_level) {
+        return;
+    }
+    if (!log_is_json()) {
+        log_line(level, text);
+        return;
+    }
+    std::string s = json_head(level);
+    s.append(fields);
+    s.push_back('}');
+    append(s);
+}
+
+void log_line(LogLevel level, std::string_view line) noexcept {
+    if (level < logger().min_level) {
+        return;
+    }
+    if (log_is_json()) {
+        std::string s = json_head(level);
+        s += "\"msg\":\"";
+        json_escape(s, line);
+        s += "\"}";
+        append(s);
+        return;
+    }
+    std::string s = now_text();
     s += " ";
     s += level_name(level);
     s += " ";

@@ -12,8 +12,16 @@ namespace rp::util {
 // dropped and counted. Only `main` and `registry` log (library modules return
 // errors instead).
 enum class LogLevel { debug, info, warn, error };
+// text: `<time> <level> <message>`; json: one object per line,
+// {"time","level","msg"} and, for records logged with log_object, their fields.
+enum class LogFormat { text, json };
 
-void log_start(LogLevel min_level);
+void log_start(LogLevel min_level, LogFormat format = LogFormat::text);
+bool log_is_json() noexcept;
+// A structured line: `fields` is the inside of a JSON object (`"k":"v",...`,
+// already escaped), written after "time" and "level" in JSON format. In text
+// format `text` is written instead, as log_line does.
+void log_object(LogLevel level, std::string_view fields, std::string_view text) noexcept;
 void log_stop() noexcept; // flushes what is queued
 void log_line(LogLevel level, std::string_view line) noexcept;
 void logf(LogLevel level, const char* fmt, ...) noexcept __attribute__((format(printf, 2, 3)));

@@ -124,20 +124,69 @@ std::string percent_encode(std::string_view s) {
     return out;
 }
 
+namespace {
+
+// The length of the valid UTF-8 sequence at s[i], or 0.
+std::size_t utf8_len(std::string_view s, std::size_t i) noexcept {
+    const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+    const unsigned c = b(i);
+    std::size_t n = 0;
+    unsigned min = 0;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+        min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (i + n > s.size()) {
+        return 0;
+    }
+    unsigned cp = c & (0x7FU >> n);
+    for (std::size_t k = 1; k < n; ++k) {
+        if ((b(i + k) & 0xC0U) != 0x80U) {
+            return 0;
+        }
+        cp = (cp << 6U) | (b(i + k) & 0x3FU);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+        return 0;
+    }
+    return n;
+}
+
+} // namespace
+
 void json_escape(std::string& out, std::string_view s) {
     static constexpr char hex[] = "0123456789abcdef";
-    for (char c : s) {
-        unsigned char u = static_cast<unsigned char>(c);
-        if (c == '"' || c == '\\') {
+    for (std::size_t i = 0; i < s.size();) {
+        const auto u = static_cast<unsigned char>(s[i]);
+        if (u == '"' || u == '\\') {
             out.push_back('\\');
-            out.push_back(c);
-        } else if (u < 0x20) {
+            out.push_back(static_cast<char>(u));
+        } else if (u < 0x20 || u == 0x7F) {
             out += "\\u00";
-            out.push_back(hex[u >> 4]);
-            out.push_back(hex[u & 15]);
+            out.push_back(hex[u >> 4U]);
+            out.push_back(hex[u & 15U]);
+        } else if (u >= 0x80) {
+            const std::size_t n = utf8_len(s, i);
+            if (n == 0) {
+                out += "\\ufffd";
+                ++i;
+            } else {
+                out.append(s.substr(i, n));
+                i += n;
+            }
+            continue;
         } else {
-            out.push_back(c);
+            out.push_back(static_cast<char>(u));
         }
+        ++i;
     }
 }
 

@@ -23,7 +23,9 @@ std::optional<std::string> percent_decode(std::string_view s);
 std::string percent_encode(std::string_view s);
 // Standard base64 with padding (RFC 4648 §4), as HTTP Basic credentials use.
 std::string base64(std::string_view s);
-// Escapes a string for a JSON string literal (without the quotes).
+// Escapes a string for a JSON string literal (without the quotes): quotes,
+// backslashes and control characters; bytes that are not valid UTF-8 (a
+// header's arbitrary bytes) become U+FFFD, so the document stays valid JSON.
 void json_escape(std::string& out, std::string_view s);
 
 // Seconds since the epoch as RFC 3339 UTC ("2026-01-02T03:04:05Z") and as an

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "observe/audit.hh"
+#include "util/strings.hh"
 
 using namespace rp::observe;
 
@@ -42,10 +43,10 @@ TEST_CASE("a delete by a duty has an empty request and only what it knows") {
 
 TEST_CASE("strings stay valid JSON whatever bytes a header held") {
     std::string out;
-    json_string(out, "a\"b\\c\n\x01\x7f ok \xc3\xa9 bad \xff\xc3 end");
+    rp::util::json_escape(out, "a\"b\\c\n\x01\x7f ok \xc3\xa9 bad \xff\xc3 end");
     CHECK(out == "a\\\"b\\\\c\\u000a\\u0001\\u007f ok \xc3\xa9 bad \\ufffd\\ufffd end");
     out.clear();
-    json_string(out, "\xed\xa0\x80"); // a surrogate is not UTF-8
+    rp::util::json_escape(out, "\xed\xa0\x80"); // a surrogate is not UTF-8
     CHECK(out == "\\ufffd\\ufffd\\ufffd");
 }
 

@@ -5,7 +5,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
+
 #include <atomic>
+#include <chrono>
+#include <csignal>
+#include <thread>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -190,4 +195,38 @@ TEST_CASE("past bytes_max the oldest segments go, and what no consumer had is co
     CHECK(rd.lost() > 0);
     CHECK(rd.lost() + got.size() == 30);
     CHECK(got.back() == "{\"e\":30}");
+}
+
+TEST_CASE("a write the disk refuses is retried, cut off cleanly, and nothing is lost") {
+    Root r;
+    auto s = open(r);
+    // A file size limit makes the write fail part way (EFBIG), as a full disk would.
+    (void)std::signal(SIGXFSZ, SIG_IGN);
+    rlimit old{};
+    REQUIRE(::getrlimit(RLIMIT_FSIZE, &old) == 0);
+    rlimit small = old;
+    small.rlim_cur = 300;
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+    std::atomic<bool> stop{false};
+    std::thread writer([&] { s->run(stop); });
+    fill(*s, 1, 10); // about 600 bytes, durable: the writer is woken at once
+    std::this_thread::sleep_for(std::chrono::milliseconds(350));
+    const std::uint64_t errors = s->write_errors();
+    const std::uint64_t synced = s->synced().seen().value;
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &old) == 0);
+    CHECK(errors >= 2); // tried again, and refused again
+    CHECK(synced == 0); // the requests would still wait
+    for (int i = 0; i < 300 && s->synced().seen().value < 10; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK(s->synced().seen().value == 10);
+    stop = true;
+    writer.join();
+    CHECK(s->dropped() == 0);
+    auto rd = s->reader(0);
+    auto all = read_all(rd);
+    REQUIRE(all.size() == 10); // no fragment spoiled a record
+    CHECK(all.front() == "{\"e\":1}");
+    CHECK(all.back() == "{\"e\":10}");
+    CHECK(rd.lost() == 0);
 }
