@@ -458,7 +458,9 @@ Task<void> Connection::serve_one() noexcept {
     sent_at_start_ = io_->bytes_sent();
     status_ = 0;
     user_.clear();
-    request_id_ = util::random_uuid();
+    char id[36];
+    util::random_uuid(id);
+    request_id_.assign(id, sizeof id); // the string's capacity is reused: no allocation
     Exchange ex(*this);
     co_await srv_.handler().handle(ex);
     if (!responded_ && !cut_) {

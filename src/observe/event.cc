@@ -54,10 +54,18 @@ std::string event_json(const Event& e, std::string_view id, std::int64_t time_ns
                        const Source& src) {
     std::string o;
     o.reserve(512);
+    append_event_json(o, e, id, time_ns, src);
+    return o;
+}
+
+void append_event_json(std::string& o, const Event& e, std::string_view id, std::int64_t time_ns,
+                       const Source& src) {
     bool first = true;
     o.push_back('{');
     field(o, first, "id", id);
-    field(o, first, "timestamp", rfc3339_nano(time_ns));
+    o += ",\"timestamp\":\"";
+    append_rfc3339_nano(o, time_ns);
+    o.push_back('"');
     field(o, first, "action", action_name(e.action));
     // target: the descriptor's fields, then Distribution's own (all omitempty)
     o += ",\"target\":{";
@@ -80,8 +88,19 @@ std::string event_json(const Event& e, std::string_view id, std::int64_t time_ns
     if (!e.from_repository.empty()) {
         field(o, t, "fromRepository", e.from_repository);
     }
-    if (!e.url.empty()) {
-        field(o, t, "url", e.url);
+    if (!e.url_kind.empty()) {
+        o += ",\"url\":\"";
+        util::json_escape(o, e.url_scheme);
+        o += "://";
+        util::json_escape(o, e.url_host);
+        o += "/v2/";
+        util::json_escape(o, e.repository);
+        o.push_back('/');
+        o += e.url_kind;
+        o.push_back('/');
+        util::json_escape(o, e.digest);
+        o.push_back('"');
+        t = false;
     }
     if (!e.tag.empty()) {
         field(o, t, "tag", e.tag);
@@ -132,7 +151,6 @@ std::string event_json(const Event& e, std::string_view id, std::int64_t time_ns
         field(o, s, "instanceID", src.instance_id);
     }
     o += "}}";
-    return o;
 }
 
 std::string envelope(const std::vector<std::string_view>& events_json) {
@@ -153,25 +171,40 @@ std::string envelope(const std::vector<std::string_view>& events_json) {
     return o;
 }
 
-std::string rfc3339_nano(std::int64_t ns) {
-    const std::int64_t s = ns >= 0 ? ns / 1'000'000'000 : 0;
+void append_rfc3339_nano(std::string& out, std::int64_t ns) {
+    const std::int64_t secs = ns >= 0 ? ns / 1'000'000'000 : 0;
     auto frac = static_cast<std::uint64_t>(ns >= 0 ? ns % 1'000'000'000 : 0);
-    std::time_t tt = static_cast<std::time_t>(s);
-    std::tm tm{};
-    (void)gmtime_r(&tt, &tm);
-    char buf[48];
-    std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    std::string out(buf, n);
+    // The seconds' text changes once a second: kept per thread.
+    thread_local std::int64_t cached_secs = -1;
+    thread_local char cached[32];
+    thread_local std::size_t cached_n = 0;
+    if (secs != cached_secs) {
+        std::time_t tt = static_cast<std::time_t>(secs);
+        std::tm tm{};
+        (void)gmtime_r(&tt, &tm);
+        cached_n = std::strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+        cached_secs = secs;
+    }
+    out.append(cached, cached_n);
     if (frac != 0) {
-        char f[16];
-        std::snprintf(f, sizeof f, ".%09llu", static_cast<unsigned long long>(frac));
-        std::string fs(f);
-        while (fs.back() == '0') {
-            fs.pop_back();
+        char f[10];
+        f[0] = '.';
+        for (int i = 9; i >= 1; --i) {
+            f[i] = static_cast<char>('0' + frac % 10);
+            frac /= 10;
         }
-        out += fs;
+        int n = 10;
+        while (f[n - 1] == '0') {
+            --n;
+        }
+        out.append(f, static_cast<std::size_t>(n));
     }
     out.push_back('Z');
+}
+
+std::string rfc3339_nano(std::int64_t ns) {
+    std::string out;
+    append_rfc3339_nano(out, ns);
     return out;
 }
 

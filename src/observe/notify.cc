@@ -117,8 +117,13 @@ std::uint64_t Notifier::record(const Event& e) {
         return 0;
     }
     const std::int64_t t = now_ns();
-    return spool_->append(action_name(e.action), e.media_type,
-                          event_json(e, util::random_uuid(), t, src_), t / 1'000'000,
+    // One buffer per thread, reused: the pull path allocates nothing here.
+    thread_local std::string json;
+    json.clear();
+    char id[36];
+    util::random_uuid(id);
+    append_event_json(json, e, std::string_view(id, sizeof id), t, src_);
+    return spool_->append(action_name(e.action), e.media_type, json, t / 1'000'000,
                           e.action != Action::pull);
 }
 
@@ -182,12 +187,12 @@ void Notifier::save_cursors() noexcept {
     }
 }
 
-reactor::Task<bool> Notifier::post(std::size_t i, const std::vector<Record>& batch) {
+reactor::Task<bool> Notifier::post(std::size_t i, const std::vector<const Record*>& batch) {
     const Endpoint& ep = cfg_.endpoints[i];
     std::vector<std::string_view> events;
     events.reserve(batch.size());
-    for (const Record& r : batch) {
-        events.emplace_back(r.json);
+    for (const Record* r : batch) {
+        events.emplace_back(r->json);
     }
     net::Request req;
     req.method = "POST";
@@ -213,14 +218,14 @@ reactor::Task<void> Notifier::deliver(std::size_t i, reactor::ThreadPool& pool) 
     Spool::Reader reader = spool_->reader(st.cursor.load());
     std::int64_t saved_at = now_ms();
     std::uint32_t failures = 0;
-    std::vector<Record> recs;
-    std::vector<Record> batch;
+    std::vector<Record> recs; // reused, with their strings, turn after turn
+    std::vector<const Record*> batch;
     // Bounded: each turn reads or waits; a stop ends both.
     for (std::uint64_t turn = 0; turn < (1ULL << 62) && !shard->stopping(); ++turn) {
-        recs.clear();
-        co_await pool.run([&] { recs = reader.next(read_max, body_bytes_max); });
+        std::size_t n = 0;
+        co_await pool.run([&] { n = reader.next(recs, read_max, body_bytes_max); });
         st.lost.store(reader.lost(), std::memory_order_relaxed);
-        if (recs.empty()) {
+        if (n == 0) {
             if (reader.next_seq() - 1 > st.cursor.load()) {
                 st.cursor.store(reader.next_seq() - 1); // skipped past a gap
             }
@@ -236,19 +241,19 @@ reactor::Task<void> Notifier::deliver(std::size_t i, reactor::ThreadPool& pool) 
             if (s.closed && s.value <= seen) {
                 break; // the spool has stopped
             }
-            if (s.value > seen && turn > 0 && recs.empty()) {
+            if (s.value > seen && turn > 0) {
                 // Written but not readable yet (a segment being switched): a short pause.
                 (void)co_await reactor::sleep_ms(10);
             }
             continue;
         }
         std::size_t at = 0;
-        while (at < recs.size() && !shard->stopping()) {
+        while (at < n && !shard->stopping()) {
             batch.clear();
             std::uint64_t through = 0; // the last record this batch covers (sent or skipped)
             const std::int64_t now = now_ms();
-            for (; at < recs.size() && batch.size() < ep.batch_events; ++at) {
-                Record& r = recs[at];
+            for (; at < n && batch.size() < ep.batch_events; ++at) {
+                const Record& r = recs[at];
                 through = r.seq;
                 if (!takes(ep, r.action, r.media_type)) {
                     continue;
@@ -257,7 +262,7 @@ reactor::Task<void> Notifier::deliver(std::size_t i, reactor::ThreadPool& pool) 
                     st.expired.fetch_add(1, std::memory_order_relaxed);
                     continue;
                 }
-                batch.push_back(std::move(r));
+                batch.push_back(&r);
             }
             // Sent until accepted, the stop, or every event in it is too old.
             for (int attempt = 0; !batch.empty() && attempt < (1 << 30); ++attempt) {
@@ -286,8 +291,8 @@ reactor::Task<void> Notifier::deliver(std::size_t i, reactor::ThreadPool& pool) 
                 }
                 (void)co_await reactor::sleep_ms(wait_ms);
                 const std::int64_t later = now_ms();
-                const auto too_old = [&](const Record& r) {
-                    return later - r.time_ms > static_cast<std::int64_t>(ep.max_age_s) * 1000;
+                const auto too_old = [&](const Record* r) {
+                    return later - r->time_ms > static_cast<std::int64_t>(ep.max_age_s) * 1000;
                 };
                 const auto old_n =
                     static_cast<std::uint64_t>(std::count_if(batch.begin(), batch.end(), too_old));

@@ -106,7 +106,7 @@ class Notifier {
   private:
     Notifier(NotifyConfig cfg, std::unique_ptr<Spool> spool, Source src);
     reactor::Task<void> deliver(std::size_t i, reactor::ThreadPool& pool);
-    reactor::Task<bool> post(std::size_t i, const std::vector<Record>& batch);
+    reactor::Task<bool> post(std::size_t i, const std::vector<const Record*>& batch);
     bool takes(const Endpoint& ep, std::string_view action,
                std::string_view media_type) const noexcept;
     void save_cursor(std::size_t i) noexcept; // blocking

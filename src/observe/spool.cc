@@ -78,11 +78,7 @@ void append_record(std::string& out, std::uint64_t seq, std::int64_t time_ms,
     out.push_back('\t');
     clean_field(out, media_type);
     out.push_back('\t');
-    if (json.find_first_of("\t\n\r") == std::string_view::npos) {
-        out.append(json); // the usual case: escaped JSON has none of them
-    } else {
-        clean_field(out, json);
-    }
+    out.append(json); // JSON as event_json writes it: control characters escaped
     static constexpr char hex[] = "0123456789abcdef";
     std::uint64_t h = XXH3_64bits(out.data() + start + 17, out.size() - start - 17);
     for (int i = 15; i >= 0; --i) {
@@ -108,10 +104,12 @@ bool parse_record(std::string_view line, Record& out) {
         return false;
     }
     std::string_view body = line.substr(17);
-    char h[20];
-    std::snprintf(h, sizeof h, "%016llx",
-                  static_cast<unsigned long long>(XXH3_64bits(body.data(), body.size())));
-    if (line.substr(0, 16) != std::string_view(h, 16)) {
+    std::uint64_t want = 0;
+    for (std::size_t i = 0; i < 16; ++i) { // lower hex, checked above
+        const char c = line[i];
+        want = (want << 4U) | static_cast<std::uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
+    }
+    if (XXH3_64bits(body.data(), body.size()) != want) {
         return false;
     }
     std::string_view f[5];
@@ -488,6 +486,12 @@ std::uint64_t Spool::bytes() const noexcept {
 
 std::vector<Record> Spool::Reader::next(std::size_t max, std::size_t bytes_max) {
     std::vector<Record> out;
+    out.resize(next(out, max, bytes_max));
+    return out;
+}
+
+std::size_t Spool::Reader::next(std::vector<Record>& out, std::size_t max, std::size_t bytes_max) {
+    std::size_t got = 0; // out[0, got) are this call's; the rest are kept for their capacity
     std::vector<Segment> segs;
     std::uint64_t written = 0;
     {
@@ -496,7 +500,7 @@ std::vector<Record> Spool::Reader::next(std::size_t max, std::size_t bytes_max) 
         written = spool_->written_seq_;
     }
     if (segs.empty() || next_ > written || max == 0) {
-        return out;
+        return got;
     }
     std::size_t idx = 0;
     if (next_ < segs.front().first) {
@@ -519,7 +523,7 @@ std::vector<Record> Spool::Reader::next(std::size_t max, std::size_t bytes_max) 
             off_ = 0;
             if (!fd_.valid()) {
                 seg_ = 0;
-                return out; // removed meanwhile: the next call starts from the list again
+                return got; // removed meanwhile: the next call starts from the list again
             }
         }
         // The segment being written is read only as far as the writer has published.
@@ -536,8 +540,11 @@ std::vector<Record> Spool::Reader::next(std::size_t max, std::size_t bytes_max) 
             buf.resize(static_cast<std::size_t>(n));
             std::size_t at = 0;
             bool full = false;
-            Record r;
             for (;;) {
+                if (got == out.size()) {
+                    out.emplace_back();
+                }
+                Record& r = out[got]; // its strings' capacity is reused
                 std::size_t nl = buf.find('\n', at);
                 if (nl == std::string::npos) {
                     break;
@@ -554,9 +561,8 @@ std::vector<Record> Spool::Reader::next(std::size_t max, std::size_t bytes_max) 
                 }
                 next_ = r.seq + 1;
                 bytes += r.json.size();
-                out.push_back(std::move(r));
-                r = Record{};
-                if (out.size() >= max || bytes >= bytes_max) {
+                ++got;
+                if (got >= max || bytes >= bytes_max) {
                     full = true;
                     break;
                 }
@@ -570,7 +576,7 @@ std::vector<Record> Spool::Reader::next(std::size_t max, std::size_t bytes_max) 
             }
             off_ += at;
             if (full) {
-                return out;
+                return got;
             }
         }
         if (idx + 1 < segs.size()) {
@@ -586,7 +592,7 @@ std::vector<Record> Spool::Reader::next(std::size_t max, std::size_t bytes_max) 
         }
         break;
     }
-    return out;
+    return got;
 }
 
 } // namespace rp::observe

@@ -94,6 +94,9 @@ class Spool {
         // when nothing new. Records past a gap (segments removed by the
         // bound) continue at the oldest one kept; lost() counts the gap.
         std::vector<Record> next(std::size_t max, std::size_t bytes_max);
+        // The same into out[0, n), n returned; `out` keeps its records (and
+        // their strings' capacity) from call to call.
+        std::size_t next(std::vector<Record>& out, std::size_t max, std::size_t bytes_max);
         std::uint64_t next_seq() const noexcept { return next_; }
         std::uint64_t lost() const noexcept { return lost_; }
 
@@ -156,7 +159,8 @@ class Spool {
 };
 
 // One record's line appended to `out`, or returned; and its parse (false
-// for a bad line).
+// for a bad line). `json` must hold no raw tab or line end (escaped JSON
+// has none); tabs and line ends in the other fields become spaces.
 void append_record(std::string& out, std::uint64_t seq, std::int64_t time_ms,
                    std::string_view action, std::string_view media_type, std::string_view json);
 std::string format_record(std::uint64_t seq, std::int64_t time_ms, std::string_view action,

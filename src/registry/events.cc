@@ -21,8 +21,8 @@ std::string_view duty_actor(std::string_view duty) {
 
 } // namespace
 
-std::string Registry::content_url(const http::Exchange& ex, std::string_view repo,
-                                  std::string_view kind, std::string_view digest) const {
+void Registry::content_url(const http::Exchange& ex, observe::Event& e,
+                           std::string_view kind) const {
     const http::Request& req = ex.request();
     std::string_view host = req.header("X-Forwarded-Host");
     if (host.empty()) {
@@ -32,11 +32,9 @@ std::string Registry::content_url(const http::Exchange& ex, std::string_view rep
     if (proto != "http" && proto != "https") {
         proto = ex.secure() ? "https" : "http";
     }
-    std::string url;
-    url.reserve(proto.size() + host.size() + repo.size() + digest.size() + 24);
-    url.append(proto).append("://").append(host).append("/v2/").append(repo);
-    url.append("/").append(kind).append("/").append(digest);
-    return url;
+    e.url_scheme = proto;
+    e.url_host = host;
+    e.url_kind = kind;
 }
 
 observe::Event Registry::event_of(const Origin& o, Action a, const std::string& repo) const {
@@ -52,15 +50,13 @@ observe::Event Registry::event_of(const Origin& o, Action a, const std::string& 
         std::string_view fwd = req.header("X-Forwarded-For");
         fwd = util::trim(fwd.substr(0, fwd.find(',')));
         const std::string_view real = util::trim(req.header("X-Real-Ip"));
-        e.request.addr = !fwd.empty()    ? std::string(fwd)
-                         : !real.empty() ? std::string(real)
-                                         : ex.peer();
-        e.request.host = std::string(req.header("Host"));
+        e.request.addr = !fwd.empty() ? fwd : !real.empty() ? real : std::string_view(ex.peer());
+        e.request.host = req.header("Host");
         e.request.method = req.method;
-        e.request.useragent = std::string(req.header("User-Agent"));
+        e.request.useragent = req.header("User-Agent");
         e.actor = ex.user();
     } else {
-        e.actor = std::string(duty_actor(o.duty));
+        e.actor = duty_actor(o.duty);
     }
     return e;
 }
@@ -110,7 +106,7 @@ Task<void> Registry::on_manifest_push(http::Exchange& ex, const std::string& rep
     e.media_type = m.media_type;
     e.digest = digest;
     e.size = m.size;
-    e.url = content_url(ex, repo, "manifests", digest);
+    content_url(ex, e, "manifests");
     if (by_tag) {
         e.tag = ref;
     }
@@ -140,10 +136,10 @@ Task<void> Registry::on_blob_push(http::Exchange& ex, const std::string& repo,
         co_return;
     }
     observe::Event e = event_of(Origin{&ex, {}}, Action::push, repo);
-    e.media_type = std::string(blob_media_type);
+    e.media_type = blob_media_type;
     e.digest = digest;
     e.size = size;
-    e.url = content_url(ex, repo, "blobs", digest);
+    content_url(ex, e, "blobs");
     co_await publish(notifier_->record(e));
 }
 
@@ -165,10 +161,10 @@ Task<void> Registry::on_blob_mount(http::Exchange& ex, const std::string& repo,
         co_return;
     }
     observe::Event e = event_of(Origin{&ex, {}}, Action::mount, repo);
-    e.media_type = std::string(blob_media_type);
+    e.media_type = blob_media_type;
     e.digest = digest;
     e.size = size ? *size : 0;
-    e.url = content_url(ex, repo, "blobs", digest);
+    content_url(ex, e, "blobs");
     if (from) {
         e.from_repository = *from;
     }
@@ -185,7 +181,7 @@ void Registry::on_manifest_pull(const http::Exchange& ex, const std::string& rep
     e.media_type = m.media_type;
     e.digest = digest;
     e.size = m.size;
-    e.url = content_url(ex, repo, "manifests", digest);
+    content_url(ex, e, "manifests");
     if (ref.find(':') == std::string::npos) {
         e.tag = ref;
     }
@@ -199,10 +195,10 @@ void Registry::on_blob_pull(const http::Exchange& ex, const std::string& repo,
     }
     observe::Event e = event_of(Origin{&ex, {}}, Action::pull, repo);
     const std::string& digest = d.str();
-    e.media_type = std::string(blob_media_type);
+    e.media_type = blob_media_type;
     e.digest = digest;
     e.size = size;
-    e.url = content_url(ex, repo, "blobs", digest);
+    content_url(ex, e, "blobs");
     (void)notifier_->record(e);
 }
 
@@ -221,8 +217,8 @@ std::uint64_t Registry::on_delete(const Origin& o, const std::string& repo, std:
         return 0;
     }
     observe::Event e = event_of(o, Action::del, repo);
-    e.tag = std::string(tag);
-    e.digest = std::string(digest);
+    e.tag = tag;
+    e.digest = digest;
     return notifier_->record(e);
 }
 

@@ -206,8 +206,8 @@ class Registry final : public http::Handler {
     // their event is on disk (before the answer); pulls do not.
     bool observed() const noexcept { return notifier_ != nullptr || audit_ != nullptr; }
     observe::Event event_of(const Origin& o, observe::Action a, const std::string& repo) const;
-    std::string content_url(const http::Exchange& ex, std::string_view repo, std::string_view kind,
-                            std::string_view digest) const;
+    // target.url's parts, as Distribution builds it from the request.
+    void content_url(const http::Exchange& ex, observe::Event& e, std::string_view kind) const;
     void audit(const Origin& o, observe::AuditRecord r) noexcept;
     Task publish(std::uint64_t seq) noexcept; // waits for a spooled write event
     Task on_manifest_push(http::Exchange& ex, const std::string& repo, const std::string& ref,

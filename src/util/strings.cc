@@ -165,6 +165,20 @@ std::size_t utf8_len(std::string_view s, std::size_t i) noexcept {
 void json_escape(std::string& out, std::string_view s) {
     static constexpr char hex[] = "0123456789abcdef";
     for (std::size_t i = 0; i < s.size();) {
+        // The usual case: a run of printable ASCII, appended at once.
+        std::size_t run = i;
+        while (run < s.size()) {
+            const auto c = static_cast<unsigned char>(s[run]);
+            if (c < 0x20 || c >= 0x7F || c == '"' || c == '\\') {
+                break;
+            }
+            ++run;
+        }
+        if (run != i) {
+            out.append(s.data() + i, run - i);
+            i = run;
+            continue;
+        }
         const auto u = static_cast<unsigned char>(s[i]);
         if (u == '"' || u == '\\') {
             out.push_back('\\');
@@ -190,7 +204,7 @@ void json_escape(std::string& out, std::string_view s) {
     }
 }
 
-std::string random_uuid() {
+void random_uuid(char (&out)[36]) {
     thread_local std::mt19937_64 gen = [] {
         std::uint64_t seed[2] = {0, 0};
         if (::getrandom(seed, sizeof seed, 0) != static_cast<ssize_t>(sizeof seed)) {
@@ -206,17 +220,21 @@ std::string random_uuid() {
     hi = (hi & ~0xF000ULL) | 0x4000ULL;         // version 4
     lo = (lo & ~(3ULL << 62U)) | (2ULL << 62U); // variant 10
     static constexpr char hex[] = "0123456789abcdef";
-    std::string out(36, '-');
     std::size_t at = 0;
     for (int i = 0; i < 32; ++i) {
         if (i == 8 || i == 12 || i == 16 || i == 20) {
-            ++at; // the dashes stay
+            out[at++] = '-';
         }
         const std::uint64_t word = i < 16 ? hi : lo;
         const unsigned shift = static_cast<unsigned>(60 - (i % 16) * 4);
         out[at++] = hex[(word >> shift) & 15U];
     }
-    return out;
+}
+
+std::string random_uuid() {
+    char b[36];
+    random_uuid(b);
+    return std::string(b, sizeof b);
 }
 
 std::string rfc3339(std::int64_t epoch_s) {

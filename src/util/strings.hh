@@ -34,6 +34,7 @@ std::string rfc3339(std::int64_t epoch_s);
 // A random (version 4) UUID: request, event and instance ids. A generator
 // per thread, seeded from getrandom(2).
 std::string random_uuid();
+void random_uuid(char (&out)[36]);
 std::optional<std::int64_t> parse_rfc3339(std::string_view s) noexcept;
 std::string http_date(std::int64_t epoch_s);
 

@@ -15,7 +15,9 @@ TEST_CASE("a push event has Distribution's fields, in its order, with its omissi
     e.digest = "sha256:abc";
     e.size = 42;
     e.repository = "team/app";
-    e.url = "http://h:5000/v2/team/app/manifests/sha256:abc";
+    e.url_scheme = "http";
+    e.url_host = "h:5000";
+    e.url_kind = "manifests";
     e.tag = "v1";
     e.request = RequestInfo{"rid", "127.0.0.1:1234", "h:5000", "PUT", "docker/27"};
     e.actor = "alice";
