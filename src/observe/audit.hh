@@ -4,11 +4,12 @@
 // The audit log: one JSON line per write, delete, retention or GC
 // deletion, refused authentication or authorisation, and admin action, in
 // an append-only file of its own (not the access log). Lines are queued
-// from any thread and written by one writer thread, which syncs each batch
-// to disk. reopen() (SIGHUP) makes the writer open the path again, after
-// logrotate moved the file away.
+// from any thread and written by one writer thread within 100 ms, and
+// synced to disk about once a second and at a stop. reopen() (SIGHUP)
+// makes the writer open the path again, after logrotate moved the file.
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -67,8 +68,9 @@ class AuditLog {
     void write_out(const std::string& buf) noexcept; // under wmu_
     std::string path_;
     std::mutex wmu_;
-    util::UniqueFd fd_; // wmu_
-    bool torn_ = false; // the last write failed part way (wmu_)
+    util::UniqueFd fd_;                                 // wmu_
+    bool torn_ = false;                                 // the last write failed part way (wmu_)
+    std::chrono::steady_clock::time_point synced_at_{}; // the last fdatasync (wmu_)
     std::mutex mu_;
     std::condition_variable cv_;
     std::string pending_;         // mu_
