@@ -323,6 +323,7 @@ registry::RegistryConfig registry_config(const Config& cfg) {
     r.scrub_bytes_per_s = cfg.scrub_bytes_per_s;
     r.scrub_interval_s = static_cast<std::int64_t>(cfg.scrub_interval_s);
     r.upload_purge_age_s = static_cast<std::int64_t>(cfg.storage_upload_purge_age_hours) * 3600;
+    r.version = RINGPORT_VERSION;
     return r;
 }
 
@@ -586,6 +587,7 @@ int serve_main(const Config& cfg) {
     }
     std::shared_ptr<http::TlsContext> tls = scfg.tls;
     http::Server server(std::move(scfg), reg, runtime);
+    reg.set_connection_count([&server] { return server.active_connections(); });
     auto bound = server.listen();
     if (!bound) {
         return startup_error(bound.error());

@@ -123,6 +123,8 @@ class Server {
     Handler& handler() noexcept { return handler_; }
     unsigned shard_count() const noexcept { return static_cast<unsigned>(servers_.size()); }
     ShardServer& shard_server(unsigned i) noexcept { return *servers_[i]; }
+    // Connections open now, on every shard (any thread).
+    std::uint64_t active_connections() const noexcept { return total_active(); }
     // Chooses a shard for a new connection (fewest active, round robin on ties).
     unsigned pick_shard() noexcept;
     int listen_fd() const noexcept { return listen_fd_.get(); }

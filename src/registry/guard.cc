@@ -21,6 +21,7 @@ Need need_of(const Route& route, std::string_view method) noexcept {
     case RouteKind::gc:
     case RouteKind::retention:
     case RouteKind::scrub:
+    case RouteKind::mirrors:
     case RouteKind::repository: return {Need::Kind::server, auth::admin};
     case RouteKind::metrics: return {Need::Kind::server, auth::metrics};
     case RouteKind::tags_list:

@@ -30,6 +30,7 @@ std::string_view route_name(RouteKind k) noexcept {
     case RouteKind::retention: return "retention";
     case RouteKind::scrub: return "scrub";
     case RouteKind::repository: return "repository";
+    case RouteKind::mirrors: return "mirrors";
     case RouteKind::metrics: return "metrics";
     case RouteKind::not_found: return "not_found";
     }

@@ -17,6 +17,7 @@ using reactor::Task;
 Registry::Registry(RegistryConfig cfg, storage::Store& store, reactor::Latch& ready) noexcept
     : cfg_(std::move(cfg)), store_(store), ready_(ready), router_(cfg_.mirrors) {
     guard_ = cfg_.guard.get();
+    started_at_ = static_cast<std::int64_t>(std::time(nullptr));
     for (std::size_t i = 0; i < router_.upstreams().size(); ++i) {
         mirror_stats_.push_back(std::make_unique<MirrorStats>());
     }
@@ -53,6 +54,14 @@ void add_stale_warning(http::Response& resp, std::string_view why) {
 http::Response empty_response(int status) {
     http::Response r;
     r.status = status;
+    return r;
+}
+
+http::Response json_report(std::string body) {
+    http::Response r = empty_response(200);
+    r.add("Content-Type", "application/json");
+    r.add("Cache-Control", "no-store");
+    r.body = std::move(body);
     return r;
 }
 
@@ -173,12 +182,15 @@ Task<void> Registry::handle_route(http::Exchange& ex, Route route) noexcept {
     case RouteKind::scrub: co_await scrub_endpoint(ex); co_return;
     case RouteKind::repository: co_await delete_repository(ex, route); co_return;
     case RouteKind::status:
+    case RouteKind::mirrors:
     case RouteKind::metrics:
     case RouteKind::base:
         if (req.method != "GET" && req.method != "HEAD") {
             co_await fail(ex, Code::unsupported);
         } else if (route.kind == RouteKind::status) {
             co_await status(ex);
+        } else if (route.kind == RouteKind::mirrors) {
+            co_await mirrors_endpoint(ex);
         } else if (route.kind == RouteKind::metrics) {
             co_await metrics(ex);
         } else {

@@ -54,6 +54,7 @@ struct RegistryConfig {
     std::uint64_t scrub_bytes_per_s = 0;
     std::int64_t scrub_interval_s = 86400;
     std::int64_t upload_purge_age_s = 7 * 86400;
+    std::string version; // for the status endpoint
     // Flags, kept together (fewer padding bytes).
     bool delete_enabled = true;
     bool access_log = true;
@@ -88,6 +89,8 @@ class Registry final : public http::Handler {
         notifier_ = notifier;
         audit_ = audit;
     }
+    // Connections open now, across the shards (the status endpoint).
+    void set_connection_count(std::function<std::uint64_t()> fn) { connections_ = std::move(fn); }
     void log_access(const http::AccessRecord& rec) noexcept override;
     void cutting() noexcept override { flights_.cut_readers(); }
     void handshake_failed(std::string_view peer, const util::Error& why) noexcept override;
@@ -228,6 +231,7 @@ class Registry final : public http::Handler {
                        const std::string& ref) noexcept;
     // status.cc, metrics.cc
     Task status(http::Exchange& ex) noexcept;
+    Task mirrors_endpoint(http::Exchange& ex) noexcept;
     Task metrics(http::Exchange& ex) noexcept;
     MirrorStats& stats(const mirror::Upstream& u) noexcept { return *mirror_stats_[u.id]; }
     // listings.cc
@@ -241,6 +245,8 @@ class Registry final : public http::Handler {
 
     RegistryConfig cfg_;
     observe::Notifier* notifier_ = nullptr;
+    std::function<std::uint64_t()> connections_;
+    std::int64_t started_at_ = 0; // the registry's construction (uptime)
     observe::AuditLog* audit_ = nullptr;
     Guard* guard_ = nullptr; // cfg_.guard, when authentication is on
     storage::Store& store_;
@@ -294,6 +300,8 @@ storage::ManifestPtr indexed_manifest(const storage::Index& idx, const std::stri
 std::string upload_location(std::string_view name, std::string_view uuid);
 std::string upload_range(std::uint64_t offset);
 http::Response empty_response(int status);
+// 200 with a JSON document that is never cached (the /ringport/v1/ reports).
+http::Response json_report(std::string body);
 // `Warning: 110 ringport "stale: <why>"`: served from the mirror's cache
 // without the upstream's confirmation.
 void add_stale_warning(http::Response& resp, std::string_view why);

@@ -53,6 +53,10 @@ Route match_route(std::string_view path) {
         r.kind = RouteKind::scrub;
         return r;
     }
+    if (path == "/ringport/v1/mirrors") {
+        r.kind = RouteKind::mirrors;
+        return r;
+    }
     constexpr std::string_view repositories = "/ringport/v1/repositories/";
     if (path.starts_with(repositories) && path.size() > repositories.size()) {
         r.kind = RouteKind::repository;

@@ -22,6 +22,7 @@ enum class RouteKind {
     retention,  // /ringport/v1/retention: retention runs (GET: the last; POST: start one)
     scrub,      // /ringport/v1/scrub: the online scrub's progress and findings (GET)
     repository, // /ringport/v1/repositories/<name>: DELETE removes the whole repository
+    mirrors,    // /ringport/v1/mirrors: each mirror's cache and upstream (GET)
     metrics,    // /metrics: Prometheus text format
     not_found,
 };

@@ -125,11 +125,7 @@ Task<void> Registry::scrub_endpoint(http::Exchange& ex) noexcept {
         }
         j.close_array();
     }
-    http::Response r = empty_response(200);
-    r.add("Content-Type", "application/json");
-    r.add("Cache-Control", "no-store");
-    r.body = j.done();
-    co_await reply(ex, std::move(r));
+    co_await reply(ex, json_report(j.done()));
 }
 
 } // namespace rp::registry

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <ctime>
 #include <string>
 
 #include "registry/json.hh"
@@ -38,6 +39,11 @@ reactor::Task<void> Registry::status(http::Exchange& ex) noexcept {
     storage::Index::Footprint f = idx.footprint();
     struct mallinfo2 mi = ::mallinfo2();
     Json j;
+    j.str("version", cfg_.version)
+        .num("uptime_s", static_cast<std::int64_t>(std::time(nullptr)) - started_at_)
+        .num("shard_count",
+             static_cast<std::uint64_t>(runtime_ != nullptr ? runtime_->shard_count() : 0))
+        .num("connections", connections_ ? connections_() : std::uint64_t{0});
     j.open("index")
         .boolean("ready", ready_.is_set())
         .num("repositories", c.repos)
@@ -71,12 +77,46 @@ reactor::Task<void> Registry::status(http::Exchange& ex) noexcept {
         .num("rss_bytes", rss_bytes())
         .num("heap_in_use_bytes", static_cast<std::uint64_t>(mi.uordblks))
         .close();
-    std::string b = j.done();
-    http::Response r = empty_response(200);
-    r.add("Content-Type", "application/json");
-    r.add("Cache-Control", "no-store");
-    r.body = std::move(b);
-    co_await reply(ex, std::move(r));
+    co_await reply(ex, json_report(j.done()));
+}
+
+// GET /ringport/v1/mirrors: each mirror's cache and upstream, as /metrics
+// has them, for a UI.
+reactor::Task<void> Registry::mirrors_endpoint(http::Exchange& ex) noexcept {
+    Json j;
+    j.open_array("mirrors");
+    for (const mirror::Upstream& u : router_.upstreams()) {
+        const MirrorStats& st = stats(u);
+        const std::uint64_t hits = st.hits[0].load() + st.hits[1].load();
+        const std::uint64_t misses = st.misses[0].load() + st.misses[1].load();
+        const std::int64_t cache = st.cache_bytes.load();
+        const std::int64_t remaining = fetcher_.limits(u).remaining;
+        j.open()
+            .str("prefix", u.prefix)
+            .str("url", u.url)
+            .boolean("default", u.is_default)
+            .boolean("upstream_down", breaker_.is_open(u))
+            .num("hits", hits)
+            .num("misses", misses)
+            .num("hit_ratio_percent",
+                 hits + misses == 0 ? std::uint64_t{0} : hits * 100 / (hits + misses))
+            .num("manifest_hits", st.hits[MirrorStats::manifest].load())
+            .num("manifest_misses", st.misses[MirrorStats::manifest].load())
+            .num("blob_hits", st.hits[MirrorStats::blob].load())
+            .num("blob_misses", st.misses[MirrorStats::blob].load())
+            .num("coalesced", st.coalesced[0].load() + st.coalesced[1].load())
+            .num("stale_serves", st.stale.load())
+            .num("fetches_in_flight", st.in_flight.load())
+            .num("upstream_bytes", st.upstream_bytes.load())
+            .num("served_bytes", st.served_bytes.load())
+            .num("cache_bytes", cache < 0 ? std::int64_t{-1} : cache)
+            .num("cache_bytes_max", u.cache_bytes_max)
+            .num("evictions", st.evictions.load())
+            .num("ratelimit_remaining", remaining)
+            .close();
+    }
+    j.close_array();
+    co_await reply(ex, json_report(j.done()));
 }
 
 } // namespace rp::registry

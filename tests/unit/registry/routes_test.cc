@@ -28,6 +28,8 @@ TEST_CASE("routes are found from the end, so names may contain slashes") {
     CHECK(match_route("/ringport/v1/gc").kind == RouteKind::gc);
     CHECK(match_route("/ringport/v1/retention").kind == RouteKind::retention);
     CHECK(match_route("/ringport/v1/scrub").kind == RouteKind::scrub);
+    CHECK(match_route("/ringport/v1/mirrors").kind == RouteKind::mirrors);
+    CHECK(match_route("/ringport/v1/mirrors/x").kind == RouteKind::not_found);
     auto repo = match_route("/ringport/v1/repositories/team/app");
     CHECK(repo.kind == RouteKind::repository);
     CHECK(repo.name == "team/app");
