@@ -450,7 +450,6 @@ void Spool::release(std::uint64_t seq) noexcept {
     std::vector<std::uint64_t> gone;
     {
         std::lock_guard lk(mu_);
-        released_ = std::max(released_, seq);
         while (segments_.size() > 1 && segments_[1].first - 1 <= seq) {
             gone.push_back(segments_.front().first);
             segments_.erase(segments_.begin());

@@ -151,7 +151,6 @@ class Spool {
     std::uint64_t want_sync_ = 0;     // the last durable record queued (mu_)
     std::uint64_t written_seq_ = 0;   // in the file, readable (mu_)
     std::uint64_t synced_seq_ = 0;    // on disk for good (mu_)
-    std::uint64_t released_ = 0;      // mu_
     std::vector<Segment> segments_;   // oldest first; the last is written (mu_)
     bool closed_ = false;             // the writer thread ended (mu_)
     std::atomic<std::uint64_t> dropped_{0};

@@ -61,6 +61,17 @@ observe::Event Registry::event_of(const Origin& o, Action a, const std::string& 
     return e;
 }
 
+observe::Event Registry::content_event(const http::Exchange& ex, Action a, const std::string& repo,
+                                       std::string_view media_type, const std::string& digest,
+                                       std::uint64_t size, std::string_view kind) const {
+    observe::Event e = event_of(Origin{&ex, {}}, a, repo);
+    e.media_type = media_type;
+    e.digest = digest;
+    e.size = size;
+    content_url(ex, e, kind);
+    return e;
+}
+
 void Registry::audit(const Origin& o, observe::AuditRecord r) noexcept {
     if (audit_ == nullptr) {
         return;
@@ -102,11 +113,8 @@ Task<void> Registry::on_manifest_push(http::Exchange& ex, const std::string& rep
     if (notifier_ == nullptr || !notifier_->wanted(Action::push, m.media_type)) {
         co_return;
     }
-    observe::Event e = event_of(Origin{&ex, {}}, Action::push, repo);
-    e.media_type = m.media_type;
-    e.digest = digest;
-    e.size = m.size;
-    content_url(ex, e, "manifests");
+    observe::Event e =
+        content_event(ex, Action::push, repo, m.media_type, digest, m.size, "manifests");
     if (by_tag) {
         e.tag = ref;
     }
@@ -135,12 +143,8 @@ Task<void> Registry::on_blob_push(http::Exchange& ex, const std::string& repo,
     if (notifier_ == nullptr || !notifier_->wanted(Action::push, blob_media_type)) {
         co_return;
     }
-    observe::Event e = event_of(Origin{&ex, {}}, Action::push, repo);
-    e.media_type = blob_media_type;
-    e.digest = digest;
-    e.size = size;
-    content_url(ex, e, "blobs");
-    co_await publish(notifier_->record(e));
+    co_await publish(notifier_->record(
+        content_event(ex, Action::push, repo, blob_media_type, digest, size, "blobs")));
 }
 
 Task<void> Registry::on_blob_mount(http::Exchange& ex, const std::string& repo,
@@ -160,11 +164,8 @@ Task<void> Registry::on_blob_mount(http::Exchange& ex, const std::string& repo,
     if (notifier_ == nullptr || !notifier_->wanted(Action::mount, blob_media_type)) {
         co_return;
     }
-    observe::Event e = event_of(Origin{&ex, {}}, Action::mount, repo);
-    e.media_type = blob_media_type;
-    e.digest = digest;
-    e.size = size ? *size : 0;
-    content_url(ex, e, "blobs");
+    observe::Event e =
+        content_event(ex, Action::mount, repo, blob_media_type, digest, size ? *size : 0, "blobs");
     if (from) {
         e.from_repository = *from;
     }
@@ -176,12 +177,8 @@ void Registry::on_manifest_pull(const http::Exchange& ex, const std::string& rep
     if (notifier_ == nullptr || !notifier_->wanted(Action::pull, m.media_type)) {
         return;
     }
-    observe::Event e = event_of(Origin{&ex, {}}, Action::pull, repo);
-    const std::string& digest = m.digest.str();
-    e.media_type = m.media_type;
-    e.digest = digest;
-    e.size = m.size;
-    content_url(ex, e, "manifests");
+    observe::Event e =
+        content_event(ex, Action::pull, repo, m.media_type, m.digest.str(), m.size, "manifests");
     if (ref.find(':') == std::string::npos) {
         e.tag = ref;
     }
@@ -193,13 +190,8 @@ void Registry::on_blob_pull(const http::Exchange& ex, const std::string& repo,
     if (notifier_ == nullptr || !notifier_->wanted(Action::pull, blob_media_type)) {
         return;
     }
-    observe::Event e = event_of(Origin{&ex, {}}, Action::pull, repo);
-    const std::string& digest = d.str();
-    e.media_type = blob_media_type;
-    e.digest = digest;
-    e.size = size;
-    content_url(ex, e, "blobs");
-    (void)notifier_->record(e);
+    (void)notifier_->record(
+        content_event(ex, Action::pull, repo, blob_media_type, d.str(), size, "blobs"));
 }
 
 std::uint64_t Registry::on_delete(const Origin& o, const std::string& repo, std::string_view tag,

@@ -211,6 +211,12 @@ class Registry final : public http::Handler {
     observe::Event event_of(const Origin& o, observe::Action a, const std::string& repo) const;
     // target.url's parts, as Distribution builds it from the request.
     void content_url(const http::Exchange& ex, observe::Event& e, std::string_view kind) const;
+    // An event about a manifest or blob (`kind`: "manifests" or "blobs")
+    // a request pushed, pulled or mounted: its target and url.
+    observe::Event content_event(const http::Exchange& ex, observe::Action a,
+                                 const std::string& repo, std::string_view media_type,
+                                 const std::string& digest, std::uint64_t size,
+                                 std::string_view kind) const;
     void audit(const Origin& o, observe::AuditRecord r) noexcept;
     Task publish(std::uint64_t seq) noexcept; // waits for a spooled write event
     Task on_manifest_push(http::Exchange& ex, const std::string& repo, const std::string& ref,
