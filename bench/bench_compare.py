@@ -63,6 +63,10 @@ What it does, in order:
     the audit log on, and the audit log plus a webhook for every event
     (Distribution without and with a notification endpoint), and 10,000
     events queued while the endpoint is down, drained after it returns;
+ 7i. insights (bench/insights.py): 100,000 repositories (ringport-genroot):
+    the repository list's first page, search as you type (each keystroke a
+    request) and the registry's insights, against Distribution's _catalog
+    (its first page, and the whole walk a client-side search needs);
  8. startup: ringport-genroot writes 10,000 repositories x 10 tags, the page
     cache is warmed (every file read once), then the `ready` workload starts
     each server on it (`--server-cmd`): time to GET /v2/, to ready (/readyz;
@@ -139,6 +143,7 @@ import lifecycle as gc_run  # noqa: E402  (bench/lifecycle.py)
 import retention as retention_run  # noqa: E402  (bench/retention.py)
 import check as check_run  # noqa: E402  (bench/check.py)
 import observe as observe_run  # noqa: E402  (bench/observe.py)
+import insights as insights_run  # noqa: E402  (bench/insights.py)
 import mirror as mirror_run  # noqa: E402  (bench/mirror.py)
 import security as security_run  # noqa: E402  (bench/security.py)
 import soak as soak_run  # noqa: E402  (bench/soak.py)
@@ -890,6 +895,7 @@ def build_rows(args, res):
     retention_run.rows(res, row, fmt)
     check_run.rows(res, row, fmt)
     observe_run.rows(res, row, fmt)
+    insights_run.rows(res, row, fmt)
     return rows
 
 
@@ -1271,14 +1277,14 @@ def parse_args():
         if getattr(a, key) is None:
             setattr(a, key, quick if a.quick else full)
     steps = {"limits", "idle", "workloads", "connections", "abuse", "stop", "soak", "startup",
-             "mirror", "security", "gc", "retention", "check", "observe"}
+             "mirror", "security", "gc", "retention", "check", "observe", "insights"}
     if a.scale or a.scale_root:
         steps.add("scale")
     if a.only:
         steps = set(a.only.split(","))
         bad = steps - {"limits", "idle", "workloads", "connections", "abuse", "stop", "soak",
                        "startup", "scale", "mirror", "security", "gc", "retention", "check",
-                       "observe"}
+                       "observe", "insights"}
         if bad:
             ap.error(f"--only: unknown step(s) {', '.join(sorted(bad))}")
     a.steps = steps
@@ -1481,6 +1487,12 @@ def main():
                                                              http_extra=extra),
                 free_port, scratch, logdir, say)
             step_done("observe")
+        if "insights" in args.steps:
+            res["insights"] = insights_run.compare_step(
+                args, GENROOT, configured_ringport,
+                lambda name, root: start_distribution(root, logdir, cfgdir, name),
+                scratch, logdir, say)
+            step_done("insights")
         if "startup" in args.steps:
             res["startup"] = startup(args, R, scratch, logdir, cfgdir, args.startup_repos, 10,
                                      "startup", ["ringport-tree", "ringport", "distribution"])

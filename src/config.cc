@@ -132,6 +132,10 @@ const std::vector<Key>& keys() {
                  "tag push and pull times are kept in memory and saved to "
                  "<root>/.ringport.activity this often while they changed (a kill -9 loses "
                  "at most this much of them)"),
+        uint_key("insights", "days", &Config::insights_days, 1, 3660,
+                 "pulls per day (per repository and per tag) are kept this many days, with "
+                 "the registry's stored bytes per day, in <root>/.ringport.insights (saved "
+                 "with the activity)"),
         uint_key("scrub", "bytes_per_s", &Config::scrub_bytes_per_s, 0, UINT64_MAX,
                  "the online scrub reads and verifies this many blob bytes per second, on a "
                  "thread at nice 19, and reports what it finds (GET /ringport/v1/scrub; "

@@ -76,6 +76,7 @@ struct Config {
     // [retention]
     std::uint64_t retention_interval_s = 0;
     std::uint64_t retention_activity_save_s = 60;
+    std::uint64_t insights_days = 30;
     // [scrub]
     std::uint64_t scrub_bytes_per_s = 0;
     std::uint64_t scrub_interval_s = 86400;

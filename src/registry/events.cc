@@ -223,7 +223,8 @@ void Registry::audit_request(const http::Exchange& ex, RouteKind kind, const std
     const int status = ex.status();
     const bool read = req.method == "GET" || req.method == "HEAD";
     const bool admin = kind == RouteKind::gc || kind == RouteKind::retention ||
-                       kind == RouteKind::scrub || kind == RouteKind::repository;
+                       kind == RouteKind::scrub || kind == RouteKind::repository ||
+                       kind == RouteKind::repository_tag || kind == RouteKind::repository_manifest;
     observe::AuditRecord a;
     a.status = status;
     a.repository = name;

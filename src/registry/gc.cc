@@ -203,22 +203,29 @@ Task<void> Registry::gc_endpoint(http::Exchange& ex) noexcept {
 
 namespace rp::registry {
 
+reactor::Task<bool> Registry::may_delete(http::Exchange& ex, const Route& r) noexcept {
+    if (!cfg_.delete_enabled || cfg_.read_only) {
+        co_await fail(ex, Code::unsupported,
+                      cfg_.read_only ? "the registry is read-only" : "deletes are disabled");
+        co_return false;
+    }
+    if (!storage::valid_repo_name(r.name)) {
+        co_await fail(ex, Code::name_invalid, "invalid repository name");
+        co_return false;
+    }
+    if (!co_await ready_.wait()) {
+        co_await fail(ex, Code::unavailable, "stopping before the index finished loading");
+        co_return false;
+    }
+    co_return true;
+}
+
 Task<void> Registry::delete_repository(http::Exchange& ex, const Route& r) noexcept {
     if (ex.request().method != "DELETE") {
         co_await fail(ex, Code::unsupported, "DELETE");
         co_return;
     }
-    if (!cfg_.delete_enabled || cfg_.read_only) {
-        co_await fail(ex, Code::unsupported,
-                      cfg_.read_only ? "the registry is read-only" : "deletes are disabled");
-        co_return;
-    }
-    if (!storage::valid_repo_name(r.name)) {
-        co_await fail(ex, Code::name_invalid, "invalid repository name");
-        co_return;
-    }
-    if (!co_await ready_.wait()) {
-        co_await fail(ex, Code::unavailable, "stopping before the index finished loading");
+    if (!co_await may_delete(ex, r)) {
         co_return;
     }
     auto del = co_await store_.delete_repository(r.name);

@@ -22,7 +22,18 @@ Need need_of(const Route& route, std::string_view method) noexcept {
     case RouteKind::retention:
     case RouteKind::scrub:
     case RouteKind::mirrors:
-    case RouteKind::repository: return {Need::Kind::server, auth::admin};
+    case RouteKind::insights:
+    case RouteKind::timeseries: return {Need::Kind::server, auth::admin};
+    case RouteKind::repository:
+    case RouteKind::repository_tag:
+    case RouteKind::repository_manifest:
+        // Reading what a repository holds is a pull; deleting is an admin's.
+        if (read) {
+            return {Need::Kind::repository, auth::pull};
+        }
+        return {Need::Kind::server, auth::admin};
+    case RouteKind::repository_tags: return {Need::Kind::repository, auth::pull};
+    case RouteKind::repositories: return {Need::Kind::server, auth::catalog};
     case RouteKind::metrics: return {Need::Kind::server, auth::metrics};
     case RouteKind::tags_list:
     case RouteKind::referrers: return {Need::Kind::repository, auth::pull};

@@ -7,6 +7,7 @@
 //   std::string body = j.done(); // {"runs":3,"phase":"done","counts":{"a":1}}
 
 #include <cstdint>
+#include <ctime>
 #include <string>
 #include <string_view>
 
@@ -19,6 +20,20 @@ class Json {
     Json& num(std::string_view k, std::uint64_t v) { return raw(k, std::to_string(v)); }
     Json& num(std::string_view k, std::int64_t v) { return raw(k, std::to_string(v)); }
     Json& boolean(std::string_view k, bool v) { return raw(k, v ? "true" : "false"); }
+    Json& null(std::string_view k) { return raw(k, "null"); }
+    // Seconds since the epoch as RFC 3339 UTC ("2026-12-05T13:52:27Z"); 0 is null (never).
+    Json& time(std::string_view k, std::int64_t unix_s) {
+        if (unix_s <= 0) {
+            return null(k);
+        }
+        std::tm tm{};
+        const std::time_t t = unix_s;
+        char buf[32];
+        const std::size_t n = ::gmtime_r(&t, &tm) != nullptr
+                                  ? std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm)
+                                  : 0;
+        return n == 0 ? null(k) : str(k, std::string_view(buf, n));
+    }
     Json& str(std::string_view k, std::string_view v) {
         key(k);
         quoted(v);

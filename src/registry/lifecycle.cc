@@ -4,6 +4,7 @@
 // garbage collection and retention. The mirrors' housekeeping starts once
 // the activity it evicts by is loaded.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +14,7 @@
 #include "reactor/ops.hh"
 #include "reactor/shard.hh"
 #include "registry/registry.hh"
+#include "storage/layout.hh"
 #include "util/log.hh"
 
 namespace rp::registry {
@@ -22,6 +24,7 @@ using reactor::Task;
 namespace {
 
 constexpr const char* activity_file = ".ringport.activity";
+constexpr const char* insights_file = ".ringport.insights";
 // The mirror's access times before they became part of the activity: read
 // once, removed after the first save.
 constexpr const char* old_access_file = ".ringport.mirror-access";
@@ -62,11 +65,34 @@ bool write_replace(int dirfd, const char* name, const std::string& bytes) {
     }
     ok = ok && ::fsync(fd) == 0;
     ::close(fd);
-    if (ok && ::renameat(dirfd, tmp.c_str(), dirfd, name) == 0) {
-        (void)::unlinkat(dirfd, old_access_file, 0);
-        return true;
+    return ok && ::renameat(dirfd, tmp.c_str(), dirfd, name) == 0;
+}
+
+bool save_activity_file(int dirfd, const std::string& bytes) {
+    if (!write_replace(dirfd, activity_file, bytes)) {
+        return false;
     }
-    return false;
+    (void)::unlinkat(dirfd, old_access_file, 0); // its times are in the activity now
+    return true;
+}
+
+// The size of each blob's data file, or 0 when it is missing (a link to a
+// blob that is gone stores nothing). Blocking: the background pool.
+std::vector<std::pair<storage::Digest, std::uint64_t>>
+stat_blobs(int rootfd, const std::vector<storage::Digest>& digests) {
+    std::vector<std::pair<storage::Digest, std::uint64_t>> out;
+    out.reserve(digests.size());
+    const std::string v2 = std::string(storage::layout::v2_dir) + "/";
+    for (const storage::Digest& d : digests) {
+        struct stat st {};
+        const std::string path = v2 + storage::layout::blob_data(d);
+        if (::fstatat(rootfd, path.c_str(), &st, 0) == 0) {
+            out.emplace_back(d, static_cast<std::uint64_t>(st.st_size));
+        } else if (errno == ENOENT || errno == ENOTDIR) {
+            out.emplace_back(d, 0);
+        }
+    }
+    return out;
 }
 
 } // namespace
@@ -82,8 +108,58 @@ void Registry::start_housekeeping(int rootfd) noexcept {
 void Registry::save_activity() noexcept {
     // Never before the saved times were read: that would overwrite them.
     if (rootfd_ >= 0 && activity_loaded_.is_set() && activity_.take_dirty() &&
-        !write_replace(rootfd_, activity_file, activity_.serialize())) {
+        !save_activity_file(rootfd_, activity_.serialize())) {
         RP_LOG_WARN("tag and pull activity not saved: %s", std::strerror(errno));
+    }
+    if (rootfd_ >= 0 && activity_loaded_.is_set() && insights_.take_dirty() &&
+        !write_replace(rootfd_, insights_file, insights_.serialize())) {
+        RP_LOG_WARN("insights not saved: %s", std::strerror(errno));
+    }
+}
+
+void Registry::sample_rates(std::int64_t now) noexcept {
+    if (!requests_) {
+        return;
+    }
+    std::uint64_t total = 0;
+    for (std::size_t k = 0; k < RequestCounters::kinds; ++k) {
+        for (std::size_t s = 0; s < RequestCounters::slots; ++s) {
+            total += requests_->total(k, s);
+        }
+    }
+    const std::int64_t minute = now / 60;
+    std::lock_guard lk(rates_.mu);
+    if (rates_.minute == 0) {
+        rates_.minute = minute;
+        rates_.at_start = total;
+        return;
+    }
+    if (minute != rates_.minute) { // the minute counting ended: keep it
+        rates_.minutes.emplace_back(rates_.minute, total - rates_.at_start);
+        rates_.minute = minute;
+        rates_.at_start = total;
+        while (rates_.minutes.size() > 60) {
+            rates_.minutes.pop_front();
+        }
+    }
+}
+
+Task<void> Registry::learn_sizes() noexcept {
+    // Sizes the index has no size for (a tree or snapshot loaded at
+    // startup): from each blob's data file, in batches, off the shards.
+    reactor::Shard* shard = reactor::Shard::current();
+    storage::Index& idx = store_.index();
+    for (int turn = 0; turn < 100000 && !shard->stopping(); ++turn) {
+        std::vector<storage::Digest> batch = idx.unsized(4096);
+        if (batch.empty()) {
+            break;
+        }
+        std::vector<std::pair<storage::Digest, std::uint64_t>> sizes;
+        co_await shard->blocking().run([&] { sizes = stat_blobs(rootfd_, batch); });
+        if (sizes.empty()) {
+            break; // nothing could be read: the next turn of the lifecycle retries
+        }
+        idx.learn_sizes(sizes);
     }
 }
 
@@ -95,18 +171,26 @@ Task<void> Registry::lifecycle() noexcept {
     reactor::Shard* shard = reactor::Shard::current();
     std::string saved;
     std::string old;
-    co_await shard->blocking().run([this, &saved, &old] {
+    std::string insights;
+    co_await shard->blocking().run([this, &saved, &old, &insights] {
         saved = read_small(rootfd_, activity_file);
         old = read_small(rootfd_, old_access_file);
+        insights = read_small(rootfd_, insights_file);
     });
     activity_.load(old);
     activity_.load(saved);
     activity_.begin_tracking(now_s());
+    insights_.set_keep_days(cfg_.insights_days);
+    insights_.load(insights);
     activity_loaded_.set(); // retention and the stop's save wait for this
     if (!router_.empty()) {
         reactor::spawn(housekeeping());
     }
+    co_await learn_sizes();
+    insights_.stored(now_s(), store_.index().totals().bytes);
+    sample_rates(now_s());
     std::int64_t saved_at = now_s();
+    std::int64_t sized_at = now_s();
     std::int64_t gc_at = cfg_.gc_interval_s > 0 ? now_s() + cfg_.gc_interval_s : -1;
     std::int64_t retention_at =
         cfg_.retention_interval_s > 0 ? now_s() + cfg_.retention_interval_s : -1;
@@ -117,6 +201,12 @@ Task<void> Registry::lifecycle() noexcept {
             break;
         }
         const std::int64_t now = now_s();
+        sample_rates(now);
+        insights_.stored(now, store_.index().totals().bytes); // marks a change only
+        if (now - sized_at >= 10 && store_.index().totals().unsized != 0) {
+            sized_at = now; // a repository replaced by the verification, say
+            co_await learn_sizes();
+        }
         if (gc_at >= 0 && now >= gc_at) {
             gc_at = now + cfg_.gc_interval_s;
             start_gc();
@@ -145,10 +235,23 @@ Task<void> Registry::lifecycle() noexcept {
                 std::string text = activity_.serialize();
                 bool ok = false;
                 co_await shard->blocking().run(
-                    [this, &text, &ok] { ok = write_replace(rootfd_, activity_file, text); });
+                    [this, &text, &ok] { ok = save_activity_file(rootfd_, text); });
                 if (!ok) {
                     RP_LOG_WARN("tag and pull activity not saved; retrying later");
                     activity_.mark_dirty(); // the next turn retries
+                }
+            }
+            insights_.prune(now, [&idx](std::string_view repo, std::string_view tag) {
+                return tag.empty() ? idx.repo_exists(repo) : idx.resolve_tag(repo, tag).has_value();
+            });
+            if (insights_.take_dirty()) {
+                std::string text = insights_.serialize();
+                bool ok = false;
+                co_await shard->blocking().run(
+                    [this, &text, &ok] { ok = write_replace(rootfd_, insights_file, text); });
+                if (!ok) {
+                    RP_LOG_WARN("insights not saved; retrying later");
+                    insights_.mark_dirty();
                 }
             }
         }

@@ -292,3 +292,38 @@ Result<std::vector<Digest>> stored_references(const Digest& /*d*/, const std::st
 }
 
 } // namespace rp::registry
+
+namespace rp::registry {
+
+std::vector<Platform> index_platforms(std::string_view body) {
+    std::vector<Platform> out;
+    dom::element doc;
+    dom::array list;
+    if (thread_parser().parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS ||
+        doc["manifests"].get_array().get(list) != simdjson::SUCCESS) {
+        return out;
+    }
+    for (dom::element e : list) {
+        Platform p;
+        std::string_view s;
+        if (e["digest"].get_string().get(s) == simdjson::SUCCESS) {
+            p.digest = std::string(s);
+        }
+        dom::object pl;
+        if (e["platform"].get_object().get(pl) == simdjson::SUCCESS) {
+            if (pl["os"].get_string().get(s) == simdjson::SUCCESS) {
+                p.os = std::string(s);
+            }
+            if (pl["architecture"].get_string().get(s) == simdjson::SUCCESS) {
+                p.architecture = std::string(s);
+            }
+            if (pl["variant"].get_string().get(s) == simdjson::SUCCESS) {
+                p.variant = std::string(s);
+            }
+        }
+        out.push_back(std::move(p));
+    }
+    return out;
+}
+
+} // namespace rp::registry

@@ -56,4 +56,13 @@ util::Result<std::vector<storage::Digest>> stored_references(const storage::Dige
 
 bool is_manifest_media_type(std::string_view t) noexcept;
 
+// One entry of an image index: its digest and platform (empty parts when
+// the index names none, as for an attestation).
+struct Platform {
+    std::string digest, os, architecture, variant;
+};
+// The entries of an index's `manifests`, in order; empty when the body is
+// not an index. Pure.
+std::vector<Platform> index_platforms(std::string_view body);
+
 } // namespace rp::registry

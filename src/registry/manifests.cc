@@ -370,10 +370,16 @@ Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
         // Retention and a mirror's eviction go by the last pull. A HEAD counts:
         // containerd resolves a tag with HEAD, then GETs by digest.
         const auto now = static_cast<std::int64_t>(std::time(nullptr));
-        if (r.ref.find(':') == std::string::npos) {
+        const bool by_tag = r.ref.find(':') == std::string::npos;
+        if (by_tag) {
             activity_.tag_pulled(r.name, r.ref, now);
         }
         activity_.digest_pulled(r.name, m->digest.str(), now);
+        // A pull, for insights: a request by tag, or a GET by digest (a
+        // HEAD by digest is a client checking what it has).
+        if (by_tag || ex.request().method == "GET") {
+            insights_.pulled(r.name, by_tag ? std::string_view(r.ref) : std::string_view(), now);
+        }
     }
     const http::Request& req = ex.request();
     if (!accepts(req, m->media_type)) {

@@ -30,6 +30,12 @@ std::string_view route_name(RouteKind k) noexcept {
     case RouteKind::retention: return "retention";
     case RouteKind::scrub: return "scrub";
     case RouteKind::repository: return "repository";
+    case RouteKind::repositories: return "repositories";
+    case RouteKind::repository_tags: return "repository_tags";
+    case RouteKind::repository_tag: return "repository_tag";
+    case RouteKind::repository_manifest: return "repository_manifest";
+    case RouteKind::insights: return "insights";
+    case RouteKind::timeseries: return "timeseries";
     case RouteKind::mirrors: return "mirrors";
     case RouteKind::metrics: return "metrics";
     case RouteKind::not_found: return "not_found";

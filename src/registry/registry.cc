@@ -180,7 +180,13 @@ Task<void> Registry::handle_route(http::Exchange& ex, Route route) noexcept {
     case RouteKind::gc: co_await gc_endpoint(ex); co_return;
     case RouteKind::retention: co_await retention_endpoint(ex); co_return;
     case RouteKind::scrub: co_await scrub_endpoint(ex); co_return;
-    case RouteKind::repository: co_await delete_repository(ex, route); co_return;
+    case RouteKind::repository:
+    case RouteKind::repository_tags:
+    case RouteKind::repository_tag:
+    case RouteKind::repository_manifest: co_await repository_endpoint(ex, route); co_return;
+    case RouteKind::repositories: co_await repositories_endpoint(ex); co_return;
+    case RouteKind::insights: co_await insights_endpoint(ex); co_return;
+    case RouteKind::timeseries: co_await timeseries_endpoint(ex); co_return;
     case RouteKind::status:
     case RouteKind::mirrors:
     case RouteKind::metrics:

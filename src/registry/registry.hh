@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -23,10 +24,12 @@
 #include "reactor/sync.hh"
 #include "registry/errors.hh"
 #include "registry/guard.hh"
+#include "registry/json.hh"
 #include "registry/metrics.hh"
 #include "registry/routes.hh"
 #include "storage/activity.hh"
 #include "storage/check.hh"
+#include "storage/insights.hh"
 #include "storage/gc.hh"
 #include "storage/retention.hh"
 #include "storage/store.hh"
@@ -49,6 +52,7 @@ struct RegistryConfig {
     std::vector<storage::RetentionPolicy> retention_policies;
     std::int64_t retention_interval_s = 0;
     std::int64_t activity_save_s = 60;
+    std::int32_t insights_days = 30; // daily pull counts kept
     // The online scrub ([scrub]): blob bytes verified per second (0: off),
     // and the pause between the end of a pass and the next.
     std::uint64_t scrub_bytes_per_s = 0;
@@ -203,6 +207,9 @@ class Registry final : public http::Handler {
     Task scrub_endpoint(http::Exchange& ex) noexcept; // scrub.cc
     // DELETE /ringport/v1/repositories/<name>: the whole repository.
     Task delete_repository(http::Exchange& ex, const Route& r) noexcept;
+    // Whether deletes are on and the name is valid, after the index loaded
+    // (else the refusal is sent).
+    reactor::Task<bool> may_delete(http::Exchange& ex, const Route& r) noexcept;
     // A new run's progress, or null when one is running.
     std::shared_ptr<storage::GcProgress> gc_claim() noexcept;
     // events.cc: what webhooks and the audit log are told. Writes wait until
@@ -237,6 +244,21 @@ class Registry final : public http::Handler {
                        const std::string& ref) noexcept;
     // status.cc, metrics.cc
     Task status(http::Exchange& ex) noexcept;
+    // admin.cc: insights and the repository API.
+    Task repositories_endpoint(http::Exchange& ex) noexcept;
+    Task repository_endpoint(http::Exchange& ex, const Route& r) noexcept;
+    Task admin_delete(http::Exchange& ex, const Route& r) noexcept;
+    Task insights_endpoint(http::Exchange& ex) noexcept;
+    Task timeseries_endpoint(http::Exchange& ex) noexcept;
+    struct ManifestView;
+    reactor::Task<ManifestView> view_manifest(const std::string& repo,
+                                              storage::ManifestPtr m) noexcept;
+    void manifest_json(Json& j, const ManifestView& v, const storage::Index::Frees& f,
+                       const std::string& repo) const;
+    void tag_json(Json& j, const std::string& repo, const std::string& tag, const ManifestView& v,
+                  bool days) const;
+    Task learn_sizes() noexcept; // lifecycle: sizes the index lacks, from the tree
+    void sample_rates(std::int64_t now) noexcept;
     Task mirrors_endpoint(http::Exchange& ex) noexcept;
     Task metrics(http::Exchange& ex) noexcept;
     MirrorStats& stats(const mirror::Upstream& u) noexcept { return *mirror_stats_[u.id]; }
@@ -271,6 +293,14 @@ class Registry final : public http::Handler {
     mirror::ListCache lists_;
     std::unique_ptr<RequestCounters> requests_; // set with the runtime
     storage::Activity activity_;
+    storage::Insights insights_;
+    struct Rates {
+        std::mutex mu;
+        std::deque<std::pair<std::int64_t, std::uint64_t>> minutes; // minute -> requests (mu)
+        std::int64_t minute = 0;                                    // the one counting (mu)
+        std::uint64_t at_start = 0;                                 // requests before it began (mu)
+    };
+    Rates rates_;
     reactor::Latch activity_loaded_; // the saved activity was read (lifecycle)
     int rootfd_ = -1;
     std::mutex gc_mu_;

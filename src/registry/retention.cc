@@ -164,6 +164,7 @@ Task<Result<void>> Registry::remove_tag(const std::string& repo, const std::stri
     auto r = co_await store_.delete_tag(repo, tag);
     if (r) {
         activity_.forget_tag(repo, tag);
+        insights_.forget_tag(repo, tag);
         if (observed()) {
             co_await publish(on_delete(o, repo, tag, {}, "tag"));
         }

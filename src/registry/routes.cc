@@ -57,10 +57,43 @@ Route match_route(std::string_view path) {
         r.kind = RouteKind::mirrors;
         return r;
     }
+    if (path == "/ringport/v1/insights") {
+        r.kind = RouteKind::insights;
+        return r;
+    }
+    if (path == "/ringport/v1/timeseries") {
+        r.kind = RouteKind::timeseries;
+        return r;
+    }
+    if (path == "/ringport/v1/repositories") {
+        r.kind = RouteKind::repositories;
+        return r;
+    }
     constexpr std::string_view repositories = "/ringport/v1/repositories/";
     if (path.starts_with(repositories) && path.size() > repositories.size()) {
+        // "<name>/-/<what>": a name's components start with a letter or
+        // digit, so "-" is never one of them.
+        std::string_view rest = path.substr(repositories.size());
+        auto sep = rest.find("/-/");
         r.kind = RouteKind::repository;
-        r.name = std::string(path.substr(repositories.size()));
+        r.name = std::string(rest.substr(0, sep));
+        if (sep == std::string_view::npos) {
+            return r;
+        }
+        std::string_view what = rest.substr(sep + 3);
+        if (what == "tags") {
+            r.kind = RouteKind::repository_tags;
+        } else if (what.starts_with("tags/") && what.size() > 5 &&
+                   what.find('/', 5) == std::string_view::npos) {
+            r.kind = RouteKind::repository_tag;
+            r.ref = std::string(what.substr(5));
+        } else if (what.starts_with("manifests/") && what.size() > 10 &&
+                   what.find('/', 10) == std::string_view::npos) {
+            r.kind = RouteKind::repository_manifest;
+            r.ref = std::string(what.substr(10));
+        } else {
+            r = Route{}; // not_found
+        }
         return r;
     }
     if (path == "/metrics") {

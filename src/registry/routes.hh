@@ -17,13 +17,19 @@ enum class RouteKind {
     referrers,    // /v2/<name>/referrers/<digest>
     healthz,
     readyz,
-    status,     // /ringport/v1/status: what the process holds (counts and bounds)
-    gc,         // /ringport/v1/gc: garbage collection runs (GET: the last; POST: start one)
-    retention,  // /ringport/v1/retention: retention runs (GET: the last; POST: start one)
-    scrub,      // /ringport/v1/scrub: the online scrub's progress and findings (GET)
-    repository, // /ringport/v1/repositories/<name>: DELETE removes the whole repository
-    mirrors,    // /ringport/v1/mirrors: each mirror's cache and upstream (GET)
-    metrics,    // /metrics: Prometheus text format
+    status,          // /ringport/v1/status: what the process holds (counts and bounds)
+    gc,              // /ringport/v1/gc: garbage collection runs (GET: the last; POST: start one)
+    retention,       // /ringport/v1/retention: retention runs (GET: the last; POST: start one)
+    scrub,           // /ringport/v1/scrub: the online scrub's progress and findings (GET)
+    repository,      // /ringport/v1/repositories/<name>: GET its insights, DELETE removes it whole
+    repositories,    // /ringport/v1/repositories: the list, sorted, filtered, paginated
+    repository_tags, // /ringport/v1/repositories/<name>/-/tags: tags with their details
+    repository_tag,  // /ringport/v1/repositories/<name>/-/tags/<tag>: GET, DELETE
+    repository_manifest, // /ringport/v1/repositories/<name>/-/manifests/<digest>: GET, DELETE
+    insights,            // /ringport/v1/insights: the registry's totals and top repositories
+    timeseries,          // /ringport/v1/timeseries: stored bytes and pulls per day, requests
+    mirrors,             // /ringport/v1/mirrors: each mirror's cache and upstream (GET)
+    metrics,             // /metrics: Prometheus text format
     not_found,
 };
 

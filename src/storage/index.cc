@@ -43,6 +43,9 @@ DigestId Index::ref(const Digest& d) {
         id = static_cast<DigestId>(digests_.size());
         digests_.push_back(d);
         refs_.push_back(0);
+        sizes_.push_back(unknown_size);
+        holders_.push_back(0);
+        holder_xor_.push_back(0);
     }
     ids_.emplace(std::string_view(digests_[id].str()), id);
     refs_[id] = 1;
@@ -54,8 +57,10 @@ void Index::unref(DigestId id) {
     if (--refs_[id] != 0) {
         return;
     }
+    RP_ASSERT(holders_[id] == 0);
     ids_.erase(std::string_view(digests_[id].str()));
     digests_[id] = Digest{}; // frees the string; the slot waits for reuse
+    sizes_[id] = unknown_size;
     free_ids_.push_back(id);
 }
 
@@ -257,17 +262,127 @@ RepoLease Index::lease(std::string_view name) {
     return RepoLease(*this, it->first, it->second);
 }
 
+namespace {
+
+std::uintptr_t address(const RepoState& r) noexcept { return reinterpret_cast<std::uintptr_t>(&r); }
+
+// The one holder an xor of holders' addresses names when only one is left.
+// The cast is the point: it finds that holder in O(1), without a list of
+// holders per blob (a base layer in 10,000 repositories would need one).
+RepoState* holder_at(std::uintptr_t a) noexcept {
+    return reinterpret_cast<RepoState*>(a); // NOLINT(performance-no-int-to-ptr)
+}
+
+} // namespace
+
+void Index::hold(RepoState& r, DigestId id) {
+    const std::uint32_t n = ++holders_[id];
+    holder_xor_[id] ^= address(r);
+    const std::uint64_t s = sizes_[id];
+    if (n == 1) {
+        ++held_;
+        unsized_ += s == unknown_size ? 1 : 0;
+    }
+    if (s == unknown_size) {
+        ++r.unsized;
+        return;
+    }
+    r.bytes += s;
+    logical_bytes_ += s;
+    if (n == 1) {
+        r.unique_bytes += s;
+        total_bytes_ += s;
+    } else if (n == 2) { // the one that held it alone shares it now
+        holder_at(holder_xor_[id] ^ address(r))->unique_bytes -= s;
+    }
+}
+
+void Index::unhold(RepoState& r, DigestId id) {
+    RP_ASSERT(holders_[id] > 0);
+    const std::uint32_t n = --holders_[id];
+    holder_xor_[id] ^= address(r);
+    const std::uint64_t s = sizes_[id];
+    if (n == 0) {
+        --held_;
+        unsized_ -= s == unknown_size ? 1 : 0;
+    }
+    if (s == unknown_size) {
+        --r.unsized;
+        return;
+    }
+    r.bytes -= s;
+    logical_bytes_ -= s;
+    if (n == 0) {
+        r.unique_bytes -= s;
+        total_bytes_ -= s;
+    } else if (n == 1) { // the one left holds it alone now
+        holder_at(holder_xor_[id])->unique_bytes += s;
+    }
+}
+
+void Index::set_size(DigestId id, std::uint64_t size) {
+    if (sizes_[id] != unknown_size || size == unknown_size) {
+        return;
+    }
+    sizes_[id] = size;
+    const std::uint32_t n = holders_[id];
+    if (n == 0) {
+        return;
+    }
+    --unsized_;
+    total_bytes_ += size;
+    logical_bytes_ += size * n;
+    if (n == 1) {
+        RepoState* r = holder_at(holder_xor_[id]);
+        --r->unsized;
+        r->bytes += size;
+        r->unique_bytes += size;
+        return;
+    }
+    for (auto& [name, r] : repos_) { // shared before its size was known: rare (startup)
+        if (r->layers.contains(id) || r->manifests.contains(id)) {
+            recount(*r);
+        }
+    }
+}
+
+void Index::recount(RepoState& r) const {
+    r.bytes = r.unique_bytes = 0;
+    r.unsized = 0;
+    auto add = [&](DigestId id) {
+        const std::uint64_t s = sizes_[id];
+        if (s == unknown_size) {
+            ++r.unsized;
+            return;
+        }
+        r.bytes += s;
+        r.unique_bytes += holders_[id] == 1 ? s : 0;
+    };
+    for (DigestId id : r.layers) {
+        add(id);
+    }
+    for (const auto& [id, m] : r.manifests) {
+        if (!r.layers.contains(id)) {
+            add(id);
+        }
+    }
+}
+
 void Index::set_layer(RepoState& r, DigestId id) {
     if (r.layers.insert(id).second) {
         ++layer_refs_[id];
         ref(id);
+        if (!r.manifests.contains(id)) {
+            hold(r, id);
+        }
     }
 }
 
-void Index::add_layer(std::string_view repo_name, const Digest& d) {
+void Index::add_layer(std::string_view repo_name, const Digest& d, std::uint64_t size) {
     std::unique_lock lk(mu_);
     RepoState& r = slot(repo_name);
     DigestId id = ref(d);
+    set_size(id, size);
     set_layer(r, id);
     unref(id);
     r.gen = ++next_gen_;
@@ -281,6 +396,9 @@ void Index::remove_layer(std::string_view repo_name, const Digest& d) {
         return;
     }
     r->gen = ++next_gen_;
+    if (!r->manifests.contains(*id)) {
+        unhold(*r, *id);
+    }
     unref_layer(*id);
     unref(*id);
     prune(repo_name);
@@ -349,9 +467,14 @@ void Index::set_manifest(RepoState& r, DigestId id, ManifestPtr m) {
         set_referrer(r, *m->subject, id);
     }
     ManifestPtr shared = share(r, id, std::move(m)); // before the slot exists: it counts r
+    const std::uint64_t size = shared->size;
     auto [it, inserted] = r.manifests.try_emplace(id, shared);
     if (inserted) {
         ref(id);
+        set_size(id, size);
+        if (!r.layers.contains(id)) {
+            hold(r, id);
+        }
     } else {
         it->second = std::move(shared);
     }
@@ -424,6 +547,9 @@ void Index::remove_manifest(std::string_view repo_name, const Digest& d) {
             }
         }
         r->manifests.erase(it);
+        if (!r->layers.contains(*id)) {
+            unhold(*r, *id);
+        }
         unref_manifest(*id);
         unref(*id);
     }
@@ -454,10 +580,15 @@ void Index::fill(RepoState& r, RepoLoad load) {
 
 void Index::clear(RepoState& r) {
     for (DigestId id : r.layers) {
+        if (!r.manifests.contains(id)) {
+            unhold(r, id);
+        }
         unref_layer(id);
         unref(id);
     }
+    r.layers.clear(); // before the manifests: each of them is held now
     for (const auto& [id, m] : r.manifests) {
+        unhold(r, id);
         unref_manifest(id);
         unref(id);
     }
@@ -470,7 +601,6 @@ void Index::clear(RepoState& r) {
     for (const auto& [tag, id] : r.tags) {
         unref(id);
     }
-    r.layers.clear();
     r.manifests.clear();
     r.referrers.clear();
     r.tags.clear();
@@ -567,10 +697,22 @@ bool Index::replace_repo(std::string_view repo_name, std::uint64_t gen, RepoLoad
         return false;
     }
     RepoState& r = slot(repo_name);
+    // What it held keeps its id (and the size learned for it) across the
+    // change: most of it comes straight back.
+    std::vector<DigestId> kept(r.layers.begin(), r.layers.end());
+    for (const auto& [id, m] : r.manifests) {
+        kept.push_back(id);
+    }
+    for (DigestId id : kept) {
+        ref(id);
+    }
     clear(r);
     std::sort(load.tags.begin(), load.tags.end(),
               [](const auto& a, const auto& b) { return a.first < b.first; });
     fill(r, std::move(load));
+    for (DigestId id : kept) {
+        unref(id);
+    }
     prune(repo_name);
     return true;
 }
@@ -597,6 +739,197 @@ namespace rp::storage {
 Index::Footprint Index::footprint() const {
     std::shared_lock lk(mu_);
     return Footprint{repos_.size(), ids_.size(), digests_.size()};
+}
+
+} // namespace rp::storage
+
+namespace rp::storage {
+
+std::vector<Digest> Index::unsized(std::size_t n) const {
+    std::shared_lock lk(mu_);
+    std::vector<Digest> out;
+    if (unsized_ == 0) {
+        return out;
+    }
+    for (std::size_t id = 0; id < sizes_.size() && out.size() < n; ++id) {
+        if (holders_[id] != 0 && sizes_[id] == unknown_size) {
+            out.push_back(digests_[id]);
+        }
+    }
+    return out;
+}
+
+void Index::learn_sizes(const std::vector<std::pair<Digest, std::uint64_t>>& sizes) {
+    std::unique_lock lk(mu_);
+    bool shared = false;
+    for (const auto& [d, size] : sizes) {
+        auto id = id_of(d);
+        if (!id || sizes_[*id] != unknown_size || size == unknown_size) {
+            continue;
+        }
+        if (holders_[*id] > 1) { // counted below, once for the whole batch
+            shared = true;
+            sizes_[*id] = size;
+            --unsized_;
+            total_bytes_ += size;
+            logical_bytes_ += size * holders_[*id];
+            continue;
+        }
+        set_size(*id, size);
+    }
+    if (shared) {
+        for (auto& [name, r] : repos_) {
+            recount(*r);
+        }
+    }
+}
+
+namespace {
+
+Index::RepoSummary summary_of(std::string_view name, const RepoState& r) {
+    Index::RepoSummary s;
+    s.name = std::string(name);
+    s.bytes = r.bytes;
+    s.unique_bytes = r.unique_bytes;
+    s.unsized = r.unsized;
+    s.tags = static_cast<std::uint32_t>(r.tags.size());
+    s.manifests = static_cast<std::uint32_t>(r.manifests.size());
+    s.layers = static_cast<std::uint32_t>(r.layers.size());
+    return s;
+}
+
+} // namespace
+
+std::vector<Index::RepoSummary>
+Index::summaries(const std::function<bool(std::string_view)>& accept) const {
+    std::shared_lock lk(mu_);
+    std::vector<RepoSummary> out;
+    out.reserve(accept ? 0 : repos_.size());
+    for (const auto& [name, r] : repos_) {
+        if (r->listed() && (!accept || accept(name))) {
+            out.push_back(summary_of(name, *r));
+        }
+    }
+    return out;
+}
+
+std::optional<Index::RepoSummary> Index::summary(std::string_view repo) const {
+    std::shared_lock lk(mu_);
+    const RepoState* r = find(repo);
+    if (r == nullptr || !r->listed()) {
+        return std::nullopt;
+    }
+    return summary_of(repo, *r);
+}
+
+Index::Totals Index::totals() const {
+    std::shared_lock lk(mu_);
+    return Totals{total_bytes_, logical_bytes_, held_, unsized_};
+}
+
+std::optional<std::uint64_t> Index::size_of(const Digest& d) const {
+    std::shared_lock lk(mu_);
+    auto id = id_of(d);
+    if (!id || sizes_[*id] == unknown_size) {
+        return std::nullopt;
+    }
+    return sizes_[*id];
+}
+
+Index::Frees Index::frees(std::string_view repo, const std::vector<Digest>& manifests,
+                          bool whole) const {
+    std::shared_lock lk(mu_);
+    Frees f;
+    const RepoState* r = find(repo);
+    if (r == nullptr) {
+        return f;
+    }
+    // The manifests that leave the repository: those asked for, then the
+    // children and referrers only they kept (untagged, named by no manifest
+    // that stays).
+    std::unordered_set<DigestId> going;
+    std::vector<DigestId> todo;
+    for (const Digest& d : manifests) {
+        auto id = id_of(d);
+        if (id && r->manifests.contains(*id) && going.insert(*id).second) {
+            todo.push_back(*id);
+        }
+    }
+    auto tagged = [&](DigestId id) {
+        return std::any_of(r->tags.begin(), r->tags.end(),
+                           [&](const auto& t) { return t.second == id; });
+    };
+    auto needed_by_staying = [&](DigestId child) {
+        for (const auto& [id, m] : r->manifests) {
+            if (going.contains(id) || !m) {
+                continue;
+            }
+            for (const Digest& c : m->children) {
+                if (auto cid = id_of(c); cid && *cid == child) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    };
+    for (std::size_t i = 0; i < todo.size() && !whole; ++i) {
+        auto it = r->manifests.find(todo[i]);
+        std::vector<DigestId> next;
+        if (it != r->manifests.end() && it->second) {
+            for (const Digest& c : it->second->children) {
+                if (auto cid = id_of(c); cid && r->manifests.contains(*cid)) {
+                    next.push_back(*cid);
+                }
+            }
+        }
+        if (auto refs = r->referrers.find(todo[i]); refs != r->referrers.end()) {
+            next.insert(next.end(), refs->second.begin(), refs->second.end());
+        }
+        for (DigestId c : next) {
+            if (!going.contains(c) && !tagged(c) && !needed_by_staying(c)) {
+                going.insert(c);
+                todo.push_back(c);
+            }
+        }
+    }
+    if (whole) {
+        for (const auto& [id, m] : r->manifests) {
+            going.insert(id);
+        }
+    }
+    // Of those, the ones no other repository holds go from the store; the
+    // blobs they alone referenced go with them.
+    std::unordered_map<DigestId, std::uint32_t> dropped; // blob -> references lost
+    auto add = [&](DigestId id) {
+        if (sizes_[id] == unknown_size) {
+            f.exact = false;
+        } else {
+            f.bytes += sizes_[id];
+        }
+    };
+    for (DigestId id : going) {
+        auto s = manifest_refs_.find(id);
+        if (s == manifest_refs_.end() || s->second.repos != 1) {
+            continue; // another repository keeps it
+        }
+        ++f.manifests;
+        if (holders_[id] == 1 && (whole || !r->layers.contains(id)) && !blob_refs_.contains(id)) {
+            add(id);
+        }
+        for (const Digest& b : s->second.m->blobs) {
+            auto bid = id_of(b);
+            if (!bid) {
+                continue;
+            }
+            auto ref = blob_refs_.find(*bid);
+            const std::uint32_t lost = ++dropped[*bid];
+            if (ref != blob_refs_.end() && ref->second == lost && !manifest_refs_.contains(*bid)) {
+                ++f.blobs;
+                add(*bid);
+            }
+        }
+    }
+    return f;
 }
 
 } // namespace rp::storage

@@ -55,6 +55,13 @@ struct RepoState {
     // Changes with every change, under the index's unique lock; never repeats
     // within a process, also across a repository freed and made again.
     std::uint64_t gen = 0;
+    // What it stores (insights), kept current by every change under the
+    // unique lock: the bytes of the distinct blobs it holds (as a layer link
+    // or a manifest), those of them no other repository holds, and how many
+    // it holds whose size is not known yet (they count 0 until learned).
+    std::uint64_t bytes = 0;
+    std::uint64_t unique_bytes = 0;
+    std::uint32_t unsized = 0;
 
     bool listed() const noexcept { return !layers.empty() || !manifests.empty() || !tags.empty(); }
 };
@@ -114,7 +121,9 @@ class Index {
     // still holds nothing).
     RepoLease lease(std::string_view name);
 
-    void add_layer(std::string_view repo, const Digest& d);
+    static constexpr std::uint64_t unknown_size = UINT64_MAX;
+    // `size` is the blob's, when the caller knows it (a commit, a mount).
+    void add_layer(std::string_view repo, const Digest& d, std::uint64_t size = unknown_size);
     void remove_layer(std::string_view repo, const Digest& d);
     // Stores `m` in the repository. One ManifestInfo per digest is shared by
     // every repository that holds it (10,000 repositories with one image
@@ -160,6 +169,41 @@ class Index {
     };
     Counts counts() const;
 
+    // ---- insights: what each repository stores -------------------------
+    // Blob sizes the index holds no size for (learned from the tree at
+    // startup, in the background), at most `n`.
+    std::vector<Digest> unsized(std::size_t n) const;
+    // Sizes learned (a digest the index no longer holds is skipped).
+    void learn_sizes(const std::vector<std::pair<Digest, std::uint64_t>>& sizes);
+    struct RepoSummary {
+        std::string name;
+        std::uint64_t bytes = 0, unique_bytes = 0;
+        std::uint32_t tags = 0, manifests = 0, layers = 0, unsized = 0;
+    };
+    // Every listed repository, in catalog order, that `accept` says yes to.
+    std::vector<RepoSummary>
+    summaries(const std::function<bool(std::string_view)>& accept = {}) const;
+    std::optional<RepoSummary> summary(std::string_view repo) const;
+    struct Totals {
+        std::uint64_t bytes = 0;         // distinct blobs held by any repository
+        std::uint64_t logical_bytes = 0; // the sum of every repository's bytes
+        std::uint64_t blobs = 0;         // distinct blobs held
+        std::uint64_t unsized = 0;       // of those, how many have no size yet
+    };
+    Totals totals() const;
+    // What deleting would free once GC runs: the bytes of the blobs and
+    // manifests nothing would reference any more. `manifests` are the
+    // repository's manifests that go (with the children and referrers that
+    // go with them when no other kept manifest of the repository needs
+    // them); `whole` drops the repository's layer links too.
+    struct Frees {
+        std::uint64_t bytes = 0, blobs = 0, manifests = 0;
+        bool exact = true; // false while some size is still unknown
+    };
+    Frees frees(std::string_view repo, const std::vector<Digest>& manifests, bool whole) const;
+    // Size of a stored blob, if known.
+    std::optional<std::uint64_t> size_of(const Digest& d) const;
+
     // Whether every tag's target is known to match its current/link on disk.
     // False from a snapshot load until the verification after it ends: a
     // tag another tool rewrote in place while ringport was stopped changes
@@ -195,7 +239,13 @@ class Index {
     // Under the unique lock: one reference fewer; the last frees the id.
     void unref(DigestId id);
     const Digest& digest_of_id(DigestId id) const { return digests_[id]; }
-    void set_layer(RepoState& r, DigestId id);                           // unique lock; takes a ref
+    void set_layer(RepoState& r, DigestId id); // unique lock; takes a ref
+    // Under the unique lock: `r` starts or stops holding `id` (as a layer
+    // link or a manifest, counted once); keeps the byte counts current.
+    void hold(RepoState& r, DigestId id);
+    void unhold(RepoState& r, DigestId id);
+    void set_size(DigestId id, std::uint64_t size); // unique lock; first size wins
+    void recount(RepoState& r) const;               // unique lock: r's bytes from scratch
     void set_manifest(RepoState& r, DigestId id, ManifestPtr m);         // unique lock; takes a ref
     void set_referrer(RepoState& r, const Digest& subject, DigestId id); // unique lock
 
@@ -205,6 +255,13 @@ class Index {
     std::uint64_t next_gen_ = 0;
     std::deque<Digest> digests_;      // id -> digest; a deque keeps elements in place
     std::vector<std::uint32_t> refs_; // id -> references; 0: free, on free_ids_
+    // id -> blob size (unknown_size until learned), how many repositories
+    // hold it, and the xor of their RepoState addresses: with one holder
+    // that is the holder, which a change of sharing updates in O(1).
+    std::vector<std::uint64_t> sizes_;
+    std::vector<std::uint32_t> holders_;
+    std::vector<std::uintptr_t> holder_xor_;
+    std::uint64_t total_bytes_ = 0, logical_bytes_ = 0, held_ = 0, unsized_ = 0;
     std::vector<DigestId> free_ids_;
     std::unordered_map<std::string_view, DigestId, DigestHash> ids_; // views into digests_
     std::unordered_map<DigestId, std::uint32_t> layer_refs_;         // repositories linking it

@@ -147,13 +147,14 @@ Task<Result<int>> Store::open_blob_on_disk(std::string repo, Digest d,
     co_return co_await open_blob_data(d, size);
 }
 
-Task<Result<void>> Store::link_layer(const std::string& repo, const Digest& d) noexcept {
+Task<Result<void>> Store::link_layer(const std::string& repo, const Digest& d,
+                                     std::uint64_t size) noexcept {
     if (!index_.has_layer(repo, d)) {
         auto w = co_await fs_.write_atomic(layout::layer_link(repo, d), d.str());
         if (!w) {
             co_return w;
         }
-        index_.add_layer(repo, d);
+        index_.add_layer(repo, d, size);
     }
     record_use(d);
     co_return util::Ok{};
@@ -209,7 +210,7 @@ Task<Result<bool>> Store::mount_blob(std::string repo, Digest d, std::optional<s
     if (auto j = co_await note_write(repo); !j) {
         co_return std::move(j).error();
     }
-    auto l = co_await link_layer(repo, d);
+    auto l = co_await link_layer(repo, d, st->stx_size);
     if (!l) {
         co_return std::move(l).error();
     }
@@ -575,7 +576,7 @@ Task<Result<void>> Store::commit_upload(UploadPtr u, Digest expected,
         reactor::AsyncLockGuard guard(rs->write_mu);
         mv = co_await note_write(u->repo);
         if (mv) {
-            mv = co_await link_layer(u->repo, expected);
+            mv = co_await link_layer(u->repo, expected, u->offset.load());
         }
     }
     co_await cancel_upload(u); // the session ends either way; its files go

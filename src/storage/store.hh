@@ -257,7 +257,8 @@ class Store {
     void maybe_writeback(Pipeline& p, std::uint64_t upto) noexcept;
     reactor::Task<util::Result<void>> receive_plain(Upload& u, ByteSource& src) noexcept;
     reactor::Task<util::Result<void>> write_blob_bytes(const Digest& d, std::string bytes) noexcept;
-    reactor::Task<util::Result<void>> link_layer(const std::string& repo, const Digest& d) noexcept;
+    reactor::Task<util::Result<void>> link_layer(const std::string& repo, const Digest& d,
+                                                 std::uint64_t size = Index::unknown_size) noexcept;
     reactor::Task<util::Result<void>> move_into_blobs(Upload& u, const Digest& d) noexcept;
     reactor::Task<util::Result<Digest>> rehash(int fd, Algorithm alg, std::uint64_t size,
                                                Hasher* into) noexcept;

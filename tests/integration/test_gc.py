@@ -501,7 +501,8 @@ def test_deleting_a_repository_leaves_its_blobs_to_gc(srv):
     for bad, code in (("Bad/Name", "NAME_INVALID"), ("a/../b", "NAME_INVALID")):
         r = c.request("DELETE", f"/ringport/v1/repositories/{bad}")
         assert r.status in (400, 404) and r.error_codes() == [code], (bad, r)
-    assert c.request("GET", f"/ringport/v1/repositories/{other}").status == 405
+    assert c.request("GET", f"/ringport/v1/repositories/{other}").json()["name"] == other
+    assert c.request("POST", f"/ringport/v1/repositories/{other}").status == 405
     rep = run_gc(c, grace_s=0)
     assert rep["errors"] == 0 and rep["blobs_deleted"] == 5, rep  # own, 2 configs, 2 manifests
     assert not os.path.exists(blob_path(srv.root, sha256(own)))

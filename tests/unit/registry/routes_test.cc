@@ -33,13 +33,31 @@ TEST_CASE("routes are found from the end, so names may contain slashes") {
     auto repo = match_route("/ringport/v1/repositories/team/app");
     CHECK(repo.kind == RouteKind::repository);
     CHECK(repo.name == "team/app");
+    CHECK(match_route("/ringport/v1/repositories").kind == RouteKind::repositories);
+    CHECK(match_route("/ringport/v1/insights").kind == RouteKind::insights);
+    CHECK(match_route("/ringport/v1/timeseries").kind == RouteKind::timeseries);
+    auto tags = match_route("/ringport/v1/repositories/team/app/-/tags");
+    CHECK(tags.kind == RouteKind::repository_tags);
+    CHECK(tags.name == "team/app");
+    auto tag = match_route("/ringport/v1/repositories/a/b/c/-/tags/v1.0");
+    CHECK(tag.kind == RouteKind::repository_tag);
+    CHECK(tag.name == "a/b/c");
+    CHECK(tag.ref == "v1.0");
+    auto m = match_route("/ringport/v1/repositories/app/-/manifests/sha256:ab");
+    CHECK(m.kind == RouteKind::repository_manifest);
+    CHECK(m.name == "app");
+    CHECK(m.ref == "sha256:ab");
     CHECK(match_route("/metrics").kind == RouteKind::metrics);
 }
 
 TEST_CASE("paths that name no endpoint are not found") {
-    for (const char* p : {"/", "/v1/", "/v2/a/manifests/", "/v2/manifests/x", "/v2/a/blobs/x/y",
-                          "/v2/tags/list", "/healthz/x", "/ringport/v1/status/x", "/ringport/v1/",
-                          "/metrics/x", "/ringport/v1/gc/x", "/ringport/v1/repositories/"}) {
+    for (const char* p :
+         {"/", "/v1/", "/v2/a/manifests/", "/v2/manifests/x", "/v2/a/blobs/x/y", "/v2/tags/list",
+          "/healthz/x", "/ringport/v1/status/x", "/ringport/v1/", "/metrics/x", "/ringport/v1/gc/x",
+          "/ringport/v1/repositories/", "/ringport/v1/repositories/app/-/",
+          "/ringport/v1/repositories/app/-/x", "/ringport/v1/repositories/app/-/tags/",
+          "/ringport/v1/insights/x", "/ringport/v1/repositories/app/-/tags/a/b",
+          "/ringport/v1/repositories/app/-/manifests/"}) {
         CHECK_MESSAGE(match_route(p).kind == RouteKind::not_found, p);
     }
 }
