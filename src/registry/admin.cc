@@ -23,6 +23,7 @@ using storage::Index;
 namespace {
 
 constexpr std::size_t page_max = 1000;
+constexpr std::size_t tags_page_max = 200;
 
 std::int64_t now_s() noexcept { return static_cast<std::int64_t>(std::time(nullptr)); }
 
@@ -96,13 +97,16 @@ std::uint64_t key_of(const Row& r, SortKey k) {
     return 0;
 }
 
-// A repository's fields, inside an object the caller opened.
-void repo_fields(Json& j, const Row& r) {
-    j.str("name", r.s.name)
-        .num("size_bytes", r.s.bytes)
-        .num("unique_bytes", r.s.unique_bytes)
-        .num("shared_bytes", r.s.bytes - r.s.unique_bytes)
-        .boolean("sizes_complete", r.s.unsized == 0)
+// A repository's fields, inside an object the caller opened; without
+// `sharing`, unique and shared bytes are null.
+void repo_fields(Json& j, const Row& r, bool sharing) {
+    j.str("name", r.s.name).num("size_bytes", r.s.bytes);
+    if (sharing) {
+        j.num("unique_bytes", r.s.unique_bytes).num("shared_bytes", r.s.bytes - r.s.unique_bytes);
+    } else {
+        j.null("unique_bytes").null("shared_bytes");
+    }
+    j.boolean("sizes_complete", r.s.unsized == 0)
         .num("tags", std::uint64_t{r.s.tags})
         .num("manifests", std::uint64_t{r.s.manifests})
         .num("blob_links", std::uint64_t{r.s.layers})
@@ -116,13 +120,17 @@ void repo_fields(Json& j, const Row& r) {
     }
 }
 
-void repo_json(Json& j, const Row& r) {
+void repo_json(Json& j, const Row& r, bool sharing) {
     j.open();
-    repo_fields(j, r);
+    repo_fields(j, r, sharing);
     j.close();
 }
 
-void frees_json(Json& j, const Index::Frees& f) {
+void frees_json(Json& j, const Index::Frees& f, bool sharing) {
+    if (!sharing) {
+        j.null("delete_frees");
+        return;
+    }
     j.open("delete_frees")
         .num("bytes", f.bytes)
         .num("blobs", f.blobs)
@@ -188,10 +196,16 @@ Task<void> Registry::repositories_endpoint(http::Exchange& ex) noexcept {
         co_await fail(ex, Code::unavailable, "stopping before the index finished loading");
         co_return;
     }
+    const bool sharing = pulls_everything(ex); // see repository_endpoint
+    if (!sharing && (*key == SortKey::unique_size || *key == SortKey::shared_size)) {
+        co_await fail(ex, Code::denied,
+                      "sorting by unique or shared size needs pull on every repository");
+        co_return;
+    }
     const std::string q = req.query_param("q").value_or("");
     const std::string prefix = req.query_param("prefix").value_or("");
     std::function<bool(std::string_view)> may =
-        pulls_everything(ex) ? std::function<bool(std::string_view)>{} : pull_filter(ex);
+        sharing ? std::function<bool(std::string_view)>{} : pull_filter(ex);
     auto accept = [&](std::string_view name) {
         if (!name.starts_with(prefix) || (!q.empty() && name.find(q) == std::string_view::npos)) {
             return false;
@@ -239,7 +253,7 @@ Task<void> Registry::repositories_endpoint(http::Exchange& ex) noexcept {
         if (const mirror::Upstream* u = router_.owner(r.s.name)) {
             r.mirror = u->prefix;
         }
-        repo_json(j, r);
+        repo_json(j, r, sharing);
     }
     j.close_array();
     co_await reply(ex, json_report(j.done()));
@@ -295,7 +309,7 @@ Task<Registry::ManifestView> Registry::view_manifest(const std::string& repo,
 }
 
 void Registry::manifest_json(Json& j, const ManifestView& v, const storage::Index::Frees& f,
-                             const std::string& repo) const {
+                             const std::string& repo, bool sharing) const {
     j.str("digest", v.m->digest.str())
         .str("media_type", v.m->media_type)
         .num("size_bytes", v.m->size)
@@ -331,7 +345,7 @@ void Registry::manifest_json(Json& j, const ManifestView& v, const storage::Inde
             .close();
     }
     j.close_array();
-    frees_json(j, f);
+    frees_json(j, f, sharing);
 }
 
 Task<void> Registry::repository_endpoint(http::Exchange& ex, const Route& r) noexcept {
@@ -343,7 +357,7 @@ Task<void> Registry::repository_endpoint(http::Exchange& ex, const Route& r) noe
         }
         co_return;
     }
-    if (req.method == "DELETE") {
+    if (req.method == "DELETE" && r.kind != RouteKind::repository_tags) {
         co_await admin_delete(ex, r);
         co_return;
     }
@@ -359,12 +373,23 @@ Task<void> Registry::repository_endpoint(http::Exchange& ex, const Route& r) noe
         co_await fail(ex, Code::unavailable, "stopping before the index finished loading");
         co_return;
     }
+    if ((r.kind == RouteKind::repository_tag && !storage::valid_tag(r.ref)) ||
+        (r.kind == RouteKind::repository_manifest && !Digest::parse(r.ref))) {
+        co_await fail(
+            ex, r.kind == RouteKind::repository_tag ? Code::tag_invalid : Code::digest_invalid,
+            r.ref);
+        co_return;
+    }
     const Index& idx = store_.index();
     auto summary = idx.summary(r.name);
     if (!summary) {
         co_await fail(ex, Code::name_unknown, r.name);
         co_return;
     }
+    // What other repositories hold shows through unique and shared bytes
+    // and what a delete frees: only for a caller who may pull everything
+    // (else a pushed blob would tell whether another repository has it).
+    const bool sharing = pulls_everything(ex);
     Json j;
     if (r.kind == RouteKind::repository) {
         Row row;
@@ -373,20 +398,22 @@ Task<void> Registry::repository_endpoint(http::Exchange& ex, const Route& r) noe
         if (const mirror::Upstream* u = router_.owner(r.name)) {
             row.mirror = u->prefix;
         }
-        repo_fields(j, row);
+        repo_fields(j, row, sharing);
         const std::int32_t today = storage::Insights::day_of(now_s());
         days_json(j, "pulls_per_day", insights_.repo_pulls(r.name),
                   today - insights_.keep_days() + 1, today, false);
-        frees_json(j, idx.frees(r.name, {}, true));
+        frees_json(j, idx.frees(r.name, {}, true), sharing);
         co_await reply(ex, json_report(j.done()));
         co_return;
     }
     if (r.kind == RouteKind::repository_tags) {
         auto offset = uint_param(req, "offset", 0);
+        // Each row looks at the repository's tags and manifests (what a
+        // delete frees): pages are smaller than the list's.
         auto limit = uint_param(req, "limit", 100);
-        if (!offset || !limit || *limit == 0 || *limit > page_max) {
+        if (!offset || !limit || *limit == 0 || *limit > tags_page_max) {
             co_await fail(ex, Code::pagination_number_invalid,
-                          "offset and limit are integers, limit 1 to 1000");
+                          "offset and limit are integers, limit 1 to 200");
             co_return;
         }
         const std::string q = req.query_param("q").value_or("");
@@ -408,7 +435,7 @@ Task<void> Registry::repository_endpoint(http::Exchange& ex, const Route& r) noe
             }
             ManifestView v = co_await view_manifest(r.name, m);
             j.open().str("name", tags[i]);
-            tag_json(j, r.name, tags[i], v, false);
+            tag_json(j, r.name, tags[i], v, false, sharing);
             j.close();
         }
         j.close_array();
@@ -423,9 +450,9 @@ Task<void> Registry::repository_endpoint(http::Exchange& ex, const Route& r) noe
     ManifestView v = co_await view_manifest(r.name, m);
     if (r.kind == RouteKind::repository_tag) {
         j.str("name", r.ref);
-        tag_json(j, r.name, r.ref, v, true);
+        tag_json(j, r.name, r.ref, v, true, sharing);
     } else {
-        manifest_json(j, v, idx.frees(r.name, {m->digest}, false), r.name);
+        manifest_json(j, v, idx.frees(r.name, {m->digest}, false), r.name, sharing);
         j.open_array("tags");
         for (const std::string& t : idx.tags_pointing_to(r.name, m->digest)) {
             j.str("", t);
@@ -436,13 +463,13 @@ Task<void> Registry::repository_endpoint(http::Exchange& ex, const Route& r) noe
 }
 
 void Registry::tag_json(Json& j, const std::string& repo, const std::string& tag,
-                        const ManifestView& v, bool days) const {
+                        const ManifestView& v, bool days, bool sharing) const {
     const Index& idx = store_.index();
     // Deleting the tag frees what its manifest holds alone, once no other
     // tag points at it (and GC runs with delete_untagged).
     const bool last_tag = idx.tags_pointing_to(repo, v.m->digest).size() <= 1;
     const Index::Frees f = last_tag ? idx.frees(repo, {v.m->digest}, false) : Index::Frees{};
-    manifest_json(j, v, f, repo);
+    manifest_json(j, v, f, repo, sharing);
     const storage::Activity::Times t = activity_.tag(repo, tag);
     const std::int32_t today = storage::Insights::day_of(now_s());
     j.time("tag_pushed", t.pushed)
@@ -456,6 +483,10 @@ void Registry::tag_json(Json& j, const std::string& repo, const std::string& tag
 
 Task<void> Registry::admin_delete(http::Exchange& ex, const Route& r) noexcept {
     if (!co_await may_delete(ex, r)) {
+        co_return;
+    }
+    if (!store_.index().repo_exists(r.name)) {
+        co_await fail(ex, Code::name_unknown, r.name);
         co_return;
     }
     const Origin o{&ex, {}};
@@ -546,7 +577,7 @@ Task<void> Registry::insights_endpoint(http::Exchange& ex) noexcept {
             if (const mirror::Upstream* u = router_.owner(r.s.name)) {
                 r.mirror = u->prefix;
             }
-            repo_json(j, r);
+            repo_json(j, r, true);
         }
         j.close_array();
     };

@@ -32,7 +32,11 @@ Need need_of(const Route& route, std::string_view method) noexcept {
             return {Need::Kind::repository, auth::pull};
         }
         return {Need::Kind::server, auth::admin};
-    case RouteKind::repository_tags: return {Need::Kind::repository, auth::pull};
+    case RouteKind::repository_tags:
+        if (read) {
+            return {Need::Kind::repository, auth::pull};
+        }
+        return {Need::Kind::server, auth::admin};
     case RouteKind::repositories: return {Need::Kind::server, auth::catalog};
     case RouteKind::metrics: return {Need::Kind::server, auth::metrics};
     case RouteKind::tags_list:

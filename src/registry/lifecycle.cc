@@ -150,7 +150,9 @@ Task<void> Registry::learn_sizes() noexcept {
     reactor::Shard* shard = reactor::Shard::current();
     storage::Index& idx = store_.index();
     for (int turn = 0; turn < 100000 && !shard->stopping(); ++turn) {
-        std::vector<storage::Digest> batch = idx.unsized(4096);
+        // Large batches: a blob several repositories hold makes the index
+        // recount every repository once per batch, under its lock.
+        std::vector<storage::Digest> batch = idx.unsized(65536);
         if (batch.empty()) {
             break;
         }

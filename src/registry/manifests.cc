@@ -144,9 +144,13 @@ Task<storage::ManifestPtr> manifest_by_tag_link(storage::Store& store, std::stri
 // The index's manifest for a tag or a digest (already validated), or null.
 storage::ManifestPtr indexed_manifest(const storage::Index& idx, const std::string& name,
                                       const std::string& ref) {
-    std::optional<Digest> d = ref.find(':') == std::string::npos
-                                  ? idx.resolve_tag(name, ref)
-                                  : std::optional<Digest>(Digest::parse(ref).value());
+    // A bad digest is simply not found.
+    std::optional<Digest> d;
+    if (ref.find(':') == std::string::npos) {
+        d = idx.resolve_tag(name, ref);
+    } else if (auto parsed = Digest::parse(ref)) {
+        d = std::move(*parsed);
+    }
     return d ? idx.manifest(name, *d) : nullptr;
 }
 

@@ -253,10 +253,11 @@ class Registry final : public http::Handler {
     struct ManifestView;
     reactor::Task<ManifestView> view_manifest(const std::string& repo,
                                               storage::ManifestPtr m) noexcept;
+    // Without `sharing`, what a delete frees is null (see repository_endpoint).
     void manifest_json(Json& j, const ManifestView& v, const storage::Index::Frees& f,
-                       const std::string& repo) const;
+                       const std::string& repo, bool sharing) const;
     void tag_json(Json& j, const std::string& repo, const std::string& tag, const ManifestView& v,
-                  bool days) const;
+                  bool days, bool sharing) const;
     Task learn_sizes() noexcept; // lifecycle: sizes the index lacks, from the tree
     void sample_rates(std::int64_t now) noexcept;
     Task mirrors_endpoint(http::Exchange& ex) noexcept;

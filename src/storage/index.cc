@@ -320,30 +320,38 @@ void Index::unhold(RepoState& r, DigestId id) {
     }
 }
 
-void Index::set_size(DigestId id, std::uint64_t size) {
-    if (sizes_[id] != unknown_size || size == unknown_size) {
-        return;
+bool Index::set_size(DigestId id, std::uint64_t size, bool defer_recount) {
+    const std::uint64_t old = sizes_[id];
+    // The first size wins, but a 0 (its data file was missing when looked
+    // at) gives way to a real one. Either counted 0 bytes so far.
+    if (size == unknown_size || old == size || (old != unknown_size && old != 0)) {
+        return false;
     }
     sizes_[id] = size;
     const std::uint32_t n = holders_[id];
     if (n == 0) {
-        return;
+        return false;
     }
-    --unsized_;
+    const bool was_unknown = old == unknown_size;
+    unsized_ -= was_unknown ? 1 : 0;
     total_bytes_ += size;
     logical_bytes_ += size * n;
     if (n == 1) {
         RepoState* r = holder_at(holder_xor_[id]);
-        --r->unsized;
+        r->unsized -= was_unknown ? 1 : 0;
         r->bytes += size;
         r->unique_bytes += size;
-        return;
+        return false;
+    }
+    if (defer_recount) {
+        return true;
     }
     for (auto& [name, r] : repos_) { // shared before its size was known: rare (startup)
         if (r->layers.contains(id) || r->manifests.contains(id)) {
             recount(*r);
         }
     }
+    return false;
 }
 
 void Index::recount(RepoState& r) const {
@@ -467,11 +475,12 @@ void Index::set_manifest(RepoState& r, DigestId id, ManifestPtr m) {
         set_referrer(r, *m->subject, id);
     }
     ManifestPtr shared = share(r, id, std::move(m)); // before the slot exists: it counts r
-    const std::uint64_t size = shared->size;
+    // Before the insert: a size learned now recounts the repositories that
+    // hold it, which must not count this one yet (hold adds it).
+    set_size(id, shared->size);
     auto [it, inserted] = r.manifests.try_emplace(id, shared);
     if (inserted) {
         ref(id);
-        set_size(id, size);
         if (!r.layers.contains(id)) {
             hold(r, id);
         }
@@ -761,21 +770,11 @@ std::vector<Digest> Index::unsized(std::size_t n) const {
 
 void Index::learn_sizes(const std::vector<std::pair<Digest, std::uint64_t>>& sizes) {
     std::unique_lock lk(mu_);
-    bool shared = false;
+    bool shared = false; // some blob more than one repository holds: recounted once, below
     for (const auto& [d, size] : sizes) {
-        auto id = id_of(d);
-        if (!id || sizes_[*id] != unknown_size || size == unknown_size) {
-            continue;
+        if (auto id = id_of(d)) {
+            shared = set_size(*id, size, true) || shared;
         }
-        if (holders_[*id] > 1) { // counted below, once for the whole batch
-            shared = true;
-            sizes_[*id] = size;
-            --unsized_;
-            total_bytes_ += size;
-            logical_bytes_ += size * holders_[*id];
-            continue;
-        }
-        set_size(*id, size);
     }
     if (shared) {
         for (auto& [name, r] : repos_) {

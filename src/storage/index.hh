@@ -244,8 +244,11 @@ class Index {
     // link or a manifest, counted once); keeps the byte counts current.
     void hold(RepoState& r, DigestId id);
     void unhold(RepoState& r, DigestId id);
-    void set_size(DigestId id, std::uint64_t size); // unique lock; first size wins
-    void recount(RepoState& r) const;               // unique lock: r's bytes from scratch
+    // Unique lock. The first size wins (a 0 gives way to a real one). A blob
+    // several repositories hold recounts them, or with `defer_recount` returns
+    // true for the caller to recount every repository once.
+    bool set_size(DigestId id, std::uint64_t size, bool defer_recount = false);
+    void recount(RepoState& r) const; // unique lock: r's bytes from scratch
     void set_manifest(RepoState& r, DigestId id, ManifestPtr m);         // unique lock; takes a ref
     void set_referrer(RepoState& r, const Digest& subject, DigestId id); // unique lock
 

@@ -82,9 +82,10 @@ bool parse_days(std::string_view s, Insights::Days* out) {
     return true;
 }
 
-// Merges `from` into `into`: per day, the larger count (a saved form read
-// twice, or over counts made since, never doubles).
-void merge(Insights::Days& into, const Insights::Days& from) {
+// Merges `from` into `into`: per day, the sum (pulls saved before and
+// counted since), or with `keep_into` the value `into` has (today's stored
+// bytes are the current ones).
+void merge(Insights::Days& into, const Insights::Days& from, bool keep_into = false) {
     Insights::Days out;
     out.reserve(into.size() + from.size());
     std::size_t i = 0, j = 0;
@@ -94,7 +95,8 @@ void merge(Insights::Days& into, const Insights::Days& from) {
         } else if (i == into.size() || from[j].first < into[i].first) {
             out.push_back(from[j++]);
         } else {
-            out.emplace_back(into[i].first, std::max(into[i].second, from[j].second));
+            out.emplace_back(into[i].first,
+                             keep_into ? into[i].second : into[i].second + from[j].second);
             ++i;
             ++j;
         }
@@ -265,30 +267,44 @@ void Insights::prune(std::int64_t now,
     const std::int32_t first = day_of(now) - keep_days() + 1;
     bool changed = false;
     for (Stripe& st : s_) {
-        std::lock_guard lk(st.mu);
-        const std::size_t days_before = st.total.size();
-        drop_before(st.total, first);
-        changed = changed || days_before != st.total.size();
-        for (auto it = st.repos.begin(); it != st.repos.end();) {
-            if (!keep(it->first, {})) {
-                it = st.repos.erase(it);
-                changed = true;
-                continue;
-            }
-            RepoEntry& e = it->second;
-            const std::size_t before = e.days.size();
-            drop_before(e.days, first);
-            changed = changed || before != e.days.size();
-            for (auto t = e.tags.begin(); t != e.tags.end();) {
-                drop_before(t->second, first);
-                if (t->second.empty() || !keep(it->first, t->first)) {
-                    t = e.tags.erase(t);
-                    changed = true;
-                } else {
-                    ++t;
+        // The names are copied out and `keep` asked without the stripe's
+        // lock (it asks the index): pulls on the stripe never wait for it.
+        std::vector<std::pair<std::string, std::string>> names; // (repo, tag); tag "" = repo
+        {
+            std::lock_guard lk(st.mu);
+            const std::size_t days_before = st.total.size();
+            drop_before(st.total, first);
+            changed = changed || days_before != st.total.size();
+            for (auto& [name, e] : st.repos) {
+                const std::size_t before = e.days.size();
+                drop_before(e.days, first);
+                changed = changed || before != e.days.size();
+                names.emplace_back(name, std::string());
+                for (auto t = e.tags.begin(); t != e.tags.end();) {
+                    drop_before(t->second, first);
+                    if (t->second.empty()) {
+                        t = e.tags.erase(t);
+                        changed = true;
+                    } else {
+                        names.emplace_back(name, t->first);
+                        ++t;
+                    }
                 }
             }
-            ++it;
+        }
+        std::erase_if(names, [&](const auto& n) { return keep(n.first, n.second); });
+        std::lock_guard lk(st.mu);
+        for (const auto& [repo, tag] : names) {
+            auto it = st.repos.find(repo);
+            if (it == st.repos.end()) {
+                continue;
+            }
+            changed = true;
+            if (tag.empty()) {
+                st.repos.erase(it);
+            } else {
+                it->second.tags.erase(tag);
+            }
         }
     }
     std::lock_guard lk(meta_mu_);
@@ -354,18 +370,10 @@ void Insights::load(std::string_view text) {
         }
         if (f.size() == 2 && f[0] == "s" && parse_days(f[1], &days)) {
             std::lock_guard lk(meta_mu_);
-            merge(stored_, days);
+            merge(stored_, days, true);
         } else if (f.size() == 2 && f[0] == "p" && parse_days(f[1], &days)) {
-            // Per day, the larger of what was saved and what was counted
-            // since (all in the first stripe; pulls() sums the stripes).
-            Days mine = pulls();
-            merge(mine, days);
-            for (std::size_t i = 1; i < stripes; ++i) {
-                std::lock_guard lk(s_[i].mu);
-                s_[i].total.clear();
-            }
-            std::lock_guard lk(s_[0].mu);
-            s_[0].total = std::move(mine);
+            std::lock_guard lk(s_[0].mu); // pulls() sums the stripes
+            merge(s_[0].total, days);
         } else if (f.size() == 5 && f[0] == "r" && !f[4].empty() && parse_days(f[3], &days)) {
             std::int64_t push = 0, pull = 0;
             if (!number(f[1], &push) || !number(f[2], &pull)) {

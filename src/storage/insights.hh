@@ -62,7 +62,9 @@ class Insights {
 
     // The saved form: a header line, then one line per series. Pure of I/O.
     std::string serialize() const;
-    // Merges a saved form (later times and larger counts win). Bad lines are skipped.
+    // Adds a saved form to what is held (read once, at startup: pulls
+    // counted before it was read add to the saved ones; later times win).
+    // Bad lines are skipped.
     void load(std::string_view text);
     bool take_dirty();
     void mark_dirty();

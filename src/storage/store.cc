@@ -155,6 +155,8 @@ Task<Result<void>> Store::link_layer(const std::string& repo, const Digest& d,
             co_return w;
         }
         index_.add_layer(repo, d, size);
+    } else if (size != Index::unknown_size) {
+        index_.learn_sizes({{d, size}}); // a size of 0 (its data was missing) is corrected
     }
     record_use(d);
     co_return util::Ok{};

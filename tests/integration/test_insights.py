@@ -287,6 +287,19 @@ def test_the_repository_list_sorts_filters_searches_and_pages():
         assert c.request("GET", "/ringport/v1/repositories/Bad..Name").status == 400
         assert c.request("GET", "/ringport/v1/repositories/gamma/-/other").status == 404
         assert c.request("GET", "/ringport/v1/repositories/gamma/-/tags/nope").status == 404
+        # References that are not tags or digests are refused, and the
+        # server keeps serving.
+        for path, code in (("gamma/-/tags/a:b", "TAG_INVALID"),
+                           ("gamma/-/manifests/foo:bar", "DIGEST_INVALID"),
+                           ("gamma/-/manifests/v1", "DIGEST_INVALID"),
+                           ("gamma/-/manifests/sha256:00", "DIGEST_INVALID")):
+            r = c.request("GET", "/ringport/v1/repositories/" + path)
+            assert (r.status, r.error_codes()) == (400, [code]), (path, r)
+        r = c.request("DELETE", "/ringport/v1/repositories/none/here/-/tags/v1")
+        assert (r.status, r.error_codes()) == (404, ["NAME_UNKNOWN"]), r
+        r = c.request("GET", "/ringport/v1/repositories/gamma/-/tags?limit=201")
+        assert r.status == 400, r
+        assert c.get_manifest("gamma", "v1").status == 200
 
 
 def test_a_repositorys_tags_show_platforms_referrers_and_what_a_delete_frees():

@@ -36,7 +36,7 @@ def test_real_answers_match_the_schemas_and_the_access_matrix():
     srv = start_with_config(f"""
 [auth]
 scheme = "htpasswd"
-htpasswd_path = "{htpasswd_file(d, {"alice": "a-pass", "bob": "b-pass"})}"
+htpasswd_path = "{htpasswd_file(d, {"alice": "a-pass", "bob": "b-pass", "carol": "c-pass"})}"
 failures_per_minute = 1000
 
 [[access]]
@@ -48,6 +48,11 @@ actions = ["pull", "push", "delete", "catalog", "admin"]
 who = ["bob"]
 repositories = ["**"]
 actions = ["pull", "push", "delete", "catalog"]
+
+[[access]]
+who = ["carol"]
+repositories = ["api/**"]
+actions = ["pull", "catalog"]
 
 [scrub]
 bytes_per_s = 10000000
@@ -110,6 +115,28 @@ url = "{up.url}"
             assert r.status != 401 and r.status != 403, (path, r)
             check(method, template, r)
             check(method, template, alice.request(method, path))
+        # What other repositories hold shows only to a caller who may pull
+        # every repository: carol sees her repository's size, not its sharing.
+        carol = Client(srv.host, auth=("carol", "c-pass"))
+        mine = check("GET", "/ringport/v1/repositories/{name}",
+                     carol.request("GET", "/ringport/v1/repositories/api/app"))
+        assert mine["size_bytes"] > 0 and mine["unique_bytes"] is None
+        assert mine["shared_bytes"] is None and mine["delete_frees"] is None
+        theirs = bob.request("GET", "/ringport/v1/repositories/api/app").json()
+        assert theirs["unique_bytes"] is not None and theirs["delete_frees"]["manifests"] >= 1
+        tag = check("GET", "/ringport/v1/repositories/{name}/-/tags/{tag}",
+                    carol.request("GET", "/ringport/v1/repositories/api/app/-/tags/v1"))
+        assert tag["delete_frees"] is None
+        r = carol.request("GET", "/ringport/v1/repositories?sort=unique_size")
+        assert r.status == 403 and r.error_codes() == ["DENIED"], r
+        check("GET", "/ringport/v1/repositories", r)
+        listed = check("GET", "/ringport/v1/repositories",
+                       carol.request("GET", "/ringport/v1/repositories"))
+        assert [x["unique_bytes"] for x in listed["repositories"]] == [None]
+        # Deleting needs admin, on the tag list too (which has no DELETE).
+        r = bob.request("DELETE", "/ringport/v1/repositories/api/app/-/tags")
+        assert r.status == 403, r
+        assert alice.request("DELETE", "/ringport/v1/repositories/api/app/-/tags").status == 405
         # The access matrix, before anything changes.
         for method, path, template in calls + [
                 ("DELETE", "/ringport/v1/repositories/api/app", "/ringport/v1/repositories/{name}")]:

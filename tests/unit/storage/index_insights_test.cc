@@ -262,3 +262,34 @@ TEST_CASE("byte counts match a recount after random changes of every kind") {
     }
     check_against_recount(ix, known);
 }
+
+TEST_CASE("a manifest put where two repositories link its digest unsized counts once") {
+    Index ix;
+    ManifestPtr m = image(9, {});
+    Index::RepoLoad load;
+    load.layers = {m->digest};
+    ix.load_repo("a", load);
+    ix.load_repo("b", load);
+    ix.put_manifest("c", m); // brings the size: a and b are recounted, c holds it once
+    CHECK(ix.summary("c")->bytes == m->size);
+    CHECK(ix.summary("a")->bytes == m->size);
+    CHECK(ix.summary("c")->unique_bytes == 0);
+    CHECK(ix.totals().bytes == m->size);
+    CHECK(ix.totals().logical_bytes == 3 * m->size);
+}
+
+TEST_CASE("a size of 0 (its data was missing) gives way to the real one") {
+    Index ix;
+    Digest d = sha("late");
+    Index::RepoLoad load;
+    load.layers = {d};
+    ix.load_repo("a", load);
+    ix.learn_sizes({{d, 0}});
+    CHECK(ix.summary("a")->unsized == 0);
+    CHECK(ix.summary("a")->bytes == 0);
+    ix.learn_sizes({{d, 40}}); // uploaded again
+    CHECK(ix.summary("a")->bytes == 40);
+    CHECK(ix.totals().bytes == 40);
+    ix.learn_sizes({{d, 7}}); // a real size stands
+    CHECK(ix.summary("a")->bytes == 40);
+}
