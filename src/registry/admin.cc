@@ -120,6 +120,26 @@ void repo_fields(Json& j, const Row& r, bool sharing) {
     }
 }
 
+// The key `select` orders by (null: by name). Activity comes from the
+// insights, by name, under their own striped locks.
+std::function<std::uint64_t(const Index::RepoSummary&)> sort_by(SortKey k,
+                                                                const storage::Insights& in) {
+    if (k == SortKey::name) {
+        return {};
+    }
+    return [k, &in](const Index::RepoSummary& s) {
+        Row r;
+        r.s.bytes = s.bytes;
+        r.s.unique_bytes = s.unique_bytes;
+        r.s.tags = s.tags;
+        r.s.manifests = s.manifests;
+        if (k == SortKey::last_push || k == SortKey::last_pull || k == SortKey::pulls) {
+            r.a = in.repo(s.name);
+        }
+        return key_of(r, k);
+    };
+}
+
 void repo_json(Json& j, const Row& r, bool sharing) {
     j.open();
     repo_fields(j, r, sharing);
@@ -215,41 +235,20 @@ Task<void> Registry::repositories_endpoint(http::Exchange& ex) noexcept {
         }
         return !may || may(name);
     };
-    std::vector<Index::RepoSummary> found = store_.index().summaries(accept);
-    std::vector<Row> rows;
-    rows.reserve(found.size());
-    for (Index::RepoSummary& s : found) {
-        Row r;
-        r.s = std::move(s);
-        if (*key == SortKey::last_push || *key == SortKey::last_pull || *key == SortKey::pulls) {
-            r.a = insights_.repo(r.s.name); // needed by every row to sort
-        }
-        rows.push_back(std::move(r));
-    }
-    const bool desc = order == "desc";
-    if (*key == SortKey::name) {
-        if (desc) {
-            std::reverse(rows.begin(), rows.end()); // the index lists by name
-        }
-    } else {
-        // Ties go by name, so a page boundary is stable.
-        std::stable_sort(rows.begin(), rows.end(), [&](const Row& a, const Row& b) {
-            const std::uint64_t x = key_of(a, *key), y = key_of(b, *key);
-            return desc ? x > y : x < y;
-        });
-    }
+    std::size_t total = 0;
+    std::vector<Index::RepoSummary> page = store_.index().select(
+        accept, sort_by(*key, insights_), order == "desc", *offset, *limit, &total);
     Json j;
-    j.num("total", static_cast<std::uint64_t>(rows.size()))
+    j.num("total", static_cast<std::uint64_t>(total))
         .num("offset", *offset)
         .num("limit", *limit)
         .str("sort", sort_name)
         .str("order", order)
         .open_array("repositories");
-    for (std::size_t i = *offset; i < rows.size() && i < *offset + *limit; ++i) {
-        Row& r = rows[i];
-        if (*key != SortKey::last_push && *key != SortKey::last_pull && *key != SortKey::pulls) {
-            r.a = insights_.repo(r.s.name);
-        }
+    for (Index::RepoSummary& s : page) {
+        Row r;
+        r.s = std::move(s);
+        r.a = insights_.repo(r.s.name);
         if (const mirror::Upstream* u = router_.owner(r.s.name)) {
             r.mirror = u->prefix;
         }
@@ -522,8 +521,8 @@ Task<void> Registry::insights_endpoint(http::Exchange& ex) noexcept {
         co_await fail(ex, Code::unsupported, "GET");
         co_return;
     }
-    auto top = uint_param(req, "top", 10);
-    if (!top || *top == 0 || *top > 100) {
+    auto top_n = uint_param(req, "top", 10);
+    if (!top_n || *top_n == 0 || *top_n > 100) {
         co_await fail(ex, Code::pagination_number_invalid, "top is 1 to 100");
         co_return;
     }
@@ -534,20 +533,6 @@ Task<void> Registry::insights_endpoint(http::Exchange& ex) noexcept {
     const Index& idx = store_.index();
     const Index::Totals t = idx.totals();
     const Index::Counts c = idx.counts();
-    std::vector<Row> rows;
-    {
-        std::vector<Index::RepoSummary> all = idx.summaries();
-        auto acts = insights_.repos();
-        rows.reserve(all.size());
-        for (Index::RepoSummary& s : all) {
-            Row r;
-            r.s = std::move(s);
-            if (auto it = acts.find(r.s.name); it != acts.end()) {
-                r.a = it->second;
-            }
-            rows.push_back(std::move(r));
-        }
-    }
     Json j;
     j.num("size_bytes", t.bytes)
         .num("logical_bytes", t.logical_bytes)
@@ -559,21 +544,19 @@ Task<void> Registry::insights_endpoint(http::Exchange& ex) noexcept {
         .num("tags", c.tags)
         .num("manifests", c.manifests);
     std::uint64_t pulls = 0;
-    for (const Row& r : rows) {
-        pulls += r.a.pulls;
+    for (const auto& [day, n] : insights_.pulls()) {
+        pulls += n; // the kept days', deleted repositories' included
     }
     j.num("pulls", pulls).num("pull_days", static_cast<std::uint64_t>(insights_.keep_days()));
     auto top_by = [&](std::string_view key, SortKey k) {
-        const std::size_t n = std::min<std::size_t>(*top, rows.size());
-        std::partial_sort(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(n), rows.end(),
-                          [&](const Row& a, const Row& b) {
-                              const std::uint64_t x = key_of(a, k), y = key_of(b, k);
-                              return x != y ? x > y : a.s.name < b.s.name;
-                          });
+        std::size_t total = 0;
+        std::vector<Index::RepoSummary> top =
+            idx.select({}, sort_by(k, insights_), true, 0, *top_n, &total);
         j.open_array(key);
-        for (std::size_t i = 0; i < n; ++i) {
-            Row& r = rows[i];
-            r.mirror = {};
+        for (Index::RepoSummary& s : top) {
+            Row r;
+            r.s = std::move(s);
+            r.a = insights_.repo(r.s.name);
             if (const mirror::Upstream* u = router_.owner(r.s.name)) {
                 r.mirror = u->prefix;
             }

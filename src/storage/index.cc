@@ -812,6 +812,63 @@ Index::summaries(const std::function<bool(std::string_view)>& accept) const {
     return out;
 }
 
+std::vector<Index::RepoSummary>
+Index::select(const std::function<bool(std::string_view)>& accept,
+              const std::function<std::uint64_t(const RepoSummary&)>& key, bool desc,
+              std::size_t offset, std::size_t limit, std::size_t* total) const {
+    struct Pick {
+        std::uint64_t key;
+        std::uint32_t ord; // the position in name order
+        const RepoMap::value_type* at;
+    };
+    // Reused by each thread: a big list faults in no new pages per call.
+    thread_local std::vector<Pick> picks;
+    picks.clear();
+    std::vector<RepoSummary> out;
+    std::shared_lock lk(mu_);
+    RepoSummary probe; // the key's view of a row (its name is not needed to sort)
+    for (const auto& entry : repos_) {
+        const RepoState& r = *entry.second;
+        if (!r.listed() || (accept && !accept(entry.first))) {
+            continue;
+        }
+        std::uint64_t k = 0;
+        if (key) {
+            probe.bytes = r.bytes;
+            probe.unique_bytes = r.unique_bytes;
+            probe.tags = static_cast<std::uint32_t>(r.tags.size());
+            probe.manifests = static_cast<std::uint32_t>(r.manifests.size());
+            probe.layers = static_cast<std::uint32_t>(r.layers.size());
+            probe.unsized = r.unsized;
+            probe.name.assign(entry.first); // a key may need it (activity is by name)
+            k = key(probe);
+        }
+        picks.push_back(Pick{k, static_cast<std::uint32_t>(picks.size()), &entry});
+    }
+    *total = picks.size();
+    if (offset >= picks.size()) {
+        return out;
+    }
+    const std::size_t end = std::min(picks.size(), offset + std::min(limit, picks.size()));
+    const auto before = [desc](const Pick& a, const Pick& b) {
+        if (a.key != b.key) {
+            return desc ? a.key > b.key : a.key < b.key;
+        }
+        return a.ord < b.ord; // ties by name: a page boundary is stable
+    };
+    if (!key && desc) {
+        std::reverse(picks.begin(), picks.end());
+    } else if (key) {
+        std::partial_sort(picks.begin(), picks.begin() + static_cast<std::ptrdiff_t>(end),
+                          picks.end(), before);
+    }
+    out.reserve(end - offset);
+    for (std::size_t i = offset; i < end; ++i) {
+        out.push_back(summary_of(picks[i].at->first, *picks[i].at->second));
+    }
+    return out;
+}
+
 std::optional<Index::RepoSummary> Index::summary(std::string_view repo) const {
     std::shared_lock lk(mu_);
     const RepoState* r = find(repo);

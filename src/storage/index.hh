@@ -184,6 +184,16 @@ class Index {
     std::vector<RepoSummary>
     summaries(const std::function<bool(std::string_view)>& accept = {}) const;
     std::optional<RepoSummary> summary(std::string_view repo) const;
+    // One page of the listed repositories `accept` says yes to, ordered by
+    // `key` (ties, and a null `key`, by name), `desc` reversing it; `total`
+    // is how many were accepted. Only the page's rows are copied: a list of
+    // 100,000 repositories costs a walk, not 100,000 copies. `accept` and
+    // `key` run under the index's shared lock (they may take locks of
+    // their own that never wait for the index).
+    std::vector<RepoSummary> select(const std::function<bool(std::string_view)>& accept,
+                                    const std::function<std::uint64_t(const RepoSummary&)>& key,
+                                    bool desc, std::size_t offset, std::size_t limit,
+                                    std::size_t* total) const;
     struct Totals {
         std::uint64_t bytes = 0;         // distinct blobs held by any repository
         std::uint64_t logical_bytes = 0; // the sum of every repository's bytes
