@@ -132,6 +132,10 @@ const std::vector<Key>& keys() {
                  "tag push and pull times are kept in memory and saved to "
                  "<root>/.ringport.activity this often while they changed (a kill -9 loses "
                  "at most this much of them)"),
+        bool_key("insights", "enabled", &Config::insights_enabled,
+                 "count pulls per day per repository and tag, and last push and pull per "
+                 "repository (off: the pull path skips them; stored bytes are counted either "
+                 "way, by the index)"),
         uint_key("insights", "days", &Config::insights_days, 1, 3660,
                  "pulls per day (per repository and per tag) are kept this many days, with "
                  "the registry's stored bytes per day, in <root>/.ringport.insights (saved "

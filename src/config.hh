@@ -77,6 +77,7 @@ struct Config {
     std::uint64_t retention_interval_s = 0;
     std::uint64_t retention_activity_save_s = 60;
     std::uint64_t insights_days = 30;
+    bool insights_enabled = true;
     // [scrub]
     std::uint64_t scrub_bytes_per_s = 0;
     std::uint64_t scrub_interval_s = 86400;

@@ -321,6 +321,7 @@ registry::RegistryConfig registry_config(const Config& cfg) {
     r.retention_dry_run = cfg.retention_dry_run;
     r.activity_save_s = static_cast<std::int64_t>(cfg.retention_activity_save_s);
     r.insights_days = static_cast<std::int32_t>(cfg.insights_days);
+    r.insights = cfg.insights_enabled;
     r.scrub_bytes_per_s = cfg.scrub_bytes_per_s;
     r.scrub_interval_s = static_cast<std::int64_t>(cfg.scrub_interval_s);
     r.upload_purge_age_s = static_cast<std::int64_t>(cfg.storage_upload_purge_age_hours) * 3600;

@@ -381,7 +381,7 @@ Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
         activity_.digest_pulled(r.name, m->digest.str(), now);
         // A pull, for insights: a request by tag, or a GET by digest (a
         // HEAD by digest is a client checking what it has).
-        if (by_tag || ex.request().method == "GET") {
+        if (cfg_.insights && (by_tag || ex.request().method == "GET")) {
             insights_.pulled(r.name, by_tag ? std::string_view(r.ref) : std::string_view(), now);
         }
     }

@@ -106,7 +106,9 @@ Task<void> Registry::put_manifest(http::Exchange& ex, const Route& r) noexcept {
         activity_.tag_pushed(r.name, r.ref, now);
     }
     activity_.digest_pushed(r.name, d.str(), now);
-    insights_.pushed(r.name, now);
+    if (cfg_.insights) {
+        insights_.pushed(r.name, now);
+    }
     for (const Digest& child : info->children) {
         activity_.digest_pushed(r.name, child.str(), now);
     }

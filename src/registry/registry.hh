@@ -53,6 +53,7 @@ struct RegistryConfig {
     std::int64_t retention_interval_s = 0;
     std::int64_t activity_save_s = 60;
     std::int32_t insights_days = 30; // daily pull counts kept
+    bool insights = true;            // pulls and pushes counted (insights_)
     // The online scrub ([scrub]): blob bytes verified per second (0: off),
     // and the pause between the end of a pass and the next.
     std::uint64_t scrub_bytes_per_s = 0;

@@ -375,3 +375,20 @@ def test_a_repositorys_tags_show_platforms_referrers_and_what_a_delete_frees():
         assert c.get_manifest("other", "v1").status == 200
         r = c.request("DELETE", "/ringport/v1/repositories/other/-/tags/v2")
         assert r.status == 404
+
+
+def test_with_insights_off_pulls_are_not_counted_and_sizes_still_are():
+    fd, cfg = tempfile.mkstemp(suffix=".toml")
+    with os.fdopen(fd, "w") as f:
+        f.write("[insights]\nenabled = false\n")
+    try:
+        with Ringport(config=cfg) as srv:
+            srv.wait_ready()
+            c = Client(srv.host)
+            c.push_image("quiet", "v1", layers=(b"q" * 3000,))
+            assert c.get_manifest("quiet", "v1").status == 200
+            r = c.request("GET", "/ringport/v1/repositories/quiet").json()
+            assert r["pulls"] == 0 and r["last_pull"] is None and r["last_push"] is None
+            assert r["size_bytes"] >= 3000 and r["sizes_complete"]
+    finally:
+        os.unlink(cfg)
