@@ -18,11 +18,12 @@ webhooks cost, and how fast a webhook backlog drains.
   Distribution does; Distribution (backoff 1s) does the same from its
   in-memory queue, which a restart would have lost.
 """
-import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -34,38 +35,67 @@ EVENTS = 10000
 # --------------------------------------------------------------------------
 # The sink: `python3 observe.py sink PORT`
 
-async def _serve(reader, writer, counts):
+def _serve(sock, counts, lock):
+    """One keep-alive connection's requests, read with recv_into into one
+    buffer and counted in place: the sink shares the 2 cores with the
+    servers, so it must cost little per event (an asyncio sink spent 9 µs
+    of CPU per event here, a third of a core at 50,000 events/s)."""
+    buf = bytearray(1 << 20)
+    have = 0
     try:
-        for _ in range(1 << 40):  # one keep-alive connection's requests
-            head = await reader.readuntil(b"\r\n\r\n")
+        for _ in range(1 << 40):
+            end = buf.find(b"\r\n\r\n", 0, have)
+            while end < 0:
+                if have == len(buf):
+                    buf.extend(bytes(len(buf)))
+                n = sock.recv_into(memoryview(buf)[have:])
+                if n == 0:
+                    return
+                have += n
+                end = buf.find(b"\r\n\r\n", 0, have)
+            head = bytes(buf[:end])
             length = 0
             for line in head.split(b"\r\n")[1:]:
                 k, _, v = line.partition(b":")
                 if k.strip().lower() == b"content-length":
                     length = int(v.strip())
-            body = await reader.readexactly(length) if length else b""
+            total = end + 4 + length
+            while len(buf) < total:
+                buf.extend(bytes(len(buf)))
+            while have < total:
+                n = sock.recv_into(memoryview(buf)[have:])
+                if n == 0:
+                    return
+                have += n
             if head.startswith(b"GET /count"):
-                out = json.dumps(counts).encode()
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                with lock:
+                    out = json.dumps(counts).encode()
+                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                              b"Content-Length: %d\r\n\r\n%s" % (len(out), out))
             else:
-                counts["posts"] += 1
-                counts["events"] += body.count(b'"action":')
-                counts["last_ms"] = int(time.time() * 1000)
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-            await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+                events = buf.count(b'"action":', end + 4, total)
+                with lock:
+                    counts["posts"] += 1
+                    counts["events"] += events
+                    counts["last_ms"] = int(time.time() * 1000)
+                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            rest = have - total
+            buf[:rest] = buf[total:have]
+            have = rest
+    except OSError:
         pass
     finally:
-        writer.close()
+        sock.close()
 
 
-async def _sink_main(port):
+def _sink_main(port):
     counts = {"posts": 0, "events": 0, "last_ms": 0}
-    server = await asyncio.start_server(lambda r, w: _serve(r, w, counts), "127.0.0.1", port,
-                                        limit=1 << 24)
-    async with server:
-        await server.serve_forever()
+    lock = threading.Lock()
+    srv = socket.create_server(("127.0.0.1", port), backlog=64)
+    for _ in range(1 << 40):
+        conn, _ = srv.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=_serve, args=(conn, counts, lock), daemon=True).start()
 
 
 def start_sink(port, logdir, name):
@@ -310,4 +340,4 @@ def rows(res, row, fmt):
 
 
 if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "sink":
-    asyncio.run(_sink_main(int(sys.argv[2])))
+    _sink_main(int(sys.argv[2]))
