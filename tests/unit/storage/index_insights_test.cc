@@ -197,6 +197,7 @@ TEST_CASE("byte counts match a recount after random changes of every kind") {
     Index ix;
     std::vector<Digest> blobs;
     std::map<std::string, std::uint64_t> known;
+    blobs.reserve(40);
     for (int i = 0; i < 40; ++i) {
         blobs.push_back(sha("blob" + std::to_string(i)));
     }
