@@ -513,7 +513,7 @@ std::size_t Spool::Reader::next(std::vector<Record>& out, std::size_t max, std::
         }
     }
     std::size_t bytes = 0;
-    std::string buf;
+    std::string& buf = buf_;
     for (int guard = 0; guard < 1'000'000 && idx < segs.size(); ++guard) {
         if (seg_ != segs[idx].first || !fd_.valid()) {
             fd_.reset(::openat(spool_->dir_.get(), segment_name(segs[idx].first).c_str(),

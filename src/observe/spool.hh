@@ -107,6 +107,7 @@ class Spool {
         std::uint64_t next_;
         std::uint64_t lost_ = 0;
         std::uint64_t seg_ = 0; // the open segment's first sequence number (0: none)
+        std::string buf_;       // read buffer, kept (a new one cost a page-zeroing per call)
         util::UniqueFd fd_;
         std::uint64_t off_ = 0;
     };
