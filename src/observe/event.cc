@@ -118,6 +118,7 @@ void append_event_json(std::string& o, const Event& e, std::string_view id, std:
                 number(o, f, "size", d.size);
             }
             field(o, f, "digest", d.digest);
+            o += d.extra_json;
             o.push_back('}');
         }
         o.push_back(']');

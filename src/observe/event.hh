@@ -21,6 +21,7 @@ struct Descriptor {
     std::string media_type;
     std::string digest;
     std::uint64_t size = 0;
+    std::string extra_json; // ",\"urls\":…" etc., written as is after the digest
 };
 
 // The request an event came from (Distribution's RequestRecord). Empty for

@@ -122,7 +122,8 @@ Task<void> Registry::on_manifest_push(http::Exchange& ex, const std::string& rep
         e.references.reserve(p.blobs.size() + p.children.size());
         for (const auto* list : {&p.blobs, &p.children}) {
             for (const Descriptor& d : *list) {
-                e.references.push_back(observe::Descriptor{d.media_type, d.digest.str(), d.size});
+                e.references.push_back(
+                    observe::Descriptor{d.media_type, d.digest.str(), d.size, d.extra_json});
             }
         }
     }

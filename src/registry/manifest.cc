@@ -32,6 +32,86 @@ std::string_view strip_params(std::string_view t) noexcept {
     return util::trim(t.substr(0, semi));
 }
 
+// `"key":"value"` (escaped), after a comma unless `first`.
+void json_pair(std::string& out, bool& first, std::string_view k, std::string_view v) {
+    out += first ? "\"" : ",\"";
+    first = false;
+    util::json_escape(out, k);
+    out += "\":\"";
+    util::json_escape(out, v);
+    out += '"';
+}
+
+// A JSON array of the strings in `a` (others skipped), after `key`.
+void string_array(std::string& out, std::string_view key, dom::array a) {
+    out += ",\"";
+    out += key;
+    out += "\":[";
+    bool first = true;
+    for (dom::element x : a) {
+        std::string_view s;
+        if (x.get_string().get(s) == simdjson::SUCCESS) {
+            out += first ? "\"" : ",\"";
+            first = false;
+            util::json_escape(out, s);
+            out += '"';
+        }
+    }
+    out += ']';
+}
+
+// What Distribution's Descriptor adds after its digest when marshalled:
+// urls, annotations (Go sorts a map's keys) and platform (in the order of
+// v1.Platform's fields; architecture and os always, the rest when set).
+std::string descriptor_extra(dom::object o) {
+    std::string out;
+    dom::array urls;
+    if (o["urls"].get_array().get(urls) == simdjson::SUCCESS && urls.size() > 0) {
+        string_array(out, "urls", urls);
+    }
+    dom::object ann;
+    if (o["annotations"].get_object().get(ann) == simdjson::SUCCESS && ann.size() > 0) {
+        std::vector<std::pair<std::string_view, std::string_view>> kv;
+        for (dom::key_value_pair p : ann) {
+            std::string_view v;
+            if (p.value.get_string().get(v) == simdjson::SUCCESS) {
+                kv.emplace_back(p.key, v);
+            }
+        }
+        std::sort(kv.begin(), kv.end());
+        out += ",\"annotations\":{";
+        bool first = true;
+        for (const auto& [k, v] : kv) {
+            json_pair(out, first, k, v);
+        }
+        out += '}';
+    }
+    dom::object pl;
+    if (o["platform"].get_object().get(pl) == simdjson::SUCCESS) {
+        std::string_view arch, os, os_version, variant;
+        (void)pl["architecture"].get_string().get(arch);
+        (void)pl["os"].get_string().get(os);
+        out += ",\"platform\":{";
+        bool first = true;
+        json_pair(out, first, "architecture", arch);
+        json_pair(out, first, "os", os);
+        if (pl["os.version"].get_string().get(os_version) == simdjson::SUCCESS &&
+            !os_version.empty()) {
+            json_pair(out, first, "os.version", os_version);
+        }
+        dom::array features;
+        if (pl["os.features"].get_array().get(features) == simdjson::SUCCESS &&
+            features.size() > 0) {
+            string_array(out, "os.features", features);
+        }
+        if (pl["variant"].get_string().get(variant) == simdjson::SUCCESS && !variant.empty()) {
+            json_pair(out, first, "variant", variant);
+        }
+        out += '}';
+    }
+    return out;
+}
+
 Result<Descriptor> parse_descriptor(dom::element e, const char* what) {
     dom::object o;
     if (e.get_object().get(o) != simdjson::SUCCESS) {
@@ -55,6 +135,7 @@ Result<Descriptor> parse_descriptor(dom::element e, const char* what) {
     }
     dom::array urls;
     d.has_urls = o["urls"].get_array().get(urls) == simdjson::SUCCESS && urls.size() > 0;
+    d.extra_json = descriptor_extra(o);
     d.media_type = std::string(mt);
     d.digest = std::move(*digest);
     d.size = static_cast<std::uint64_t>(size);

@@ -27,6 +27,11 @@ struct Descriptor {
     storage::Digest digest;
     std::uint64_t size = 0;
     bool has_urls = false; // a foreign layer: its bytes live elsewhere
+    // Its urls, annotations and platform as Distribution's Descriptor
+    // marshals them after its digest (",\"urls\":[…],\"annotations\":{…},
+    // \"platform\":{…}": annotations by key, platform in Go's field order),
+    // for events with includereferences; empty when it has none.
+    std::string extra_json;
 };
 
 // A manifest checked against its schema. Pure: parse_manifest does no I/O.

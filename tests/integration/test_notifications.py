@@ -163,6 +163,53 @@ def test_filters_and_references():
         os.unlink(cfg)
 
 
+def test_references_carry_urls_annotations_and_platform_as_distribution_marshals_them():
+    """With includereferences, a reference's urls, annotations (sorted by
+    key, as Go marshals a map) and platform (in v1.Platform's field order)
+    follow its digest, as Distribution's Descriptor has them."""
+    with Receiver() as rx:
+        cfg = config_file("[notifications.events]\nincludereferences = true\n" +
+                          endpoint_config("refs", rx.url, 'ignore = { actions = ["pull"] }'))
+        with Ringport(config=cfg) as srv:
+            srv.wait_ready()
+            c = Client(srv.host)
+            repo = unique_name("refs")
+            layer = random_bytes(2000, 7)
+            body = manifest_for(c, repo, [layer])
+            m = json.loads(body)
+            m["layers"][0]["annotations"] = {"z.last": "2", "a.first": "<1>"}
+            foreign = {"mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+                       "digest": "sha256:" + "ab" * 32, "size": 12345,
+                       "urls": ["https://example.com/layer.tar.gz"]}
+            m["layers"].append(foreign)
+            img = json.dumps(m).encode()
+            md = put(c, repo, "img", img)
+            idx = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                   "manifests": [{"mediaType": OCI_MANIFEST, "digest": md, "size": len(img),
+                                  "platform": {"variant": "v8", "os": "windows",
+                                               "architecture": "arm64",
+                                               "os.version": "10.0.17763",
+                                               "os.features": ["win32k"], "extra": "dropped"}}]}
+            ib = json.dumps(idx).encode()
+            put(c, repo, "idx", ib, "application/vnd.oci.image.index.v1+json")
+            events = wait_events(rx, 4)  # the layer blob, config, the image, the index
+            by_digest = {e["target"]["digest"]: e for e in events}
+            refs = by_digest[md]["target"]["references"]
+            assert refs[1]["annotations"] == {"a.first": "<1>", "z.last": "2"}
+            assert list(refs[1]["annotations"]) == ["a.first", "z.last"]
+            assert refs[2] == {"mediaType": foreign["mediaType"], "size": 12345,
+                               "digest": foreign["digest"], "urls": foreign["urls"]}
+            assert list(refs[2]) == ["mediaType", "size", "digest", "urls"]
+            assert "annotations" not in refs[0] and "platform" not in refs[0]
+            (child,) = by_digest[sha256(ib)]["target"]["references"]
+            assert child["platform"] == {"architecture": "arm64", "os": "windows",
+                                         "os.version": "10.0.17763", "os.features": ["win32k"],
+                                         "variant": "v8"}
+            assert list(child["platform"]) == ["architecture", "os", "os.version",
+                                               "os.features", "variant"]
+        os.unlink(cfg)
+
+
 def test_endpoint_down_then_failing_then_back_gets_everything_in_order():
     rx = Receiver()  # not started: connections are refused
     cfg = config_file(endpoint_config("late", rx.url))

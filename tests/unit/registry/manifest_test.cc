@@ -72,3 +72,22 @@ TEST_CASE("a mediaType that contradicts the Content-Type is refused") {
     auto p = parse_manifest(image(), "application/vnd.docker.distribution.manifest.v2+json");
     CHECK_FALSE(p);
 }
+
+TEST_CASE("a descriptor's urls, annotations and platform are kept as Distribution marshals them") {
+    const std::string d = "sha256:" + std::string(64, 'a');
+    const std::string body =
+        R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[)"
+        R"({"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
+        d +
+        R"(","size":10,"annotations":{"b":"2","a":"\"1\"","n":3},)"
+        R"("platform":{"os":"linux","variant":"v7","architecture":"arm","x":1}},)"
+        R"({"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
+        d + R"(","size":10}]})";
+    auto p = parse_manifest(body, "");
+    REQUIRE(p);
+    REQUIRE(p->children.size() == 2);
+    CHECK(p->children[0].extra_json ==
+          R"(,"annotations":{"a":"\"1\"","b":"2"},"platform":{"architecture":"arm","os":"linux",)"
+          R"("variant":"v7"})");
+    CHECK(p->children[1].extra_json.empty());
+}
