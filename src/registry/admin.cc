@@ -120,6 +120,18 @@ void repo_fields(Json& j, const Row& r, bool sharing) {
     }
 }
 
+// A row of the list: the index's summary, the insights' activity, and the
+// mirror whose cache it is.
+Row row_of(Index::RepoSummary s, const storage::Insights& in, const mirror::Router& router) {
+    Row r;
+    r.s = std::move(s);
+    r.a = in.repo(r.s.name);
+    if (const mirror::Upstream* u = router.owner(r.s.name)) {
+        r.mirror = u->prefix;
+    }
+    return r;
+}
+
 // The key `select` orders by (null: by name). Activity comes from the
 // insights, by name, under their own striped locks.
 std::function<std::uint64_t(const Index::RepoSummary&)> sort_by(SortKey k,
@@ -246,13 +258,7 @@ Task<void> Registry::repositories_endpoint(http::Exchange& ex) noexcept {
         .str("order", order)
         .open_array("repositories");
     for (Index::RepoSummary& s : page) {
-        Row r;
-        r.s = std::move(s);
-        r.a = insights_.repo(r.s.name);
-        if (const mirror::Upstream* u = router_.owner(r.s.name)) {
-            r.mirror = u->prefix;
-        }
-        repo_json(j, r, sharing);
+        repo_json(j, row_of(std::move(s), insights_, router_), sharing);
     }
     j.close_array();
     co_await reply(ex, json_report(j.done()));
@@ -391,13 +397,7 @@ Task<void> Registry::repository_endpoint(http::Exchange& ex, const Route& r) noe
     const bool sharing = pulls_everything(ex);
     Json j;
     if (r.kind == RouteKind::repository) {
-        Row row;
-        row.s = *summary;
-        row.a = insights_.repo(r.name);
-        if (const mirror::Upstream* u = router_.owner(r.name)) {
-            row.mirror = u->prefix;
-        }
-        repo_fields(j, row, sharing);
+        repo_fields(j, row_of(*summary, insights_, router_), sharing);
         const std::int32_t today = storage::Insights::day_of(now_s());
         days_json(j, "pulls_per_day", insights_.repo_pulls(r.name),
                   today - insights_.keep_days() + 1, today, false);
@@ -554,13 +554,7 @@ Task<void> Registry::insights_endpoint(http::Exchange& ex) noexcept {
             idx.select({}, sort_by(k, insights_), true, 0, *top_n, &total);
         j.open_array(key);
         for (Index::RepoSummary& s : top) {
-            Row r;
-            r.s = std::move(s);
-            r.a = insights_.repo(r.s.name);
-            if (const mirror::Upstream* u = router_.owner(r.s.name)) {
-                r.mirror = u->prefix;
-            }
-            repo_json(j, r, true);
+            repo_json(j, row_of(std::move(s), insights_, router_), true);
         }
         j.close_array();
     };
@@ -569,14 +563,11 @@ Task<void> Registry::insights_endpoint(http::Exchange& ex) noexcept {
     j.open_array("mirrors");
     for (const mirror::Upstream& u : router_.upstreams()) {
         const MirrorStats& st = stats(u);
-        const std::uint64_t hits = st.hits[0].load() + st.hits[1].load();
-        const std::uint64_t misses = st.misses[0].load() + st.misses[1].load();
         j.open()
             .str("prefix", u.prefix)
-            .num("hits", hits)
-            .num("misses", misses)
-            .num("hit_ratio_percent",
-                 hits + misses == 0 ? std::uint64_t{0} : hits * 100 / (hits + misses))
+            .num("hits", st.all_hits())
+            .num("misses", st.all_misses())
+            .num("hit_ratio_percent", st.hit_ratio_percent())
             .close();
     }
     j.close_array();

@@ -76,6 +76,21 @@ bool save_activity_file(int dirfd, const std::string& bytes) {
     return true;
 }
 
+bool save_insights_file(int dirfd, const std::string& bytes) {
+    return write_replace(dirfd, insights_file, bytes);
+}
+
+// Saves `state` (the activity or the insights) if it changed since the
+// last save; a failed save leaves it changed, for the next turn. Blocking.
+template <typename State>
+bool save_changed(State& state, int rootfd, bool (*write)(int, const std::string&)) {
+    if (!state.take_dirty() || write(rootfd, state.serialize())) {
+        return true;
+    }
+    state.mark_dirty();
+    return false;
+}
+
 // The size of each blob's data file, or 0 when it is missing (a link to a
 // blob that is gone stores nothing). Blocking: the background pool.
 std::vector<std::pair<storage::Digest, std::uint64_t>>
@@ -107,12 +122,13 @@ void Registry::start_housekeeping(int rootfd) noexcept {
 
 void Registry::save_activity() noexcept {
     // Never before the saved times were read: that would overwrite them.
-    if (rootfd_ >= 0 && activity_loaded_.is_set() && activity_.take_dirty() &&
-        !save_activity_file(rootfd_, activity_.serialize())) {
+    if (rootfd_ < 0 || !activity_loaded_.is_set()) {
+        return;
+    }
+    if (!save_changed(activity_, rootfd_, save_activity_file)) {
         RP_LOG_WARN("tag and pull activity not saved: %s", std::strerror(errno));
     }
-    if (rootfd_ >= 0 && activity_loaded_.is_set() && insights_.take_dirty() &&
-        !write_replace(rootfd_, insights_file, insights_.serialize())) {
+    if (!save_changed(insights_, rootfd_, save_insights_file)) {
         RP_LOG_WARN("insights not saved: %s", std::strerror(errno));
     }
 }
@@ -233,28 +249,22 @@ Task<void> Registry::lifecycle() noexcept {
                     auto d = storage::Digest::parse(digest);
                     return d && idx.manifest(repo, *d) != nullptr;
                 });
-            if (activity_.take_dirty()) {
-                std::string text = activity_.serialize();
-                bool ok = false;
-                co_await shard->blocking().run(
-                    [this, &text, &ok] { ok = save_activity_file(rootfd_, text); });
-                if (!ok) {
-                    RP_LOG_WARN("tag and pull activity not saved; retrying later");
-                    activity_.mark_dirty(); // the next turn retries
-                }
-            }
             insights_.prune(now, [&idx](std::string_view repo, std::string_view tag) {
                 return tag.empty() ? idx.repo_exists(repo) : idx.resolve_tag(repo, tag).has_value();
             });
-            if (insights_.take_dirty()) {
-                std::string text = insights_.serialize();
-                bool ok = false;
-                co_await shard->blocking().run(
-                    [this, &text, &ok] { ok = write_replace(rootfd_, insights_file, text); });
-                if (!ok) {
-                    RP_LOG_WARN("insights not saved; retrying later");
-                    insights_.mark_dirty();
-                }
+            // Both saved off the shard (serialized there too); a failure
+            // is retried the next turn.
+            bool activity_ok = true;
+            bool insights_ok = true;
+            co_await shard->blocking().run([&] {
+                activity_ok = save_changed(activity_, rootfd_, save_activity_file);
+                insights_ok = save_changed(insights_, rootfd_, save_insights_file);
+            });
+            if (!activity_ok) {
+                RP_LOG_WARN("tag and pull activity not saved; retrying later");
+            }
+            if (!insights_ok) {
+                RP_LOG_WARN("insights not saved; retrying later");
             }
         }
     }

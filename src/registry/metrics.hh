@@ -73,6 +73,14 @@ struct MirrorStats {
     std::atomic<std::uint64_t> evictions{0};      // cached manifests evicted
     std::atomic<std::uint64_t> evicted_bytes{0};  // what they stopped counting
     std::atomic<std::int64_t> cache_bytes{-1};    // at the last check (-1: no limit set)
+
+    std::uint64_t all_hits() const noexcept { return hits[0].load() + hits[1].load(); }
+    std::uint64_t all_misses() const noexcept { return misses[0].load() + misses[1].load(); }
+    // Hits in percent of hits and misses (0 before any request).
+    std::uint64_t hit_ratio_percent() const noexcept {
+        const std::uint64_t h = all_hits(), n = h + all_misses();
+        return n == 0 ? 0 : h * 100 / n;
+    }
 };
 
 } // namespace rp::registry

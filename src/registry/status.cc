@@ -87,8 +87,6 @@ reactor::Task<void> Registry::mirrors_endpoint(http::Exchange& ex) noexcept {
     j.open_array("mirrors");
     for (const mirror::Upstream& u : router_.upstreams()) {
         const MirrorStats& st = stats(u);
-        const std::uint64_t hits = st.hits[0].load() + st.hits[1].load();
-        const std::uint64_t misses = st.misses[0].load() + st.misses[1].load();
         const std::int64_t cache = st.cache_bytes.load();
         const std::int64_t remaining = fetcher_.limits(u).remaining;
         j.open()
@@ -96,10 +94,9 @@ reactor::Task<void> Registry::mirrors_endpoint(http::Exchange& ex) noexcept {
             .str("url", u.url)
             .boolean("default", u.is_default)
             .boolean("upstream_down", breaker_.is_open(u))
-            .num("hits", hits)
-            .num("misses", misses)
-            .num("hit_ratio_percent",
-                 hits + misses == 0 ? std::uint64_t{0} : hits * 100 / (hits + misses))
+            .num("hits", st.all_hits())
+            .num("misses", st.all_misses())
+            .num("hit_ratio_percent", st.hit_ratio_percent())
             .num("manifest_hits", st.hits[MirrorStats::manifest].load())
             .num("manifest_misses", st.misses[MirrorStats::manifest].load())
             .num("blob_hits", st.hits[MirrorStats::blob].load())

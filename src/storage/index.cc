@@ -800,19 +800,6 @@ Index::RepoSummary summary_of(std::string_view name, const RepoState& r) {
 } // namespace
 
 std::vector<Index::RepoSummary>
-Index::summaries(const std::function<bool(std::string_view)>& accept) const {
-    std::shared_lock lk(mu_);
-    std::vector<RepoSummary> out;
-    out.reserve(accept ? 0 : repos_.size());
-    for (const auto& [name, r] : repos_) {
-        if (r->listed() && (!accept || accept(name))) {
-            out.push_back(summary_of(name, *r));
-        }
-    }
-    return out;
-}
-
-std::vector<Index::RepoSummary>
 Index::select(const std::function<bool(std::string_view)>& accept,
               const std::function<std::uint64_t(const RepoSummary&)>& key, bool desc,
               std::size_t offset, std::size_t limit, std::size_t* total) const {

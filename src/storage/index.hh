@@ -180,9 +180,6 @@ class Index {
         std::uint64_t bytes = 0, unique_bytes = 0;
         std::uint32_t tags = 0, manifests = 0, layers = 0, unsized = 0;
     };
-    // Every listed repository, in catalog order, that `accept` says yes to.
-    std::vector<RepoSummary>
-    summaries(const std::function<bool(std::string_view)>& accept = {}) const;
     std::optional<RepoSummary> summary(std::string_view repo) const;
     // One page of the listed repositories `accept` says yes to, ordered by
     // `key` (ties, and a null `key`, by name), `desc` reversing it; `total`

@@ -114,10 +114,7 @@ const Insights::Stripe& Insights::stripe(std::string_view repo) const {
     return s_[std::hash<std::string_view>{}(repo) % stripes];
 }
 
-void Insights::dirty() {
-    std::lock_guard lk(meta_mu_);
-    dirty_ = true;
-}
+void Insights::dirty() { dirty_.store(true, std::memory_order_relaxed); }
 
 void Insights::set_keep_days(std::int32_t days) {
     std::lock_guard lk(meta_mu_);
@@ -134,7 +131,7 @@ void Insights::pulled(std::string_view repo, std::string_view tag, std::int64_t 
     {
         Stripe& st = stripe(repo);
         std::lock_guard lk(st.mu);
-        auto it = st.repos.find(std::string(repo));
+        auto it = st.repos.find(repo);
         if (it == st.repos.end()) {
             it = st.repos.emplace(std::string(repo), RepoEntry{}).first;
         }
@@ -143,7 +140,7 @@ void Insights::pulled(std::string_view repo, std::string_view tag, std::int64_t 
         bump(e.days, day);
         bump(st.total, day);
         if (!tag.empty()) {
-            auto t = e.tags.find(std::string(tag));
+            auto t = e.tags.find(tag);
             if (t == e.tags.end()) {
                 t = e.tags.emplace(std::string(tag), Days{}).first;
             }
@@ -177,13 +174,13 @@ void Insights::stored(std::int64_t now, std::uint64_t bytes) {
         return; // the clock went back: today's value is kept
     }
     drop_before(stored_, day - keep_days_ + 1);
-    dirty_ = true;
+    dirty();
 }
 
 Insights::Repo Insights::repo(std::string_view name) const {
     const Stripe& st = stripe(name);
     std::lock_guard lk(st.mu);
-    auto it = st.repos.find(std::string(name));
+    auto it = st.repos.find(name);
     if (it == st.repos.end()) {
         return {};
     }
@@ -208,18 +205,18 @@ std::unordered_map<std::string, Insights::Repo> Insights::repos() const {
 Insights::Days Insights::repo_pulls(std::string_view name) const {
     const Stripe& st = stripe(name);
     std::lock_guard lk(st.mu);
-    auto it = st.repos.find(std::string(name));
+    auto it = st.repos.find(name);
     return it == st.repos.end() ? Days{} : it->second.days;
 }
 
 Insights::Days Insights::tag_pulls(std::string_view repo, std::string_view tag) const {
     const Stripe& st = stripe(repo);
     std::lock_guard lk(st.mu);
-    auto it = st.repos.find(std::string(repo));
+    auto it = st.repos.find(repo);
     if (it == st.repos.end()) {
         return {};
     }
-    auto t = it->second.tags.find(std::string(tag));
+    auto t = it->second.tags.find(tag);
     return t == it->second.tags.end() ? Days{} : t->second;
 }
 
@@ -246,19 +243,22 @@ Insights::Days Insights::stored_bytes() const {
 void Insights::forget_repo(std::string_view name) {
     Stripe& st = stripe(name);
     std::lock_guard lk(st.mu);
-    if (st.repos.erase(std::string(name)) != 0) {
-        std::lock_guard mk(meta_mu_);
-        dirty_ = true;
+    if (auto it = st.repos.find(name); it != st.repos.end()) {
+        st.repos.erase(it);
+        dirty();
     }
 }
 
 void Insights::forget_tag(std::string_view repo, std::string_view tag) {
     Stripe& st = stripe(repo);
     std::lock_guard lk(st.mu);
-    auto it = st.repos.find(std::string(repo));
-    if (it != st.repos.end() && it->second.tags.erase(std::string(tag)) != 0) {
-        std::lock_guard mk(meta_mu_);
-        dirty_ = true;
+    auto it = st.repos.find(repo);
+    if (it == st.repos.end()) {
+        return;
+    }
+    if (auto t = it->second.tags.find(tag); t != it->second.tags.end()) {
+        it->second.tags.erase(t);
+        dirty();
     }
 }
 
@@ -310,7 +310,9 @@ void Insights::prune(std::int64_t now,
     std::lock_guard lk(meta_mu_);
     const std::size_t before = stored_.size();
     drop_before(stored_, first);
-    dirty_ = dirty_ || changed || before != stored_.size();
+    if (changed || before != stored_.size()) {
+        dirty();
+    }
 }
 
 // Lines: "s <days>" (stored bytes), "p <days>" (the registry's pulls),
@@ -398,14 +400,8 @@ void Insights::load(std::string_view text) {
     }
 }
 
-bool Insights::take_dirty() {
-    std::lock_guard lk(meta_mu_);
-    return std::exchange(dirty_, false);
-}
+bool Insights::take_dirty() { return dirty_.exchange(false, std::memory_order_relaxed); }
 
-void Insights::mark_dirty() {
-    std::lock_guard lk(meta_mu_);
-    dirty_ = true;
-}
+void Insights::mark_dirty() { dirty(); }
 
 } // namespace rp::storage

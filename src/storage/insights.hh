@@ -10,6 +10,7 @@
 // locks, and a counter increment.
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -70,14 +71,23 @@ class Insights {
     void mark_dirty();
 
   private:
+    // Names looked up as views: a pull allocates no key.
+    struct NameHash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept {
+            return std::hash<std::string_view>{}(s);
+        }
+    };
+    template <typename T>
+    using NameMap = std::unordered_map<std::string, T, NameHash, std::equal_to<>>;
     struct RepoEntry {
         Repo at;
         Days days;
-        std::unordered_map<std::string, Days> tags;
+        NameMap<Days> tags;
     };
     struct Stripe {
         mutable std::mutex mu;
-        std::unordered_map<std::string, RepoEntry> repos;
+        NameMap<RepoEntry> repos;
         Days total; // the registry's pulls counted here (a deleted repository's stay)
     };
     static constexpr std::size_t stripes = 16;
@@ -87,9 +97,9 @@ class Insights {
 
     std::array<Stripe, stripes> s_;
     mutable std::mutex meta_mu_;
-    std::int32_t keep_days_ = 30; // meta_mu_
-    Days stored_;                 // meta_mu_
-    bool dirty_ = false;          // meta_mu_
+    std::int32_t keep_days_ = 30;    // meta_mu_
+    Days stored_;                    // meta_mu_
+    std::atomic<bool> dirty_{false}; // a flag, not a lock: every pull sets it
 };
 
 } // namespace rp::storage
