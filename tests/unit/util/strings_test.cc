@@ -40,6 +40,39 @@ TEST_CASE("JSON escaping covers quotes, backslashes and control bytes") {
     CHECK(out == "a\\\"b\\\\c\\u000a");
 }
 
+TEST_CASE("JSON escaping finds a special byte at every place of an 8-byte step") {
+    // The plain runs are scanned eight bytes at a time: every byte value, at
+    // every offset of a 20-byte plain string, against a byte-by-byte escape.
+    static constexpr char hex[] = "0123456789abcdef";
+    const std::string plain = "abcdefghijklmnopqrst";
+    for (int b = 0; b < 256; ++b) {
+        const auto c = static_cast<unsigned char>(b);
+        std::string special;
+        if (c == '"' || c == '\\') {
+            special = std::string("\\") + static_cast<char>(c);
+        } else if (c < 0x20 || c == 0x7F) {
+            special = std::string("\\u00") + hex[c >> 4U] + hex[c & 15U];
+        } else if (c >= 0x80) {
+            special = "\\ufffd"; // a lone byte above 0x7F is not UTF-8
+        } else {
+            special = std::string(1, static_cast<char>(c));
+        }
+        for (std::size_t at = 0; at < plain.size(); ++at) {
+            std::string in = plain;
+            in[at] = static_cast<char>(c);
+            std::string out;
+            json_escape(out, in);
+            CHECK(out == plain.substr(0, at) + special + plain.substr(at + 1));
+        }
+    }
+    for (std::size_t at = 0; at < 17; ++at) { // a two-byte character across a step
+        std::string in = std::string(at, 'x') + "\xc3\xa9" + "yyyyyyyyyy";
+        std::string out;
+        json_escape(out, in);
+        CHECK(out == in);
+    }
+}
+
 TEST_CASE("base64 matches RFC 4648's test vectors") {
     CHECK(rp::util::base64("") == "");
     CHECK(rp::util::base64("f") == "Zg==");
