@@ -223,7 +223,9 @@ reactor::Task<void> Notifier::deliver(std::size_t i, reactor::ThreadPool& pool) 
     // Bounded: each turn reads or waits; a stop ends both.
     for (std::uint64_t turn = 0; turn < (1ULL << 62) && !shard->stopping(); ++turn) {
         std::size_t n = 0;
-        co_await pool.run([&] { n = reader.next(recs, read_max, body_bytes_max); });
+        if (spool_->written().seen().value >= reader.next_seq()) { // else nothing new to read
+            co_await pool.run([&] { n = reader.next(recs, read_max, body_bytes_max); });
+        }
         st.lost.store(reader.lost(), std::memory_order_relaxed);
         if (n == 0) {
             if (reader.next_seq() - 1 > st.cursor.load()) {

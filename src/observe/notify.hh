@@ -79,9 +79,10 @@ class Notifier {
     // not spooled at all).
     bool wanted(Action a, std::string_view media_type) const noexcept;
     bool include_references() const noexcept { return cfg_.include_references; }
-    // Any thread: spools the event (unless no endpoint wants it); returns
-    // its sequence number (0: not spooled). Push, mount and delete events
-    // should then be awaited with durable().
+    // Any thread: spools the event (unless no endpoint wants it). A push,
+    // mount or delete event is numbered now: its sequence number, to await
+    // with durable(). A pull is queued on its thread and numbered by the
+    // spool's writer: 0, as for an event not spooled.
     std::uint64_t record(const Event& e);
     // Resolves once record `seq` is on disk.
     reactor::Progress::WaitAwaiter durable(std::uint64_t seq) noexcept {

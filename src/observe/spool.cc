@@ -26,10 +26,11 @@ namespace {
 
 constexpr std::string_view seg_suffix = ".seg";
 constexpr std::size_t read_chunk = 256 * 1024;
-constexpr std::size_t wake_bytes = 256 * 1024; // queued bytes that wake the writer
-constexpr int turn_ms = 50;                    // the writer's longest wait
-constexpr int retry_ms = 100;                  // after the disk refused a write or a sync
-constexpr int give_up_ms = 5000;               // then the records are dropped and counted
+constexpr std::size_t frame_head = 12; // a queued frame's length (4 bytes) and ticket (8)
+constexpr std::size_t local_wake_bytes = 4U << 20U; // a thread's queued pulls that wake the writer
+constexpr int turn_ms = 50;                         // the writer's longest wait
+constexpr int retry_ms = 100;                       // after the disk refused a write or a sync
+constexpr int give_up_ms = 5000;                    // then the records are dropped and counted
 
 std::string segment_name(std::uint64_t first) {
     char b[40];
@@ -62,23 +63,34 @@ bool write_all(int fd, const char* p, std::size_t n) noexcept {
 
 } // namespace
 
-void append_record(std::string& out, std::uint64_t seq, std::int64_t time_ms,
-                   std::string_view action, std::string_view media_type, std::string_view json) {
-    const std::size_t start = out.size();
-    out.append(17, '\t'); // the hash's place, filled below
+namespace {
+
+// A record's start: the hash's place and its sequence number.
+void open_record(std::string& out, std::uint64_t seq) {
+    out.append(17, '\t'); // the hash's place, filled by seal_record
     char num[24];
-    auto put_num = [&](std::uint64_t v) {
-        auto r = std::to_chars(num, num + sizeof num, v);
-        out.append(num, static_cast<std::size_t>(r.ptr - num));
-        out.push_back('\t');
-    };
-    put_num(seq);
-    put_num(static_cast<std::uint64_t>(time_ms < 0 ? 0 : time_ms));
+    auto r = std::to_chars(num, num + sizeof num, seq);
+    out.append(num, static_cast<std::size_t>(r.ptr - num));
+    out.push_back('\t');
+}
+
+// What follows the sequence number: `<unix ms>\t<action>\t<media type>\t<json>`.
+void append_tail(std::string& out, std::int64_t time_ms, std::string_view action,
+                 std::string_view media_type, std::string_view json) {
+    char num[24];
+    auto r =
+        std::to_chars(num, num + sizeof num, static_cast<std::uint64_t>(time_ms < 0 ? 0 : time_ms));
+    out.append(num, static_cast<std::size_t>(r.ptr - num));
+    out.push_back('\t');
     clean_field(out, action);
     out.push_back('\t');
     clean_field(out, media_type);
     out.push_back('\t');
     out.append(json); // JSON as event_json writes it: control characters escaped
+}
+
+// The hash of the record that starts at `start`, and its line end.
+void seal_record(std::string& out, std::size_t start) {
     static constexpr char hex[] = "0123456789abcdef";
     std::uint64_t h = XXH3_64bits(out.data() + start + 17, out.size() - start - 17);
     for (int i = 15; i >= 0; --i) {
@@ -86,6 +98,16 @@ void append_record(std::string& out, std::uint64_t seq, std::int64_t time_ms,
         h >>= 4U;
     }
     out.push_back('\n');
+}
+
+} // namespace
+
+void append_record(std::string& out, std::uint64_t seq, std::int64_t time_ms,
+                   std::string_view action, std::string_view media_type, std::string_view json) {
+    const std::size_t start = out.size();
+    open_record(out, seq);
+    append_tail(out, time_ms, action, media_type, json);
+    seal_record(out, start);
 }
 
 std::string format_record(std::uint64_t seq, std::int64_t time_ms, std::string_view action,
@@ -226,27 +248,141 @@ Result<std::unique_ptr<Spool>> Spool::open(int parentfd, std::string_view name, 
     return s;
 }
 
+namespace {
+std::atomic<std::uint64_t> spool_ids{0};
+} // namespace
+
+Spool::Spool(util::UniqueFd dir, SpoolConfig cfg) noexcept
+    : dir_(std::move(dir)), cfg_(cfg), id_(spool_ids.fetch_add(1) + 1) {}
+
 Spool::~Spool() = default;
+
+Spool::Local& Spool::local() {
+    // The thread's queue of this spool, found once per thread (and again
+    // when a thread appends to another spool between two of this one's).
+    thread_local std::uint64_t cached_id = 0;
+    thread_local Local* cached = nullptr;
+    if (cached != nullptr && cached_id == id_) {
+        return *cached;
+    }
+    const std::thread::id me = std::this_thread::get_id();
+    std::lock_guard lk(locals_mu_);
+    Local* found = nullptr;
+    for (const auto& l : locals_) {
+        if (l->owner == me) {
+            found = l.get();
+        }
+    }
+    if (found == nullptr) {
+        locals_.push_back(std::make_unique<Local>());
+        found = locals_.back().get();
+        found->owner = me;
+    }
+    cached_id = id_;
+    cached = found;
+    return *found;
+}
+
+std::uint64_t Spool::take_locals(std::vector<std::string>& taken) {
+    std::uint64_t n = 0;
+    std::lock_guard lk(locals_mu_);
+    taken.resize(std::max(taken.size(), locals_.size()));
+    for (std::size_t i = 0; i < locals_.size(); ++i) {
+        Local& l = *locals_[i];
+        std::lock_guard ll(l.mu);
+        if (l.count != 0) {
+            // Swapped, not copied: taken[i] is empty (its capacity kept from
+            // the turn before) and becomes the thread's queue.
+            taken[i].swap(l.frames);
+            n += l.count;
+            l.count = 0;
+        }
+    }
+    local_full_.store(false, std::memory_order_relaxed);
+    return n;
+}
+
+std::uint64_t Spool::number_frames(std::string& out, std::vector<std::string>& taken,
+                                   std::uint64_t first) {
+    // Each thread's frames are in ticket order; together they are merged by
+    // ticket, so that an event that happened before another (a client's
+    // pull, then its next pull on another shard) is numbered before it.
+    struct Frame {
+        std::uint64_t ticket;
+        std::string_view tail;
+    };
+    thread_local std::vector<Frame> order;
+    order.clear();
+    std::size_t need = out.size();
+    for (const std::string& frames : taken) {
+        need += frames.size() + frames.size() / 8; // the numbers and hashes: 30 bytes a record
+        for (std::size_t at = 0; at + frame_head <= frames.size();) {
+            std::uint32_t len = 0;
+            std::uint64_t ticket = 0;
+            std::memcpy(&len, frames.data() + at, 4);
+            std::memcpy(&ticket, frames.data() + at + 4, 8);
+            order.push_back(Frame{ticket, std::string_view(frames).substr(at + frame_head, len)});
+            at += frame_head + len;
+        }
+    }
+    std::sort(order.begin(), order.end(),
+              [](const Frame& a, const Frame& b) { return a.ticket < b.ticket; });
+    if (out.capacity() < need) {
+        out.reserve(need + need / 2); // one allocation, not a doubling's copies; kept
+    }
+    std::uint64_t seq = first;
+    for (const Frame& f : order) {
+        const std::size_t start = out.size();
+        open_record(out, seq++);
+        out.append(f.tail);
+        seal_record(out, start);
+    }
+    for (std::string& frames : taken) {
+        frames.clear();
+    }
+    return seq;
+}
 
 std::uint64_t Spool::append(std::string_view action, std::string_view media_type,
                             std::string_view json, std::int64_t time_ms, bool durable) {
+    if (!durable) {
+        Local& l = local();
+        std::lock_guard ll(l.mu);
+        // closing_ is set before the writer's last take of the queues, under
+        // their locks: a record queued here while it is false is taken.
+        if (!closing_.load(std::memory_order_acquire)) {
+            const std::size_t at = l.frames.size();
+            l.frames.append(frame_head, '\0');
+            append_tail(l.frames, time_ms, action, media_type, json);
+            const auto len = static_cast<std::uint32_t>(l.frames.size() - at - frame_head);
+            const std::uint64_t ticket = tickets_.fetch_add(1, std::memory_order_relaxed);
+            std::memcpy(l.frames.data() + at, &len, 4);
+            std::memcpy(l.frames.data() + at + 4, &ticket, 8);
+            ++l.count;
+            if (l.frames.size() >= local_wake_bytes &&
+                !local_full_.exchange(true, std::memory_order_relaxed)) {
+                cv_.notify_one(); // a bound on memory, not a deadline: a missed wake waits a turn
+            }
+            return 0;
+        }
+    }
     {
         std::lock_guard lk(mu_);
         if (!closed_) {
-            const std::uint64_t seq = next_seq_++;
+            // Every thread's queued pulls first: a push or a delete never
+            // overtakes an event that happened before it.
             if (pending_.empty()) {
-                pending_first_ = seq;
+                pending_first_ = next_seq_;
             }
+            if (take_locals(drained_) != 0) {
+                next_seq_ = number_frames(pending_, drained_, next_seq_);
+            }
+            const std::uint64_t seq = next_seq_++;
             append_record(pending_, seq, time_ms, action, media_type, json);
-            // A write's record wakes the writer now (its request waits); a
-            // pull's waits for the writer's next turn or a full buffer, so
-            // the pull path pays no wake-up.
             if (durable) {
                 want_sync_ = seq;
-                cv_.notify_one();
-            } else if (pending_.size() >= wake_bytes) {
-                cv_.notify_one();
             }
+            cv_.notify_one();
             return seq;
         }
     }
@@ -326,6 +462,9 @@ bool Spool::write_out(const std::string& buf, std::uint64_t first) noexcept {
 void Spool::run(const std::atomic<bool>& stop) noexcept {
     using Clock = std::chrono::steady_clock;
     std::string buf;
+    std::vector<std::string> frames; // the threads' queued records, taken each turn
+    std::uint64_t frames_n = 0;
+    std::uint64_t frames_first = 0;
     Clock::time_point failing_since{};
     bool failing = false;
     for (std::uint64_t turn = 0; turn < (1ULL << 62); ++turn) {
@@ -344,17 +483,34 @@ void Spool::run(const std::atomic<bool>& stop) noexcept {
                 // Bounded wait: pulls' records and the stop flag come without
                 // a notification; they are written at the latest a turn later.
                 cv_.wait_for(lk, std::chrono::milliseconds(turn_ms), [&] {
-                    return want_sync_ > synced_seq_ || pending_.size() >= wake_bytes || stop.load();
+                    return want_sync_ > synced_seq_ || local_full_.load() || stop.load();
                 });
             }
             stopping = stop.load();
-            buf.swap(pending_);
+            if (stopping) {
+                closing_.store(true, std::memory_order_release); // before the last take
+            }
+            // Copied, not swapped: buf and frames keep their capacity turn
+            // after turn (a new multi-megabyte buffer is fresh pages to
+            // fault in, each turn).
+            buf.append(pending_);
             pending_.clear();
             first = pending_first_;
+            // The threads' queued records are numbered after what pending_
+            // holds, and written after it (numbered outside the lock).
+            frames_n = take_locals(frames);
+            frames_first = next_seq_;
+            next_seq_ += frames_n;
+            if (buf.empty()) {
+                first = frames_first;
+            }
             last = next_seq_ - 1;
             if (stopping) {
                 closed_ = true; // appends from now on write at once (under wmu_)
             }
+        }
+        if (frames_n != 0) {
+            (void)number_frames(buf, frames, frames_first);
         }
         bool ok = true;
         if (!buf.empty()) {

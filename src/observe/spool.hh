@@ -12,13 +12,17 @@
 // whose hash does not match (a torn write, a crash's zeros) is skipped, and
 // a torn tail is cut at open.
 //
-// Writes (group commit): append() queues a record under a mutex and returns
-// its sequence number; one writer thread (run) writes what is queued with
+// Writes (group commit): one writer thread (run) writes what is queued with
 // one write(2), and when a queued record asked for durability, one
-// fdatasync(2) for all of them. Only durable records wake the writer at
-// once; the others are written within 50 ms (or once 256 KiB are queued). written() and synced()
-// publish the last sequence number written and made durable: a request whose event must survive a
-// crash awaits synced().wait_past(seq - 1) before it answers.
+// fdatasync(2) for all of them. written() and synced() publish the last
+// sequence number written and made durable.
+// - A durable record (a push's, a delete's) is numbered and queued under the
+//   spool's mutex, after every record other threads queued before it, and
+//   wakes the writer; its request awaits synced().wait_past(seq - 1).
+// - Any other record (a pull's, at the rate of manifest GETs) goes to its
+//   thread's own queue, whose lock no other appender takes; the writer
+//   numbers and writes it within 50 ms (at once past 4 MiB). The pull path
+//   shares no lock and wakes no thread.
 //
 // When the disk refuses a write or a sync, the writer tries again every
 // 100 ms, the requests waiting; after 5 s it gives up: the records are
@@ -36,6 +40,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "reactor/sync.hh"
@@ -71,7 +76,9 @@ class Spool {
     Spool& operator=(const Spool&) = delete;
 
     // Any thread: queues a record (written by the writer thread, or at once
-    // when it has stopped); returns its sequence number.
+    // when it has stopped). Returns a durable record's sequence number; a
+    // record that need not be durable is numbered by the writer: 0 (unless
+    // the writer has stopped).
     std::uint64_t append(std::string_view action, std::string_view media_type,
                          std::string_view json, std::int64_t time_ms, bool durable);
     reactor::Progress& written() noexcept { return written_; }
@@ -123,16 +130,34 @@ class Spool {
     int dirfd() const noexcept { return dir_.get(); }
 
   private:
+    // One appending thread's queue of records that need not be durable, as
+    // frames: a 4-byte length, an 8-byte ticket (tickets_: the order the
+    // records were queued in, across threads), then `<unix ms>\t<action>\t
+    // <media type>\t<json>`.
+    struct Local {
+        std::mutex mu;
+        std::thread::id owner;
+        std::string frames;
+        std::uint64_t count = 0;
+    };
     struct Segment {
         std::uint64_t first = 0; // its first record's sequence number
         std::uint64_t bytes = 0; // written so far
     };
-    Spool(util::UniqueFd dir, SpoolConfig cfg) noexcept : dir_(std::move(dir)), cfg_(cfg) {}
+    Spool(util::UniqueFd dir, SpoolConfig cfg) noexcept;
     // Writes `buf` (records from `first` on) to the current segment, starting
     // a new one when the current is full. False when the disk refused: what
     // landed of it is cut off again. Under wmu_.
     bool write_out(const std::string& buf, std::uint64_t first) noexcept;
     void enforce_bound() noexcept;
+    Local& local();
+    // Every thread's queued frames moved to taken[i] (each empty before);
+    // their count. Under mu_.
+    std::uint64_t take_locals(std::vector<std::string>& taken);
+    // The frames as records numbered from `first` in ticket order, appended
+    // to `out`; `taken` is emptied. Returns the number after the last.
+    static std::uint64_t number_frames(std::string& out, std::vector<std::string>& taken,
+                                       std::uint64_t first);
     void remove_segments(const std::vector<std::uint64_t>& firsts) noexcept;
 
     util::UniqueFd dir_;
@@ -146,14 +171,21 @@ class Spool {
 
     mutable std::mutex mu_;
     std::condition_variable cv_;
-    std::string pending_;             // records queued, not yet written (mu_)
-    std::uint64_t pending_first_ = 0; // the first of them (mu_)
-    std::uint64_t next_seq_ = 1;      // mu_
-    std::uint64_t want_sync_ = 0;     // the last durable record queued (mu_)
-    std::uint64_t written_seq_ = 0;   // in the file, readable (mu_)
-    std::uint64_t synced_seq_ = 0;    // on disk for good (mu_)
-    std::vector<Segment> segments_;   // oldest first; the last is written (mu_)
-    bool closed_ = false;             // the writer thread ended (mu_)
+    std::string pending_;                   // records queued, not yet written (mu_)
+    std::uint64_t pending_first_ = 0;       // the first of them (mu_)
+    std::uint64_t next_seq_ = 1;            // mu_
+    std::uint64_t want_sync_ = 0;           // the last durable record queued (mu_)
+    std::uint64_t written_seq_ = 0;         // in the file, readable (mu_)
+    std::uint64_t synced_seq_ = 0;          // on disk for good (mu_)
+    std::vector<Segment> segments_;         // oldest first; the last is written (mu_)
+    bool closed_ = false;                   // the writer thread ended (mu_)
+    std::atomic<bool> closing_{false};      // set under mu_ before the last take of the locals
+    std::atomic<bool> local_full_{false};   // a thread's queue passed its bound: wake the writer
+    std::atomic<std::uint64_t> tickets_{0}; // orders the threads' queued records
+    const std::uint64_t id_;                // tells this spool's locals from another's
+    std::mutex locals_mu_;                  // locals_ (after mu_, before a Local's mu)
+    std::vector<std::unique_ptr<Local>> locals_;
+    std::vector<std::string> drained_; // a durable append's take of the queues (mu_)
     std::atomic<std::uint64_t> dropped_{0};
     std::atomic<std::uint64_t> errors_{0};
 };

@@ -230,3 +230,88 @@ TEST_CASE("a write the disk refuses is retried, cut off cleanly, and nothing is 
     CHECK(all.back() == "{\"e\":10}");
     CHECK(rd.lost() == 0);
 }
+
+TEST_CASE(
+    "threads' pulls are numbered once each, in each thread's order, never after a later push") {
+    Root r;
+    auto s = open(r);
+    std::atomic<bool> stop{false};
+    std::thread writer([&] { s->run(stop); });
+    constexpr int threads = 4;
+    constexpr int per = 3000;
+    std::vector<std::thread> ts;
+    ts.reserve(threads);
+    for (int t = 0; t < threads; ++t) {
+        ts.emplace_back([&, t] {
+            for (int i = 0; i < per; ++i) {
+                const bool push = i % 500 == 499; // now and then a durable record
+                const std::string json =
+                    "{\"t\":" + std::to_string(t) + ",\"i\":" + std::to_string(i) + "}";
+                const std::uint64_t seq =
+                    s->append(push ? "push" : "pull", "m/t", json, 1000 + i, push);
+                // A push is numbered at once; a pull by the writer (0), or at
+                // once after the writer stopped.
+                CHECK((!push || seq != 0));
+            }
+        });
+    }
+    // The stop may come while the threads still append: those after it are
+    // written at once on their own thread, none lost.
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    stop = true;
+    writer.join();
+    for (auto& t : ts) {
+        t.join();
+    }
+    CHECK(s->dropped() == 0);
+    auto rd = s->reader(0);
+    std::vector<int> next(threads, 0);
+    std::uint64_t seq = 0;
+    int n = 0;
+    for (int k = 0; k < 10'000; ++k) {
+        auto recs = rd.next(512, 1U << 20U);
+        if (recs.empty()) {
+            break;
+        }
+        for (const Record& rec : recs) {
+            CHECK(rec.seq == seq + 1); // numbered without gaps or repeats
+            seq = rec.seq;
+            const auto t = std::stoi(rec.json.substr(5));
+            const auto i = std::stoi(rec.json.substr(rec.json.find("\"i\":") + 4));
+            REQUIRE(t >= 0);
+            REQUIRE(t < threads);
+            CHECK(i == next[static_cast<std::size_t>(t)]); // each thread's order
+            next[static_cast<std::size_t>(t)] = i + 1;
+            CHECK(rec.action == (i % 500 == 499 ? "push" : "pull"));
+            ++n;
+        }
+    }
+    CHECK(n == threads * per);
+    CHECK(rd.lost() == 0);
+}
+
+TEST_CASE("a pull queued on one thread before a pull on another is numbered first") {
+    Root r;
+    auto s = open(r);
+    // b's queue is registered first, so the writer takes it first; the
+    // tickets must still put a's record, queued between b's two, between them.
+    std::atomic<int> step{0};
+    std::thread b([&] {
+        (void)s->append("pull", "", "{\"b\":1}", 1, false);
+        step = 1;
+        for (int i = 0; i < 5000 && step.load() != 2; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        (void)s->append("pull", "", "{\"b\":2}", 1, false);
+    });
+    for (int i = 0; i < 5000 && step.load() != 1; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    std::thread a([&] { (void)s->append("pull", "", "{\"a\":1}", 1, false); });
+    a.join();
+    step = 2;
+    b.join();
+    write_all(*s);
+    auto rd = s->reader(0);
+    CHECK(read_all(rd) == std::vector<std::string>{"{\"b\":1}", "{\"a\":1}", "{\"b\":2}"});
+}
