@@ -3,6 +3,7 @@
 //   ringport-bench run --url http://HOST:PORT --workload W [options]
 //   ringport-bench compare A.json B.json [C.json ...]
 //   ringport-bench sendfile-server --listen 127.0.0.1:0 --file F
+//   ringport-bench webhook-sink [--listen 127.0.0.1:PORT]
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -20,6 +21,7 @@ constexpr const char* usage = R"(usage:
   ringport-bench run --url http://HOST:PORT --workload W [options]   (run --help for options)
   ringport-bench compare A.json B.json [C.json ...]
   ringport-bench sendfile-server --listen 127.0.0.1:0 --file F
+  ringport-bench webhook-sink [--listen 127.0.0.1:PORT]
 )";
 
 using WorkloadFn = util::Result<void> (*)(RunContext&);
@@ -231,6 +233,9 @@ int main(int argc, char** argv) {
     }
     if (cmd == "sendfile-server") {
         return rp::bench::cmd_sendfile_server(args);
+    }
+    if (cmd == "webhook-sink") {
+        return rp::bench::cmd_webhook_sink(args);
     }
     std::fputs(rp::bench::usage, cmd == "--help" || cmd == "-h" ? stdout : stderr);
     return cmd == "--help" || cmd == "-h" ? 0 : 2;

@@ -10,8 +10,8 @@ webhooks cost, and how fast a webhook backlog drains.
   (`batch_events = 100`). Targets (the issue's): the audit log and insights
   within 5% of off, with webhooks within 15%. Distribution runs the same loads without and
   with one notification endpoint (what it pays, for reference). The
-  endpoint is `observe.py sink`, a small asyncio server in its own process
-  that counts events.
+  endpoint is `ringport-bench webhook-sink`, a small C++ server in its own
+  process that counts events.
 - Backlog: the endpoint is down while 10,000 manifest GETs make 10,000 pull
   events; then it starts, and the time from its start to its last event is
   the drain (target ≤ 30 s). ringport sends one event per envelope here, as
@@ -20,10 +20,7 @@ webhooks cost, and how fast a webhook backlog drains.
 """
 import json
 import os
-import socket
 import subprocess
-import sys
-import threading
 import time
 import urllib.request
 
@@ -33,73 +30,13 @@ EVENTS = 10000
 
 
 # --------------------------------------------------------------------------
-# The sink: `python3 observe.py sink PORT`
+# The sink: `ringport-bench webhook-sink`, in C++: it shares the two cores
+# with the servers, so it must cost little per event (an asyncio sink spent
+# 9 µs of CPU per event here; most of what is left is the kernel's receive
+# path on loopback).
 
-def _serve(sock, counts, lock):
-    """One keep-alive connection's requests, read with recv_into into one
-    buffer and counted in place: the sink shares the 2 cores with the
-    servers, so it must cost little per event (an asyncio sink spent 9 µs
-    of CPU per event here, a third of a core at 50,000 events/s)."""
-    buf = bytearray(1 << 20)
-    have = 0
-    try:
-        for _ in range(1 << 40):
-            end = buf.find(b"\r\n\r\n", 0, have)
-            while end < 0:
-                if have == len(buf):
-                    buf.extend(bytes(len(buf)))
-                n = sock.recv_into(memoryview(buf)[have:])
-                if n == 0:
-                    return
-                have += n
-                end = buf.find(b"\r\n\r\n", 0, have)
-            head = bytes(buf[:end])
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                k, _, v = line.partition(b":")
-                if k.strip().lower() == b"content-length":
-                    length = int(v.strip())
-            total = end + 4 + length
-            while len(buf) < total:
-                buf.extend(bytes(len(buf)))
-            while have < total:
-                n = sock.recv_into(memoryview(buf)[have:])
-                if n == 0:
-                    return
-                have += n
-            if head.startswith(b"GET /count"):
-                with lock:
-                    out = json.dumps(counts).encode()
-                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                             b"Content-Length: %d\r\n\r\n%s" % (len(out), out))
-            else:
-                events = buf.count(b'"action":', end + 4, total)
-                with lock:
-                    counts["posts"] += 1
-                    counts["events"] += events
-                    counts["last_ms"] = int(time.time() * 1000)
-                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-            rest = have - total
-            buf[:rest] = buf[total:have]
-            have = rest
-    except OSError:
-        pass
-    finally:
-        sock.close()
-
-
-def _sink_main(port):
-    counts = {"posts": 0, "events": 0, "last_ms": 0}
-    lock = threading.Lock()
-    srv = socket.create_server(("127.0.0.1", port), backlog=64)
-    for _ in range(1 << 40):
-        conn, _ = srv.accept()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        threading.Thread(target=_serve, args=(conn, counts, lock), daemon=True).start()
-
-
-def start_sink(port, logdir, name):
-    p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "sink", str(port)],
+def start_sink(bench, port, logdir, name):
+    p = subprocess.Popen([bench, "webhook-sink", "--listen", f"127.0.0.1:{port}"],
                          stdout=open(os.path.join(logdir, f"{name}.txt"), "w"),
                          stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 10
@@ -191,7 +128,7 @@ def drain(bench, srv, sink_port, label, logdir, say, gauge):
         raise OSError(f"{label} queue: {cp.stdout[-300:]}")
     queued = metric(srv.url, gauge) if gauge else None
     time.sleep(2)  # a failed attempt or two while down
-    sink = start_sink(sink_port, logdir, f"{label}-sink")
+    sink = start_sink(bench, sink_port, logdir, f"{label}-sink")
     t0 = time.time()
     try:
         last, stable_since = -1, time.monotonic()
@@ -223,7 +160,7 @@ def compare_step(args, bench, start_ringport, start_distribution, free_port, scr
     rounds = 1 if args.quick else 3
     res = {"ringport": {}, "distribution": {}}
     sink_port = free_port()
-    sink = start_sink(sink_port, logdir, "observe-sink")
+    sink = start_sink(bench, sink_port, logdir, "observe-sink")
     try:
         for r in range(rounds):
             for kind in ("off", "audit", "hooks"):
@@ -338,6 +275,3 @@ def rows(res, row, fmt):
             f"ringport: {b.get('events')} of {b.get('queued')} spooled, one per POST; "
             f"Distribution: {d.get('events')} from its memory (lost on a restart)")
 
-
-if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "sink":
-    _sink_main(int(sys.argv[2]))

@@ -85,6 +85,8 @@ void serve(util::UniqueFd conn, Served f) {
     }
 }
 
+} // namespace
+
 int listen_on(const std::string& addr, std::string& bound) {
     auto u = parse_url("http://" + (addr.rfind(':', 0) == 0 ? "0.0.0.0" + addr : addr));
     if (!u) {
@@ -124,8 +126,6 @@ int listen_on(const std::string& addr, std::string& bound) {
     return fd;
 }
 
-} // namespace
-
 int cmd_sendfile_server(const std::vector<std::string>& args) {
     std::string listen = "127.0.0.1:0";
     std::string file;
@@ -149,10 +149,16 @@ int cmd_sendfile_server(const std::vector<std::string>& args) {
         return 1;
     }
     f.size = static_cast<std::uint64_t>(st.st_size);
+    return serve_forever(listen, "sendfile-server",
+                         [f](util::UniqueFd c) { std::thread(serve, std::move(c), f).detach(); });
+}
+
+int serve_forever(const std::string& listen, const char* who,
+                  const std::function<void(util::UniqueFd)>& on_connection) {
     std::string bound;
     util::UniqueFd lfd(listen_on(listen, bound));
     if (!lfd.valid()) {
-        std::fprintf(stderr, "sendfile-server: cannot listen on %s\n", listen.c_str());
+        std::fprintf(stderr, "%s: cannot listen on %s\n", who, listen.c_str());
         return 1;
     }
     std::printf("listening on %s\n", bound.c_str());
@@ -165,7 +171,7 @@ int cmd_sendfile_server(const std::vector<std::string>& args) {
             }
             return 1;
         }
-        std::thread(serve, util::UniqueFd(c), f).detach();
+        on_connection(util::UniqueFd(c));
     }
 }
 

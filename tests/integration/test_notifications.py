@@ -7,14 +7,16 @@ an acknowledged push; the filters (ignore, ignoredmediatypes) hold."""
 import json
 import os
 import re
+import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 
 import pytest
 
 from ringtest.client import Client, sha256
-from ringtest.harness import Ringport, wait_until
+from ringtest.harness import Ringport, free_port, ringport_bin, wait_until
 from ringtest.hooks import Receiver, endpoint_config
 from ringtest.images import manifest_for, put
 from ringtest.oci import OCI_MANIFEST, random_bytes, unique_name
@@ -311,6 +313,106 @@ def test_kill_9_in_a_burst_loses_no_acknowledged_push():
             assert order == mine, repo
     rx.stop()
     os.unlink(cfg)
+
+
+def test_concurrent_clients_events_each_once_in_each_clients_order():
+    """Pulls are queued per shard and numbered by the spool's writer: with
+    four clients pulling and pushing at once, each on a new connection (so
+    on either shard), every event arrives once, and each client's events in
+    the order it made them (a pull, then its next request on the other
+    shard, never the other way round)."""
+    with Receiver() as rx:
+        cfg = config_file(endpoint_config("busy", rx.url, "batch_events = 50"))
+        with Ringport(config=cfg) as srv:
+            srv.wait_ready()
+            c = Client(srv.host)
+            repo = unique_name("busy")
+            digests = []
+            for t in range(3):  # three manifests, so that two pulls in a row differ
+                body = manifest_for(c, repo, [random_bytes(300, 77 + t)])
+                assert c.request("PUT", f"/v2/{repo}/manifests/t{t}", body=body,
+                                 headers={"Content-Type": OCI_MANIFEST}).status == 201
+                digests.append(sha256(body))
+            base = len(wait_events(rx, 9))  # configs, layers and manifests pushed
+            made, failures = {}, []
+
+            def client(k):
+                me = Client(srv.host)
+                ua = {"User-Agent": f"busy-{k}", "Accept": OCI_MANIFEST}
+                mine = []
+                for i in range(60):
+                    if i % 10 == 9:
+                        d = me.push_blob(repo, random_bytes(64, 50000 + 100 * k + i))
+                        mine.append(("push", d))
+                    else:
+                        r = me.request("GET", f"/v2/{repo}/manifests/t{i % 3}", headers=ua)
+                        if r.status != 200:
+                            failures.append(r)
+                        mine.append(("pull", digests[i % 3]))
+                made[k] = mine
+
+            threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(TIMEOUT_S)
+            assert not failures, failures[:3]
+            events = wait_events(rx, base + 240)
+            time.sleep(0.3)  # nothing more comes
+            events = rx.events()[base:]
+            assert len(events) == 240
+            assert len({e["id"] for e in events}) == 240
+            for k in range(4):
+                # A client's pushes carry Python's agent; its pulls its own.
+                # Pushes are matched by digest, pulls by agent.
+                pushed = {d for a, d in made[k] if a == "push"}
+                got = [(e["action"], e["target"]["digest"]) for e in events
+                       if e["request"]["useragent"] == f"busy-{k}"
+                       or (e["action"] == "push" and e["target"]["digest"] in pushed)]
+                assert got == made[k], k
+
+
+def test_the_bench_sink_counts_what_ringport_delivers():
+    """bench/observe.py measures webhooks against `ringport-bench
+    webhook-sink`: it must count exactly the events and POSTs ringport
+    reports delivered."""
+    bench = os.path.join(os.path.dirname(os.path.dirname(ringport_bin())), "bench",
+                         "ringport-bench")
+    port = free_port()
+    sink = subprocess.Popen([bench, "webhook-sink", "--listen", f"127.0.0.1:{port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert sink.stdout.readline().strip() == f"listening on 127.0.0.1:{port}"
+
+        def counts():
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/count", timeout=5) as r:
+                return json.loads(r.read())
+        cfg = config_file(endpoint_config("bench", f"http://127.0.0.1:{port}/hook",
+                                          "batch_events = 7"))
+        with Ringport(config=cfg) as srv:
+            srv.wait_ready()
+            c = Client(srv.host)
+            repo = unique_name("sink")
+            body = manifest_for(c, repo, [random_bytes(100, 5)])
+            assert c.request("PUT", f"/v2/{repo}/manifests/v1", body=body,
+                             headers={"Content-Type": OCI_MANIFEST}).status == 201
+            for _ in range(40):
+                assert c.request("GET", f"/v2/{repo}/manifests/v1",
+                                 headers={"Accept": OCI_MANIFEST}).status == 200
+
+            def delivered():
+                text = c.request("GET", "/metrics").body.decode()
+                m = re.search(r'^ringport_webhook_delivered_events_total\{endpoint="bench"\} (\d+)',
+                              text, re.M)
+                return int(m.group(1)) if m else 0
+            assert wait_until(lambda: delivered() >= 43, TIMEOUT_S)
+            got = counts()
+            assert got["events"] == delivered() == 43  # config, layer, manifest, 40 pulls
+            assert got["posts"] >= 43 // 7
+        os.unlink(cfg)
+    finally:
+        sink.kill()
+        sink.wait()
 
 
 def test_bad_notification_config_is_refused():
