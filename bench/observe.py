@@ -252,7 +252,7 @@ def rows(res, row, fmt):
                 f"{listed('ringport', 'off', i, unit)}; Distribution off {fmt(d_off, unit, 0)}, "
                 f"with one endpoint {fmt(d_hooks, unit, 0)} "
                 f"({fmt(d_cost and 100 * d_cost, '%', 1)} slower); ringport batch_events = 100; "
-                "the receiver (Python) runs on the same 2 cores")
+                "the receiver (ringport-bench webhook-sink, C++) runs on the same 2 cores")
     off, hooks = best("ringport", "off", 2), best("ringport", "hooks", 2)
     d_off, d_hooks = best("distribution", "off", 2), best("distribution", "hooks", 2)
     if off and hooks:
