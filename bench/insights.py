@@ -118,8 +118,10 @@ def compare_step(args, genroot, start_ringport, start_distribution, scratch, log
     except (OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
         res["error"] = f"{type(e).__name__}: {e}"
         say(f"insights: FAILED ({res['error']})")
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    # The root (700,000 files at full size) is left to bench/compare's
+    # cleanup of its scratch, which removes roots in parallel after the
+    # table is written (shutil.rmtree here took over 10 minutes under load),
+    # or keeps them with --keep-roots.
     return res
 
 
