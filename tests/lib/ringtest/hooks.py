@@ -6,6 +6,7 @@ event format (distribution_events.schema.json): it accepts exactly the
 fields Distribution 2.8 sends, with their types."""
 import json
 import os
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -38,6 +39,7 @@ class Receiver:
         self.status = 200
         self.server = None
         self.thread = None
+        self.conns = set()  # the open connections' sockets, closed by stop()
 
     @property
     def url(self):
@@ -48,6 +50,16 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                with owner.lock:
+                    owner.conns.add(self.connection)
+
+            def finish(self):
+                with owner.lock:
+                    owner.conns.discard(self.connection)
+                super().finish()
 
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", "0"))
@@ -72,11 +84,20 @@ class Receiver:
         return self
 
     def stop(self):
-        """Down: the port refuses connections until start()."""
+        """Down: the port refuses connections until start(), and the
+        keep-alive connections already open are cut (their handler threads
+        would otherwise go on taking POSTs)."""
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+        with self.lock:
+            conns = list(self.conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def events(self):
         """Every event received, in the order received, each envelope checked."""
