@@ -65,6 +65,18 @@ bool write_all(int fd, const char* p, std::size_t n) noexcept {
 
 namespace {
 
+// A queued frame's head (spool.hh, Spool::Local), at `at` of `frames`.
+struct FrameHead {
+    std::uint32_t len = 0;
+    std::uint64_t ticket = 0;
+};
+FrameHead frame_at(std::string_view frames, std::size_t at) noexcept {
+    FrameHead h;
+    std::memcpy(&h.len, frames.data() + at, 4);
+    std::memcpy(&h.ticket, frames.data() + at + 4, 8);
+    return h;
+}
+
 // A record's start: the hash's place and its sequence number.
 void open_record(std::string& out, std::uint64_t seq) {
     out.append(17, '\t'); // the hash's place, filled by seal_record
@@ -283,22 +295,48 @@ Spool::Local& Spool::local() {
     return *found;
 }
 
-std::uint64_t Spool::take_locals(std::vector<std::string>& taken) {
+std::uint64_t Spool::take_locals(std::vector<std::string>& taken, bool all) {
+    // Every frame with a ticket below `bound` is taken: its ticket was drawn
+    // under its queue's lock, which the walk below takes after this load.
+    // Frames drawn after it wait for the next take, or a pull on a queue
+    // walked first could be numbered after a later one on a queue walked
+    // last (a client's pull, then its next pull on the other shard). The
+    // last take (all) takes everything.
+    const std::uint64_t bound = tickets_.load(std::memory_order_acquire);
+    local_full_.store(false, std::memory_order_relaxed);
     std::uint64_t n = 0;
     std::lock_guard lk(locals_mu_);
     taken.resize(std::max(taken.size(), locals_.size()));
     for (std::size_t i = 0; i < locals_.size(); ++i) {
         Local& l = *locals_[i];
         std::lock_guard ll(l.mu);
-        if (l.count != 0) {
+        if (l.count == 0) {
+            continue;
+        }
+        if (all || l.last_ticket < bound) {
             // Swapped, not copied: taken[i] is empty (its capacity kept from
             // the turn before) and becomes the thread's queue.
             taken[i].swap(l.frames);
             n += l.count;
             l.count = 0;
+            continue;
+        }
+        std::size_t at = 0;
+        std::uint64_t k = 0;
+        for (; at + frame_head <= l.frames.size(); ++k) {
+            const FrameHead h = frame_at(l.frames, at);
+            if (h.ticket >= bound) {
+                break;
+            }
+            at += frame_head + h.len;
+        }
+        if (k != 0) {
+            taken[i].assign(l.frames, 0, at);
+            l.frames.erase(0, at);
+            n += k;
+            l.count -= k;
         }
     }
-    local_full_.store(false, std::memory_order_relaxed);
     return n;
 }
 
@@ -317,12 +355,10 @@ std::uint64_t Spool::number_frames(std::string& out, std::vector<std::string>& t
     for (const std::string& frames : taken) {
         need += frames.size() + frames.size() / 8; // the numbers and hashes: 30 bytes a record
         for (std::size_t at = 0; at + frame_head <= frames.size();) {
-            std::uint32_t len = 0;
-            std::uint64_t ticket = 0;
-            std::memcpy(&len, frames.data() + at, 4);
-            std::memcpy(&ticket, frames.data() + at + 4, 8);
-            order.push_back(Frame{ticket, std::string_view(frames).substr(at + frame_head, len)});
-            at += frame_head + len;
+            const FrameHead h = frame_at(frames, at);
+            order.push_back(
+                Frame{h.ticket, std::string_view(frames).substr(at + frame_head, h.len)});
+            at += frame_head + h.len;
         }
     }
     std::sort(order.begin(), order.end(),
@@ -358,6 +394,7 @@ std::uint64_t Spool::append(std::string_view action, std::string_view media_type
             const std::uint64_t ticket = tickets_.fetch_add(1, std::memory_order_relaxed);
             std::memcpy(l.frames.data() + at, &len, 4);
             std::memcpy(l.frames.data() + at + 4, &ticket, 8);
+            l.last_ticket = ticket;
             ++l.count;
             if (l.frames.size() >= local_wake_bytes &&
                 !local_full_.exchange(true, std::memory_order_relaxed)) {
@@ -374,7 +411,7 @@ std::uint64_t Spool::append(std::string_view action, std::string_view media_type
             if (pending_.empty()) {
                 pending_first_ = next_seq_;
             }
-            if (take_locals(drained_) != 0) {
+            if (take_locals(drained_, false) != 0) {
                 next_seq_ = number_frames(pending_, drained_, next_seq_);
             }
             const std::uint64_t seq = next_seq_++;
@@ -498,7 +535,7 @@ void Spool::run(const std::atomic<bool>& stop) noexcept {
             first = pending_first_;
             // The threads' queued records are numbered after what pending_
             // holds, and written after it (numbered outside the lock).
-            frames_n = take_locals(frames);
+            frames_n = take_locals(frames, stopping);
             frames_first = next_seq_;
             next_seq_ += frames_n;
             if (buf.empty()) {

@@ -139,6 +139,7 @@ class Spool {
         std::thread::id owner;
         std::string frames;
         std::uint64_t count = 0;
+        std::uint64_t last_ticket = 0; // of the newest frame
     };
     struct Segment {
         std::uint64_t first = 0; // its first record's sequence number
@@ -151,9 +152,10 @@ class Spool {
     bool write_out(const std::string& buf, std::uint64_t first) noexcept;
     void enforce_bound() noexcept;
     Local& local();
-    // Every thread's queued frames moved to taken[i] (each empty before);
+    // The threads' queued frames moved to taken[i] (each empty before):
+    // those with a ticket drawn before the call, or with `all` every one;
     // their count. Under mu_.
-    std::uint64_t take_locals(std::vector<std::string>& taken);
+    std::uint64_t take_locals(std::vector<std::string>& taken, bool all);
     // The frames as records numbered from `first` in ticket order, appended
     // to `out`; `taken` is emptied. Returns the number after the last.
     static std::uint64_t number_frames(std::string& out, std::vector<std::string>& taken,

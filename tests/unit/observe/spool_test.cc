@@ -315,3 +315,62 @@ TEST_CASE("a pull queued on one thread before a pull on another is numbered firs
     auto rd = s->reader(0);
     CHECK(read_all(rd) == std::vector<std::string>{"{\"b\":1}", "{\"a\":1}", "{\"b\":2}"});
 }
+
+TEST_CASE(
+    "a chain of pulls handed from thread to thread keeps its order while pushes drain the queues") {
+    // Four threads append in turn (a client's requests landing on one shard,
+    // then another), while a fifth appends durable records without pause:
+    // each drains every thread's queue, so takes race with the chain. A take
+    // must never number a later link before an earlier one still being
+    // queued on a thread it walked already.
+    Root r;
+    auto s = open(r);
+    std::atomic<bool> stop{false};
+    std::thread writer([&] { s->run(stop); });
+    constexpr int links = 6000;
+    constexpr int chain = 4;
+    std::atomic<int> baton{0};
+    std::atomic<bool> done{false};
+    std::vector<std::thread> ts;
+    ts.reserve(chain + 1);
+    for (int k = 0; k < chain; ++k) {
+        ts.emplace_back([&, k] {
+            for (int i = k; i < links; i += chain) {
+                for (long spin = 0; baton.load() != i && spin < 2'000'000'000L; ++spin) {
+                    std::this_thread::yield();
+                }
+                (void)s->append("pull", "", "{\"i\":" + std::to_string(i) + "}", 1, false);
+                baton.store(i + 1);
+            }
+        });
+    }
+    ts.emplace_back([&] {
+        for (int i = 0; i < 1'000'000 && !done.load(); ++i) {
+            (void)s->append("push", "", "{\"p\":" + std::to_string(i) + "}", 1, true);
+        }
+    });
+    for (int k = 0; k < chain; ++k) {
+        ts[static_cast<std::size_t>(k)].join();
+    }
+    done = true;
+    ts.back().join();
+    stop = true;
+    writer.join();
+    auto rd = s->reader(0);
+    int next = 0;
+    bool ordered = true;
+    for (int k = 0; k < 100'000; ++k) {
+        auto recs = rd.next(4096, 64U << 20U);
+        if (recs.empty()) {
+            break;
+        }
+        for (const Record& rec : recs) {
+            if (rec.action == "pull") {
+                ordered = ordered && std::stoi(rec.json.substr(5)) == next;
+                ++next;
+            }
+        }
+    }
+    CHECK(next == links);
+    CHECK(ordered);
+}
