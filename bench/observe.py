@@ -128,8 +128,11 @@ def drain(bench, srv, sink_port, label, logdir, say, gauge):
                         capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
     if cp.returncode != 0:
         raise OSError(f"{label} queue: {cp.stdout[-300:]}")
+    # A failed attempt or two while down; and a pull's event is numbered
+    # (counted in the backlog gauge) by the spool writer's next turn, within
+    # 50 ms of its request, so the gauge is read after the pause.
+    time.sleep(2)
     queued = metric(srv.url, gauge) if gauge else None
-    time.sleep(2)  # a failed attempt or two while down
     sink = start_sink(bench, sink_port, logdir, f"{label}-sink")
     t0 = time.time()
     try:
