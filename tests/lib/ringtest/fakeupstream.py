@@ -17,6 +17,8 @@ import threading
 import time
 import urllib.parse
 
+from ringtest.harness import OpenConnections
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 TOKEN = "good-token"
 
@@ -59,24 +61,10 @@ class FakeUpstream:
                               # 401 insufficient_scope, even with a token
         self.counts = {}      # (method, kind) -> n
         self.lock = threading.Lock()
-        self.conns = set()    # open client sockets, cut by close()
+        self.conns = OpenConnections()  # cut by close()
         owner = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def setup(self):
-                super().setup()
-                with owner.lock:
-                    owner.conns.add(self.connection)
-
-            def finish(self):
-                with owner.lock:
-                    owner.conns.discard(self.connection)
-                super().finish()
+        class Handler(self.conns.handler()):
 
             def do_GET(self):
                 owner._serve(self, "GET")
@@ -112,12 +100,7 @@ class FakeUpstream:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
-            with self.lock:
-                for c in list(self.conns):
-                    try:
-                        c.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
+            self.conns.cut()
 
     def add_manifest(self, name, tag, body, media_type=OCI_MANIFEST, digest_header=None):
         """Serves `body` as name:tag and name@digest; returns the digest."""

@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 START_TIMEOUT_S = 20.0
@@ -65,6 +66,48 @@ def wait_http(url, timeout_s=START_TIMEOUT_S):
             last = e
             time.sleep(0.05)
     raise RuntimeError(f"{url} did not answer within {timeout_s}s: {last}")
+
+
+class OpenConnections:
+    """The keep-alive connections a test HTTP server has open. A
+    ThreadingHTTPServer's handler threads outlive its shutdown and go on
+    answering on them; cut() ends them, so a stopped server is really down."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.socks = set()
+
+    def handler(self):
+        """A quiet HTTP/1.1 BaseHTTPRequestHandler that registers its
+        connection here for its lifetime; subclass it."""
+        conns = self
+
+        class Tracked(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                with conns.lock:
+                    conns.socks.add(self.connection)
+
+            def finish(self):
+                with conns.lock:
+                    conns.socks.discard(self.connection)
+                super().finish()
+
+            def log_message(self, *args):
+                pass
+
+        return Tracked
+
+    def cut(self):
+        with self.lock:
+            socks = list(self.socks)
+        for c in socks:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class _Drain(threading.Thread):

@@ -6,13 +6,12 @@ event format (distribution_events.schema.json): it accepts exactly the
 fields Distribution 2.8 sends, with their types."""
 import json
 import os
-import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import jsonschema
 
-from ringtest.harness import free_port
+from ringtest.harness import OpenConnections, free_port
 
 ENVELOPE_MEDIA_TYPE = "application/vnd.docker.distribution.events.v1+json"
 
@@ -39,7 +38,7 @@ class Receiver:
         self.status = 200
         self.server = None
         self.thread = None
-        self.conns = set()  # the open connections' sockets, closed by stop()
+        self.conns = OpenConnections()  # cut by stop()
 
     @property
     def url(self):
@@ -48,18 +47,7 @@ class Receiver:
     def start(self):
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def setup(self):
-                super().setup()
-                with owner.lock:
-                    owner.conns.add(self.connection)
-
-            def finish(self):
-                with owner.lock:
-                    owner.conns.discard(self.connection)
-                super().finish()
+        class Handler(self.conns.handler()):
 
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", "0"))
@@ -73,9 +61,6 @@ class Receiver:
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-
-            def log_message(self, *args):
-                pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
@@ -91,13 +76,7 @@ class Receiver:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
-        with self.lock:
-            conns = list(self.conns)
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self.conns.cut()
 
     def events(self):
         """Every event received, in the order received, each envelope checked."""
