@@ -240,6 +240,9 @@ const std::vector<Key>& keys() {
                 "text, or json: one object per line with time, level and msg; access lines "
                 "have their fields (request_id, method, target, status, ...)",
                 "REGISTRY_LOG_FORMATTER"),
+        bool_key("ui", "enabled", &Config::ui_enabled,
+                 "serve the web UI at /ui/ on the registry's own address (it reads the admin "
+                 "and OCI APIs with the signed-in user's rights; off: /ui/ is 404)"),
     };
     return k;
 }

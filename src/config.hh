@@ -102,6 +102,7 @@ struct Config {
     bool gc_delete_untagged = false;
     bool retention_dry_run = false;
     bool notifications_include_references = false;
+    bool ui_enabled = true; // [ui] enabled
     // [[mirror]]: pull-through upstreams (file only; validated by mirror::validate)
     std::vector<mirror::Upstream> mirrors;
 };

@@ -3,7 +3,8 @@
 # Dependencies point one way (DESIGN.md §2):
 #   util <- reactor <- http;  util, reactor <- net;  util, reactor <- storage;
 #   util, reactor, net, storage <- mirror;  util, reactor <- auth;
-#   util, reactor, net <- observe;  registry <- http, storage, mirror, auth, observe
+#   util, reactor, net <- observe;  util, reactor, http <- ui;
+#   registry <- http, storage, mirror, auth, observe, ui
 # Fails if a module includes a header from a module it may not use.
 set -uo pipefail
 cd "$(dirname "$0")/../src"
@@ -16,7 +17,8 @@ declare -A allowed=(
   [mirror]="util reactor net storage mirror"
   [auth]="util reactor auth"
   [observe]="util reactor net observe"
-  [registry]="util reactor http net storage mirror auth observe registry"
+  [ui]="util reactor http ui"
+  [registry]="util reactor http net storage mirror auth observe ui registry"
 )
 status=0
 for mod in "${!allowed[@]}"; do

@@ -20,6 +20,7 @@ TEST_PKGS=(
   openssl                  # test CAs (TLS listeners and upstreams)
   apache2-utils            # htpasswd: files made the way Distribution documents
   prometheus               # promtool checks /metrics
+  chromium fonts-liberation # the web UI's browser tests (tests/browser, playwright-core)
 )
 
 tests=0
@@ -42,6 +43,15 @@ if [[ ! -f build/release/build.ninja ]]; then
   CC=clang CXX=clang++ meson setup build/release --buildtype=debugoptimized >/dev/null
 fi
 ninja -C build/release >/dev/null
+if ((tests)); then
+  # The browser tests' driver and checker, from the npm registry at the
+  # versions package-lock.json pins. Node.js and npm come from Debian when
+  # the machine has none.
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error >/dev/null
+fi
 if ((tests)); then
   if [[ ! -f build/debug/build.ninja ]]; then
     CC=clang CXX=clang++ meson setup build/debug --buildtype=debug \

@@ -458,6 +458,15 @@ Task<void> Registry::repository_endpoint(http::Exchange& ex, const Route& r) noe
         }
         j.close_array();
     }
+    // ?body=true: the manifest as pushed, as a JSON string. The web UI shows
+    // it from here rather than by a GET of /v2/, which would count as a pull
+    // (and keep the tag from a "not pulled for" retention rule).
+    if (req.query_param("body").value_or("") == "true") {
+        auto body = co_await store_.manifest_body(m);
+        if (body && *body) {
+            j.str("body", **body);
+        }
+    }
     co_await reply(ex, json_report(j.done()));
 }
 

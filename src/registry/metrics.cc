@@ -38,6 +38,7 @@ std::string_view route_name(RouteKind k) noexcept {
     case RouteKind::timeseries: return "timeseries";
     case RouteKind::mirrors: return "mirrors";
     case RouteKind::metrics: return "metrics";
+    case RouteKind::ui: return "ui";
     case RouteKind::not_found: return "not_found";
     }
     return "not_found";

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "storage/names.hh"
+#include "ui/ui.hh"
 #include "util/log.hh"
 #include "util/strings.hh"
 
@@ -204,6 +205,13 @@ Task<void> Registry::handle_route(http::Exchange& ex, Route route) noexcept {
             r.add("Content-Type", "application/json; charset=utf-8");
             r.body = "{}";
             co_await reply(ex, std::move(r));
+        }
+        co_return;
+    case RouteKind::ui:
+        if (!cfg_.ui) {
+            co_await fail(ex, Code::not_found, req.path);
+        } else {
+            co_await reply(ex, ui::serve(req));
         }
         co_return;
     case RouteKind::not_found: co_await fail(ex, Code::not_found, req.path); co_return;

@@ -67,6 +67,7 @@ struct RegistryConfig {
     bool mount_without_from = true;  // cross-repository mounts without `from`
     bool gc_delete_untagged = false; // scheduled GC runs delete untagged manifests
     bool retention_dry_run = false;
+    bool ui = true; // the web UI at /ui/
 };
 
 struct ParsedManifest;

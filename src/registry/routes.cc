@@ -96,6 +96,10 @@ Route match_route(std::string_view path) {
         }
         return r;
     }
+    if (path == "/ui" || path.starts_with("/ui/")) {
+        r.kind = RouteKind::ui;
+        return r;
+    }
     if (path == "/metrics") {
         r.kind = RouteKind::metrics;
         return r;

@@ -30,6 +30,7 @@ enum class RouteKind {
     timeseries,          // /ringport/v1/timeseries: stored bytes and pulls per day, requests
     mirrors,             // /ringport/v1/mirrors: each mirror's cache and upstream (GET)
     metrics,             // /metrics: Prometheus text format
+    ui,                  // /ui and /ui/...: the web UI (ui/ui.hh)
     not_found,
 };
 

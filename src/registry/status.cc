@@ -73,6 +73,26 @@ reactor::Task<void> Registry::status(http::Exchange& ex) noexcept {
         }
         j.num("longest_turn_us", t.longest_us).close();
     }
+    // Each webhook endpoint's delivery (the web UI's status page; /metrics
+    // has the same as ringport_webhook_*).
+    j.open_array("webhooks");
+    if (notifier_ != nullptr) {
+        const std::vector<observe::Endpoint>& eps = notifier_->endpoints();
+        for (std::size_t i = 0; i < eps.size(); ++i) {
+            const observe::EndpointStats& st = notifier_->stats(i);
+            j.open()
+                .str("name", eps[i].name)
+                .boolean("disabled", eps[i].disabled)
+                .num("backlog", notifier_->backlog(i))
+                .num("delivered", st.delivered.load())
+                .num("failures", st.failures.load())
+                .boolean("failing", st.failing.load())
+                .num("expired", st.expired.load())
+                .num("lost", st.lost.load())
+                .close();
+        }
+    }
+    j.close_array();
     j.open("memory")
         .num("rss_bytes", rss_bytes())
         .num("heap_in_use_bytes", static_cast<std::uint64_t>(mi.uordblks))

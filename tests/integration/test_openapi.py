@@ -104,6 +104,10 @@ url = "{up.url}"
                  ("GET", "/ringport/v1/repositories/api/app/-/tags/none",
                   "/ringport/v1/repositories/{name}/-/tags/{tag}"),
                  ("GET", f"/ringport/v1/repositories/api/app/-/manifests/{v1}",
+                  "/ringport/v1/repositories/{name}/-/manifests/{digest}"),
+                 ("GET", "/ringport/v1/repositories/api/app/-/tags/v1?body=true",
+                  "/ringport/v1/repositories/{name}/-/tags/{tag}"),
+                 ("GET", f"/ringport/v1/repositories/api/app/-/manifests/{v1}?body=true",
                   "/ringport/v1/repositories/{name}/-/manifests/{digest}")]
         anonymous = Client(srv.host)
         bob = Client(srv.host, auth=("bob", "b-pass"))

@@ -25,6 +25,11 @@ TEST_CASE("routes are found from the end, so names may contain slashes") {
     CHECK(match_route("/v2/").kind == RouteKind::base);
     CHECK(match_route("/v2").kind == RouteKind::base);
     CHECK(match_route("/ringport/v1/status").kind == RouteKind::status);
+    CHECK(match_route("/ui").kind == RouteKind::ui);
+    CHECK(match_route("/ui/").kind == RouteKind::ui);
+    CHECK(match_route("/ui/repositories/a/b").kind == RouteKind::ui);
+    CHECK(match_route("/uix").kind == RouteKind::not_found);
+    CHECK(match_route("/v2/ui/manifests/latest").kind == RouteKind::manifest);
     CHECK(match_route("/ringport/v1/gc").kind == RouteKind::gc);
     CHECK(match_route("/ringport/v1/retention").kind == RouteKind::retention);
     CHECK(match_route("/ringport/v1/scrub").kind == RouteKind::scrub);

@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "ui/ui.hh"
+
+#include <algorithm>
+
+#include "ui/assets.hh"
+#include "util/strings.hh"
+
+namespace rp::ui {
+
+namespace {
+
+constexpr std::string_view assets_prefix = "/ui/assets/";
+constexpr std::string_view app_page = "index.html";
+
+// One comma-separated item at a time, trimmed.
+template <typename F> bool any_item(std::string_view list, F&& f) {
+    for (int i = 0; i < 256 && !list.empty(); ++i) {
+        const auto comma = list.find(',');
+        const std::string_view item = util::trim(list.substr(0, comma));
+        if (!item.empty() && f(item)) {
+            return true;
+        }
+        if (comma == std::string_view::npos) {
+            break;
+        }
+        list.remove_prefix(comma + 1);
+    }
+    return false;
+}
+
+void common_headers(http::Response& r) {
+    r.add("Content-Security-Policy", std::string(content_security_policy));
+    r.add("X-Content-Type-Options", "nosniff");
+    r.add("X-Frame-Options", "DENY");
+    r.add("Referrer-Policy", "no-referrer");
+    r.add("Cross-Origin-Opener-Policy", "same-origin");
+    r.add("Cross-Origin-Resource-Policy", "same-origin");
+}
+
+http::Response plain(int status, std::string_view text) {
+    http::Response r;
+    r.status = status;
+    common_headers(r);
+    r.add("Content-Type", "text/plain; charset=utf-8");
+    r.add("Cache-Control", "no-store");
+    r.body = text;
+    return r;
+}
+
+} // namespace
+
+const Asset* find_asset(std::string_view name) noexcept {
+    const std::span<const Asset> all = assets();
+    const auto it = std::lower_bound(all.begin(), all.end(), name,
+                                     [](const Asset& a, std::string_view n) { return a.name < n; });
+    return it != all.end() && it->name == name ? &*it : nullptr;
+}
+
+bool is_ui_path(std::string_view path) noexcept {
+    return path == "/ui" || path.starts_with("/ui/");
+}
+
+bool accepts_gzip(std::string_view accept_encoding) noexcept {
+    return any_item(accept_encoding, [](std::string_view item) {
+        const auto semi = item.find(';');
+        const std::string_view coding = util::trim(item.substr(0, semi));
+        if (!util::iequals(coding, "gzip") && coding != "*") {
+            return false;
+        }
+        if (semi == std::string_view::npos) {
+            return true;
+        }
+        // "q=0", "q=0.0", "q=0.000" refuse it; any other weight accepts.
+        std::string_view q = util::trim(item.substr(semi + 1));
+        if (!(q.starts_with("q=") || q.starts_with("Q="))) {
+            return true;
+        }
+        q.remove_prefix(2);
+        return q.find_first_not_of("0.") != std::string_view::npos;
+    });
+}
+
+bool etag_listed(std::string_view if_none_match, std::string_view etag) noexcept {
+    return any_item(if_none_match, [etag](std::string_view item) {
+        if (item == "*") {
+            return true;
+        }
+        if (item.starts_with("W/")) {
+            item.remove_prefix(2); // If-None-Match compares weakly (RFC 9110 13.1.2)
+        }
+        return item == etag;
+    });
+}
+
+http::Response serve(const http::Request& req) {
+    if (req.method != "GET" && req.method != "HEAD") {
+        http::Response r = plain(405, "method not allowed\n");
+        r.add("Allow", "GET, HEAD");
+        return r;
+    }
+    if (req.path == "/ui") {
+        http::Response r = plain(308, "");
+        r.add("Location", req.query.empty() ? "/ui/" : "/ui/?" + req.query);
+        return r;
+    }
+    std::string_view name = app_page;
+    if (req.path.starts_with(assets_prefix)) {
+        name = std::string_view(req.path).substr(assets_prefix.size());
+    }
+    const Asset* a = find_asset(name);
+    if (a == nullptr) {
+        return plain(404, "not found\n");
+    }
+    http::Response r;
+    common_headers(r);
+    r.add("ETag", std::string(a->etag));
+    r.add("Cache-Control", "no-cache");
+    r.add("Vary", "Accept-Encoding");
+    if (etag_listed(req.header("If-None-Match"), a->etag)) {
+        r.status = 304;
+        r.omit_body = true;
+        return r;
+    }
+    r.add("Content-Type", std::string(a->type));
+    if (accepts_gzip(req.header("Accept-Encoding"))) {
+        r.add("Content-Encoding", "gzip");
+        r.body = a->gzip;
+    } else {
+        r.body = a->body;
+    }
+    return r;
+}
+
+} // namespace rp::ui
