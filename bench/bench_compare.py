@@ -67,6 +67,9 @@ What it does, in order:
     the repository list's first page, search as you type (each keystroke a
     request) and the registry's insights, against Distribution's _catalog
     (its first page, and the whole walk a client-side search needs);
+ 7j. ui (bench/ui.py): the web UI's repository list over 10,000 repositories
+    in Debian's Chromium, cold and warm, from navigation start to the first
+    page drawn and taking input (Distribution has no UI);
  8. startup: ringport-genroot writes 10,000 repositories x 10 tags, the page
     cache is warmed (every file read once), then the `ready` workload starts
     each server on it (`--server-cmd`): time to GET /v2/, to ready (/readyz;
@@ -144,6 +147,7 @@ import retention as retention_run  # noqa: E402  (bench/retention.py)
 import check as check_run  # noqa: E402  (bench/check.py)
 import observe as observe_run  # noqa: E402  (bench/observe.py)
 import insights as insights_run  # noqa: E402  (bench/insights.py)
+import ui as ui_run  # noqa: E402  (bench/ui.py)
 import mirror as mirror_run  # noqa: E402  (bench/mirror.py)
 import security as security_run  # noqa: E402  (bench/security.py)
 import soak as soak_run  # noqa: E402  (bench/soak.py)
@@ -896,6 +900,7 @@ def build_rows(args, res):
     check_run.rows(res, row, fmt)
     observe_run.rows(res, row, fmt)
     insights_run.rows(res, row, fmt)
+    ui_run.rows(res, row, fmt)
     return rows
 
 
@@ -1277,14 +1282,14 @@ def parse_args():
         if getattr(a, key) is None:
             setattr(a, key, quick if a.quick else full)
     steps = {"limits", "idle", "workloads", "connections", "abuse", "stop", "soak", "startup",
-             "mirror", "security", "gc", "retention", "check", "observe", "insights"}
+             "mirror", "security", "gc", "retention", "check", "observe", "insights", "ui"}
     if a.scale or a.scale_root:
         steps.add("scale")
     if a.only:
         steps = set(a.only.split(","))
         bad = steps - {"limits", "idle", "workloads", "connections", "abuse", "stop", "soak",
                        "startup", "scale", "mirror", "security", "gc", "retention", "check",
-                       "observe", "insights"}
+                       "observe", "insights", "ui"}
         if bad:
             ap.error(f"--only: unknown step(s) {', '.join(sorted(bad))}")
     a.steps = steps
@@ -1493,6 +1498,9 @@ def main():
                 lambda name, root: start_distribution(root, logdir, cfgdir, name),
                 scratch, logdir, say)
             step_done("insights")
+        if "ui" in args.steps:
+            res["ui"] = ui_run.compare_step(args, GENROOT, configured_ringport, scratch, say)
+            step_done("ui")
         if "startup" in args.steps:
             res["startup"] = startup(args, R, scratch, logdir, cfgdir, args.startup_repos, 10,
                                      "startup", ["ringport-tree", "ringport", "distribution"])

@@ -12,6 +12,8 @@ namespace {
 
 constexpr std::string_view assets_prefix = "/ui/assets/";
 constexpr std::string_view app_page = "index.html";
+constexpr std::string_view list_preload =
+    "</ringport/v1/repositories?sort=name&offset=0&limit=50>; rel=preload; as=fetch; crossorigin";
 
 // One comma-separated item at a time, trimmed.
 template <typename F> bool any_item(std::string_view list, F&& f) {
@@ -115,12 +117,24 @@ http::Response serve(const http::Request& req) {
     http::Response r;
     common_headers(r);
     r.add("ETag", std::string(a->etag));
-    r.add("Cache-Control", "no-cache");
+    // The page names its files with their version (?v=, the first 64 bits of
+    // the ETag's digest): such a URL never changes, and is cached for good.
+    // The page itself, and any other URL, is revalidated each time.
+    const bool versioned = name != app_page && req.query.size() == 18 &&
+                           req.query.starts_with("v=") &&
+                           a->etag.substr(1, 16) == std::string_view(req.query).substr(2);
+    r.add("Cache-Control", versioned ? "public, max-age=31536000, immutable" : "no-cache");
     r.add("Vary", "Accept-Encoding");
     if (etag_listed(req.header("If-None-Match"), a->etag)) {
         r.status = 304;
         r.omit_body = true;
         return r;
+    }
+    if (name == app_page && req.query.empty() &&
+        (req.path == "/ui/" || req.path == "/ui/repositories" || req.path == "/ui/repositories/")) {
+        // The landing page's data: fetched while the app's files load, not
+        // after (repositories.js asks for exactly this URL first).
+        r.add("Link", std::string(list_preload));
     }
     r.add("Content-Type", std::string(a->type));
     if (accepts_gzip(req.header("Accept-Encoding"))) {

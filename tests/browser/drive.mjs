@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Drives ringport's web UI in Debian's Chromium (playwright-core), one
 // scenario per run: `node drive.mjs <scenario> <base url> <out dir> [json]`.
-// test_ui.py starts the registry, pushes what a scenario needs, runs it and
+// test_browser_ui.py starts the registry, pushes what a scenario needs, runs it and
 // checks the registry's side. A scenario exits 0 when every check held; a
 // failed check prints what it saw and exits 1. Every page a scenario shows
 // is checked by axe-core (no serious or critical violation), and any page
@@ -139,7 +139,7 @@ const scenarios = {
     await page.locator('#plat-h').waitFor({timeout: WAIT});
   },
 
-  // Deleting a tag names it, asks, and removes it (test_ui.py checks /v2/).
+  // Deleting a tag names it, asks, and removes it (test_browser_ui.py checks /v2/).
   async delete(page) {
     await page.goto(`${base}/ui/repositories/${args.name}`);
     const button = page.getByRole('button', {name: `Delete tag ${args.tag}`});

@@ -78,6 +78,8 @@ async function render() {
       navigate,
       showError,
     });
+    // For bench/ui.py: from navigation start to a page drawn and taking input.
+    if (!ctl.signal.aborted) performance.mark('rp-rendered');
     if (focus && !ctl.signal.aborted) {
       const h1 = main.querySelector('h1');
       if (h1) {

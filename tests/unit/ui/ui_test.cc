@@ -29,7 +29,7 @@ std::string header(const http::Response& r, std::string_view name) {
 
 TEST_CASE("every asset is compiled in, sorted, with a gzip, a type and a strong ETag") {
     const auto all = ui::assets();
-    REQUIRE(all.size() >= 10);
+    REQUIRE(all.size() >= 4); // the page, the style, the bundled script, the icon
     std::set<std::string_view> etags;
     for (std::size_t i = 0; i < all.size(); ++i) {
         const ui::Asset& a = all[i];
@@ -59,7 +59,7 @@ TEST_CASE("every asset is compiled in, sorted, with a gzip, a type and a strong 
 
 TEST_CASE("the app page has no inline script or style: the CSP allows none") {
     const std::string_view page = ui::find_asset("index.html")->body;
-    CHECK(page.find("<script type=\"module\" src=\"/ui/assets/app.js\"></script>") !=
+    CHECK(page.find("<script type=\"module\" src=\"/ui/assets/app.js?v=") !=
           std::string_view::npos);
     // Every <script has a src; no style element or attribute.
     for (std::size_t at = page.find("<script"); at != std::string_view::npos;
@@ -157,4 +157,39 @@ TEST_CASE("Accept-Encoding and If-None-Match parsing") {
     CHECK_FALSE(ui::etag_listed("", "\"a\""));
     CHECK_FALSE(ui::etag_listed("\"ab\"", "\"a\""));
     CHECK_FALSE(ui::etag_listed("a", "\"a\""));
+}
+
+TEST_CASE("the page names each file by its version, and that URL is cached for good") {
+    const std::string_view page = ui::find_asset("index.html")->body;
+    for (const char* name : {"app.js", "app.css", "favicon.svg"}) {
+        CAPTURE(name);
+        const ui::Asset& a = *ui::find_asset(name);
+        const std::string version = "v=" + std::string(a.etag.substr(1, 16));
+        const std::string url = "/ui/assets/" + std::string(name) + "?" + version;
+        CHECK(page.find("\"" + url + "\"") != std::string_view::npos);
+        http::Request req = get("/ui/assets/" + std::string(name));
+        req.query = version;
+        CHECK(header(ui::serve(req), "Cache-Control") == "public, max-age=31536000, immutable");
+        // An old page's version, or none: revalidated.
+        req.query = "v=0000000000000000";
+        CHECK(header(ui::serve(req), "Cache-Control") == "no-cache");
+        req.query.clear();
+        CHECK(header(ui::serve(req), "Cache-Control") == "no-cache");
+    }
+    http::Request shell = get("/ui/repositories");
+    shell.query = "v=" + std::string(ui::find_asset("index.html")->etag.substr(1, 16));
+    CHECK(header(ui::serve(shell), "Cache-Control") == "no-cache");
+}
+
+TEST_CASE("the landing page preloads the list's first page") {
+    for (const char* p : {"/ui/", "/ui/repositories"}) {
+        CAPTURE(p);
+        CHECK(header(ui::serve(get(p)), "Link") ==
+              "</ringport/v1/repositories?sort=name&offset=0&limit=50>; rel=preload; as=fetch; "
+              "crossorigin");
+    }
+    CHECK(header(ui::serve(get("/ui/storage")), "Link").empty());
+    http::Request searched = get("/ui/repositories");
+    searched.query = "q=web";
+    CHECK(header(ui::serve(searched), "Link").empty());
 }
