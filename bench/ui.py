@@ -74,8 +74,8 @@ def rows(res, row, fmt):
         "repositories, navigation start to the first page drawn and taking input (p50 of 20)",
         fmt(cold, "ms", 0), "— (no UI)", "—", "≤ 300 ms", cold <= 300,
         f"p95 {fmt(pct(o['cold'], 0.95), 'ms', 0)}; {o['bytes']:,} bytes (gzip) in "
-        f"{o['requests']} requests: the page, one script, the style, the icon, the list "
-        "(preloaded by the page's Link header)")
+        f"{o['requests']} requests by the mark: the page, one script, the style, the icon, "
+        "the list (preloaded by the page's Link header)")
     row(f"web UI, return visit: the same, {n:,} repositories (p50 of 20)",
         fmt(warm, "ms", 0), "— (no UI)", "—", "≤ 300 ms", warm <= 300,
         f"p95 {fmt(pct(o['warm'], 0.95), 'ms', 0)}; the files' versioned URLs are cached "

@@ -243,6 +243,9 @@ const std::vector<Key>& keys() {
         bool_key("ui", "enabled", &Config::ui_enabled,
                  "serve the web UI at /ui/ on the registry's own address (it reads the admin "
                  "and OCI APIs with the signed-in user's rights; off: /ui/ is 404)"),
+        uint_key("ui", "session_ttl_s", &Config::ui_session_ttl_s, 60, 86400,
+                 "a web UI sign-in lasts this long (a session cookie; kept in memory, so a "
+                 "restart signs everyone out)"),
     };
     return k;
 }

@@ -91,6 +91,8 @@ struct Config {
     std::string audit_path; // "": no audit log
     // [catalog]
     std::uint64_t catalog_max_entries = 1000;
+    // [ui] (ui_enabled is with the flags below)
+    std::uint64_t ui_session_ttl_s = 3600;
     // [log]
     std::string log_level = "info";
     std::string log_format = "text"; // text or json

@@ -320,6 +320,7 @@ registry::RegistryConfig registry_config(const Config& cfg) {
     r.retention_interval_s = static_cast<std::int64_t>(cfg.retention_interval_s);
     r.retention_dry_run = cfg.retention_dry_run;
     r.ui = cfg.ui_enabled;
+    r.ui_session_ttl_s = static_cast<std::int64_t>(cfg.ui_session_ttl_s);
     r.activity_save_s = static_cast<std::int64_t>(cfg.retention_activity_save_s);
     r.insights_days = static_cast<std::int32_t>(cfg.insights_days);
     r.insights = cfg.insights_enabled;

@@ -44,9 +44,12 @@ def bundle(sources: dict, entry: str) -> bytes:
     """The app's ES modules as one module, `entry` last (one request, not one
     per module). Each module runs in its own function scope and returns its
     exports; `import {a, b as c} from './x.js'` becomes a destructuring of
-    x's exports, `import('./x.js')` a resolved promise of them. Only these
+    x's exports, `import('./x.js')` a promise of them, resolved once the
+    bundle has run. Only these
     forms are understood: any other import or export fails the build."""
     deps, bodies = {}, {}
+    if len({var(n) for n in sources}) != len(sources):
+        raise ValueError("two module names map to one bundle name")
     for name, text in sources.items():
         deps[name] = []
         lines = []
@@ -72,11 +75,25 @@ def bundle(sources: dict, entry: str) -> bytes:
         def dynamic(m):
             if m.group(1) not in sources:
                 raise ValueError(f"{name} imports {m.group(1)}, which is not in the app")
-            return f"Promise.resolve({var(m.group(1))})"
+            # After the whole bundle has run (a microtask): every module is
+            # defined by then, whatever the order.
+            return f"Promise.resolve().then(() => {var(m.group(1))})"
         body = DYNAMIC.sub(dynamic, body)
-        left = re.search(r"^\s*(import|export)\b", body, re.M)
+        # Anything left that looks like an import or export, anywhere (a
+        # double-quoted import(), an `export {`, an export in a comment):
+        # the build fails rather than bundle what it does not understand.
+        left = re.search(r"\bimport\s*\(|\bexport\b|^\s*import\b", body, re.M)
         if left:
-            raise ValueError(f"{name}: cannot bundle {body[left.start():].splitlines()[0]!r}")
+            line = body[:left.start()].count("\n") + 1
+            raise ValueError(f"{name}: cannot bundle line {line}: "
+                             f"{body.splitlines()[line - 1].strip()!r}")
+        for m in EXPORT.finditer(text):
+            if m.group(1) == "let":
+                raise ValueError(f"{name}: export let {m.group(2)} (a live binding) "
+                                 "cannot be bundled; export a function or a const")
+            rest = text[m.end():text.index("\n", m.end())]
+            if m.group(1) == "const" and "," in rest.split("=", 1)[0]:
+                raise ValueError(f"{name}: one export const per declaration")
         bodies[name] = "\n".join(lines) + body + f"\nreturn {{{', '.join(exports)}}};\n"
     order, state = [], {}
 

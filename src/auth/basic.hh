@@ -57,6 +57,9 @@ class BasicAuthenticator {
     reactor::Task<Result> check(BasicCredentials cred, std::string peer);
     // Whether the file still names this user (a refresh token's subject).
     bool knows(std::string_view user) { return file_->hash_of(user).has_value(); }
+    // The user's password hash as the file has it now (a UI session keeps
+    // it: a changed password or a removed user ends the session).
+    std::optional<std::string> hash_of(std::string_view user) { return file_->hash_of(user); }
     std::uint64_t verifications() const noexcept {
         return verifications_.load(std::memory_order_relaxed);
     }

@@ -230,7 +230,12 @@ void Registry::audit_request(const http::Exchange& ex, RouteKind kind, const std
     a.status = status;
     a.repository = name;
     a.reference = ref;
-    if (status == 401 && req.has_header("Authorization")) {
+    if (kind == RouteKind::session && req.method == "POST") {
+        a.action = "sign_in"; // the web UI's: the name tried is the record's user
+        a.outcome = status < 300 ? "ok" : "failed";
+    } else if (kind == RouteKind::session) {
+        return; // who is signed in, or signing out
+    } else if (status == 401 && req.has_header("Authorization")) {
         a.action = "authenticate"; // credentials given and refused
         a.outcome = "failed";
     } else if (status == 401 || status == 403) {

@@ -149,7 +149,11 @@ Task<void> Registry::challenge(http::Exchange& ex, std::string_view detail, std:
         v = "Basic realm=";
         quoted(v, guard_->realm);
     }
-    r.add("WWW-Authenticate", v);
+    // The UI's own requests (X-Ringport-UI) get no challenge: a browser
+    // would answer one with its own password dialog, not the UI's sign-in.
+    if (!ex.request().has_header("X-Ringport-UI")) {
+        r.add("WWW-Authenticate", v);
+    }
     co_await reply(ex, std::move(r));
 }
 
@@ -200,16 +204,29 @@ Task<bool> Registry::authorize(http::Exchange& ex, const Route& route) noexcept 
     if (need.kind == Need::Kind::nothing) {
         co_return true;
     }
+    // The web UI's session (its cookie), when no credentials are sent: the
+    // rules decide for its user, under every scheme.
+    if (!req.has_header("Authorization")) {
+        if (std::optional<auth::Session> s = session_of(ex)) {
+            co_return co_await admit(ex, route, need, auth::Identity{s->user}, s->csrf);
+        }
+    }
     if (guard_->scheme == "token") {
         co_return co_await authorize_token(ex, route);
     }
     // Who is asking.
     auth::Identity who;
+    std::string csrf;
     std::string_view header = req.header("Authorization");
     switch (auth::authorization_kind(header)) {
     case auth::HeaderKind::none:
         if (guard_->certificate_users && !ex.peer_subject().empty()) {
             who.user = ex.peer_subject();
+            // A browser sends the certificate with any page's request: its
+            // changes carry the CSRF token the UI was given.
+            if (sessions_ && req.has_header("Sec-Fetch-Site")) {
+                csrf = sessions_->csrf_for(who.user);
+            }
         }
         break;
     case auth::HeaderKind::basic: {
@@ -238,7 +255,19 @@ Task<bool> Registry::authorize(http::Exchange& ex, const Route& route) noexcept 
         co_await challenge(ex, "malformed or unsupported credentials");
         co_return false;
     }
+    co_return co_await admit(ex, route, need, who, csrf);
+}
+
+Task<bool> Registry::admit(http::Exchange& ex, const Route& route, const Need& need,
+                           const auth::Identity& who, std::string_view csrf) noexcept {
+    const http::Request& req = ex.request();
     ex.set_user(who.user);
+    const bool safe = req.method == "GET" || req.method == "HEAD";
+    if (!safe && !csrf.empty() && !auth::secret_equal(req.header(auth::csrf_header), csrf)) {
+        co_await fail(ex, Code::denied,
+                      "a change from the web UI needs its CSRF token (X-Ringport-CSRF)");
+        co_return false;
+    }
     // What they may do.
     bool ok = false;
     switch (need.kind) {
@@ -262,11 +291,33 @@ Task<bool> Registry::authorize(http::Exchange& ex, const Route& route) noexcept 
     co_return false;
 }
 
+bool cross_site_change(const http::Request& req, bool secure) noexcept {
+    if (req.method == "GET" || req.method == "HEAD" || req.method == "OPTIONS") {
+        return false;
+    }
+    const std::string_view site = req.header("Sec-Fetch-Site");
+    if (site == "cross-site" || site == "same-site") {
+        return true;
+    }
+    if (!req.has_header("Origin")) {
+        return false;
+    }
+    // "null" (a sandboxed or opaque origin) and any host but the one asked
+    // are another site's page.
+    std::string_view origin = req.header("Origin");
+    const std::string_view scheme = secure ? "https://" : "http://";
+    if (!origin.starts_with(scheme)) {
+        return true;
+    }
+    origin.remove_prefix(scheme.size());
+    return origin.empty() || !util::iequals(origin, req.header("Host"));
+}
+
 std::function<bool(std::string_view)> Registry::pull_filter(const http::Exchange& ex) const {
     if (!guard_) {
         return [](std::string_view) { return true; };
     }
-    if (guard_->scheme == "token") {
+    if (guard_->scheme == "token" && ex.request().has_header("Authorization")) {
         // The token decides, as for the request itself: looked up once (in
         // the verifier's cache, it was verified already), not per repository.
         std::string_view header = ex.request().header("Authorization");
@@ -293,8 +344,10 @@ bool Registry::pulls_everything(const http::Exchange& ex) const noexcept {
     if (guard_ == nullptr) {
         return true;
     }
-    // A token names its repositories one by one: never everything.
-    return guard_->scheme != "token" && guard_->access->pulls_everything(auth::Identity{ex.user()});
+    // A token names its repositories one by one: never everything. A UI
+    // session (no Authorization header) follows the rules, as it was admitted.
+    const bool token = guard_->scheme == "token" && ex.request().has_header("Authorization");
+    return !token && guard_->access->pulls_everything(auth::Identity{ex.user()});
 }
 
 } // namespace rp::registry

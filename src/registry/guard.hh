@@ -6,7 +6,9 @@
 
 #include "auth/access.hh"
 #include "auth/basic.hh"
+#include "auth/session.hh"
 #include "auth/token.hh"
+#include "http/request.hh"
 #include "registry/routes.hh"
 
 namespace rp::registry {
@@ -39,6 +41,12 @@ struct Need {
     auth::Actions actions = 0;
 };
 Need need_of(const Route& route, std::string_view method) noexcept;
+// Whether a request changes something at the asking of another site's page:
+// an unsafe method with Sec-Fetch-Site cross-site or same-site, or an Origin
+// other than the Host it was sent to. Clients other than browsers send
+// neither header.
+// `secure`: the request came over TLS (an http:// Origin is then another site).
+bool cross_site_change(const http::Request& req, bool secure) noexcept;
 // Whether the request writes (refused in read-only mode).
 bool writes(const Route& route, std::string_view method) noexcept;
 

@@ -39,6 +39,7 @@ std::string_view route_name(RouteKind k) noexcept {
     case RouteKind::mirrors: return "mirrors";
     case RouteKind::metrics: return "metrics";
     case RouteKind::ui: return "ui";
+    case RouteKind::session: return "session";
     case RouteKind::not_found: return "not_found";
     }
     return "not_found";

@@ -15,9 +15,16 @@ namespace rp::registry {
 
 using reactor::Task;
 
+namespace {
+constexpr std::size_t session_max = 10000; // open UI sessions; the oldest goes first
+} // namespace
+
 Registry::Registry(RegistryConfig cfg, storage::Store& store, reactor::Latch& ready) noexcept
     : cfg_(std::move(cfg)), store_(store), ready_(ready), router_(cfg_.mirrors) {
     guard_ = cfg_.guard.get();
+    if (cfg_.ui) {
+        sessions_ = std::make_unique<auth::Sessions>(cfg_.ui_session_ttl_s, session_max);
+    }
     started_at_ = static_cast<std::int64_t>(std::time(nullptr));
     for (std::size_t i = 0; i < router_.upstreams().size(); ++i) {
         mirror_stats_.push_back(std::make_unique<MirrorStats>());
@@ -154,6 +161,12 @@ Task<void> Registry::handle(http::Exchange& ex) noexcept {
 
 Task<void> Registry::handle_route(http::Exchange& ex, Route route) noexcept {
     const http::Request& req = ex.request();
+    // A change a page of another site asks a browser to make (with the
+    // browser's cookies or client certificate) is refused, signed in or not.
+    if (cross_site_change(req, ex.secure())) {
+        co_await fail(ex, Code::denied, "a change asked by a page of another site");
+        co_return;
+    }
     // Before anything is read or changed: who asks, and may they.
     if (guard_ != nullptr && !co_await authorize(ex, route)) {
         co_return;
@@ -207,11 +220,15 @@ Task<void> Registry::handle_route(http::Exchange& ex, Route route) noexcept {
             co_await reply(ex, std::move(r));
         }
         co_return;
+    case RouteKind::session: co_await session_endpoint(ex); co_return;
     case RouteKind::ui:
         if (!cfg_.ui) {
             co_await fail(ex, Code::not_found, req.path);
         } else {
-            co_await reply(ex, ui::serve(req));
+            // The list is preloaded only when the caller may read it as is.
+            const bool preload = guard_ == nullptr || session_of(ex).has_value() ||
+                                 (guard_->certificate_users && !ex.peer_subject().empty());
+            co_await reply(ex, ui::serve(req, preload));
         }
         co_return;
     case RouteKind::not_found: co_await fail(ex, Code::not_found, req.path); co_return;

@@ -67,7 +67,8 @@ struct RegistryConfig {
     bool mount_without_from = true;  // cross-repository mounts without `from`
     bool gc_delete_untagged = false; // scheduled GC runs delete untagged manifests
     bool retention_dry_run = false;
-    bool ui = true; // the web UI at /ui/
+    bool ui = true;                       // the web UI at /ui/, and its sign-in
+    std::int64_t ui_session_ttl_s = 3600; // a UI session's life
 };
 
 struct ParsedManifest;
@@ -127,8 +128,22 @@ class Registry final : public http::Handler {
     Task challenge(http::Exchange& ex, std::string_view detail, std::string_view scope,
                    std::string_view error) noexcept;
     std::string token_realm(const http::Exchange& ex) const;
+    // Admits `who` by the access rules (answering a refusal); a change made
+    // in a browser session must carry `csrf` (empty: no CSRF token applies).
+    reactor::Task<bool> admit(http::Exchange& ex, const Route& route, const Need& need,
+                              const auth::Identity& who, std::string_view csrf) noexcept;
     // token_endpoint.cc: the built-in token issuer (GET and OAuth2 POST).
     Task issue_token(http::Exchange& ex) noexcept;
+    // session.cc: the web UI's sign-in (GET, POST, DELETE /ringport/v1/session).
+    Task session_endpoint(http::Exchange& ex) noexcept;
+    Task sign_in(http::Exchange& ex) noexcept;
+    // The UI session the request's cookie names, if any (and the UI is on),
+    // while its user's password is unchanged.
+    std::optional<auth::Session> session_of(const http::Exchange& ex) const;
+    std::string_view session_token(const http::Exchange& ex) const;
+    bool passwords_sign_in() const noexcept;
+    // Why this connection may not sign in ("" when it may).
+    std::string sign_in_refusal(const http::Exchange& ex) const;
     // Whether the caller may pull a repository (mount sources): the token's
     // grants under token auth, else the rules. Valid while `ex` is.
     std::function<bool(std::string_view)> pull_filter(const http::Exchange& ex) const;
@@ -279,7 +294,8 @@ class Registry final : public http::Handler {
     std::function<std::uint64_t()> connections_;
     std::int64_t started_at_ = 0; // the registry's construction (uptime)
     observe::AuditLog* audit_ = nullptr;
-    Guard* guard_ = nullptr; // cfg_.guard, when authentication is on
+    Guard* guard_ = nullptr;                   // cfg_.guard, when authentication is on
+    std::unique_ptr<auth::Sessions> sessions_; // the UI's sign-in sessions (cfg_.ui)
     storage::Store& store_;
     reactor::Latch& ready_;
     const reactor::Runtime* runtime_ = nullptr;

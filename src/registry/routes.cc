@@ -61,6 +61,10 @@ Route match_route(std::string_view path) {
         r.kind = RouteKind::insights;
         return r;
     }
+    if (path == "/ringport/v1/session") {
+        r.kind = RouteKind::session;
+        return r;
+    }
     if (path == "/ringport/v1/timeseries") {
         r.kind = RouteKind::timeseries;
         return r;

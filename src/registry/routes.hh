@@ -31,6 +31,7 @@ enum class RouteKind {
     mirrors,             // /ringport/v1/mirrors: each mirror's cache and upstream (GET)
     metrics,             // /metrics: Prometheus text format
     ui,                  // /ui and /ui/...: the web UI (ui/ui.hh)
+    session,             // /ringport/v1/session: the web UI's sign-in (GET, POST, DELETE)
     not_found,
 };
 

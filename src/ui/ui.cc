@@ -95,7 +95,7 @@ bool etag_listed(std::string_view if_none_match, std::string_view etag) noexcept
     });
 }
 
-http::Response serve(const http::Request& req) {
+http::Response serve(const http::Request& req, bool preload_list) {
     if (req.method != "GET" && req.method != "HEAD") {
         http::Response r = plain(405, "method not allowed\n");
         r.add("Allow", "GET, HEAD");
@@ -130,7 +130,7 @@ http::Response serve(const http::Request& req) {
         r.omit_body = true;
         return r;
     }
-    if (name == app_page && req.query.empty() &&
+    if (preload_list && name == app_page && req.query.empty() &&
         (req.path == "/ui/" || req.path == "/ui/repositories" || req.path == "/ui/repositories/")) {
         // The landing page's data: fetched while the app's files load, not
         // after (repositories.js asks for exactly this URL first).

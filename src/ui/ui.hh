@@ -23,8 +23,12 @@ namespace rp::ui {
 // "/ui" and everything under "/ui/".
 bool is_ui_path(std::string_view path) noexcept;
 
-// The answer to a request for a UI path (is_ui_path). Pure.
-http::Response serve(const http::Request& req);
+// The answer to a request for a UI path (is_ui_path). Pure. With
+// `preload_list`, the landing page's answer asks the browser to fetch the
+// repository list's first page while the app loads (a Link header): only
+// when that fetch will be allowed (an unauthorised preload could make the
+// browser ask for a password in its own dialog).
+http::Response serve(const http::Request& req, bool preload_list = true);
 
 // The policy every UI answer carries (also checked by the tests).
 inline constexpr std::string_view content_security_policy =

@@ -207,6 +207,57 @@ const scenarios = {
     await shot(page, 'xss');
   },
 
+  // Signing in through the UI, a change with the session's CSRF token, the
+  // same change refused without it, another site's form refused, signing out.
+  async signin(page) {
+    await page.goto(`${base}/ui/repositories`);
+    const prompt = page.getByRole('alert').getByRole('link', {name: 'Sign in'});
+    await prompt.waitFor({timeout: WAIT});
+    check(await page.locator('#who a', {hasText: 'Sign in'}).count() === 1, 'no Sign in link in the header');
+    await prompt.click();
+    await page.waitForURL(/\/ui\/sign-in\?next=%2Fui%2Frepositories$/);
+    await page.locator('#username').waitFor({timeout: WAIT});
+    await axe(page, 'sign-in');
+    await shot(page, 'sign-in');
+    await page.getByLabel('User name').fill(args.user);
+    await page.getByLabel('Password').fill('wrong');
+    await page.getByRole('button', {name: 'Sign in'}).click();
+    await page.locator('#sign-in-status', {hasText: 'wrong'}).waitFor({timeout: WAIT});
+    await page.getByLabel('Password').fill(args.password);
+    await page.getByRole('button', {name: 'Sign in'}).click();
+    await page.waitForURL(/\/ui\/repositories$/);
+    await page.locator('#repo-table tbody th a').first().waitFor({timeout: WAIT});
+    await page.locator('#who', {hasText: `Signed in as ${args.user}`}).waitFor({timeout: WAIT});
+    // The cookie is HttpOnly: the page's script cannot read it.
+    check(!(await page.evaluate(() => document.cookie)).includes('ringport_session'), 'the session cookie is readable by script');
+
+    // A delete through the UI carries the CSRF token.
+    await page.goto(`${base}/ui/repositories/${args.repo}`);
+    await page.getByRole('button', {name: `Delete tag ${args.tag}`}).click();
+    await page.getByRole('dialog').getByRole('button', {name: 'Delete tag'}).click();
+    await page.locator('#repo-status', {hasText: 'was deleted'}).waitFor({timeout: WAIT});
+    // The same request without it, from the page's own script, is refused.
+    const bare = await page.evaluate(async (u) => (await fetch(u, {method: 'DELETE'})).status,
+      `/ringport/v1/repositories/${args.repo}/-/tags/${args.keep}`);
+    check(bare === 403, `a DELETE without the CSRF token got ${bare}`);
+    // Another site's page posting a form here: refused (and no cookie sent).
+    const evil = await page.context().newPage();
+    await evil.setContent(`<form method="post" action="${base}/ringport/v1/gc?dry_run=true"><button>go</button></form>`);
+    const [resp] = await Promise.all([evil.waitForResponse((r) => r.url().includes('/ringport/v1/gc')), evil.click('button')]);
+    check(resp.status() === 403, `another site's form got ${resp.status()}`);
+    await evil.close();
+
+    // Signing out: the header offers Sign in again, and the list asks for it.
+    await page.getByRole('button', {name: 'Sign out'}).click();
+    await page.waitForURL(/\/ui\/sign-in$/);
+    await page.locator('#username').waitFor({timeout: WAIT});
+    await page.goto(`${base}/ui/repositories`);
+    await page.getByRole('alert').getByRole('link', {name: 'Sign in'}).waitFor({timeout: WAIT});
+    // The refused DELETE and the list's 401 are expected console errors.
+    const rest = problems.filter((p) => !/status of (401|403)/.test(p));
+    problems.splice(0, problems.length, ...rest);
+  },
+
   // Deep links: any /ui/ path loads the app; unknown pages say so.
   async deeplink(page) {
     const r = await page.goto(`${base}/ui/repositories/${args.name}/-/tags/${args.tag}`);
@@ -215,6 +266,10 @@ const scenarios = {
     await page.reload();
     await page.locator('#plat-h, #layers-h').first().waitFor({timeout: WAIT});
     await page.goto(`${base}/ui/no/such/page`);
+    await page.locator('h1', {hasText: 'Not found'}).waitFor({timeout: WAIT});
+    // A name outside the OCI grammar ("a/../b" would reach another
+    // repository through the API calls built from it) is no page.
+    await page.goto(`${base}/ui/repositories/apps%2F..%2Fdeep`);
     await page.locator('h1', {hasText: 'Not found'}).waitFor({timeout: WAIT});
     await page.goto(`${base}/ui/repositories/no-such-repo`);
     await page.locator('[role=alert]').waitFor({timeout: WAIT});

@@ -15,6 +15,7 @@ import subprocess
 
 import pytest
 
+from ringtest.authtest import htpasswd_file
 from ringtest.client import Client, sha256
 from ringtest.harness import Ringport, free_port, ringport_with_config, wait_until
 from ringtest.oci import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, descriptor, dumps, random_bytes
@@ -162,6 +163,25 @@ def test_status_page_shows_a_failing_webhook_and_its_backlog():
         st = c.request("GET", "/ringport/v1/status").json()
         assert st["webhooks"][0]["backlog"] > 0, st
         drive("status", srv.url, version=st["version"], hook="ci-hook")
+    finally:
+        srv.stop()
+        os.unlink(cfg)
+
+
+def test_sign_in_csrf_and_another_sites_form(tmp_path):
+    path = htpasswd_file(str(tmp_path), {"alice": "alice-pass"})
+    srv, cfg = ringport_with_config(
+        f'[auth]\nscheme = "htpasswd"\nhtpasswd_path = "{path}"\n'
+        '[[access]]\nwho = ["alice"]\nrepositories = ["**"]\n'
+        'actions = ["pull", "push", "delete", "catalog", "admin"]\n')
+    try:
+        c = Client(srv.host, auth=("alice", "alice-pass"))
+        image(c, "sec/app", 61, ref="drop")
+        image(c, "sec/app", 62, ref="keep")
+        drive("signin", srv.url, user="alice", password="alice-pass", repo="sec/app",
+              tag="drop", keep="keep")
+        assert c.request("GET", "/v2/sec/app/tags/list").json()["tags"] == ["keep"]
+        assert c.request("GET", "/ringport/v1/gc").json()["phase"] == "idle"
     finally:
         srv.stop()
         os.unlink(cfg)

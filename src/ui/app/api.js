@@ -15,13 +15,44 @@ export function repoPath(name) {
 }
 export const seg = encodeURIComponent;
 
-export async function call(path, {method = 'GET', params, signal, accept, body} = {}) {
+// Who the browser is signed in as (GET /ringport/v1/session), asked once
+// at start; a change waits for it, to carry its CSRF token.
+let session = null;
+export function loadSession() {
+  if (!session) {
+    session = fetch('/ringport/v1/session', {credentials: 'same-origin', headers: {'X-Ringport-UI': '1'}})
+      .then((r) => (r.ok ? r.json() : null)).catch(() => null);
+  }
+  return session;
+}
+
+export async function signIn(username, password) {
+  const r = await call('/ringport/v1/session', {
+    method: 'POST', body: JSON.stringify({username, password}), type: 'application/json',
+  });
+  session = Promise.resolve({...r, sign_in: {available: true, reason: null}});
+  return r;
+}
+
+export async function signOut() {
+  await call('/ringport/v1/session', {method: 'DELETE'});
+  session = null;
+}
+
+export async function call(path, {method = 'GET', params, signal, accept, body, type} = {}) {
   const url = new URL(path, location.origin);
   for (const [k, v] of Object.entries(params || {})) {
     if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, String(v));
   }
-  const headers = {};
+  // X-Ringport-UI: a 401 then carries no challenge (the browser's own
+  // password dialog), and the UI offers its sign-in instead.
+  const headers = {'X-Ringport-UI': '1'};
   if (accept) headers.Accept = accept;
+  if (type) headers['Content-Type'] = type;
+  if (method !== 'GET' && method !== 'HEAD' && !(method === 'POST' && path === '/ringport/v1/session')) {
+    const s = await loadSession();
+    if (s && s.csrf) headers['X-Ringport-CSRF'] = s.csrf;
+  }
   let r;
   try {
     r = await fetch(url, {method, signal, headers, body, credentials: 'same-origin'});
@@ -46,8 +77,8 @@ export async function call(path, {method = 'GET', params, signal, accept, body} 
     throw new ApiError(r.status, code, message);
   }
   if (method === 'HEAD' || r.status === 204) return null;
-  const type = r.headers.get('content-type') || '';
-  return type.includes('json') ? r.json() : r.text();
+  const got = r.headers.get('content-type') || '';
+  return got.includes('json') ? r.json() : r.text();
 }
 
 export function admin(path, opts) {

@@ -2,7 +2,7 @@
 // The app: a router over the URL (every page has a deep link that survives
 // a reload; the server answers any /ui/ path with this app), and the pages.
 import {clear, h, notice} from './dom.js';
-import {ApiError} from './api.js';
+import {ApiError, loadSession, signOut} from './api.js';
 
 const pages = [
   {re: /^\/ui\/?$/, redirect: '/ui/repositories'},
@@ -12,15 +12,26 @@ const pages = [
   {re: /^\/ui\/repositories\/(.+?)\/?$/, nav: 'repositories', load: () => import('./repository.js')},
   {re: /^\/ui\/storage\/?$/, nav: 'storage', load: () => import('./storage.js')},
   {re: /^\/ui\/status\/?$/, nav: 'status', load: () => import('./status.js')},
+  {re: /^\/ui\/sign-in\/?$/, nav: 'sign-in', load: () => import('./signin.js')},
 ];
 
 const main = document.getElementById('main');
 let current = null; // the page being shown: its AbortController
 let first = true;
 
+// The OCI grammar of what a URL names: a page is only drawn for a valid
+// repository name, tag or digest (never "a/../b", which the API calls built
+// from it would resolve to another repository).
+const NAME = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+const DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
+
 function decode(parts) {
   try {
-    return parts.map((p) => decodeURIComponent(p));
+    const out = parts.map((p) => decodeURIComponent(p));
+    if (out.length >= 1 && !NAME.test(out[0])) return null;
+    if (out.length === 3 && !(out[1] === 'tags' ? TAG : DIGEST).test(out[2])) return null;
+    return out;
   } catch {
     return null;
   }
@@ -32,16 +43,46 @@ export function navigate(url, {replace = false} = {}) {
   render();
 }
 
+function signInHref() {
+  return `/ui/sign-in?next=${encodeURIComponent(location.pathname + location.search)}`;
+}
+
 // A page's error, said plainly.
 export function showError(where, e) {
   if (e && e.name === 'AbortError') return;
   let text = e && e.message ? e.message : String(e);
   if (e instanceof ApiError) {
-    if (e.status === 401) text = 'Sign-in is required to see this.';
-    else if (e.status === 403) text = 'Your account may not see this.';
+    if (e.status === 401) {
+      where.append(h('p', {class: 'notice error', role: 'alert'}, 'You need to sign in to see this. ',
+        h('a', {href: signInHref()}, 'Sign in')));
+      return;
+    }
+    if (e.status === 403) text = `Your account may not do this: ${e.message}`;
     else if (e.status === 404) text = `Not found: ${e.message}`;
   }
   where.append(notice(text));
+}
+
+// Who is signed in, in the header: a name and Sign out, or Sign in.
+export async function showWho() {
+  const box = document.getElementById('who');
+  const s = await loadSession();
+  clear(box);
+  if (!s || s.auth === 'none') return;
+  if (s.user) {
+    box.append(h('span', null, 'Signed in as ', h('strong', null, s.user)));
+    if (s.via === 'session') {
+      box.append(h('button', {type: 'button', class: 'small', onclick: async () => {
+        try {
+          await signOut();
+        } finally {
+          location.assign('/ui/sign-in');
+        }
+      }}, 'Sign out'));
+    }
+  } else {
+    box.append(h('a', {href: signInHref()}, 'Sign in'));
+  }
 }
 
 async function render() {
@@ -77,6 +118,7 @@ async function render() {
       title: (t) => { document.title = `${t} · ringport`; },
       navigate,
       showError,
+      showWho,
     });
     // For bench/ui.py: from navigation start to a page drawn and taking input.
     if (!ctl.signal.aborted) performance.mark('rp-rendered');
@@ -112,4 +154,6 @@ document.addEventListener('click', (ev) => {
   }
 });
 window.addEventListener('popstate', () => render());
-render();
+// Who is signed in is asked after the first page is drawn: it is not on
+// the way to the first page.
+render().finally(() => showWho());

@@ -25,6 +25,7 @@ TEST_CASE("routes are found from the end, so names may contain slashes") {
     CHECK(match_route("/v2/").kind == RouteKind::base);
     CHECK(match_route("/v2").kind == RouteKind::base);
     CHECK(match_route("/ringport/v1/status").kind == RouteKind::status);
+    CHECK(match_route("/ringport/v1/session").kind == RouteKind::session);
     CHECK(match_route("/ui").kind == RouteKind::ui);
     CHECK(match_route("/ui/").kind == RouteKind::ui);
     CHECK(match_route("/ui/repositories/a/b").kind == RouteKind::ui);

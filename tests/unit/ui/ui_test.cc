@@ -193,3 +193,7 @@ TEST_CASE("the landing page preloads the list's first page") {
     searched.query = "q=web";
     CHECK(header(ui::serve(searched), "Link").empty());
 }
+
+TEST_CASE("no preload when the caller may not read the list") {
+    CHECK(header(ui::serve(get("/ui/repositories"), false), "Link").empty());
+}
