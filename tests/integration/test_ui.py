@@ -31,7 +31,7 @@ def test_every_ui_path_is_the_app_with_its_headers(registry):
     page = c.request("GET", "/ui/")
     assert page.status == 200, page
     assert page.header("Content-Type") == "text/html; charset=utf-8"
-    assert b'<script type="module" src="/ui/assets/app.js?v=' in page.body
+    assert b'<script type="module" async src="/ui/assets/app.js?v=' in page.body
     assert_secure(page)
     assert page.header("Cache-Control") == "no-cache"
     for path in ("/ui/repositories", "/ui/repositories/a/b/-/tags/v1", "/ui/storage",

@@ -15,7 +15,7 @@ const pages = [
   {re: /^\/ui\/sign-in\/?$/, nav: 'sign-in', load: () => import('./signin.js')},
 ];
 
-const main = document.getElementById('main');
+let main = null; // the page's <main>, found at start
 let current = null; // the page being shown: its AbortController
 let first = true;
 
@@ -86,6 +86,7 @@ export async function showWho() {
 }
 
 async function render() {
+  main = main || document.getElementById('main');
   if (current) current.abort();
   const ctl = new AbortController();
   current = ctl;
@@ -156,4 +157,10 @@ document.addEventListener('click', (ev) => {
 window.addEventListener('popstate', () => render());
 // Who is signed in is asked after the first page is drawn: it is not on
 // the way to the first page.
-render().finally(() => showWho());
+function start() {
+  render().finally(() => showWho());
+}
+// The script is async: it may run before the page is parsed (it never waits
+// for the style sheet, which a deferred script would).
+if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start, {once: true});
+else start();

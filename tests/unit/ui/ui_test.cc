@@ -59,7 +59,7 @@ TEST_CASE("every asset is compiled in, sorted, with a gzip, a type and a strong 
 
 TEST_CASE("the app page has no inline script or style: the CSP allows none") {
     const std::string_view page = ui::find_asset("index.html")->body;
-    CHECK(page.find("<script type=\"module\" src=\"/ui/assets/app.js?v=") !=
+    CHECK(page.find("<script type=\"module\" async src=\"/ui/assets/app.js?v=") !=
           std::string_view::npos);
     // Every <script has a src; no style element or attribute.
     for (std::size_t at = page.find("<script"); at != std::string_view::npos;
