@@ -170,6 +170,16 @@ const scenarios = {
     await page.locator('section[aria-labelledby="gc-h"] dd', {hasText: /^done$/}).waitFor({timeout: WAIT});
     const panel = await page.locator('section[aria-labelledby="gc-h"] .panel').textContent();
     check(panel.includes('(dry run)'), `GC panel: ${panel}`);
+    // A retention dry run lists what the policies would delete, and why.
+    await page.getByRole('button', {name: 'Start a retention dry run'}).click();
+    const items = page.locator('#retention-items');
+    await items.waitFor({timeout: WAIT});
+    const rows = await items.locator('tbody tr').allTextContents();
+    // The tag, beyond keep_last, and then its manifest, which no tag keeps.
+    check(rows.length === 2 && rows[0].includes(args.expired) && rows[0].includes('beyond keep last') &&
+      rows[1].includes(args.repo) && rows[1].includes('freed'), `retention would delete: ${JSON.stringify(rows)}`);
+    check((await items.locator('caption').textContent()).startsWith('Would delete'), 'not marked a dry run');
+    await axe(page, 'storage with runs');
     await shot(page, 'storage');
   },
 

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -139,15 +140,25 @@ def test_delete_a_tag_and_it_is_gone_from_the_registry_api(srv):
     assert c.request("GET", "/v2/apps/old/manifests/keep").status == 200
 
 
-def test_storage_page_runs_a_gc_dry_run(srv):
-    c = Client(srv.host)
-    for i in range(3):
-        image(c, f"store/r{i}", 30 + i, ref="latest")
-    drive("storage", srv.url)
-    r = c.request("GET", "/ringport/v1/gc")
-    assert r.status == 200, r
-    gc = r.json()
-    assert gc["phase"] == "done" and gc["dry_run"] is True and gc["blobs_deleted"] == 0, gc
+def test_storage_page_runs_gc_and_retention_dry_runs():
+    srv, cfg = ringport_with_config(
+        '[[retention.policy]]\nrepositories = ["store/**"]\nkeep_last = 1\n')
+    try:
+        c = Client(srv.host)
+        image(c, "store/r0", 29, ref="expired")
+        time.sleep(1.1)  # push times are kept in seconds: "latest" is the newer
+        for i in range(3):
+            image(c, f"store/r{i}", 30 + i, ref="latest")
+        drive("storage", srv.url, repo="store/r0", expired="expired")
+        gc = c.request("GET", "/ringport/v1/gc").json()
+        assert gc["phase"] == "done" and gc["dry_run"] is True and gc["blobs_deleted"] == 0, gc
+        ret = c.request("GET", "/ringport/v1/retention").json()
+        assert ret["phase"] == "done" and ret["dry_run"] is True and ret["tags_deleted"] == 1, ret
+        # A dry run: the tag is still there.
+        assert c.request("GET", "/v2/store/r0/manifests/expired").status == 200
+    finally:
+        srv.stop()
+        os.unlink(cfg)
 
 
 def test_status_page_shows_a_failing_webhook_and_its_backlog():

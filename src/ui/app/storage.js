@@ -4,7 +4,7 @@
 // (start a run or a dry run, and follow it).
 import {add, clear, facts, h, notice} from './dom.js';
 import {admin, repoPath} from './api.js';
-import {bytes, num, when} from './format.js';
+import {bytes, num, shortDigest, when} from './format.js';
 import {bars, line, top} from './chart.js';
 
 const POLL_MS = 500;
@@ -24,12 +24,23 @@ function runFacts(kind, r) {
       [r.dry_run ? 'Would free' : 'Freed', bytes(r.bytes_freed)],
       r.errors ? ['Errors', num(r.errors)] : null);
   } else {
-    for (const [k, v] of Object.entries(r)) {
-      if (['run', 'phase', 'started_at', 'ended_at', 'dry_run'].includes(k) || typeof v === 'object') continue;
-      rows.push([k.replaceAll('_', ' '), typeof v === 'number' && k.includes('bytes') ? bytes(v) : String(v)]);
-    }
+    rows.push(['Tags', `${num(r.tags_examined)} examined, ${num(r.tags_deleted)} ${r.dry_run ? 'to delete' : 'deleted'}`],
+      ['Manifests', `${num(r.manifests_deleted)} ${r.dry_run ? 'to delete' : 'deleted'}`],
+      r.skipped ? ['Skipped', num(r.skipped)] : null,
+      r.errors ? ['Errors', num(r.errors)] : null);
   }
-  return facts(rows);
+  const out = [facts(rows)];
+  // What a retention run deletes (or would): each tag or manifest and why.
+  if (kind !== 'GC' && r.items && r.items.length) {
+    out.push(h('table', {class: 'grid', id: 'retention-items'},
+      h('caption', null, `${r.dry_run ? 'Would delete' : 'Deleted'}${r.items_truncated ? ' (the first of them)' : ''}`),
+      h('thead', null, h('tr', null, ['Repository', 'Tag', 'Manifest', 'Why'].map((c) => h('th', {scope: 'col'}, c)))),
+      h('tbody', null, r.items.map((it) => h('tr', null,
+        h('td', null, it.repository), h('td', null, it.tag || '—'),
+        h('td', {class: 'mono', title: it.digest}, shortDigest(it.digest)),
+        h('td', null, String(it.reason).replaceAll('_', ' ')))))));
+  }
+  return out;
 }
 
 function runPanel(kind, path, ctx, canUntagged) {
@@ -39,7 +50,7 @@ function runPanel(kind, path, ctx, canUntagged) {
   let polling = false;
   async function show() {
     const r = await admin(path, {signal: ctx.signal});
-    clear(box).append(runFacts(kind, r));
+    add(clear(box), runFacts(kind, r));
     return r;
   }
   async function follow() {
@@ -63,7 +74,7 @@ function runPanel(kind, path, ctx, canUntagged) {
       const params = {dry_run: dry ? 'true' : 'false'};
       if (untagged && untagged.checked) params.delete_untagged = 'true';
       await admin(path, {method: 'POST', params, signal: ctx.signal});
-      msg.append(notice(`${kind} ${dry ? 'dry run' : 'run'} started.`, 'ok'));
+      msg.append(notice(`${kind[0].toUpperCase()}${kind.slice(1)} ${dry ? 'dry run' : 'run'} started.`, 'ok'));
     } catch (e) {
       if (e.status === 409) msg.append(notice(`A ${kind} run is already going: following it.`, 'ok'));
       else { ctx.showError(msg, e); return; }
