@@ -25,8 +25,6 @@ namespace {
 constexpr std::size_t page_max = 1000;
 constexpr std::size_t tags_page_max = 200;
 
-std::int64_t now_s() noexcept { return static_cast<std::int64_t>(std::time(nullptr)); }
-
 // A non-negative integer query parameter: `dflt` when absent, nullopt when bad.
 std::optional<std::uint64_t> uint_param(const http::Request& req, std::string_view key,
                                         std::uint64_t dflt) {

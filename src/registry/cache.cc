@@ -17,12 +17,6 @@ namespace rp::registry {
 using reactor::Task;
 using storage::Digest;
 
-namespace {
-
-std::int64_t now_s() { return static_cast<std::int64_t>(std::time(nullptr)); }
-
-} // namespace
-
 std::vector<std::string> Registry::cache_repos(const mirror::Upstream& u) const {
     std::vector<std::string> out;
     const std::string prefix = u.prefix + "/";

@@ -220,8 +220,8 @@ Task<bool> Registry::authorize(http::Exchange& ex, const Route& route) noexcept 
     std::string_view header = req.header("Authorization");
     switch (auth::authorization_kind(header)) {
     case auth::HeaderKind::none:
-        if (guard_->certificate_users && !ex.peer_subject().empty()) {
-            who.user = ex.peer_subject();
+        if (std::string_view user = certificate_user(ex); !user.empty()) {
+            who.user = user;
             // A browser sends the certificate with any page's request: its
             // changes carry the CSRF token the UI was given.
             if (sessions_ && req.has_header("Sec-Fetch-Site")) {
@@ -256,6 +256,11 @@ Task<bool> Registry::authorize(http::Exchange& ex, const Route& route) noexcept 
         co_return false;
     }
     co_return co_await admit(ex, route, need, who, csrf);
+}
+
+std::string_view Registry::certificate_user(const http::Exchange& ex) const noexcept {
+    const bool admits = guard_ != nullptr && guard_->scheme != "token" && guard_->certificate_users;
+    return admits ? std::string_view(ex.peer_subject()) : std::string_view();
 }
 
 Task<bool> Registry::admit(http::Exchange& ex, const Route& route, const Need& need,

@@ -29,8 +29,6 @@ constexpr const char* insights_file = ".ringport.insights";
 // once, removed after the first save.
 constexpr const char* old_access_file = ".ringport.mirror-access";
 
-std::int64_t now_s() { return static_cast<std::int64_t>(std::time(nullptr)); }
-
 // Blocking file I/O for the background pool and the stop.
 std::string read_small(int dirfd, const char* name) {
     std::string out;

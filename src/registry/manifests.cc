@@ -346,7 +346,7 @@ Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
                 }
                 // The cached tag rather than no answer, unless it is too old.
                 auto at = co_await store_.tag_confirmed_at(r.name, r.ref);
-                const auto now = static_cast<std::int64_t>(std::time(nullptr));
+                const auto now = now_s();
                 if (at && now - *at > static_cast<std::int64_t>(u->max_stale_s)) {
                     co_await fail(ex, Code::upstream_failed,
                                   e.detail + "; the cached tag was last confirmed " +
@@ -373,7 +373,7 @@ Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
     {
         // Retention and a mirror's eviction go by the last pull. A HEAD counts:
         // containerd resolves a tag with HEAD, then GETs by digest.
-        const auto now = static_cast<std::int64_t>(std::time(nullptr));
+        const auto now = now_s();
         const bool by_tag = r.ref.find(':') == std::string::npos;
         if (by_tag) {
             activity_.tag_pulled(r.name, r.ref, now);
@@ -424,10 +424,15 @@ Task<void> Registry::get_manifest(http::Exchange& ex, const Route& r) noexcept {
 }
 
 Task<util::Result<std::string>> Registry::read_manifest_body(http::Exchange& ex) noexcept {
+    co_return co_await read_whole_body(ex, store_.config().manifest_bytes_max,
+                                       "manifest exceeds the size limit");
+}
+
+Task<util::Result<std::string>> read_whole_body(http::Exchange& ex, std::size_t max,
+                                                std::string_view too_large) noexcept {
     const http::Request& req = ex.request();
-    std::size_t max = store_.config().manifest_bytes_max;
     if (req.content_length && *req.content_length > max) {
-        co_return util::Error::of(Errc::too_large, "manifest exceeds the size limit");
+        co_return util::Error::of(Errc::too_large, std::string(too_large));
     }
     // Grows with what arrives: a client announcing 4 MiB and trickling bytes
     // does not get 4 MiB reserved up front.
@@ -441,7 +446,7 @@ Task<util::Result<std::string>> Registry::read_manifest_body(http::Exchange& ex)
             co_return body;
         }
         if (body.size() + chunk->size() > max) {
-            co_return util::Error::of(Errc::too_large, "manifest exceeds the size limit");
+            co_return util::Error::of(Errc::too_large, std::string(too_large));
         }
         body.append(chunk->data(), chunk->size());
     }

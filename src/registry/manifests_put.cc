@@ -101,7 +101,7 @@ Task<void> Registry::put_manifest(http::Exchange& ex, const Route& r) noexcept {
     }
     // What retention goes by: the tag's push (keep_last, older_than), and
     // the manifest's and its children's (an untagged manifest's last use).
-    const auto now = static_cast<std::int64_t>(std::time(nullptr));
+    const auto now = now_s();
     if (!by_digest) {
         activity_.tag_pushed(r.name, r.ref, now);
     }

@@ -44,6 +44,8 @@ Registry::Registry(RegistryConfig cfg, storage::Store& store, reactor::Latch& re
     }
 }
 
+std::int64_t now_s() noexcept { return static_cast<std::int64_t>(std::time(nullptr)); }
+
 std::string upload_location(std::string_view name, std::string_view uuid) {
     return "/v2/" + std::string(name) + "/blobs/uploads/" + std::string(uuid);
 }
@@ -226,8 +228,8 @@ Task<void> Registry::handle_route(http::Exchange& ex, Route route) noexcept {
             co_await fail(ex, Code::not_found, req.path);
         } else {
             // The list is preloaded only when the caller may read it as is.
-            const bool preload = guard_ == nullptr || session_of(ex).has_value() ||
-                                 (guard_->certificate_users && !ex.peer_subject().empty());
+            const bool preload =
+                guard_ == nullptr || session_of(ex).has_value() || !certificate_user(ex).empty();
             co_await reply(ex, ui::serve(req, preload));
         }
         co_return;

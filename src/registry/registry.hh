@@ -73,6 +73,16 @@ struct RegistryConfig {
 
 struct ParsedManifest;
 
+// Seconds since the epoch (the registry's clock for activity, sessions and
+// runs).
+std::int64_t now_s() noexcept;
+
+// A request's whole body, up to `max` bytes (grown as it arrives); a body
+// past `max` (announced or sent) is an Errc::too_large error saying
+// `too_large`, one that cannot be read the transport's error.
+reactor::Task<util::Result<std::string>> read_whole_body(http::Exchange& ex, std::size_t max,
+                                                         std::string_view too_large) noexcept;
+
 // Who caused a change: a request, or one of the registry's own duties
 // ("retention", "gc") when `ex` is null.
 struct Origin {
@@ -142,6 +152,9 @@ class Registry final : public http::Handler {
     std::optional<auth::Session> session_of(const http::Exchange& ex) const;
     std::string_view session_token(const http::Exchange& ex) const;
     bool passwords_sign_in() const noexcept;
+    // The client certificate's user, where a certificate admits requests by
+    // itself (certificate_users, not under the token scheme); else empty.
+    std::string_view certificate_user(const http::Exchange& ex) const noexcept;
     // Why this connection may not sign in ("" when it may).
     std::string sign_in_refusal(const http::Exchange& ex) const;
     // Whether the caller may pull a repository (mount sources): the token's

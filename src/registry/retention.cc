@@ -77,7 +77,7 @@ Task<void> Registry::retention_run(bool dry_run, std::shared_ptr<RetentionProgre
     }
     storage::RetentionOptions opt;
     opt.dry_run = dry_run;
-    opt.now = static_cast<std::int64_t>(std::time(nullptr));
+    opt.now = now_s();
     // A mirror's cache has its own eviction; a policy never deletes from it.
     opt.skip = [this](std::string_view repo) { return router_.owner(repo) != nullptr; };
     co_await storage::apply_retention(

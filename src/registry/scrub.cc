@@ -23,8 +23,6 @@ namespace {
 
 constexpr std::size_t findings_max = 1000;
 
-std::int64_t now_s() { return static_cast<std::int64_t>(std::time(nullptr)); }
-
 } // namespace
 
 void Registry::scrub(const std::atomic<bool>& stop) noexcept {

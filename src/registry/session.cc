@@ -16,8 +16,6 @@ using reactor::Task;
 
 namespace {
 
-std::int64_t now_s() noexcept { return static_cast<std::int64_t>(std::time(nullptr)); }
-
 constexpr std::size_t sign_in_body_max = 16384;
 
 std::string cookie(std::string_view value, std::int64_t max_age_s, bool secure) {
@@ -120,17 +118,16 @@ Task<void> Registry::session_endpoint(http::Exchange& ex) noexcept {
         co_return;
     }
     Json j;
-    const bool certificate = guard_ != nullptr && guard_->scheme != "token" &&
-                             guard_->certificate_users && !ex.peer_subject().empty();
+    const std::string_view certificate = certificate_user(ex);
     if (s) {
         j.str("user", s->user)
             .str("via", "session")
             .str("csrf", s->csrf)
             .time("expires_at", s->expires_s);
-    } else if (certificate) {
-        j.str("user", ex.peer_subject())
+    } else if (!certificate.empty()) {
+        j.str("user", certificate)
             .str("via", "certificate")
-            .str("csrf", sessions_->csrf_for(ex.peer_subject()))
+            .str("csrf", sessions_->csrf_for(certificate))
             .null("expires_at");
     } else {
         j.null("user").null("via").null("csrf").null("expires_at");
@@ -160,22 +157,16 @@ Task<void> Registry::sign_in(http::Exchange& ex) noexcept {
         co_await reply(ex, bad_request("sign in with a JSON body: {\"username\", \"password\"}"));
         co_return;
     }
-    std::string body;
-    for (int i = 0; i < 1000; ++i) {
-        auto piece = co_await ex.read_body();
-        if (!piece) {
+    auto read = co_await read_whole_body(ex, sign_in_body_max, "the sign-in body is too large");
+    if (!read) {
+        if (read.error().kind == util::Errc::too_large) {
+            co_await fail(ex, Code::too_large, read.error().detail);
+        } else {
             co_await reply(ex, bad_request("unreadable body"));
-            co_return;
         }
-        if (piece->empty()) {
-            break;
-        }
-        if (body.size() + piece->size() > sign_in_body_max) {
-            co_await fail(ex, Code::too_large, "the sign-in body is too large");
-            co_return;
-        }
-        body.append(piece->data(), piece->size());
+        co_return;
     }
+    const std::string& body = *read;
     auth::BasicCredentials cred;
     {
         simdjson::dom::parser parser;

@@ -40,7 +40,7 @@ reactor::Task<void> Registry::status(http::Exchange& ex) noexcept {
     struct mallinfo2 mi = ::mallinfo2();
     Json j;
     j.str("version", cfg_.version)
-        .num("uptime_s", static_cast<std::int64_t>(std::time(nullptr)) - started_at_)
+        .num("uptime_s", now_s() - started_at_)
         .num("shard_count",
              static_cast<std::uint64_t>(runtime_ != nullptr ? runtime_->shard_count() : 0))
         .num("connections", connections_ ? connections_() : std::uint64_t{0});

@@ -84,23 +84,14 @@ Task<void> Registry::issue_token(http::Exchange& ex) noexcept {
     }
     Form form;
     if (post) {
-        std::string body;
-        for (int i = 0; i < 10000; ++i) {
-            auto piece = co_await ex.read_body();
-            if (!piece) {
-                co_await reply(ex, oauth_error(400, "invalid_request", "unreadable body"));
-                co_return;
-            }
-            if (piece->empty()) {
-                break;
-            }
-            if (body.size() + piece->size() > 65536) {
-                co_await reply(ex, oauth_error(413, "invalid_request", "body too large"));
-                co_return;
-            }
-            body.append(piece->data(), piece->size());
+        auto body = co_await read_whole_body(ex, 65536, "body too large");
+        if (!body) {
+            const bool big = body.error().kind == util::Errc::too_large;
+            co_await reply(ex, oauth_error(big ? 413 : 400, "invalid_request",
+                                           big ? "body too large" : "unreadable body"));
+            co_return;
         }
-        form = parse_form(body);
+        form = parse_form(*body);
     } else {
         form = parse_form(req.query);
     }
@@ -232,7 +223,7 @@ Task<void> Registry::issue_token(http::Exchange& ex) noexcept {
             .append(g.type == "registry" ? "*" : auth::action_names(g.actions));
         grants.push_back(std::move(g));
     }
-    const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+    const std::int64_t now = now_s();
     std::string token = guard_->issuer->access_token(who.user, grants, now);
     if (token.empty()) {
         co_await fail(ex, Code::unknown, "could not sign a token");
