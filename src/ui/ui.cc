@@ -2,6 +2,7 @@
 #include "ui/ui.hh"
 
 #include <algorithm>
+#include <vector>
 
 #include "ui/assets.hh"
 #include "util/strings.hh"
@@ -14,22 +15,6 @@ constexpr std::string_view assets_prefix = "/ui/assets/";
 constexpr std::string_view app_page = "index.html";
 constexpr std::string_view list_preload =
     "</ringport/v1/repositories?sort=name&offset=0&limit=50>; rel=preload; as=fetch; crossorigin";
-
-// One comma-separated item at a time, trimmed.
-template <typename F> bool any_item(std::string_view list, F&& f) {
-    for (int i = 0; i < 256 && !list.empty(); ++i) {
-        const auto comma = list.find(',');
-        const std::string_view item = util::trim(list.substr(0, comma));
-        if (!item.empty() && f(item)) {
-            return true;
-        }
-        if (comma == std::string_view::npos) {
-            break;
-        }
-        list.remove_prefix(comma + 1);
-    }
-    return false;
-}
 
 void common_headers(http::Response& r) {
     r.add("Content-Security-Policy", std::string(content_security_policy));
@@ -63,8 +48,9 @@ bool is_ui_path(std::string_view path) noexcept {
     return path == "/ui" || path.starts_with("/ui/");
 }
 
-bool accepts_gzip(std::string_view accept_encoding) noexcept {
-    return any_item(accept_encoding, [](std::string_view item) {
+bool accepts_gzip(const http::Request& req) {
+    const std::vector<std::string_view> items = req.header_list("Accept-Encoding");
+    return std::any_of(items.begin(), items.end(), [](std::string_view item) {
         const auto semi = item.find(';');
         const std::string_view coding = util::trim(item.substr(0, semi));
         if (!util::iequals(coding, "gzip") && coding != "*") {
@@ -83,8 +69,9 @@ bool accepts_gzip(std::string_view accept_encoding) noexcept {
     });
 }
 
-bool etag_listed(std::string_view if_none_match, std::string_view etag) noexcept {
-    return any_item(if_none_match, [etag](std::string_view item) {
+bool etag_listed(const http::Request& req, std::string_view etag) {
+    const std::vector<std::string_view> items = req.header_list("If-None-Match");
+    return std::any_of(items.begin(), items.end(), [etag](std::string_view item) {
         if (item == "*") {
             return true;
         }
@@ -125,7 +112,7 @@ http::Response serve(const http::Request& req, bool preload_list) {
                            a->etag.substr(1, 16) == std::string_view(req.query).substr(2);
     r.add("Cache-Control", versioned ? "public, max-age=31536000, immutable" : "no-cache");
     r.add("Vary", "Accept-Encoding");
-    if (etag_listed(req.header("If-None-Match"), a->etag)) {
+    if (etag_listed(req, a->etag)) {
         r.status = 304;
         r.omit_body = true;
         return r;
@@ -137,7 +124,7 @@ http::Response serve(const http::Request& req, bool preload_list) {
         r.add("Link", std::string(list_preload));
     }
     r.add("Content-Type", std::string(a->type));
-    if (accepts_gzip(req.header("Accept-Encoding"))) {
+    if (accepts_gzip(req)) {
         r.add("Content-Encoding", "gzip");
         r.body = a->gzip;
     } else {

@@ -36,9 +36,9 @@ inline constexpr std::string_view content_security_policy =
     "connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'";
 
-// Whether an Accept-Encoding value accepts gzip (a q of 0 refuses it).
-bool accepts_gzip(std::string_view accept_encoding) noexcept;
-// Whether an If-None-Match value names `etag` (or is "*"); weak forms match.
-bool etag_listed(std::string_view if_none_match, std::string_view etag) noexcept;
+// Whether the request's Accept-Encoding accepts gzip (a q of 0 refuses it).
+bool accepts_gzip(const http::Request& req);
+// Whether the request's If-None-Match names `etag` (or is "*"); weak forms match.
+bool etag_listed(const http::Request& req, std::string_view etag);
 
 } // namespace rp::ui

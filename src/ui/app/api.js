@@ -19,10 +19,7 @@ export const seg = encodeURIComponent;
 // at start; a change waits for it, to carry its CSRF token.
 let session = null;
 export function loadSession() {
-  if (!session) {
-    session = fetch('/ringport/v1/session', {credentials: 'same-origin', headers: {'X-Ringport-UI': '1'}})
-      .then((r) => (r.ok ? r.json() : null)).catch(() => null);
-  }
+  if (!session) session = call('/ringport/v1/session').catch(() => null);
   return session;
 }
 

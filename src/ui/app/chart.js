@@ -10,10 +10,9 @@ const H = 160;
 const PAD = {l: 56, r: 8, t: 8, b: 22};
 
 // A point's label: its day, or with `time` its UTC hour and minute.
-let timeLabels = false;
-function dayOf(p) {
+function labelOf(p, time) {
   if (typeof p.day !== 'string') return String(p.day);
-  return timeLabels ? `${p.day.slice(11, 16)} UTC` : p.day.slice(0, 10);
+  return time ? `${p.day.slice(11, 16)} UTC` : p.day.slice(0, 10);
 }
 
 function ticks(max, fmt) {
@@ -27,47 +26,46 @@ function ticks(max, fmt) {
   return out;
 }
 
+// The axes, caption and summary around `draw`'s marks. draw gets the plot
+// area and each point's value, height (0 to 1 of the area) and title.
 function frame(points, {label, fmt = num, kind, time = false}, draw) {
-  timeLabels = time;
   const values = points.map((p) => Number(p.value) || 0);
+  const labels = points.map((p) => labelOf(p, time));
   const max = Math.max(1, ...values);
   const total = values.reduce((a, b) => a + b, 0);
-  const first = points.length ? dayOf(points[0]) : '';
-  const last = points.length ? dayOf(points[points.length - 1]) : '';
+  const first = labels.length ? labels[0] : '';
+  const last = labels.length ? labels[labels.length - 1] : '';
   const summary = points.length === 0 ? `${label}: no data yet.` :
     kind === 'level' ? `${label}, ${first} to ${last}: now ${fmt(values[values.length - 1])}, highest ${fmt(Math.max(...values))}.` :
       `${label}, ${first} to ${last}: ${fmt(total)} in all, at most ${fmt(Math.max(...values))} a day.`;
+  const area = {x: PAD.l, y: PAD.t, w: W - PAD.l - PAD.r, h: H - PAD.t - PAD.b};
+  const marks = values.map((v, i) => ({share: v / max, title: `${labels[i]}: ${fmt(v)}`}));
   const svg = s('svg', {viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': summary, class: 'chart'},
-  ticks(max, fmt), draw(values, max),
-  points.length ? [
-    s('text', {x: PAD.l, y: H - 6, class: 'axis'}, first),
-    s('text', {x: W - PAD.r, y: H - 6, class: 'axis', 'text-anchor': 'end'}, last)] : null);
+    ticks(max, fmt), draw(area, marks),
+    points.length ? [
+      s('text', {x: PAD.l, y: H - 6, class: 'axis'}, first),
+      s('text', {x: W - PAD.r, y: H - 6, class: 'axis', 'text-anchor': 'end'}, last)] : null);
   return h('figure', {class: 'chart'}, svg, h('figcaption', null, summary));
 }
 
 export function bars(points, opts) {
-  return frame(points, {...opts, kind: 'count'}, (values, max) => {
-    const iw = W - PAD.l - PAD.r;
-    const ih = H - PAD.t - PAD.b;
-    const bw = iw / Math.max(1, values.length);
-    return values.map((v, i) => {
-      const bh = (v / max) * ih;
-      return s('rect', {x: PAD.l + i * bw + 1, y: PAD.t + ih - bh, width: Math.max(1, bw - 2), height: Math.max(0, bh), class: 'bar'},
-        s('title', null, `${dayOf(points[i])}: ${(opts.fmt || num)(v)}`));
+  return frame(points, {...opts, kind: 'count'}, (a, marks) => {
+    const bw = a.w / Math.max(1, marks.length);
+    return marks.map((m, i) => {
+      const bh = m.share * a.h;
+      return s('rect', {x: a.x + i * bw + 1, y: a.y + a.h - bh, width: Math.max(1, bw - 2), height: Math.max(0, bh), class: 'bar'},
+        s('title', null, m.title));
     });
   });
 }
 
 export function line(points, opts) {
-  return frame(points, {...opts, kind: 'level'}, (values, max) => {
-    const iw = W - PAD.l - PAD.r;
-    const ih = H - PAD.t - PAD.b;
-    const step = values.length > 1 ? iw / (values.length - 1) : 0;
-    const xy = values.map((v, i) => [PAD.l + i * step, PAD.t + ih - (v / max) * ih]);
+  return frame(points, {...opts, kind: 'level'}, (a, marks) => {
+    const step = marks.length > 1 ? a.w / (marks.length - 1) : 0;
+    const xy = marks.map((m, i) => [a.x + i * step, a.y + a.h - m.share * a.h]);
     return [
       s('polyline', {points: xy.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' '), class: 'line'}),
-      xy.map(([x, y], i) => s('circle', {cx: x, cy: y, r: 2.5, class: 'dot'},
-        s('title', null, `${dayOf(points[i])}: ${(opts.fmt || num)(values[i])}`))),
+      xy.map(([x, y], i) => s('circle', {cx: x, cy: y, r: 2.5, class: 'dot'}, s('title', null, marks[i].title))),
     ];
   });
 }

@@ -139,24 +139,28 @@ TEST_CASE("a strong ETag answers 304; gzip when the client takes it") {
 }
 
 TEST_CASE("Accept-Encoding and If-None-Match parsing") {
-    CHECK(ui::accepts_gzip("gzip"));
-    CHECK(ui::accepts_gzip("deflate, GZIP"));
-    CHECK(ui::accepts_gzip("br;q=1.0, gzip;q=0.8"));
-    CHECK(ui::accepts_gzip("*"));
-    CHECK(ui::accepts_gzip("gzip; q=0.001"));
-    CHECK_FALSE(ui::accepts_gzip(""));
-    CHECK_FALSE(ui::accepts_gzip("identity"));
-    CHECK_FALSE(ui::accepts_gzip("br, deflate"));
-    CHECK_FALSE(ui::accepts_gzip("gzip;q=0"));
-    CHECK_FALSE(ui::accepts_gzip("gzip;q=0.000"));
-    CHECK_FALSE(ui::accepts_gzip("x-gzip2"));
-    CHECK(ui::etag_listed("\"a\"", "\"a\""));
-    CHECK(ui::etag_listed("\"b\", \"a\"", "\"a\""));
-    CHECK(ui::etag_listed("W/\"a\"", "\"a\""));
-    CHECK(ui::etag_listed("*", "\"a\""));
-    CHECK_FALSE(ui::etag_listed("", "\"a\""));
-    CHECK_FALSE(ui::etag_listed("\"ab\"", "\"a\""));
-    CHECK_FALSE(ui::etag_listed("a", "\"a\""));
+    CHECK(ui::accepts_gzip(get("/ui/", {{"Accept-Encoding", "gzip"}})));
+    CHECK(ui::accepts_gzip(get("/ui/", {{"Accept-Encoding", "deflate, GZIP"}})));
+    CHECK(ui::accepts_gzip(get("/ui/", {{"Accept-Encoding", "br;q=1.0, gzip;q=0.8"}})));
+    CHECK(ui::accepts_gzip(get("/ui/", {{"Accept-Encoding", "*"}})));
+    CHECK(ui::accepts_gzip(get("/ui/", {{"Accept-Encoding", "gzip; q=0.001"}})));
+    CHECK_FALSE(ui::accepts_gzip(get("/ui/", {{"Accept-Encoding", ""}})));
+    CHECK_FALSE(ui::accepts_gzip(get("/ui/", {{"Accept-Encoding", "identity"}})));
+    CHECK_FALSE(ui::accepts_gzip(get("/ui/", {{"Accept-Encoding", "br, deflate"}})));
+    CHECK_FALSE(ui::accepts_gzip(get("/ui/", {{"Accept-Encoding", "gzip;q=0"}})));
+    CHECK_FALSE(ui::accepts_gzip(get("/ui/", {{"Accept-Encoding", "gzip;q=0.000"}})));
+    CHECK_FALSE(ui::accepts_gzip(get("/ui/", {{"Accept-Encoding", "x-gzip2"}})));
+    CHECK(ui::etag_listed(get("/ui/", {{"If-None-Match", "\"a\""}}), "\"a\""));
+    CHECK(ui::etag_listed(get("/ui/", {{"If-None-Match", "\"b\", \"a\""}}), "\"a\""));
+    CHECK(ui::etag_listed(get("/ui/", {{"If-None-Match", "W/\"a\""}}), "\"a\""));
+    CHECK(ui::etag_listed(get("/ui/", {{"If-None-Match", "*"}}), "\"a\""));
+    CHECK_FALSE(ui::etag_listed(get("/ui/", {{"If-None-Match", ""}}), "\"a\""));
+    CHECK_FALSE(ui::etag_listed(get("/ui/", {{"If-None-Match", "\"ab\""}}), "\"a\""));
+    CHECK_FALSE(ui::etag_listed(get("/ui/", {{"If-None-Match", "a"}}), "\"a\""));
+    // Two header lines are one list.
+    CHECK(ui::etag_listed(get("/ui/", {{"If-None-Match", "\"b\""}, {"If-None-Match", "\"a\""}}),
+                          "\"a\""));
+    CHECK(ui::accepts_gzip(get("/ui/", {{"Accept-Encoding", "br"}, {"Accept-Encoding", "gzip"}})));
 }
 
 TEST_CASE("the page names each file by its version, and that URL is cached for good") {
