@@ -241,8 +241,12 @@ const std::vector<Key>& keys() {
                 "have their fields (request_id, method, target, status, ...)",
                 "REGISTRY_LOG_FORMATTER"),
         bool_key("ui", "enabled", &Config::ui_enabled,
-                 "serve the web UI at /ui/ on the registry's own address (it reads the admin "
-                 "and OCI APIs with the signed-in user's rights; off: /ui/ is 404)"),
+                 "serve the web UI at /ui/ (it reads the admin API with the signed-in user's "
+                 "rights; off: /ui/ is 404)"),
+        str_key("ui", "listen", &Config::ui_listen,
+                "serve the web UI on an address of its own (HOST:PORT), with the admin API it "
+                "reads and nothing of /v2/; /ui/ on http.listen is then 404. Empty: /ui/ on "
+                "http.listen"),
         uint_key("ui", "session_ttl_s", &Config::ui_session_ttl_s, 60, 86400,
                  "a web UI sign-in lasts this long (a session cookie; kept in memory, so a "
                  "restart signs everyone out)"),
@@ -950,6 +954,18 @@ Result<void> validate(const Config& cfg) {
         return Error::of(Errc::invalid,
                          "http.listen '" + cfg.http_listen + "': " + a.error().detail);
     }
+    if (!cfg.ui_listen.empty()) {
+        auto u = reactor::parse_listen_addr(cfg.ui_listen);
+        if (!u) {
+            return Error::of(Errc::invalid,
+                             "ui.listen '" + cfg.ui_listen + "': " + u.error().detail);
+        }
+        if (u->port != 0 && u->port == a->port && u->host == a->host) {
+            return Error::of(Errc::invalid, "ui.listen '" + cfg.ui_listen +
+                                                "' is http.listen's address: leave ui.listen empty "
+                                                "to serve the UI there under /ui/");
+        }
+    }
     if (cfg.storage_root.empty()) {
         return Error::of(Errc::invalid, "storage.root must not be empty");
     }
@@ -1025,8 +1041,10 @@ Result<void> validate(const Config& cfg) {
 
 } // namespace
 
-bool listen_is_loopback(const Config& cfg) {
-    auto a = reactor::parse_listen_addr(cfg.http_listen);
+bool listen_is_loopback(const Config& cfg) { return address_is_loopback(cfg.http_listen); }
+
+bool address_is_loopback(const std::string& listen) {
+    auto a = reactor::parse_listen_addr(listen);
     if (!a) {
         return false;
     }
@@ -1035,10 +1053,18 @@ bool listen_is_loopback(const Config& cfg) {
 }
 
 std::string plain_auth_warning(const Config& cfg) {
-    if (cfg.auth_scheme == "none" || !cfg.tls_certificate.empty() || listen_is_loopback(cfg)) {
+    if (cfg.auth_scheme == "none" || !cfg.tls_certificate.empty()) {
         return {};
     }
-    return "!!! auth.scheme " + cfg.auth_scheme + " on a plain-HTTP listener (" + cfg.http_listen +
+    std::string open;
+    if (!listen_is_loopback(cfg)) {
+        open = "http.listen " + cfg.http_listen;
+    } else if (cfg.ui_enabled && !cfg.ui_listen.empty() && !address_is_loopback(cfg.ui_listen)) {
+        open = "ui.listen " + cfg.ui_listen;
+    } else {
+        return {};
+    }
+    return "!!! auth.scheme " + cfg.auth_scheme + " on a plain-HTTP listener (" + open +
            ") that other machines can reach: passwords and tokens cross the network in clear "
            "text. Set tls.certificate and tls.key. !!!";
 }

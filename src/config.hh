@@ -92,6 +92,7 @@ struct Config {
     // [catalog]
     std::uint64_t catalog_max_entries = 1000;
     // [ui] (ui_enabled is with the flags below)
+    std::string ui_listen; // "": under /ui/ on http.listen; else a listener of its own
     std::uint64_t ui_session_ttl_s = 3600;
     // [log]
     std::string log_level = "info";
@@ -124,6 +125,8 @@ util::Result<Config> load_config(const CliOverrides& cli,
 
 // Whether http.listen is reachable only from this machine (127.0.0.0/8, ::1).
 bool listen_is_loopback(const Config& cfg);
+// Whether an address (HOST:PORT) is reachable only from this machine.
+bool address_is_loopback(const std::string& listen);
 // The warning for credentials on a plain listener others can reach, or "".
 std::string plain_auth_warning(const Config& cfg);
 

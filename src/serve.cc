@@ -27,6 +27,7 @@
 #include "http/server.hh"
 #include "http/tls.hh"
 #include "reactor/runtime.hh"
+#include "reactor/socket.hh"
 #include "reactor/sync.hh"
 #include "registry/manifest.hh"
 #include "registry/registry.hh"
@@ -320,6 +321,7 @@ registry::RegistryConfig registry_config(const Config& cfg) {
     r.retention_interval_s = static_cast<std::int64_t>(cfg.retention_interval_s);
     r.retention_dry_run = cfg.retention_dry_run;
     r.ui = cfg.ui_enabled;
+    r.ui_own_listener = cfg.ui_enabled && !cfg.ui_listen.empty();
     r.ui_session_ttl_s = static_cast<std::int64_t>(cfg.ui_session_ttl_s);
     r.activity_save_s = static_cast<std::int64_t>(cfg.retention_activity_save_s);
     r.insights_days = static_cast<std::int32_t>(cfg.insights_days);
@@ -467,9 +469,9 @@ util::Result<std::unique_ptr<observe::Notifier>> open_notifier(const Config& cfg
 // ends the duties, drains the connections, stops the runtime and saves the
 // index snapshot.
 void run_until_signal(const Config& cfg, sigset_t sigs, IndexSource src, int v2fd,
-                      reactor::Runtime& rt, http::Server& server, storage::Index& index,
-                      storage::Store& store, reactor::Latch& ready, SnapshotKeeper* keeper,
-                      http::TlsContext* tls, observe::AuditLog* audit) {
+                      reactor::Runtime& rt, http::Server& server, http::Server* ui_server,
+                      storage::Index& index, storage::Store& store, reactor::Latch& ready,
+                      SnapshotKeeper* keeper, http::TlsContext* tls, observe::AuditLog* audit) {
     unsigned threads = rt.config().background_threads;
     // Set at the signal, before the drain: a load still under way is of no
     // use then (the waiting requests get 503), so it stops at once rather
@@ -501,6 +503,9 @@ void run_until_signal(const Config& cfg, sigset_t sigs, IndexSource src, int v2f
         ready.abandon(); // requests waiting for the index get 503 now, not after the walk
     }
     rt.stop_duties();
+    if (ui_server != nullptr) {
+        ui_server->stop(); // the UI first: the registry's clients matter more
+    }
     server.stop();
     rt.stop();
     if (keeper != nullptr && ready.is_set()) {
@@ -590,11 +595,32 @@ int serve_main(const Config& cfg) {
                         : "not available: no tls module (downloads encrypted in user space)");
     }
     std::shared_ptr<http::TlsContext> tls = scfg.tls;
+    // [ui] listen: the UI on a listener of its own, with the same TLS.
+    std::optional<http::Server> ui_server;
+    if (cfg.ui_enabled && !cfg.ui_listen.empty()) {
+        http::ServerConfig ucfg = scfg;
+        ucfg.listen = cfg.ui_listen;
+        ucfg.listener = registry::ui_listener;
+        ui_server.emplace(std::move(ucfg), reg, runtime);
+    }
     http::Server server(std::move(scfg), reg, runtime);
-    reg.set_connection_count([&server] { return server.active_connections(); });
+    reg.set_connection_count([&server, &ui_server] {
+        return server.active_connections() + (ui_server ? ui_server->active_connections() : 0);
+    });
     auto bound = server.listen();
     if (!bound) {
         return startup_error(bound.error());
+    }
+    if (auto a = reactor::parse_listen_addr(*bound)) {
+        reg.set_registry_port(a->port);
+    }
+    std::string ui_bound;
+    if (ui_server) {
+        auto b = ui_server->listen();
+        if (!b) {
+            return startup_error(b.error());
+        }
+        ui_bound = std::move(*b);
     }
     auto opened = open_notifier(cfg, rootfd.get(), *bound);
     if (!opened) {
@@ -624,10 +650,20 @@ int serve_main(const Config& cfg) {
                              [a = audit.get(), &runtime] { a->run(runtime.stop_flag()); });
     }
     server.start();
+    if (ui_server) {
+        ui_server->start();
+    }
     std::printf("ringport: listening on %s\n", bound->c_str());
+    if (ui_server) {
+        std::printf("ringport: web UI on %s\n", ui_bound.c_str());
+    }
     std::fflush(stdout);
     RP_LOG_INFO("ringport %s serving %s on %s with %u shard(s)", RINGPORT_VERSION,
                 cfg.storage_root.c_str(), bound->c_str(), server.shard_count());
+    if (ui_server) {
+        RP_LOG_INFO("the web UI and the admin API it reads on %s (not on %s)", ui_bound.c_str(),
+                    bound->c_str());
+    }
     struct Housekeeping {
         registry::Registry* reg;
         int rootfd;
@@ -640,7 +676,8 @@ int serve_main(const Config& cfg) {
     if (cfg.scrub_bytes_per_s > 0) { // a long job of the runtime's, joined by its stop
         runtime.spawn_thread("rp-scrub", [&reg, &runtime] { reg.scrub(runtime.stop_flag()); });
     }
-    run_until_signal(cfg, sigs, std::move(*src), v2fd.get(), runtime, server, index, store, ready,
+    run_until_signal(cfg, sigs, std::move(*src), v2fd.get(), runtime, server,
+                     ui_server ? &*ui_server : nullptr, index, store, ready,
                      keeper ? &*keeper : nullptr, tls.get(), audit.get());
     reg.save_activity(); // the runtime has stopped: nothing touches it now
     if (notifier) {

@@ -32,6 +32,7 @@ int Exchange::status() const noexcept { return conn_.status_; }
 
 bool Exchange::responded() const noexcept { return conn_.responded_; }
 unsigned Exchange::shard_id() const noexcept { return conn_.srv_.shard().id(); }
+unsigned Exchange::listener() const noexcept { return conn_.srv_.config().listener; }
 bool Exchange::secure() const noexcept { return conn_.io_->secure(); }
 const std::string& Exchange::peer_subject() const noexcept { return conn_.io_->peer_subject(); }
 const std::string& Exchange::peer() const noexcept { return conn_.peer_; }

@@ -38,6 +38,8 @@ class Exchange {
     bool responded() const noexcept;
     int status() const noexcept; // of the response, once responded (0 before)
     unsigned shard_id() const noexcept;
+    // ServerConfig::listener of the listener that accepted the connection.
+    unsigned listener() const noexcept;
     // Over TLS, and the verified client certificate's common name (mTLS).
     bool secure() const noexcept;
     const std::string& peer_subject() const noexcept;

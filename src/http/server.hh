@@ -43,6 +43,9 @@ struct ServerConfig {
     // TLS on this listener when set (never both plain and TLS on one listener).
     std::shared_ptr<TlsContext> tls;
     int handshake_timeout_ms = 10000; // a TLS handshake must complete in this time
+    // Which of the application's listeners this is, told to the handler with
+    // each exchange (Exchange::listener): one handler may serve several.
+    unsigned listener = 0;
 };
 
 class Server;

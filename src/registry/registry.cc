@@ -140,7 +140,8 @@ void Registry::log_access(const http::AccessRecord& rec) noexcept {
 }
 
 Task<void> Registry::handle(http::Exchange& ex) noexcept {
-    if (guard_ != nullptr && guard_->issuer && ex.request().path == guard_->token.path) {
+    if (guard_ != nullptr && guard_->issuer && ex.listener() != ui_listener &&
+        ex.request().path == guard_->token.path) {
         co_await issue_token(ex);
         co_return;
     }
@@ -163,6 +164,25 @@ Task<void> Registry::handle(http::Exchange& ex) noexcept {
 
 Task<void> Registry::handle_route(http::Exchange& ex, Route route) noexcept {
     const http::Request& req = ex.request();
+    // With [ui] listen, each listener serves its own part.
+    if (ex.listener() == ui_listener && !served_to_ui(route.kind, req.method)) {
+        if (req.path == "/" && (req.method == "GET" || req.method == "HEAD")) {
+            http::Response r = empty_response(308);
+            r.add("Location", "/ui/");
+            co_await reply(ex, std::move(r));
+        } else {
+            co_await fail(ex, Code::not_found,
+                          "this address serves the web UI and the admin API; the registry's "
+                          "API is on port " +
+                              std::to_string(registry_port_));
+        }
+        co_return;
+    }
+    if (ex.listener() != ui_listener && cfg_.ui_own_listener &&
+        (route.kind == RouteKind::ui || route.kind == RouteKind::session)) {
+        co_await fail(ex, Code::not_found, "the web UI is served on an address of its own");
+        co_return;
+    }
     // A change a page of another site asks a browser to make (with the
     // browser's cookies or client certificate) is refused, signed in or not.
     if (cross_site_change(req, ex.secure())) {

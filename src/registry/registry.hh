@@ -67,9 +67,16 @@ struct RegistryConfig {
     bool mount_without_from = true;  // cross-repository mounts without `from`
     bool gc_delete_untagged = false; // scheduled GC runs delete untagged manifests
     bool retention_dry_run = false;
-    bool ui = true;                       // the web UI at /ui/, and its sign-in
+    bool ui = true; // the web UI at /ui/, and its sign-in
+    // The UI on a listener of its own (ui_listener): /ui/ and the sign-in
+    // are served there only, and that listener serves nothing of /v2/.
+    bool ui_own_listener = false;
     std::int64_t ui_session_ttl_s = 3600; // a UI session's life
 };
+
+// http::ServerConfig::listener of the UI's own listener ([ui] listen); the
+// registry's is 0.
+inline constexpr unsigned ui_listener = 1;
 
 struct ParsedManifest;
 
@@ -108,6 +115,9 @@ class Registry final : public http::Handler {
     }
     // Connections open now, across the shards (the status endpoint).
     void set_connection_count(std::function<std::uint64_t()> fn) { connections_ = std::move(fn); }
+    // The registry listener's port, for the pull commands the UI shows when
+    // it is served on an address of its own.
+    void set_registry_port(std::uint16_t port) noexcept { registry_port_ = port; }
     void log_access(const http::AccessRecord& rec) noexcept override;
     void cutting() noexcept override { flights_.cut_readers(); }
     void handshake_failed(std::string_view peer, const util::Error& why) noexcept override;
@@ -305,6 +315,7 @@ class Registry final : public http::Handler {
     RegistryConfig cfg_;
     observe::Notifier* notifier_ = nullptr;
     std::function<std::uint64_t()> connections_;
+    std::uint16_t registry_port_ = 0;
     std::int64_t started_at_ = 0; // the registry's construction (uptime)
     observe::AuditLog* audit_ = nullptr;
     Guard* guard_ = nullptr;                   // cfg_.guard, when authentication is on

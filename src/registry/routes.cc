@@ -146,4 +146,27 @@ Route match_route(std::string_view path) {
     return r;
 }
 
+bool served_to_ui(RouteKind kind, std::string_view method) noexcept {
+    switch (kind) {
+    case RouteKind::blob: return method == "GET" || method == "HEAD";
+    case RouteKind::healthz:
+    case RouteKind::readyz:
+    case RouteKind::status:
+    case RouteKind::gc:
+    case RouteKind::retention:
+    case RouteKind::scrub:
+    case RouteKind::repository:
+    case RouteKind::repositories:
+    case RouteKind::repository_tags:
+    case RouteKind::repository_tag:
+    case RouteKind::repository_manifest:
+    case RouteKind::insights:
+    case RouteKind::timeseries:
+    case RouteKind::mirrors:
+    case RouteKind::ui:
+    case RouteKind::session: return true;
+    default: return false;
+    }
+}
+
 } // namespace rp::registry

@@ -45,4 +45,9 @@ struct Route {
 // endpoint is found from the end of the path (its fixed suffix).
 Route match_route(std::string_view path);
 
+// What the UI's own listener serves ([ui] listen): the UI, its sign-in, the
+// admin API and the health checks, and of /v2/ only blob reads (the UI reads
+// an image's config); no other part of /v2/, and no /metrics.
+bool served_to_ui(RouteKind kind, std::string_view method) noexcept;
+
 } // namespace rp::registry

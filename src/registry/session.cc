@@ -141,6 +141,12 @@ Task<void> Registry::session_endpoint(http::Exchange& ex) noexcept {
         j.str("reason", refusal);
     }
     j.close();
+    // Where `docker pull` goes when the UI has an address of its own.
+    if (ex.listener() == ui_listener && registry_port_ != 0) {
+        j.num("registry_port", std::uint64_t{registry_port_});
+    } else {
+        j.null("registry_port");
+    }
     co_await reply(ex, json_report(j.done()));
 }
 

@@ -122,6 +122,21 @@ def test_multiarch_image_platforms_referrers_config_and_layers(srv):
           envKey="UI_SEED", labelValue="platform", layers=2)
 
 
+def test_the_ui_on_an_address_of_its_own_names_the_registrys_port():
+    port = free_port()
+    srv, cfg = ringport_with_config(f'[ui]\nlisten = "127.0.0.1:{port}"\n')
+    try:
+        c = Client(srv.host)
+        multiarch(c, "apps/apart", "v3", 13)
+        assert c.request("GET", "/ui/").status == 404
+        drive("image", f"http://127.0.0.1:{port}", name="apps/apart", tag="v3",
+              artifactType=SIGNATURE, envKey="UI_SEED", labelValue="platform", layers=2,
+              registry=srv.host)
+    finally:
+        srv.stop()
+        os.unlink(cfg)
+
+
 def test_deep_links_survive_a_reload(srv):
     c = Client(srv.host)
     multiarch(c, "apps/deep", "v2", 11)

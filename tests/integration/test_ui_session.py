@@ -17,7 +17,7 @@ import pytest
 
 from ringtest.authtest import htpasswd_file, set_password, start_with_config
 from ringtest.client import Client, sha256
-from ringtest.harness import Ringport, wait_until
+from ringtest.harness import Ringport, free_port, wait_until
 from ringtest.oci import OCI_CONFIG, OCI_MANIFEST, descriptor, dumps, image_config
 from ringtest.openapi import check
 from ringtest.testca import issue, make_ca
@@ -83,7 +83,8 @@ def test_who_is_signed_in_and_whether_sign_in_is_offered(srv):
     r = c.request("GET", "/ringport/v1/session")
     assert r.status == 200, r
     assert r.json() == {"user": None, "via": None, "csrf": None, "expires_at": None,
-                        "auth": "htpasswd", "sign_in": {"available": True, "reason": None}}
+                        "auth": "htpasswd", "sign_in": {"available": True, "reason": None},
+                        "registry_port": None}
     assert r.header("Cache-Control") == "no-store"
     check("GET", "/ringport/v1/session", r)  # docs/openapi.json
 
@@ -304,3 +305,85 @@ def test_the_ui_off_has_no_sessions():
     finally:
         r.stop()
         os.unlink(cfg)
+
+
+def test_the_ui_on_an_address_of_its_own_serves_the_ui_and_the_admin_api_only(tmp_path):
+    port = free_port()
+    path = htpasswd_file(str(tmp_path), {"alice": "alice-pass", "bob": "bob-pass"})
+    r = start_with_config(f'[ui]\nlisten = "127.0.0.1:{port}"\n'
+                          f'[auth]\nscheme = "htpasswd"\nhtpasswd_path = "{path}"\n' + RULES)
+    try:
+        assert wait_until(lambda: f"ringport: web UI on 127.0.0.1:{port}\n" in r.out, 5), r.out
+        registry = Client(r.host, auth=("alice", "alice-pass"))
+        push(registry, "team/app", "v1")
+        ui = Client(f"127.0.0.1:{port}")
+        page = ui.request("GET", "/ui/repositories/team/app")
+        assert page.status == 200 and b"/ui/assets/app.js?v=" in page.body, page
+        assert "frame-ancestors 'none'" in page.header("Content-Security-Policy")
+        root = ui.request("GET", "/")
+        assert root.status == 308 and root.header("Location") == "/ui/", root
+        # Of the registry's API only blob reads (the UI reads an image's
+        # config), even with credentials.
+        ui_alice = Client(f"127.0.0.1:{port}", auth=("alice", "alice-pass"))
+        config = json.loads(registry.request("GET", "/v2/team/app/manifests/v1", headers={
+            "Accept": OCI_MANIFEST}).body)["config"]["digest"]
+        blob = f"/v2/team/app/blobs/{config}"
+        assert ui_alice.request("GET", blob).body == registry.request("GET", blob).body
+        assert ui.request("GET", blob).status == 401
+        for method, p in (("GET", "/v2/"), ("GET", "/v2/_catalog"),
+                          ("GET", "/v2/team/app/tags/list"), ("GET", "/v2/team/app/manifests/v1"),
+                          ("DELETE", blob), ("POST", "/v2/team/app/blobs/uploads/"),
+                          ("GET", "/metrics")):
+            x = ui_alice.request(method, p)
+            assert x.status == 404 and x.error_codes() == ["NOT_FOUND"], (p, x)
+            assert f"port {r.port}" in x.json()["errors"][0]["detail"], x
+        # Sign-in, the rules and CSRF as on the registry's address.
+        assert ui.request("GET", "/ringport/v1/repositories").status == 401
+        s = sign_in(ui, "alice", "alice-pass")
+        assert s.status == 200, s
+        jar = {"Cookie": session_cookie(s)}
+        me = ui.request("GET", "/ringport/v1/session", headers=jar)
+        assert me.json()["user"] == "alice", me
+        # The UI's pull commands name the registry's port.
+        assert me.json()["registry_port"] == r.port, me
+        check("GET", "/ringport/v1/session", me)
+        listed = ui.request("GET", "/ringport/v1/repositories", headers=jar)
+        assert listed.status == 200 and [x["name"] for x in listed.json()["repositories"]] == [
+            "team/app"], listed
+        tag = "/ringport/v1/repositories/team/app/-/tags/v1"
+        assert ui.request("DELETE", tag, headers=jar).status == 403
+        gone = ui.request("DELETE", tag, headers={**jar, "X-Ringport-CSRF": me.json()["csrf"]})
+        assert gone.status == 202, gone
+        assert registry.request("GET", "/v2/team/app/manifests/v1").status == 404
+        # The registry's address has no UI and no sign-in now; its APIs stay.
+        assert registry.request("GET", "/ui/").status == 404
+        assert registry.request("GET", "/ui/assets/app.js").status == 404
+        assert sign_in(Client(r.host), "alice", "alice-pass").status == 404
+        assert registry.request("GET", "/v2/").status == 200
+        assert registry.request("GET", "/ringport/v1/repositories").status == 200
+        assert registry.request("GET", "/token").status == 404  # and no issuer on either
+    finally:
+        assert r.stop() == 0
+
+
+def test_the_uis_own_address_speaks_tls_when_the_registry_does(tmp_path):
+    d = str(tmp_path)
+    ca, cert, key = make_ca(d)
+    path = htpasswd_file(d, {"carol": "carol-pass"})
+    port = free_port()
+    r = start_with_config(
+        f'[tls]\ncertificate = "{cert}"\nkey = "{key}"\n[ui]\nlisten = "127.0.0.1:{port}"\n'
+        f'[auth]\nscheme = "htpasswd"\nhtpasswd_path = "{path}"\n'
+        '[[access]]\nwho = ["carol"]\nrepositories = ["**"]\nactions = ["pull", "admin"]\n',
+        tls_ca=ca)
+    try:
+        ui = Client(f"127.0.0.1:{port}", ssl.create_default_context(cafile=ca))
+        assert ui.request("GET", "/ui/").status == 200
+        s = sign_in(ui, "carol", "carol-pass")
+        assert s.status == 200, s
+        attrs = [a.strip() for a in cookie_of(s).split(";")]
+        assert attrs[0].startswith("__Host-ringport_session=") and "Secure" in attrs, attrs
+        plain = Client(f"127.0.0.1:{port}").request("GET", "/ui/")
+        assert plain.status == 400 and b"HTTP request to an HTTPS server" in plain.body, plain
+    finally:
+        assert r.stop() == 0

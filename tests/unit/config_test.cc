@@ -363,6 +363,27 @@ TEST_CASE("auth on a plain listener others can reach is warned about; loopback o
     auto none = load_config({}, {{"RINGPORT_HTTP_LISTEN", ":5000"}});
     REQUIRE(none);
     CHECK(plain_auth_warning(*none).empty()); // no credentials to leak
+    // The UI on an address of its own that others can reach takes passwords too.
+    CHECK(with({{"RINGPORT_UI_LISTEN", "0.0.0.0:5001"}}).find("ui.listen 0.0.0.0:5001") !=
+          std::string::npos);
+    CHECK(with({{"RINGPORT_UI_LISTEN", "127.0.0.1:5001"}}).empty());
+    CHECK(with({{"RINGPORT_UI_LISTEN", "0.0.0.0:5001"}, {"RINGPORT_UI_ENABLED", "false"}}).empty());
+}
+
+TEST_CASE("ui.listen: empty serves /ui/ on http.listen; else a valid address not http.listen's") {
+    auto def = load_config({}, {});
+    REQUIRE(def);
+    CHECK(def->ui_listen.empty());
+    auto own = load_config({}, {{"RINGPORT_UI_LISTEN", "127.0.0.1:5001"}});
+    REQUIRE(own);
+    CHECK(own->ui_listen == "127.0.0.1:5001");
+    auto bad = load_config({}, {{"RINGPORT_UI_LISTEN", "nowhere"}});
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().detail.find("ui.listen 'nowhere'") != std::string::npos);
+    auto same = load_config(
+        {}, {{"RINGPORT_HTTP_LISTEN", "127.0.0.1:5000"}, {"RINGPORT_UI_LISTEN", "127.0.0.1:5000"}});
+    REQUIRE_FALSE(same);
+    CHECK(same.error().detail.find("leave ui.listen empty") != std::string::npos);
 }
 
 TEST_CASE("[[notifications.endpoints]] take Distribution's keys and durations; [audit] a path") {

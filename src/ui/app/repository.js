@@ -2,7 +2,7 @@
 // One repository: its sizes and activity, its tags (digest, size, push and
 // pull times, platforms, pull commands), pulls per day, and deletes.
 import {add, clear, confirmDialog, copyLine, facts, h, notice} from './dom.js';
-import {admin, repoPath, seg} from './api.js';
+import {admin, loadSession, repoPath, seg} from './api.js';
 import {ago, bytes, num, shortDigest, when} from './format.js';
 import {bars} from './chart.js';
 
@@ -20,7 +20,11 @@ export async function render(main, ctx) {
   ctx.title(name);
   const base = `repositories/${repoPath(name)}`;
   const repo = await admin(base, {signal: ctx.signal});
-  const host = location.host;
+  // The registry's address for pull commands: this one, or (when the UI has
+  // an address of its own) the registry's port on the same host name.
+  const session = await loadSession();
+  const host = session && session.registry_port ?
+    `${location.hostname}:${session.registry_port}` : location.host;
   const status = h('div', {id: 'repo-status', role: 'status'});
   const tagsBox = h('div', {id: 'tags', class: 'scroll'});
   const more = h('div');

@@ -67,3 +67,23 @@ TEST_CASE("paths that name no endpoint are not found") {
         CHECK_MESSAGE(match_route(p).kind == RouteKind::not_found, p);
     }
 }
+
+TEST_CASE("the UI's own listener serves the UI, the admin API and blob reads only") {
+    auto on_ui = [](const char* path, const char* method = "GET") {
+        return served_to_ui(match_route(path).kind, method);
+    };
+    for (const char* p : {"/ui/", "/ui/repositories/a/b", "/ringport/v1/session",
+                          "/ringport/v1/repositories", "/ringport/v1/repositories/a/-/tags/v1",
+                          "/ringport/v1/status", "/ringport/v1/gc", "/healthz", "/readyz"}) {
+        CHECK_MESSAGE(on_ui(p), p);
+    }
+    CHECK(on_ui("/ringport/v1/gc", "POST")); // the admin API's changes: the guard decides
+    CHECK(on_ui("/v2/a/blobs/sha256:ab"));
+    CHECK(on_ui("/v2/a/blobs/sha256:ab", "HEAD"));
+    CHECK_FALSE(on_ui("/v2/a/blobs/sha256:ab", "DELETE"));
+    for (const char* p : {"/v2/", "/v2/_catalog", "/v2/a/tags/list", "/v2/a/manifests/v1",
+                          "/v2/a/blobs/uploads/", "/v2/a/referrers/sha256:ab", "/metrics", "/"}) {
+        CHECK_MESSAGE(!on_ui(p), p);
+    }
+    CHECK_FALSE(on_ui("/v2/a/blobs/uploads/", "POST"));
+}
