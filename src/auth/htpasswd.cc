@@ -43,7 +43,7 @@ std::string scheme_of(std::string_view h) {
     return "an unknown scheme (plain text or DES crypt)";
 }
 
-std::int64_t now_s() {
+std::int64_t monotonic_s() {
     timespec ts{};
     (void)::clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec;
@@ -114,12 +114,12 @@ Result<std::unique_ptr<HtpasswdFile>> HtpasswdFile::open(std::string path) {
     f->ino_ = st.st_ino;
     f->size_ = st.st_size;
     f->mtime_ns_ = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-    f->checked_s_ = now_s();
+    f->checked_s_ = monotonic_s();
     return f;
 }
 
 void HtpasswdFile::maybe_reload() {
-    std::int64_t now = now_s();
+    std::int64_t now = monotonic_s();
     {
         std::lock_guard lk(mu_);
         if (now == checked_s_) {

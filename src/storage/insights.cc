@@ -8,7 +8,7 @@ namespace rp::storage {
 
 namespace {
 
-constexpr std::string_view header = "ringport-insights 1";
+constexpr std::string_view insights_header = "ringport-insights 1";
 
 // Adds one to today's count (the days are oldest first; a day only moves on).
 void bump(Insights::Days& days, std::int32_t day) {
@@ -319,7 +319,7 @@ void Insights::prune(std::int64_t now,
 // "r <last_push> <last_pull> <days> <repo>", "t <days> <repo>:<tag>". A
 // repository name holds no ':' and no space.
 std::string Insights::serialize() const {
-    std::string out(header);
+    std::string out(insights_header);
     out += '\n';
     {
         std::lock_guard lk(meta_mu_);
@@ -355,7 +355,7 @@ std::string Insights::serialize() const {
 
 void Insights::load(std::string_view text) {
     auto nl = text.find('\n');
-    if (text.substr(0, nl) != header) {
+    if (text.substr(0, nl) != insights_header) {
         return; // not ours, or a later version: start afresh
     }
     text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);

@@ -7,17 +7,17 @@
 #include <vector>
 
 using rp::http::ChunkedDecoder;
-using Status = ChunkedDecoder::Status;
+using ChunkStatus = ChunkedDecoder::Status;
 
 namespace {
 
 // Decodes `in` fed `step` bytes at a time; returns the data and the last status.
-std::string decode(const std::string& in, std::size_t step, Status* last, std::size_t* used) {
+std::string decode(const std::string& in, std::size_t step, ChunkStatus* last, std::size_t* used) {
     ChunkedDecoder d;
     std::string out;
     std::size_t off = 0;
-    *last = Status::need_more;
-    while (off < in.size() && *last == Status::need_more) {
+    *last = ChunkStatus::need_more;
+    while (off < in.size() && *last == ChunkStatus::need_more) {
         std::vector<std::span<const char>> spans;
         std::size_t n = std::min(step, in.size() - off);
         auto st = d.feed(in.data() + off, n, spans);
@@ -26,7 +26,7 @@ std::string decode(const std::string& in, std::size_t step, Status* last, std::s
         }
         off += st.consumed;
         *last = st.status;
-        if (st.status == Status::need_more && st.consumed < n) {
+        if (st.status == ChunkStatus::need_more && st.consumed < n) {
             break;
         }
     }
@@ -39,10 +39,10 @@ std::string decode(const std::string& in, std::size_t step, Status* last, std::s
 TEST_CASE("chunked bodies decode the same for every split, and stop at their end") {
     std::string in = "3\r\nabc\r\nA;ext=1\r\n0123456789\r\n0\r\nTrailer: x\r\n\r\nNEXT";
     for (std::size_t step : {1u, 2u, 5u, 1000u}) {
-        Status last{};
+        ChunkStatus last{};
         std::size_t used = 0;
         CHECK(decode(in, step, &last, &used) == "abc0123456789");
-        CHECK(last == Status::done);
+        CHECK(last == ChunkStatus::done);
         CHECK(used == in.size() - 4); // "NEXT" is the next request
     }
 }
@@ -52,16 +52,16 @@ TEST_CASE("broken chunk framing is an error, not junk accepted") {
          {"zz\r\nhello\r\n0\r\n\r\n", "5\r\nhelloXX0\r\n\r\n", "5 5\r\nhello\r\n0\r\n\r\n",
           "-5\r\nhello\r\n0\r\n\r\n", "fffffffffffffffffffff\r\n", "5\nhello\r\n0\r\n\r\n",
           "0\r\n\r\x01", "\r\n"}) {
-        Status last{};
+        ChunkStatus last{};
         std::size_t used = 0;
         (void)decode(bad, 3, &last, &used);
-        CHECK_MESSAGE(last == Status::error, bad);
+        CHECK_MESSAGE(last == ChunkStatus::error, bad);
     }
 }
 
 TEST_CASE("whitespace before an extension is allowed") {
-    Status last{};
+    ChunkStatus last{};
     std::size_t used = 0;
     CHECK(decode("2 ;a\r\nhi\r\n0\r\n\r\n", 4, &last, &used) == "hi");
-    CHECK(last == Status::done);
+    CHECK(last == ChunkStatus::done);
 }

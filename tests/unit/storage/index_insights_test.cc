@@ -16,12 +16,12 @@ using namespace rp::storage;
 
 namespace {
 
-Digest sha(std::string_view bytes) { return digest_of(Algorithm::sha256, bytes); }
+Digest sha_of(std::string_view bytes) { return digest_of(Algorithm::sha256, bytes); }
 
 ManifestPtr image(int n, const std::vector<Digest>& blobs, std::vector<Digest> children = {}) {
     auto m = std::make_shared<ManifestInfo>();
     std::string body = "{\"n\":" + std::to_string(n) + "}";
-    m->digest = sha(body);
+    m->digest = sha_of(body);
     m->size = body.size();
     m->blobs = blobs;
     m->children = std::move(children);
@@ -121,7 +121,7 @@ void check_against_recount(const Index& ix, const std::map<std::string, std::uin
 
 TEST_CASE("a blob's bytes move from unique to shared and back as repositories link it") {
     Index ix;
-    Digest a = sha("a");
+    Digest a = sha_of("a");
     ix.add_layer("one", a, 100);
     CHECK(ix.summary("one")->bytes == 100);
     CHECK(ix.summary("one")->unique_bytes == 100);
@@ -141,8 +141,8 @@ TEST_CASE("a blob's bytes move from unique to shared and back as repositories li
 
 TEST_CASE("sizes learned later count in every repository that holds the blob") {
     Index ix;
-    Digest a = sha("a");
-    Digest b = sha("b");
+    Digest a = sha_of("a");
+    Digest b = sha_of("b");
     Index::RepoLoad load;
     load.layers = {a, b};
     ix.load_repo("one", load);
@@ -163,7 +163,7 @@ TEST_CASE("sizes learned later count in every repository that holds the blob") {
 
 TEST_CASE("what a delete frees: what only the deleted manifests referenced") {
     Index ix;
-    Digest base = sha("base"), own = sha("own"), cfg = sha("cfg");
+    Digest base = sha_of("base"), own = sha_of("own"), cfg = sha_of("cfg");
     for (const Digest& d : {base, own, cfg}) {
         ix.add_layer("app", d, 1000);
     }
@@ -202,7 +202,7 @@ TEST_CASE("byte counts match a recount after random changes of every kind") {
     std::map<std::string, std::uint64_t> known;
     blobs.reserve(40);
     for (int i = 0; i < 40; ++i) {
-        blobs.push_back(sha("blob" + std::to_string(i)));
+        blobs.push_back(sha_of("blob" + std::to_string(i)));
     }
     const std::vector<std::string> repos = {"a", "b", "c/d", "e"};
     auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
@@ -284,7 +284,7 @@ TEST_CASE("a manifest put where two repositories link its digest unsized counts 
 
 TEST_CASE("a size of 0 (its data was missing) gives way to the real one") {
     Index ix;
-    Digest d = sha("late");
+    Digest d = sha_of("late");
     Index::RepoLoad load;
     load.layers = {d};
     ix.load_repo("a", load);
