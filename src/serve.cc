@@ -503,10 +503,9 @@ void run_until_signal(const Config& cfg, sigset_t sigs, IndexSource src, int v2f
         ready.abandon(); // requests waiting for the index get 503 now, not after the walk
     }
     rt.stop_duties();
-    if (ui_server != nullptr) {
-        ui_server->stop(); // the UI first: the registry's clients matter more
-    }
-    server.stop();
+    // Both listeners drain at once, under one deadline.
+    http::Server* servers[] = {&server, ui_server};
+    http::Server::stop_together(servers);
     rt.stop();
     if (keeper != nullptr && ready.is_set()) {
         keeper->save("at shutdown", false); // the pools have stopped
@@ -612,7 +611,10 @@ int serve_main(const Config& cfg) {
         return startup_error(bound.error());
     }
     if (auto a = reactor::parse_listen_addr(*bound)) {
-        reg.set_registry_port(a->port);
+        // A wildcard address names no host: the UI uses its own page's.
+        const bool any = a->host == "0.0.0.0" || a->host == "::";
+        const bool v6 = a->host.find(':') != std::string::npos;
+        reg.set_registry_address(any ? std::string() : v6 ? "[" + a->host + "]" : a->host, a->port);
     }
     std::string ui_bound;
     if (ui_server) {

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <ctime>
@@ -339,9 +340,13 @@ void Server::post_all(void (*fn)(void*, std::uint64_t) noexcept) noexcept {
 }
 
 void Server::stop() noexcept {
-    using namespace std::chrono;
+    Server* self = this;
+    stop_together(std::span<Server* const>(&self, 1));
+}
+
+bool Server::begin_stop() noexcept {
     if (!started_ || stopping_.exchange(true)) {
-        return;
+        return false;
     }
     // 1. Stop accepting: the pending accept is cancelled in the ring (and
     //    the listener shut down, for kernels without fd cancellation).
@@ -354,18 +359,58 @@ void Server::stop() noexcept {
     // 2. Drain: idle connections close now, busy ones after their response.
     post_all(
         [](void* arg, std::uint64_t) noexcept { static_cast<ShardServer*>(arg)->drain_all(); });
-    if (!wait_quiet(steady_clock::now() + milliseconds(cfg_.drain_timeout_ms))) {
+    return true;
+}
+
+void Server::force() noexcept {
+    post_all(
+        [](void* arg, std::uint64_t) noexcept { static_cast<ShardServer*>(arg)->force_all(); });
+}
+
+void Server::stop_together(std::span<Server* const> servers) noexcept {
+    using namespace std::chrono;
+    std::vector<Server*> stopping;
+    int drain_ms = 0;
+    for (Server* s : servers) {
+        if (s != nullptr && s->begin_stop()) {
+            stopping.push_back(s);
+            drain_ms = std::max(drain_ms, s->cfg_.drain_timeout_ms);
+        }
+    }
+    if (stopping.empty()) {
+        return;
+    }
+    const auto deadline = steady_clock::now() + milliseconds(drain_ms);
+    bool quiet = true;
+    for (Server* s : stopping) {
+        quiet = s->wait_quiet(deadline) && quiet;
+    }
+    if (!quiet) {
         // 3. Cut whatever is left: each socket is shut down and its operations
         //    cancelled, so its flow unwinds through failed operations. A
         //    flow busy on the disk ends when that operation does; the bound
         //    here only keeps a wedged device from holding the stop forever
         //    (the shards then cancel everything in flight as they stop).
-        handler_.cutting();
-        post_all(
-            [](void* arg, std::uint64_t) noexcept { static_cast<ShardServer*>(arg)->force_all(); });
-        (void)wait_quiet(steady_clock::now() + seconds(10));
+        //    Each handler hears of it once: what it wakes may serve any of
+        //    its servers.
+        std::vector<Handler*> told;
+        for (Server* s : stopping) {
+            if (std::find(told.begin(), told.end(), &s->handler_) == told.end()) {
+                told.push_back(&s->handler_);
+                s->handler_.cutting();
+            }
+        }
+        for (Server* s : stopping) {
+            s->force();
+        }
+        const auto cut_deadline = steady_clock::now() + seconds(10);
+        for (Server* s : stopping) {
+            (void)s->wait_quiet(cut_deadline);
+        }
     }
-    listen_fd_.reset();
+    for (Server* s : stopping) {
+        s->listen_fd_.reset();
+    }
 }
 
 } // namespace rp::http

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -121,6 +122,10 @@ class Server {
     // what is left (shutdown and cancel in the ring) and return once every
     // connection has ended. Waits on a condition, never in a sleep loop.
     void stop() noexcept;
+    // stop() for several servers at once: all stop accepting and drain
+    // together, under one deadline (the longest drain_timeout_ms); only when
+    // one did not drain are all cut, each handler told once.
+    static void stop_together(std::span<Server* const> servers) noexcept;
 
     const ServerConfig& config() const noexcept { return cfg_; }
     Handler& handler() noexcept { return handler_; }
@@ -141,6 +146,8 @@ class Server {
     // `deadline`; true when all ended.
     bool wait_quiet(std::chrono::steady_clock::time_point deadline) noexcept;
     void post_all(void (*fn)(void*, std::uint64_t) noexcept) noexcept;
+    bool begin_stop() noexcept; // false when not started or already stopping
+    void force() noexcept;
 
     ServerConfig cfg_;
     Handler& handler_;

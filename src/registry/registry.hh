@@ -115,9 +115,13 @@ class Registry final : public http::Handler {
     }
     // Connections open now, across the shards (the status endpoint).
     void set_connection_count(std::function<std::uint64_t()> fn) { connections_ = std::move(fn); }
-    // The registry listener's port, for the pull commands the UI shows when
-    // it is served on an address of its own.
-    void set_registry_port(std::uint16_t port) noexcept { registry_port_ = port; }
+    // The registry listener's address, for the pull commands the UI shows
+    // when it is served on an address of its own: its port, and its host when
+    // it listens on one address ("" for all of them, written [v6] for IPv6).
+    void set_registry_address(std::string host, std::uint16_t port) {
+        registry_host_ = std::move(host);
+        registry_port_ = port;
+    }
     void log_access(const http::AccessRecord& rec) noexcept override;
     void cutting() noexcept override { flights_.cut_readers(); }
     void handshake_failed(std::string_view peer, const util::Error& why) noexcept override;
@@ -316,6 +320,7 @@ class Registry final : public http::Handler {
     observe::Notifier* notifier_ = nullptr;
     std::function<std::uint64_t()> connections_;
     std::uint16_t registry_port_ = 0;
+    std::string registry_host_;
     std::int64_t started_at_ = 0; // the registry's construction (uptime)
     observe::AuditLog* audit_ = nullptr;
     Guard* guard_ = nullptr;                   // cfg_.guard, when authentication is on

@@ -143,9 +143,15 @@ Task<void> Registry::session_endpoint(http::Exchange& ex) noexcept {
     j.close();
     // Where `docker pull` goes when the UI has an address of its own.
     if (ex.listener() == ui_listener && registry_port_ != 0) {
-        j.num("registry_port", std::uint64_t{registry_port_});
+        j.open("registry");
+        if (registry_host_.empty()) {
+            j.null("host");
+        } else {
+            j.str("host", registry_host_);
+        }
+        j.num("port", std::uint64_t{registry_port_}).close();
     } else {
-        j.null("registry_port");
+        j.null("registry");
     }
     co_await reply(ex, json_report(j.done()));
 }

@@ -243,6 +243,12 @@ const scenarios = {
     await page.locator('#who', {hasText: `Signed in as ${args.user}`}).waitFor({timeout: WAIT});
     // The cookie is HttpOnly: the page's script cannot read it.
     check(!(await page.evaluate(() => document.cookie)).includes('ringport_session'), 'the session cookie is readable by script');
+    // Into a repository without a reload: its pull commands name the registry.
+    await page.locator('#repo-table tbody th a', {hasText: args.repo}).click();
+    await page.locator('#tags-table input[readonly]').first().waitFor({timeout: WAIT});
+    const pulls = await page.locator('#tags-table input[readonly]').evaluateAll((xs) => xs.map((x) => x.value));
+    const registry = args.registry || new URL(base).host;
+    check(pulls.includes(`docker pull ${registry}/${args.repo}:${args.keep}`), `pull lines after signing in: ${pulls}`);
 
     // A delete through the UI carries the CSRF token.
     await page.goto(`${base}/ui/repositories/${args.repo}`);

@@ -194,9 +194,12 @@ def test_status_page_shows_a_failing_webhook_and_its_backlog():
         os.unlink(cfg)
 
 
-def test_sign_in_csrf_and_another_sites_form(tmp_path):
+@pytest.mark.parametrize("apart", [False, True], ids=["same-address", "ui-address"])
+def test_sign_in_csrf_and_another_sites_form(tmp_path, apart):
     path = htpasswd_file(str(tmp_path), {"alice": "alice-pass"})
+    port = free_port()
     srv, cfg = ringport_with_config(
+        (f'[ui]\nlisten = "127.0.0.1:{port}"\n' if apart else "") +
         f'[auth]\nscheme = "htpasswd"\nhtpasswd_path = "{path}"\n'
         '[[access]]\nwho = ["alice"]\nrepositories = ["**"]\n'
         'actions = ["pull", "push", "delete", "catalog", "admin"]\n')
@@ -204,8 +207,9 @@ def test_sign_in_csrf_and_another_sites_form(tmp_path):
         c = Client(srv.host, auth=("alice", "alice-pass"))
         image(c, "sec/app", 61, ref="drop")
         image(c, "sec/app", 62, ref="keep")
-        drive("signin", srv.url, user="alice", password="alice-pass", repo="sec/app",
-              tag="drop", keep="keep")
+        drive("signin", f"http://127.0.0.1:{port}" if apart else srv.url, user="alice",
+              password="alice-pass", repo="sec/app", tag="drop", keep="keep",
+              registry=srv.host)
         assert c.request("GET", "/v2/sec/app/tags/list").json()["tags"] == ["keep"]
         assert c.request("GET", "/ringport/v1/gc").json()["phase"] == "idle"
     finally:

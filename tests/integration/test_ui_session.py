@@ -84,7 +84,7 @@ def test_who_is_signed_in_and_whether_sign_in_is_offered(srv):
     assert r.status == 200, r
     assert r.json() == {"user": None, "via": None, "csrf": None, "expires_at": None,
                         "auth": "htpasswd", "sign_in": {"available": True, "reason": None},
-                        "registry_port": None}
+                        "registry": None}
     assert r.header("Cache-Control") == "no-store"
     check("GET", "/ringport/v1/session", r)  # docs/openapi.json
 
@@ -345,7 +345,7 @@ def test_the_ui_on_an_address_of_its_own_serves_the_ui_and_the_admin_api_only(tm
         me = ui.request("GET", "/ringport/v1/session", headers=jar)
         assert me.json()["user"] == "alice", me
         # The UI's pull commands name the registry's port.
-        assert me.json()["registry_port"] == r.port, me
+        assert me.json()["registry"] == {"host": "127.0.0.1", "port": r.port}, me
         check("GET", "/ringport/v1/session", me)
         listed = ui.request("GET", "/ringport/v1/repositories", headers=jar)
         assert listed.status == 200 and [x["name"] for x in listed.json()["repositories"]] == [

@@ -21,10 +21,11 @@ export async function render(main, ctx) {
   const base = `repositories/${repoPath(name)}`;
   const repo = await admin(base, {signal: ctx.signal});
   // The registry's address for pull commands: this one, or (when the UI has
-  // an address of its own) the registry's port on the same host name.
+  // an address of its own) the registry's, its host name this page's when
+  // the registry listens on every address.
   const session = await loadSession();
-  const host = session && session.registry_port ?
-    `${location.hostname}:${session.registry_port}` : location.host;
+  const reg = session && session.registry;
+  const host = reg ? `${reg.host || location.hostname}:${reg.port}` : location.host;
   const status = h('div', {id: 'repo-status', role: 'status'});
   const tagsBox = h('div', {id: 'tags', class: 'scroll'});
   const more = h('div');
