@@ -186,6 +186,34 @@ const scenarios = {
     await shot(page, 'storage');
   },
 
+  // Mirrored prefixes apart, with their hit rate; the list's views.
+  async mirrors(page) {
+    const names = (want) => page.waitForFunction((n) => {
+      const got = [...document.querySelectorAll('#repo-table tbody th a')].map((a) => a.textContent);
+      return JSON.stringify(got) === JSON.stringify(n);
+    }, want, {timeout: WAIT});
+    await page.goto(`${base}/ui/repositories`);
+    const row = page.locator('#mirrors tbody tr', {hasText: args.prefix});
+    await row.waitFor({timeout: WAIT});
+    const text = await row.textContent();
+    check(text.includes(`${args.hitRate}%`) && text.includes(args.upstream) && text.includes('up'),
+      `the mirror's row says "${text}"`);
+    await names([args.hosted, args.mirrored].sort());
+    const badges = await page.locator('#repo-table tbody tr', {hasText: args.mirrored}).locator('.badge').count();
+    check(badges === 1, `the mirrored repository has ${badges} mirror badges`);
+    await axe(page, 'repositories with a mirror');
+    await shot(page, 'mirrors');
+    await page.getByRole('button', {name: 'Mirrored'}).click();
+    await names([args.mirrored]);
+    check(new URL(page.url()).searchParams.get('mirrored') === 'true', `the URL is ${page.url()}`);
+    await page.getByRole('button', {name: 'Hosted'}).click();
+    await names([args.hosted]);
+    // The prefix's link lists what is cached under it.
+    await page.locator('#mirrors tbody th a', {hasText: args.prefix}).click();
+    await page.waitForFunction(() => location.search.includes('mirrored=true'), null, {timeout: WAIT});
+    await names([args.mirrored]);
+  },
+
   async status(page) {
     await page.goto(`${base}/ui/status`);
     await page.locator('dl.facts').waitFor({timeout: WAIT});

@@ -18,7 +18,9 @@ import pytest
 
 from ringtest.authtest import htpasswd_file
 from ringtest.client import Client, sha256
+from ringtest.fakeupstream import FakeUpstream
 from ringtest.harness import Ringport, free_port, ringport_with_config, wait_until
+from ringtest.mirrortest import image_manifest
 from ringtest.oci import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, descriptor, dumps, random_bytes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -173,6 +175,27 @@ def test_storage_page_runs_gc_and_retention_dry_runs():
         assert c.request("GET", "/v2/store/r0/manifests/expired").status == 200
     finally:
         srv.stop()
+        os.unlink(cfg)
+
+
+def test_mirrored_prefixes_are_shown_apart_with_their_hit_rate():
+    up = FakeUpstream(bearer=False)
+    srv, cfg = ringport_with_config(f'[[mirror]]\nprefix = "up.test"\nurl = "{up.url}"\n')
+    try:
+        up.add_manifest("team/app", "v1", image_manifest(b"ui-mirror"))
+        c = Client(srv.host)
+        for _ in range(3):  # a miss, then hits from the cache
+            r = c.request("GET", "/v2/up.test/team/app/manifests/v1",
+                          headers={"Accept": OCI_MANIFEST})
+            assert r.status == 200, r
+        image(c, "local/app", 71, ref="v1")
+        m = c.request("GET", "/ringport/v1/mirrors").json()["mirrors"][0]
+        assert m["hits"] >= 1 and m["misses"] >= 1, m
+        drive("mirrors", srv.url, prefix="up.test", upstream=up.url,
+              hitRate=m["hit_ratio_percent"], mirrored="up.test/team/app", hosted="local/app")
+    finally:
+        srv.stop()
+        up.close()
         os.unlink(cfg)
 
 
