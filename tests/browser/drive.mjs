@@ -186,6 +186,23 @@ const scenarios = {
     await shot(page, 'storage');
   },
 
+  // A client certificate signs the browser in: no form, and its changes
+  // carry the CSRF token the registry gives the certificate's user.
+  async certificate(page) {
+    await page.goto(`${base}/ui/repositories`);
+    await page.locator('#who', {hasText: `Signed in as ${args.user}`}).waitFor({timeout: WAIT});
+    check(await page.locator('#who button').count() === 0, 'a certificate user is offered Sign out');
+    await page.locator('#repo-table tbody th a', {hasText: args.repo}).click();
+    await page.getByRole('button', {name: `Delete tag ${args.tag}`}).click();
+    await page.getByRole('dialog').getByRole('button', {name: 'Delete tag'}).click();
+    await page.locator('#repo-status', {hasText: 'was deleted'}).waitFor({timeout: WAIT});
+    await axe(page, 'repository (client certificate)');
+    // The sign-in page says a certificate already signed this browser in.
+    await page.goto(`${base}/ui/sign-in`);
+    await page.locator('main', {hasText: args.user}).waitFor({timeout: WAIT});
+    await axe(page, 'sign-in (client certificate)');
+  },
+
   // Mirrored prefixes apart, with their hit rate; the list's views.
   async mirrors(page) {
     const names = (want) => page.waitForFunction((n) => {
@@ -339,7 +356,14 @@ async function main() {
   });
   let rc = 0;
   try {
-    const context = await browser.newContext({viewport: {width: 1280, height: 900}});
+    const options = {viewport: {width: 1280, height: 900}};
+    if (args.clientCert) {
+      // The browser holds a client certificate for the registry (and trusts
+      // the test CA's server certificate).
+      options.clientCertificates = [{origin: new URL(base).origin, certPath: args.clientCert, keyPath: args.clientKey}];
+      options.ignoreHTTPSErrors = true;
+    }
+    const context = await browser.newContext(options);
     const page = await context.newPage();
     page.setDefaultTimeout(WAIT);
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));

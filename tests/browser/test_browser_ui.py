@@ -16,12 +16,13 @@ import time
 
 import pytest
 
-from ringtest.authtest import htpasswd_file
+from ringtest.authtest import htpasswd_file, start_with_config
 from ringtest.client import Client, sha256
 from ringtest.fakeupstream import FakeUpstream
 from ringtest.harness import Ringport, free_port, ringport_with_config, wait_until
 from ringtest.mirrortest import image_manifest
 from ringtest.oci import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, descriptor, dumps, random_bytes
+from ringtest.testca import issue, make_ca
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -176,6 +177,28 @@ def test_storage_page_runs_gc_and_retention_dry_runs():
     finally:
         srv.stop()
         os.unlink(cfg)
+
+
+def test_a_client_certificate_signs_the_browser_in(tmp_path):
+    d = str(tmp_path)
+    ca, cert, key = make_ca(d)
+    alice = issue(d, "alice", "alice", client=True)
+    srv = start_with_config(
+        f'[tls]\ncertificate = "{cert}"\nkey = "{key}"\nclient_cas = "{ca}"\n'
+        'client_auth = "optional"\n[auth]\nscheme = "certificate"\n'
+        '[[access]]\nwho = ["alice"]\nrepositories = ["**"]\n'
+        'actions = ["pull", "push", "delete", "catalog", "admin"]\n', tls_ca=ca,
+        tls_client=alice)
+    try:
+        c = Client(srv.host, srv.ssl_context())
+        image(c, "cert/app", 81, ref="drop")
+        image(c, "cert/app", 82, ref="keep")
+        drive("certificate", srv.url, user="alice", repo="cert/app", tag="drop",
+              clientCert=alice[0], clientKey=alice[1])
+        assert c.request("GET", "/v2/cert/app/tags/list").json()["tags"] == ["keep"]
+    finally:
+        srv.stop()
+        os.unlink(srv.config_path)
 
 
 def test_mirrored_prefixes_are_shown_apart_with_their_hit_rate():
