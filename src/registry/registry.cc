@@ -140,8 +140,9 @@ void Registry::log_access(const http::AccessRecord& rec) noexcept {
 }
 
 Task<void> Registry::handle(http::Exchange& ex) noexcept {
-    if (guard_ != nullptr && guard_->issuer && ex.listener() != ui_listener &&
-        ex.request().path == guard_->token.path) {
+    // The built-in issuer answers on every listener: a 401 names it on the
+    // listener the client reached (the admin API on the UI's own address).
+    if (guard_ != nullptr && guard_->issuer && ex.request().path == guard_->token.path) {
         co_await issue_token(ex);
         co_return;
     }

@@ -361,7 +361,7 @@ def test_the_ui_on_an_address_of_its_own_serves_the_ui_and_the_admin_api_only(tm
         assert sign_in(Client(r.host), "alice", "alice-pass").status == 404
         assert registry.request("GET", "/v2/").status == 200
         assert registry.request("GET", "/ringport/v1/repositories").status == 200
-        assert registry.request("GET", "/token").status == 404  # and no issuer on either
+        assert registry.request("GET", "/token").status == 404  # no issuer under htpasswd
     finally:
         assert r.stop() == 0
 
@@ -385,5 +385,24 @@ def test_the_uis_own_address_speaks_tls_when_the_registry_does(tmp_path):
         assert attrs[0].startswith("__Host-ringport_session=") and "Secure" in attrs, attrs
         plain = Client(f"127.0.0.1:{port}").request("GET", "/ui/")
         assert plain.status == 400 and b"HTTP request to an HTTPS server" in plain.body, plain
+    finally:
+        assert r.stop() == 0
+
+
+def test_on_the_uis_own_address_a_401_names_an_issuer_that_answers_there(tmp_path):
+    path = htpasswd_file(str(tmp_path), {"alice": "alice-pass"})
+    port = free_port()
+    r = start_with_config(
+        f'[ui]\nlisten = "127.0.0.1:{port}"\n[auth]\nscheme = "token"\ntoken_issue = true\n'
+        f'token_service = "ui.test"\nhtpasswd_path = "{path}"\n' + RULES)
+    try:
+        ui = f"127.0.0.1:{port}"
+        refused = Client(ui).request("GET", "/ringport/v1/repositories")
+        assert refused.status == 401, refused
+        realm = refused.header("WWW-Authenticate")
+        assert f'realm="http://{ui}/auth/token"' in realm, realm
+        got = Client(ui, auth=("alice", "alice-pass")).request(
+            "GET", "/auth/token?service=ui.test&scope=repository:team/app:pull")
+        assert got.status == 200 and got.json()["token"], got
     finally:
         assert r.stop() == 0
