@@ -245,8 +245,8 @@ const std::vector<Key>& keys() {
                  "rights; off: /ui/ is 404)"),
         str_key("ui", "listen", &Config::ui_listen,
                 "serve the web UI on an address of its own (HOST:PORT), with the admin API it "
-                "reads and nothing of /v2/; /ui/ on http.listen is then 404. Empty: /ui/ on "
-                "http.listen"),
+                "reads and of /v2/ only blob reads; /ui/ on http.listen is then 404. Empty: "
+                "/ui/ on http.listen"),
         uint_key("ui", "session_ttl_s", &Config::ui_session_ttl_s, 60, 86400,
                  "a web UI sign-in lasts this long (a session cookie; kept in memory, so a "
                  "restart signs everyone out)"),

@@ -69,7 +69,8 @@ struct RegistryConfig {
     bool retention_dry_run = false;
     bool ui = true; // the web UI at /ui/, and its sign-in
     // The UI on a listener of its own (ui_listener): /ui/ and the sign-in
-    // are served there only, and that listener serves nothing of /v2/.
+    // are served there only, and that listener serves of /v2/ only blob
+    // reads (served_to_ui).
     bool ui_own_listener = false;
     std::int64_t ui_session_ttl_s = 3600; // a UI session's life
 };
