@@ -15,6 +15,12 @@ using util::Result;
 
 namespace {
 
+// "<where>.<key>: expected <what>": a table's key with a value of the wrong kind.
+Error expected(std::string_view where, std::string_view key, std::string_view what) {
+    return Error::of(Errc::invalid,
+                     std::string(where).append(".").append(key).append(": expected ").append(what));
+}
+
 // An array of strings at `key` of `t`, or an error naming `where`.
 Result<std::vector<std::string>> strings_at(const toml::table& t, const char* key,
                                             const std::string& where) {
@@ -25,11 +31,11 @@ Result<std::vector<std::string>> strings_at(const toml::table& t, const char* ke
     }
     const toml::array* a = n->as_array();
     if (a == nullptr) {
-        return Error::of(Errc::invalid, where + "." + key + ": expected an array of strings");
+        return expected(where, key, "an array of strings");
     }
     for (const auto& v : *a) {
         if (!v.is_string()) {
-            return Error::of(Errc::invalid, where + "." + key + ": expected an array of strings");
+            return expected(where, key, "an array of strings");
         }
         out.push_back(v.as_string()->get());
     }
@@ -88,11 +94,7 @@ Result<observe::Endpoint> parse_endpoint(const toml::table& t, const std::string
     bool have_timeout = false;
     for (auto&& [name, value] : t) {
         const std::string key(name.str());
-        auto bad = [&](const char* what) {
-            return Error::of(
-                Errc::invalid,
-                std::string(where).append(".").append(key).append(": expected ").append(what));
-        };
+        auto bad = [&](const char* what) { return expected(where, key, what); };
         if (key == "name" || key == "url") {
             const auto* v = value.as_string();
             if (v == nullptr || v->get().empty()) {
@@ -258,11 +260,7 @@ Result<mirror::Upstream> parse_mirror(const toml::table& t, const std::string& w
     mirror::Upstream u;
     for (auto&& [name, value] : t) {
         const std::string key(name.str());
-        auto bad = [&](const char* what) {
-            return Error::of(
-                Errc::invalid,
-                std::string(where).append(".").append(key).append(": expected ").append(what));
-        };
+        auto bad = [&](const char* what) { return expected(where, key, what); };
         if (key == "prefix" || key == "url") {
             const auto* v = value.as_string();
             if (v == nullptr) {
@@ -436,9 +434,7 @@ Result<storage::RetentionPolicy> parse_policy(const toml::table& t, const std::s
     storage::RetentionPolicy p;
     for (auto&& [name, value] : t) {
         std::string_view k = name.str();
-        auto bad = [&](const char* what) {
-            return Error::of(Errc::invalid, where + "." + std::string(k) + ": expected " + what);
-        };
+        auto bad = [&](const char* what) { return expected(where, k, what); };
         if (k == "repositories" || k == "keep_tags") {
             continue; // below
         }
